@@ -1,0 +1,206 @@
+//! `#[node]`: keeps the function as written and adds a same-named braced struct (type namespace
+//! only, so no clash with the fn) implementing the runtime's `Node` and `Step` traits.
+
+mod options;
+mod signature;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens as _};
+use syn::ItemFn;
+
+use self::options::Options;
+use self::signature::Signature;
+use crate::errors::Errors;
+
+/// Expands `#[node(args)] item`.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            let error = syn::Error::new(Span::call_site(), "`#[node]` goes on an `async fn`")
+                .to_compile_error();
+            // Re-emit the item untouched so the error is the only one.
+            return quote!(#item #error);
+        }
+    };
+    let (options, option_errors) = Options::parse(args);
+    let signature = Signature::read(&function);
+    let mut errors = Errors::default();
+    errors.extend(option_errors);
+    let signature = match signature {
+        Ok(signature) => signature,
+        Err(error) => {
+            errors.push(error);
+            return fallback(&function, errors);
+        }
+    };
+    if let Err(error) = errors.finish() {
+        let mut errors = Errors::default();
+        errors.push(error);
+        return fallback(&function, errors);
+    }
+    node_impl(&function, &signature, &options)
+}
+
+/// On error: the function as written (so its callers still compile), a struct of the same
+/// name (so workflows naming it do not add "cannot find type" errors), and the errors.
+fn fallback(function: &ItemFn, errors: Errors) -> TokenStream {
+    let ident = &function.sig.ident;
+    let error = errors.finish().err().map(|e| e.to_compile_error());
+    quote! {
+        #function
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, unreachable_pub)]
+        pub struct #ident {}
+        #error
+    }
+}
+
+fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> TokenStream {
+    let krate = options
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::goflow), |path| path.to_token_stream());
+    let p = quote!(#krate::__private);
+    let vis = &function.vis;
+    let ident = &function.sig.ident;
+    let name = options.name.clone().unwrap_or_else(|| ident.to_string());
+    let arity = signature.inputs.len();
+    let inputs = &signature.inputs;
+    let output = &signature.output;
+
+    // The input type: the parameter's type, or the tuple of all of them for a join node. The
+    // tuple's parentheses take the span of the parameter list, so that a bound error on the
+    // tuple points at the parameters.
+    let paren = function.sig.paren_token.span.join();
+    let input_type = if arity == 1 {
+        inputs[0].to_token_stream()
+    } else {
+        quote_spanned!(paren=> ( #(#inputs),* ))
+    };
+
+    let args: Vec<_> = (0..arity)
+        .map(|i| format_ident!("__goflow_arg{}", i))
+        .collect();
+    let bind_input = if arity == 1 {
+        quote!(let #(#args)* = __goflow_input;)
+    } else {
+        quote!(let ( #(#args),* ) = __goflow_input;)
+    };
+    let mut call_args: Vec<TokenStream> = args.iter().map(|a| quote!(#a)).collect();
+    let ctx_param = match signature.context_at {
+        Some(at) => {
+            call_args.insert(at, quote!(__goflow_ctx));
+            quote!(__goflow_ctx)
+        }
+        None => quote!(_),
+    };
+    let call = quote!(#ident( #(#call_args),* ).await);
+    let body = if signature.fallible {
+        quote!(#p::Result::map_err(#call, #p::Into::<#p::NodeError>::into))
+    } else {
+        quote!(#p::Ok(#call))
+    };
+
+    let decode_parts = if arity == 1 {
+        quote!()
+    } else {
+        let parts: Vec<_> = (0..arity)
+            .map(|i| format_ident!("__goflow_part{}", i))
+            .collect();
+        quote! {
+            [ #(#parts),* ] => #p::Ok(( #( __goflow_codec.decode::<#inputs>(#parts)? ),* )),
+        }
+    };
+
+    let retries = options.retries.unwrap_or(0);
+    let timeout = match options.timeout {
+        Some(t) => {
+            let nanos = t.as_nanos() as u64;
+            quote!(#p::Some(#p::Duration::from_nanos(#nanos)))
+        }
+        None => quote!(#p::None),
+    };
+    let backoff = {
+        let nanos = options.backoff.map_or(100_000_000, |b| b.as_nanos() as u64);
+        quote!(#p::Duration::from_nanos(#nanos))
+    };
+    let joins = (arity > 1).then(|| quote!(impl #p::Joins<#arity, #input_type> for #ident {}));
+    // The type is `pub` whatever the function's visibility: a `pub` workflow names it in its
+    // associated types, where a less visible type is a hard error (E0446). It is a field-less
+    // marker, so exposing it gives nothing away; it stays out of the docs unless the function
+    // itself is `pub`.
+    let hidden = (!matches!(vis, syn::Visibility::Public(_))).then(|| quote!(#[doc(hidden)]));
+    let doc = format!(
+        "The workflow vertex of the node function [`{ident}`](fn@{ident}), generated by `#[node]`."
+    );
+
+    quote! {
+        #function
+
+        #[doc = #doc]
+        #hidden
+        #[allow(non_camel_case_types, unreachable_pub)]
+        pub struct #ident {}
+
+        impl #p::Node for #ident {
+            type Input = #input_type;
+            type Output = #output;
+            const NAME: &'static str = #name;
+            const ARITY: usize = #arity;
+
+            fn options() -> #p::NodeOptions {
+                #p::NodeOptions {
+                    retries: #retries,
+                    timeout: #timeout,
+                    backoff: #backoff,
+                }
+            }
+
+            fn decode_input<__GoflowC: #p::Codec>(
+                __goflow_codec: &__GoflowC,
+                __goflow_parts: &[#p::Bytes],
+            ) -> #p::Result<Self::Input, #p::CodecError> {
+                match __goflow_parts {
+                    [__goflow_whole] => __goflow_codec.decode::<Self::Input>(__goflow_whole),
+                    #decode_parts
+                    _ => #p::Err(#p::CodecError::decode(
+                        "goflow",
+                        "the number of input parts does not match the node's parameters",
+                    )),
+                }
+            }
+
+            fn call(
+                __goflow_input: Self::Input,
+                #ctx_param: #p::Context,
+            ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::NodeError>> + #p::Send + 'static {
+                #bind_input
+                async move { #body }
+            }
+        }
+
+        impl #p::Step for #ident {
+            type Input = <Self as #p::Node>::Input;
+            type Output = <Self as #p::Node>::Output;
+            const NESTING: usize = 0;
+
+            fn add_to<__GoflowC: #p::Codec>(
+                __goflow_plan: &mut #p::PlanBuilder<__GoflowC>,
+                __goflow_vertex: &'static str,
+            ) -> #p::Fragment {
+                __goflow_plan.node::<Self>(__goflow_vertex)
+            }
+
+            fn describe() -> #p::VertexKind {
+                #p::VertexKind::Node {
+                    node: <Self as #p::Node>::NAME,
+                    options: <Self as #p::Node>::options(),
+                }
+            }
+        }
+
+        impl #p::Accepts<#input_type> for #ident {}
+        #joins
+    }
+}

@@ -1,0 +1,226 @@
+//! Errors: [`NodeError`] is what a node returns, [`Error`] is what running a workflow returns.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::codec::CodecError;
+
+/// The error a node returns.
+///
+/// Any `std::error::Error + Send + Sync + 'static` converts into it, so `?` works inside a node
+/// on I/O, parsing and client errors alike. Like `anyhow::Error`, `NodeError` does not implement
+/// `std::error::Error` itself: that is what makes the blanket conversion possible.
+///
+/// By default a failed attempt is retried as the node's `retries` option allows;
+/// [`NodeError::permanent`] marks a failure that no retry can fix (bad input, say).
+pub struct NodeError {
+    message: String,
+    permanent: bool,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl NodeError {
+    /// A failure with this message, retried if the node allows retries.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+            source: None,
+        }
+    }
+
+    /// A failure that retrying cannot fix: the vertex fails at once, whatever its `retries`.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            permanent: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// The message, as recorded in the request's failure.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether retries are skipped for this failure.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// The error this one was converted from, if any.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for NodeError {
+    fn from(error: E) -> Self {
+        // The chain of sources is part of the message: it is what a user reads in a failure.
+        let mut message = error.to_string();
+        let mut cause = error.source();
+        while let Some(inner) = cause {
+            message.push_str(": ");
+            message.push_str(&inner.to_string());
+            cause = inner.source();
+        }
+        Self {
+            message,
+            permanent: false,
+            source: Some(Box::new(error)),
+        }
+    }
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeError")
+            .field("message", &self.message)
+            .field("permanent", &self.permanent)
+            .finish()
+    }
+}
+
+/// Why one attempt of a vertex failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum Failure {
+    /// The node returned an error; the message is the error's.
+    Error(String),
+    /// The node returned an error marked [`NodeError::permanent`].
+    Permanent(String),
+    /// The attempt ran longer than the node's `timeout` and was cancelled.
+    Timeout(#[serde(with = "millis")] Duration),
+    /// The node panicked; the message is the panic's payload when it was a string.
+    Panic(String),
+    /// The vertex's input could not be decoded into the node's parameter types, or its output
+    /// could not be encoded.
+    Codec(String),
+}
+
+impl Failure {
+    /// Whether another attempt could succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Failure::Error(_) | Failure::Timeout(_) | Failure::Panic(_)
+        )
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Error(message) | Failure::Permanent(message) => f.write_str(message),
+            Failure::Timeout(limit) => write!(f, "timed out after {limit:?}"),
+            Failure::Panic(message) => write!(f, "panicked: {message}"),
+            Failure::Codec(message) => write!(f, "payload codec error: {message}"),
+        }
+    }
+}
+
+impl From<NodeError> for Failure {
+    fn from(error: NodeError) -> Self {
+        if error.permanent {
+            Failure::Permanent(error.message)
+        } else {
+            Failure::Error(error.message)
+        }
+    }
+}
+
+impl From<CodecError> for Failure {
+    fn from(error: CodecError) -> Self {
+        Failure::Codec(error.to_string())
+    }
+}
+
+/// The error of running a workflow.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vertex failed on its last allowed attempt, which fails the whole request.
+    #[error(
+        "workflow `{flow}` failed at vertex `{vertex}` after {attempts} attempt(s): {failure}"
+    )]
+    Failed {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The failed vertex's path (`verify/face_match` for a vertex of a sub-workflow).
+        vertex: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last attempt failed.
+        failure: Failure,
+    },
+    /// The workflow's input could not be encoded or its output decoded.
+    #[error("workflow `{flow}`: {source}")]
+    Codec {
+        /// The workflow's name.
+        flow: &'static str,
+        /// What the codec reported.
+        #[source]
+        source: CodecError,
+    },
+    /// The engine itself broke an invariant; this is a bug in goflow, please report it.
+    #[error("workflow `{flow}`: internal engine error: {message}")]
+    Internal {
+        /// The workflow's name.
+        flow: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The failure of the vertex that failed the request, if that is what happened.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Error::Failed { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn conversion_keeps_the_source_chain_in_the_message() {
+        let error = NodeError::from(Outer(std::io::Error::other("disk full")));
+        assert_eq!(error.message(), "outer: disk full");
+        assert!(!error.is_permanent());
+        assert!(error.source().is_some());
+    }
+
+    #[test]
+    fn permanent_failures_are_not_retryable() {
+        assert!(!Failure::from(NodeError::permanent("bad input")).is_retryable());
+        assert!(Failure::from(NodeError::new("flaky")).is_retryable());
+        assert!(Failure::Timeout(Duration::from_secs(1)).is_retryable());
+    }
+}

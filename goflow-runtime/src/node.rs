@@ -1,0 +1,121 @@
+//! The node trait, implemented by `#[node]` for the type it generates beside each node function.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::{Codec, CodecError};
+use crate::context::Context;
+use crate::error::NodeError;
+
+/// A value that can flow between vertices: encoded by a [`Codec`], and owned, so it can cross
+/// threads and (with the Redis engine) processes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a node input or output",
+    label = "`{Self}` must implement `Serialize + DeserializeOwned + Send + 'static`",
+    note = "values between vertices are encoded, so derive `serde::Serialize` and `serde::Deserialize` for `{Self}` and keep it free of borrows"
+)]
+pub trait Data: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Data for T {}
+
+/// One step of a workflow: an async function of its inputs.
+///
+/// Written by `#[node]`; implement it by hand only for a node the attribute cannot express.
+pub trait Node: Send + Sync + 'static {
+    /// The node's input: its one parameter's type, or the tuple of its parameters' types when
+    /// it takes several (a join).
+    type Input: Data;
+    /// The node's output (the `T` of a `Result<T, E>` return).
+    type Output: Data;
+    /// The node's display name (`name = "..."`, else the function's name).
+    const NAME: &'static str;
+    /// How many input parameters the node takes (a context parameter not counted).
+    const ARITY: usize;
+
+    /// Retries, timeout and backoff.
+    fn options() -> NodeOptions;
+
+    /// Decodes the input from one encoded part per parameter, or from one encoded part holding
+    /// the whole input (the workflow input reaching a join node that is the entry vertex).
+    fn decode_input<C: Codec>(codec: &C, parts: &[Bytes]) -> Result<Self::Input, CodecError>;
+
+    /// Runs the node once.
+    fn call(
+        input: Self::Input,
+        ctx: Context,
+    ) -> impl Future<Output = Result<Self::Output, NodeError>> + Send + 'static;
+}
+
+/// Per-node execution options, set with `#[node(retries = 3, timeout = "5s", backoff = "100ms")]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeOptions {
+    /// Attempts after the first one, for failures that may pass (errors, timeouts, panics).
+    pub retries: u32,
+    /// How long one attempt may run before it is cancelled; `None` means no limit.
+    pub timeout: Option<Duration>,
+    /// The delay before the first retry; each later retry doubles it (up to
+    /// [`NodeOptions::MAX_BACKOFF`]), then a random jitter of up to half is taken off.
+    pub backoff: Duration,
+}
+
+impl NodeOptions {
+    /// No retries, no timeout, 100 ms base backoff.
+    pub const DEFAULT: Self = Self {
+        retries: 0,
+        timeout: None,
+        backoff: Duration::from_millis(100),
+    };
+
+    /// The longest delay between two attempts.
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+    /// How many attempts are allowed in all.
+    pub fn max_attempts(&self) -> u32 {
+        self.retries.saturating_add(1)
+    }
+
+    /// The delay before attempt `next_attempt` (2 for the first retry): exponential, capped,
+    /// with "equal jitter" (between half and all of the exponential delay) so that many failed
+    /// vertices do not retry in lockstep.
+    pub fn backoff_before(&self, next_attempt: u32) -> Duration {
+        let doublings = next_attempt.saturating_sub(2).min(30);
+        let full = self
+            .backoff
+            .saturating_mul(1u32 << doublings)
+            .min(Self::MAX_BACKOFF);
+        let half = full / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let options = NodeOptions {
+            retries: 40,
+            timeout: None,
+            backoff: Duration::from_millis(100),
+        };
+        for _ in 0..100 {
+            let first = options.backoff_before(2);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = options.backoff_before(4);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            assert!(options.backoff_before(40) <= NodeOptions::MAX_BACKOFF);
+        }
+        assert_eq!(options.max_attempts(), 41);
+    }
+}

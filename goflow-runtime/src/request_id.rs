@@ -1,0 +1,79 @@
+//! Request ids: generated, or chosen by a client and validated before they reach any key.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The id of one workflow request: 1 to 64 characters of `[A-Za-z0-9_-]`.
+///
+/// Ids end up inside storage keys, so a client-chosen id is validated by [`RequestId::parse`];
+/// nothing else constructs one from a string. Generated ids are UUIDv7 (time-ordered).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(Arc<str>);
+
+/// The longest request id accepted.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+impl RequestId {
+    /// A fresh, unique, time-ordered id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().simple().to_string().into())
+    }
+
+    /// Validates a client-chosen id.
+    pub fn parse(id: &str) -> Result<Self, InvalidRequestId> {
+        let valid = !id.is_empty()
+            && id.len() <= MAX_REQUEST_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if valid {
+            Ok(Self(id.into()))
+        } else {
+            Err(InvalidRequestId(id.chars().take(80).collect()))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({})", self.0)
+    }
+}
+
+/// A string that is not a valid [`RequestId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request id `{0}`: expected 1 to 64 characters of `A-Z`, `a-z`, `0-9`, `_`, `-`")]
+pub struct InvalidRequestId(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_valid_and_unique() {
+        let a = RequestId::generate();
+        let b = RequestId::generate();
+        assert_ne!(a, b);
+        assert_eq!(RequestId::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn rejects_ids_that_could_reach_a_key_pattern() {
+        for bad in ["", "a*", "a b", "{tag}", "x:y", "é", &"a".repeat(65)] {
+            assert!(RequestId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(RequestId::parse(&"a".repeat(64)).is_ok());
+        assert!(RequestId::parse("order-42_B").is_ok());
+    }
+}
