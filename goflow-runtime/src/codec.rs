@@ -18,6 +18,10 @@ pub trait Codec: Clone + Send + Sync + 'static {
 
     /// Decodes a value.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// Frames separately encoded values as the encoding of the tuple of them, so that a join's
+    /// parameters, which arrive from different parents, decode as one tuple.
+    fn tuple(&self, parts: &[Bytes]) -> Bytes;
 }
 
 /// A value could not be encoded or decoded.
@@ -69,6 +73,25 @@ impl Codec for MsgPack {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode(Self::NAME, e))
     }
+
+    fn tuple(&self, parts: &[Bytes]) -> Bytes {
+        // A tuple is a MessagePack array: a length header, then the elements as they are.
+        let len = parts.len();
+        let mut out = Vec::with_capacity(5 + parts.iter().map(Bytes::len).sum::<usize>());
+        if len < 16 {
+            out.push(0x90 | len as u8);
+        } else if let Ok(len) = u16::try_from(len) {
+            out.push(0xdc);
+            out.extend_from_slice(&len.to_be_bytes());
+        } else {
+            out.push(0xdd);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+        }
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        Bytes::from(out)
+    }
 }
 
 /// JSON through `serde_json`: larger and slower than [`MsgPack`], but readable when inspecting
@@ -87,6 +110,19 @@ impl Codec for Json {
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         serde_json::from_slice(bytes).map_err(|e| CodecError::decode(Self::NAME, e))
+    }
+
+    fn tuple(&self, parts: &[Bytes]) -> Bytes {
+        let mut out = Vec::with_capacity(2 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        out.push(b'[');
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(part);
+        }
+        out.push(b']');
+        Bytes::from(out)
     }
 }
 
@@ -126,6 +162,26 @@ mod tests {
     #[test]
     fn json_round_trips() {
         round_trip(Json);
+    }
+
+    fn tuple_of_parts<C: Codec>(codec: C, n: usize) {
+        let parts: Vec<Bytes> = (0..n)
+            .map(|i| codec.encode(&format!("p{i}")).unwrap())
+            .collect();
+        let decoded: Vec<String> = codec.decode(&codec.tuple(&parts)).unwrap();
+        assert_eq!(decoded, (0..n).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        if n == 3 {
+            let tuple: (String, String, String) = codec.decode(&codec.tuple(&parts)).unwrap();
+            assert_eq!(tuple.2, "p2");
+        }
+    }
+
+    #[test]
+    fn separately_encoded_parts_frame_into_a_tuple() {
+        for n in [2, 3, 15, 16, 40, 70_000] {
+            tuple_of_parts(MsgPack, n);
+            tuple_of_parts(Json, n);
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::codec::{Codec, MsgPack};
 use crate::context::Context;
 use crate::error::Error;
 use crate::exec::{self, Outcome};
+use crate::node::Data as _;
 use crate::plan::{Plan, VertexId};
 use crate::request_id::RequestId;
 use crate::workflow::Workflow;
@@ -88,9 +89,9 @@ pub(crate) async fn run_typed<W: Workflow, C: Codec>(
         flow: W::NAME,
         source,
     };
-    let input = codec.encode(&input).map_err(codec_error)?;
+    let input = input.encode_with(&codec).map_err(codec_error)?;
     let output = execute(plan, request_id, input).await?;
-    codec.decode(&output).map_err(codec_error)
+    W::Output::decode_with(&codec, &output).map_err(codec_error)
 }
 
 /// Executes one request of `plan` on encoded input; returns the encoded output of the exit.

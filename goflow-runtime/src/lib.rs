@@ -35,7 +35,7 @@ pub mod __private {
     pub use crate::context::Context;
     pub use crate::error::NodeError;
     pub use crate::graph::{Graph, GraphEdge, GraphVertex, VertexKind};
-    pub use crate::node::{Node, NodeOptions};
+    pub use crate::node::{Data, Node, NodeOptions};
     pub use crate::plan::{Fragment, Plan, PlanBuilder};
     pub use crate::step::{accepts, joins, max_nesting, Accepts, Joins, Step};
     pub use crate::workflow::Workflow;

@@ -16,11 +16,32 @@ use crate::error::NodeError;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a node input or output",
     label = "`{Self}` must implement `Serialize + DeserializeOwned + Send + 'static`",
-    note = "values between vertices are encoded, so derive `serde::Serialize` and `serde::Deserialize` for `{Self}` and keep it free of borrows"
+    note = "values between vertices are encoded: derive `serde::Serialize` and `serde::Deserialize` for the type (for a node with several parameters, for each parameter type) and keep it free of borrows"
 )]
-pub trait Data: Serialize + DeserializeOwned + Send + 'static {}
+///
+/// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type. The serde traits
+/// are bounds of that impl rather than supertraits so that a type lacking both derives fails
+/// one bound with the message above, not one error per missing trait.
+pub trait Data: Send + 'static {
+    /// Encodes the value with `codec`.
+    fn encode_with<C: Codec>(&self, codec: &C) -> Result<Bytes, CodecError>;
 
-impl<T: Serialize + DeserializeOwned + Send + 'static> Data for T {}
+    /// Decodes a value with `codec`.
+    fn decode_with<C: Codec>(codec: &C, bytes: &[u8]) -> Result<Self, CodecError>
+    where
+        Self: Sized;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned + Send + 'static> Data for T {
+    fn encode_with<C: Codec>(&self, codec: &C) -> Result<Bytes, CodecError> {
+        codec.encode(self)
+    }
+
+    fn decode_with<C: Codec>(codec: &C, bytes: &[u8]) -> Result<Self, CodecError> {
+        codec.decode(bytes)
+    }
+}
 
 /// One step of a workflow: an async function of its inputs.
 ///
@@ -38,10 +59,6 @@ pub trait Node: Send + Sync + 'static {
 
     /// Retries, timeout and backoff.
     fn options() -> NodeOptions;
-
-    /// Decodes the input from one encoded part per parameter, or from one encoded part holding
-    /// the whole input (the workflow input reaching a join node that is the entry vertex).
-    fn decode_input<C: Codec>(codec: &C, parts: &[Bytes]) -> Result<Self::Input, CodecError>;
 
     /// Runs the node once.
     fn call(

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Failure;
-use crate::node::{Node, NodeOptions};
+use crate::node::{Data as _, Node, NodeOptions};
 use crate::workflow::Workflow;
 
 /// Index of a vertex in a [`Plan`].
@@ -181,14 +181,18 @@ impl<C: Codec> PlanBuilder<C> {
         let run: Runner = Arc::new(move |parts: &[Bytes], ctx: Context| {
             // Decoding happens before the future exists, so a retry re-decodes from the same
             // shared bytes instead of cloning the parts.
-            let input = match N::decode_input(&codec, parts) {
+            let decoded = match parts {
+                [whole] => N::Input::decode_with(&codec, whole),
+                _ => N::Input::decode_with(&codec, &codec.tuple(parts)),
+            };
+            let input = match decoded {
                 Ok(input) => input,
                 Err(error) => return Box::pin(std::future::ready(Err(Failure::from(error)))),
             };
             let codec = codec.clone();
             Box::pin(async move {
                 let output = N::call(input, ctx).await?;
-                Ok(codec.encode(&output)?)
+                Ok(output.encode_with(&codec)?)
             })
         });
         let path = if self.scope.is_empty() {

@@ -3,12 +3,12 @@
 
 use crate::codec::Codec;
 use crate::graph::VertexKind;
-use crate::node::Data;
+use crate::node::{Data, Node};
 use crate::plan::{Fragment, PlanBuilder};
 
 /// A vertex of a workflow: a node, or a workflow used as a sub-workflow.
 ///
-/// Implemented by `#[node]` and `workflow!`; not meant to be implemented by hand.
+/// Implemented for every [`Node`], and by `workflow!` for workflows.
 pub trait Step: 'static {
     /// What the vertex takes.
     type Input: Data;
@@ -24,6 +24,23 @@ pub trait Step: 'static {
 
     /// What the vertex is, for the workflow's graph.
     fn describe() -> VertexKind;
+}
+
+impl<N: Node> Step for N {
+    type Input = N::Input;
+    type Output = N::Output;
+    const NESTING: usize = 0;
+
+    fn add_to<C: Codec>(plan: &mut PlanBuilder<C>, vertex: &'static str) -> Fragment {
+        plan.node::<N>(vertex)
+    }
+
+    fn describe() -> VertexKind {
+        VertexKind::Node {
+            node: N::NAME,
+            options: N::options(),
+        }
+    }
 }
 
 /// `Self` can take a `T` through a single edge (`a -> b` requires `b: Accepts<A's output>`).

@@ -47,11 +47,18 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 fn fallback(function: &ItemFn, errors: Errors) -> TokenStream {
     let ident = &function.sig.ident;
     let error = errors.finish().err().map(|e| e.to_compile_error());
+    // A method's attribute sits inside an `impl`, where no struct may go.
+    let is_method = function.sig.receiver().is_some();
+    let marker = (!is_method).then(|| {
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types, unreachable_pub)]
+            pub struct #ident {}
+        }
+    });
     quote! {
         #function
-        #[doc(hidden)]
-        #[allow(non_camel_case_types, unreachable_pub)]
-        pub struct #ident {}
+        #marker
         #error
     }
 }
@@ -102,17 +109,6 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
         quote!(#p::Ok(#call))
     };
 
-    let decode_parts = if arity == 1 {
-        quote!()
-    } else {
-        let parts: Vec<_> = (0..arity)
-            .map(|i| format_ident!("__goflow_part{}", i))
-            .collect();
-        quote! {
-            [ #(#parts),* ] => #p::Ok(( #( __goflow_codec.decode::<#inputs>(#parts)? ),* )),
-        }
-    };
-
     let retries = options.retries.unwrap_or(0);
     let timeout = match options.timeout {
         Some(t) => {
@@ -157,46 +153,12 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
                 }
             }
 
-            fn decode_input<__GoflowC: #p::Codec>(
-                __goflow_codec: &__GoflowC,
-                __goflow_parts: &[#p::Bytes],
-            ) -> #p::Result<Self::Input, #p::CodecError> {
-                match __goflow_parts {
-                    [__goflow_whole] => __goflow_codec.decode::<Self::Input>(__goflow_whole),
-                    #decode_parts
-                    _ => #p::Err(#p::CodecError::decode(
-                        "goflow",
-                        "the number of input parts does not match the node's parameters",
-                    )),
-                }
-            }
-
             fn call(
                 __goflow_input: Self::Input,
                 #ctx_param: #p::Context,
             ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::NodeError>> + #p::Send + 'static {
                 #bind_input
                 async move { #body }
-            }
-        }
-
-        impl #p::Step for #ident {
-            type Input = <Self as #p::Node>::Input;
-            type Output = <Self as #p::Node>::Output;
-            const NESTING: usize = 0;
-
-            fn add_to<__GoflowC: #p::Codec>(
-                __goflow_plan: &mut #p::PlanBuilder<__GoflowC>,
-                __goflow_vertex: &'static str,
-            ) -> #p::Fragment {
-                __goflow_plan.node::<Self>(__goflow_vertex)
-            }
-
-            fn describe() -> #p::VertexKind {
-                #p::VertexKind::Node {
-                    node: <Self as #p::Node>::NAME,
-                    options: <Self as #p::Node>::options(),
-                }
             }
         }
 

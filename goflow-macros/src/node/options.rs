@@ -62,8 +62,13 @@ impl Options {
                 }
                 "timeout" | "backoff" => {
                     let lit: LitStr = meta.value()?.parse()?;
-                    let value = duration::parse(&lit.value())
-                        .map_err(|message| syn::Error::new(lit.span(), message))?;
+                    let value = match duration::parse(&lit.value()) {
+                        Ok(value) => value,
+                        Err(message) => {
+                            push(syn::Error::new(lit.span(), message));
+                            return Ok(());
+                        }
+                    };
                     if key == "timeout" && value.is_zero() {
                         push(syn::Error::new(
                             lit.span(),
@@ -86,6 +91,10 @@ impl Options {
                     }
                 }
                 _ => {
+                    // Consume the value so that the options after this one are still checked.
+                    if meta.input.peek(syn::Token![=]) {
+                        meta.value()?.parse::<syn::Expr>()?;
+                    }
                     let path = &meta.path;
                     push(meta.error(format!(
                         "unknown `#[node]` option `{}`; the options are {KNOWN}",

@@ -55,6 +55,7 @@ impl Signature {
         }
 
         let mut inputs = Vec::new();
+        let mut unsupported_inputs = 0;
         let mut context_at = None;
         for (index, arg) in sig.inputs.iter().enumerate() {
             let typed = match arg {
@@ -76,6 +77,7 @@ impl Signature {
                     ));
                 }
             } else if let Some(problem) = unsupported_type(ty) {
+                unsupported_inputs += 1;
                 errors.push(syn::Error::new_spanned(
                     ty,
                     format!("unsupported node parameter type: {problem}"),
@@ -84,7 +86,10 @@ impl Signature {
                 inputs.push(ty.clone());
             }
         }
-        if inputs.is_empty() && !sig.inputs.iter().any(|a| matches!(a, FnArg::Receiver(_))) {
+        if inputs.is_empty()
+            && unsupported_inputs == 0
+            && !sig.inputs.iter().any(|a| matches!(a, FnArg::Receiver(_)))
+        {
             errors.push(syn::Error::new(
                 sig.paren_token.span.join(),
                 "a node takes at least one input parameter: the output of the vertex before it, or the workflow's input",

@@ -15,6 +15,16 @@ use self::model::Flow;
 use self::parse::Invocation;
 use crate::errors::Errors;
 
+/// One workflow of the invocation on its way to expansion.
+struct Entry {
+    flow: Flow,
+    errors: Errors,
+    /// Whether the workflow is expanded; when not, only its struct is emitted (see `expand`).
+    ok: bool,
+    /// A second declaration of a name: not even the struct is emitted.
+    duplicate: bool,
+}
+
 /// Expands one `workflow!` invocation.
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let invocation: Invocation = match syn::parse2(input) {
@@ -22,15 +32,16 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Err(error) => return error.to_compile_error(),
     };
     let krate = invocation.krate.clone().unwrap_or_else(|| quote!(::goflow));
-    let mut all_errors = Errors::default();
-    let mut out = TokenStream::new();
 
     let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
-    let mut flows = Vec::new();
+    let mut entries = Vec::new();
+    let mut analyses = Vec::new();
     for def in &invocation.flows {
         let mut errors = Errors::default();
         let flow = model::lower(def, &mut errors);
+        let mut duplicate = false;
         if let Some(first) = seen.insert(flow.name.clone(), &def.ident) {
+            duplicate = true;
             errors.push(syn::Error::new(
                 def.ident.span(),
                 format!(
@@ -39,23 +50,40 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                 ),
             ));
         }
-        flows.push((flow, errors));
-    }
-    report_containment_cycles(&mut flows);
-
-    for (flow, mut errors) in flows {
-        let analysis = check::analyze(flow.vertices.len(), &flow.decls);
+        let analysis = check::analyze(flow.vertices.len(), &flow.decls, errors.is_empty());
         for problem in &analysis.problems {
             errors.push(describe(&flow, problem));
         }
-        match errors.finish() {
-            Ok(()) => out.extend(expand::flow(&flow, &analysis, &krate)),
-            Err(error) => {
-                // Keep the type so that code naming it reports no further errors.
-                let (attrs, vis, ident) = (&flow.attrs, &flow.vis, &flow.ident);
-                out.extend(quote!(#(#attrs)* #vis struct #ident {}));
-                all_errors.push(error);
-            }
+        let ok = errors.is_empty();
+        entries.push(Entry {
+            flow,
+            errors,
+            ok,
+            duplicate,
+        });
+        analyses.push(analysis);
+    }
+    report_containment_cycles(&mut entries);
+    poison_dependents(&mut entries);
+
+    let mut out = TokenStream::new();
+    let mut all_errors = Errors::default();
+    for (entry, analysis) in entries.into_iter().zip(&analyses) {
+        let Entry {
+            flow,
+            errors,
+            ok,
+            duplicate,
+        } = entry;
+        if ok {
+            out.extend(expand::flow(&flow, analysis, &krate));
+        } else if !duplicate {
+            // Keep the type so that code naming it reports no further errors.
+            let (attrs, vis, ident) = (&flow.attrs, &flow.vis, &flow.ident);
+            out.extend(quote!(#(#attrs)* #vis struct #ident {}));
+        }
+        if let Err(error) = errors.finish() {
+            all_errors.push(error);
         }
     }
     if let Err(error) = all_errors.finish() {
@@ -64,35 +92,66 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     out
 }
 
-/// Workflows of one invocation that contain each other (`A` uses `B`, `B` uses `A`). Cycles
-/// through workflows of other invocations are caught by rustc, through `Step::NESTING`.
-fn report_containment_cycles(flows: &mut [(Flow, Errors)]) {
-    let index: HashMap<String, usize> = flows
+/// The workflows of this invocation that a workflow uses as vertices: `(workflow, vertex)`.
+fn uses(entries: &[Entry]) -> Vec<Vec<(usize, usize)>> {
+    let index: HashMap<String, usize> = entries
         .iter()
         .enumerate()
-        .map(|(i, (flow, _))| (flow.ident.to_string(), i))
+        .map(|(i, entry)| (entry.flow.ident.to_string(), i))
         .collect();
-    let mut uses: Vec<Vec<(usize, usize)>> = vec![Vec::new(); flows.len()];
-    for (i, (flow, _)) in flows.iter().enumerate() {
-        for (v, vertex) in flow.vertices.iter().enumerate() {
-            let target = vertex
-                .path
-                .get_ident()
-                .and_then(|id| index.get(&id.to_string()));
-            // Direct self-containment is reported during lowering.
-            if let Some(&target) = target.filter(|&&t| t != i) {
-                uses[i].push((target, v));
-            }
-        }
-    }
-    for (path, vertex) in check::find_cycles(&uses) {
-        let names: Vec<String> = path.iter().map(|&i| flows[i].0.ident.to_string()).collect();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            entry
+                .flow
+                .vertices
+                .iter()
+                .enumerate()
+                .filter_map(|(v, vertex)| {
+                    let target = *index.get(&vertex.path.get_ident()?.to_string())?;
+                    // Direct self-containment is reported during lowering.
+                    (target != i).then_some((target, v))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Workflows of one invocation that contain each other (`A` uses `B`, `B` uses `A`). Cycles
+/// through workflows of other invocations are rejected by rustc (the types or the
+/// `Step::NESTING` constants they imply cannot be computed).
+fn report_containment_cycles(entries: &mut [Entry]) {
+    for (path, vertex) in check::find_cycles(&uses(entries)) {
+        let names: Vec<String> = path
+            .iter()
+            .map(|&i| entries[i].flow.ident.to_string())
+            .collect();
         let owner = path[path.len() - 2];
-        let tokens = flows[owner].0.vertices[vertex].path.clone();
-        flows[owner].1.push(syn::Error::new_spanned(
+        let tokens = entries[owner].flow.vertices[vertex].path.clone();
+        entries[owner].errors.push(syn::Error::new_spanned(
             tokens,
             format!("workflows contain each other: `{}`", names.join(" -> ")),
         ));
+        for &member in &path {
+            entries[member].ok = false;
+        }
+    }
+}
+
+/// A workflow using a workflow of this invocation that is not expanded cannot be expanded
+/// either: its checks would only repeat the first error in rustc's words.
+fn poison_dependents(entries: &mut [Entry]) {
+    let uses = uses(entries);
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, used) in uses.iter().enumerate() {
+            if entries[i].ok && used.iter().any(|&(target, _)| !entries[target].ok) {
+                entries[i].ok = false;
+                changed = true;
+            }
+        }
     }
 }
 
@@ -100,13 +159,22 @@ fn report_containment_cycles(flows: &mut [(Flow, Errors)]) {
 fn describe(flow: &Flow, problem: &Problem) -> syn::Error {
     let name = |v: usize| format!("`{}`", flow.vertices[v].name);
     let names = |vs: &[usize]| vs.iter().map(|&v| name(v)).collect::<Vec<_>>().join(", ");
+    let bare = |vs: &[usize]| {
+        vs.iter()
+            .map(|&v| flow.vertices[v].name.to_string())
+            .collect::<Vec<_>>()
+    };
     let at = |decl: usize| flow.decl_tokens[decl].clone();
     match problem {
         Problem::SelfLoop { decl } => syn::Error::new_spanned(
             at(*decl),
             format!("self-loop: {} would take its own output", name(flow.decls[*decl].to)),
         ),
-        Problem::Unjoined { vertex, first, second } => {
+        Problem::Unjoined {
+            vertex,
+            first,
+            second,
+        } => {
             let mut parents = flow.decls[*first].from.clone();
             parents.extend(&flow.decls[*second].from);
             syn::Error::new_spanned(
@@ -115,7 +183,7 @@ fn describe(flow: &Flow, problem: &Problem) -> syn::Error {
                     "{} has un-joined predecessors {}; a vertex takes one input, so join them: `[{}] => {}`",
                     name(*vertex),
                     names(&parents),
-                    parents.iter().map(|&v| flow.vertices[v].name.to_string()).collect::<Vec<_>>().join(", "),
+                    bare(&parents).join(", "),
                     flow.vertices[*vertex].name,
                 ),
             )
@@ -125,7 +193,7 @@ fn describe(flow: &Flow, problem: &Problem) -> syn::Error {
             format!(
                 "cycle in workflow `{}`: `{}`; a workflow must be acyclic",
                 flow.ident,
-                path.iter().map(|&v| flow.vertices[v].name.to_string()).collect::<Vec<_>>().join(" -> ")
+                bare(path).join(" -> ")
             ),
         ),
         Problem::Entries(entries) if entries.is_empty() => syn::Error::new(
@@ -148,7 +216,7 @@ fn describe(flow: &Flow, problem: &Problem) -> syn::Error {
                 flow.ident,
                 exits.len(),
                 names(exits),
-                exits.iter().map(|&v| flow.vertices[v].name.to_string()).collect::<Vec<_>>().join(", "),
+                bare(exits).join(", "),
             ),
         ),
     }

@@ -163,24 +163,31 @@ impl Lowering<'_> {
             let same = (vertex.alias.is_none() && vertex.path.get_ident().is_some())
                 || vertex.path.to_token_stream().to_string()
                     == existing.to_token_stream().to_string();
-            if !same {
-                self.errors.push(syn::Error::new_spanned(
-                    vertex,
-                    format!(
-                        "`{key}` already names a vertex running `{}`; give this one another name with `as`",
-                        existing.to_token_stream().to_string().replace(' ', "")
-                    ),
-                ));
+            if same {
+                return id;
             }
-            return id;
+            self.errors.push(syn::Error::new_spanned(
+                vertex,
+                format!(
+                    "`{key}` already names a vertex running `{}`; give this one another name with `as`",
+                    existing.to_token_stream().to_string().replace(' ', "")
+                ),
+            ));
+            // Go on with a separate, unnamed vertex so that the edges around it do not add
+            // errors of their own.
+            return self.push_vertex(vertex);
         }
-        let id = self.vertices.len();
-        self.vertices.push(Vertex {
-            name: name.clone(),
-            path: vertex.path.clone(),
-        });
+        let id = self.push_vertex(vertex);
         self.by_name.insert(key, id);
         id
+    }
+
+    fn push_vertex(&mut self, vertex: &VertexRef) -> usize {
+        self.vertices.push(Vertex {
+            name: vertex.name().clone(),
+            path: vertex.path.clone(),
+        });
+        self.vertices.len() - 1
     }
 
     fn declare(&mut self, from: Vec<usize>, to: usize, join: bool, tokens: TokenStream) {

@@ -1,0 +1,7 @@
+include!("../common.rs");
+
+workflow! {
+    pub Chain = a -> b as twice -> c as twice;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+include!("../common.rs");
+
+workflow! {
+    pub Loop = a -> b -> c -> a;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+include!("../common.rs");
+
+workflow! {
+    pub Kyc = get_kyc_image -> [face_detect, face_match] =>;
+}
+
+fn main() {}

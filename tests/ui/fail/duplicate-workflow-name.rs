@@ -1,0 +1,8 @@
+include!("../common.rs");
+
+workflow! {
+    pub Chain = a -> b;
+    pub Chain = a -> c;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+include!("../common.rs");
+
+workflow! {
+    pub Fan = a -> [b, c] => [d, a as again];
+}
+
+fn main() {}

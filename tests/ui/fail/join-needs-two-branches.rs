@@ -1,0 +1,7 @@
+include!("../common.rs");
+
+workflow! {
+    pub Single = a => b;
+}
+
+fn main() {}

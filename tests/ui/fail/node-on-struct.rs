@@ -1,0 +1,6 @@
+use goflow::prelude::*;
+
+#[node]
+struct NotAFunction;
+
+fn main() {}

@@ -1,0 +1,7 @@
+include!("../common.rs");
+
+workflow! {
+    pub Selfie = { a -> b; b -> b; };
+}
+
+fn main() {}

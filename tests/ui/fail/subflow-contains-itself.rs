@@ -1,0 +1,7 @@
+include!("../common.rs");
+
+workflow! {
+    pub Outer = a -> Outer -> b;
+}
+
+fn main() {}

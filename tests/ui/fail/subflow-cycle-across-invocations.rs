@@ -1,0 +1,11 @@
+include!("../common.rs");
+
+workflow! {
+    pub First = a -> Second;
+}
+
+workflow! {
+    pub Second = b -> First;
+}
+
+fn main() {}
