@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 pub struct Number(pub u64);
 
 /// Doubles.
+///
+/// # Errors
+///
+/// Never; the signature shows the fallible form.
 #[node(name = "double", retries = 2)]
 pub async fn double(x: Number) -> Result<Number, NodeError> {
     Ok(Number(x.0 * 2))

@@ -16,7 +16,7 @@ mod workflow;
 /// See `goflow::node` for the full documentation.
 #[proc_macro_attribute]
 pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
-    node::expand(args.into(), item.into()).into()
+    node::expand(args.into(), &item.into()).into()
 }
 
 /// The engine of `goflow::workflow!`, which forwards here with the path of the `goflow` crate.

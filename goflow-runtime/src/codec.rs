@@ -35,7 +35,7 @@ pub struct CodecError {
 
 impl CodecError {
     /// An encoding failure reported by `codec`.
-    pub fn encode(codec: &'static str, message: impl ToString) -> Self {
+    pub fn encode(codec: &'static str, message: &dyn std::fmt::Display) -> Self {
         Self {
             codec,
             direction: "encoding",
@@ -44,7 +44,7 @@ impl CodecError {
     }
 
     /// A decoding failure reported by `codec`.
-    pub fn decode(codec: &'static str, message: impl ToString) -> Self {
+    pub fn decode(codec: &'static str, message: &dyn std::fmt::Display) -> Self {
         Self {
             codec,
             direction: "decoding",
@@ -67,11 +67,11 @@ impl Codec for MsgPack {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes, CodecError> {
         rmp_serde::to_vec_named(value)
             .map(Bytes::from)
-            .map_err(|e| CodecError::encode(Self::NAME, e))
+            .map_err(|e| CodecError::encode(Self::NAME, &e))
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode(Self::NAME, e))
+        rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode(Self::NAME, &e))
     }
 
     fn tuple(&self, parts: &[Bytes]) -> Bytes {
@@ -105,11 +105,11 @@ impl Codec for Json {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes, CodecError> {
         serde_json::to_vec(value)
             .map(Bytes::from)
-            .map_err(|e| CodecError::encode(Self::NAME, e))
+            .map_err(|e| CodecError::encode(Self::NAME, &e))
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        serde_json::from_slice(bytes).map_err(|e| CodecError::decode(Self::NAME, e))
+        serde_json::from_slice(bytes).map_err(|e| CodecError::decode(Self::NAME, &e))
     }
 
     fn tuple(&self, parts: &[Bytes]) -> Bytes {
@@ -142,7 +142,7 @@ mod tests {
         extra: BTreeMap<String, serde_json::Value>,
     }
 
-    fn round_trip<C: Codec>(codec: C) {
+    fn round_trip<C: Codec>(codec: &C) {
         let mut extra = BTreeMap::new();
         extra.insert("tags".to_owned(), serde_json::json!(["a", "b"]));
         let value = Profile {
@@ -156,15 +156,15 @@ mod tests {
 
     #[test]
     fn msgpack_round_trips_self_describing_types() {
-        round_trip(MsgPack);
+        round_trip(&MsgPack);
     }
 
     #[test]
     fn json_round_trips() {
-        round_trip(Json);
+        round_trip(&Json);
     }
 
-    fn tuple_of_parts<C: Codec>(codec: C, n: usize) {
+    fn tuple_of_parts<C: Codec>(codec: &C, n: usize) {
         let parts: Vec<Bytes> = (0..n)
             .map(|i| codec.encode(&format!("p{i}")).unwrap())
             .collect();
@@ -179,8 +179,8 @@ mod tests {
     #[test]
     fn separately_encoded_parts_frame_into_a_tuple() {
         for n in [2, 3, 15, 16, 40, 70_000] {
-            tuple_of_parts(MsgPack, n);
-            tuple_of_parts(Json, n);
+            tuple_of_parts(&MsgPack, n);
+            tuple_of_parts(&Json, n);
         }
     }
 

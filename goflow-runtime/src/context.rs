@@ -58,6 +58,19 @@ impl Context {
         }
     }
 
+    /// A context outside any engine, for calling a node function that takes a `Context`
+    /// directly (in a unit test, say): flow `"test"`, a fresh request id, attempt 1, never
+    /// cancelled.
+    pub fn for_test(vertex: &str) -> Self {
+        Self::new(
+            "test",
+            RequestId::generate(),
+            Arc::from(vertex),
+            1,
+            CancellationToken::new(),
+        )
+    }
+
     /// The same context for another attempt.
     pub(crate) fn with_attempt(&self, attempt: u32) -> Self {
         Self {

@@ -101,10 +101,12 @@ pub(crate) async fn run_typed<W: Workflow, C: Codec>(
 /// (their `Context` reports it, and their tasks are aborted).
 pub async fn execute(plan: Arc<Plan>, request_id: RequestId, input: Bytes) -> Result<Bytes, Error> {
     let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    // Declared after `tasks`, so dropped first: the cancellation is signalled before the
+    // remaining vertex tasks are aborted.
     let _cancel_on_return = cancel.clone().drop_guard();
     let mut outputs: Vec<Option<Bytes>> = vec![None; plan.vertices().len()];
     let mut arrivals = plan.arrivals();
-    let mut tasks = JoinSet::new();
     spawn_vertex(
         &mut tasks,
         &plan,

@@ -95,7 +95,7 @@ pub enum Failure {
     /// The node returned an error marked [`NodeError::permanent`].
     Permanent(String),
     /// The attempt ran longer than the node's `timeout` and was cancelled.
-    Timeout(#[serde(with = "millis")] Duration),
+    Timeout(#[serde(with = "crate::millis")] Duration),
     /// The node panicked; the message is the panic's payload when it was a string.
     Panic(String),
     /// The vertex's input could not be decoded into the node's parameter types, or its output
@@ -184,20 +184,6 @@ impl Error {
             Error::Failed { failure, .. } => Some(failure),
             _ => None,
         }
-    }
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 

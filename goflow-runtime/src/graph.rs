@@ -222,7 +222,10 @@ fn structural_hash(
         };
     }
     for edge in edges {
-        let _ = write!(text, "e:{}>{}:{:?};", edge.from, edge.to, edge.port);
+        let _ = match edge.port {
+            None => write!(text, "e:{}>{}:None;", edge.from, edge.to),
+            Some(port) => write!(text, "e:{}>{}:Some({port});", edge.from, edge.to),
+        };
     }
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)

@@ -10,6 +10,7 @@ mod embedded;
 mod error;
 pub mod exec;
 mod graph;
+mod millis;
 mod node;
 mod plan;
 mod request_id;

@@ -68,14 +68,19 @@ pub trait Node: Send + Sync + 'static {
 }
 
 /// Per-node execution options, set with `#[node(retries = 3, timeout = "5s", backoff = "100ms")]`.
+///
+/// Serialized (in a workflow's graph) with durations in milliseconds: `timeout_ms`,
+/// `backoff_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeOptions {
     /// Attempts after the first one, for failures that may pass (errors, timeouts, panics).
     pub retries: u32,
     /// How long one attempt may run before it is cancelled; `None` means no limit.
+    #[serde(rename = "timeout_ms", with = "crate::millis::option")]
     pub timeout: Option<Duration>,
     /// The delay before the first retry; each later retry doubles it (up to
     /// [`NodeOptions::MAX_BACKOFF`]), then a random jitter of up to half is taken off.
+    #[serde(rename = "backoff_ms", with = "crate::millis")]
     pub backoff: Duration,
 }
 

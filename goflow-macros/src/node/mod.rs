@@ -6,6 +6,7 @@ mod signature;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens as _};
+use syn::spanned::Spanned as _;
 use syn::ItemFn;
 
 use self::options::Options;
@@ -13,10 +14,10 @@ use self::signature::Signature;
 use crate::errors::Errors;
 
 /// Expands `#[node(args)] item`.
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn expand(args: TokenStream, item: &TokenStream) -> TokenStream {
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
-        Err(_) => {
+        Err(_not_a_fn) => {
             let error = syn::Error::new(Span::call_site(), "`#[node]` goes on an `async fn`")
                 .to_compile_error();
             // Re-emit the item untouched so the error is the only one.
@@ -86,6 +87,22 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
         quote_spanned!(paren=> ( #(#inputs),* ))
     };
 
+    // The associated types carry the spans of the user's types, so that an error about a
+    // payload type (a missing serde derive, or a private type in this public impl) points
+    // at the parameter or return type.
+    let input_item = {
+        let span = if arity == 1 { inputs[0].span() } else { paren };
+        quote_spanned!(span=> type Input = #input_type;)
+    };
+    let output_item = quote_spanned!(output.span()=> type Output = #output;);
+
+    // Nodes are `async` by contract, even those that never await: clippy's `unused_async`
+    // does not apply to them.
+    let mut function = function.clone();
+    function
+        .attrs
+        .push(syn::parse_quote!(#[allow(clippy::unused_async)]));
+
     let args: Vec<_> = (0..arity)
         .map(|i| format_ident!("__goflow_arg{}", i))
         .collect();
@@ -112,13 +129,15 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
     let retries = options.retries.unwrap_or(0);
     let timeout = match options.timeout {
         Some(t) => {
-            let nanos = t.as_nanos() as u64;
+            let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
             quote!(#p::Some(#p::Duration::from_nanos(#nanos)))
         }
         None => quote!(#p::None),
     };
     let backoff = {
-        let nanos = options.backoff.map_or(100_000_000, |b| b.as_nanos() as u64);
+        let nanos = options.backoff.map_or(100_000_000, |b| {
+            u64::try_from(b.as_nanos()).unwrap_or(u64::MAX)
+        });
         quote!(#p::Duration::from_nanos(#nanos))
     };
     let joins = (arity > 1).then(|| quote!(impl #p::Joins<#arity, #input_type> for #ident {}));
@@ -140,8 +159,8 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
         pub struct #ident {}
 
         impl #p::Node for #ident {
-            type Input = #input_type;
-            type Output = #output;
+            #input_item
+            #output_item
             const NAME: &'static str = #name;
             const ARITY: usize = #arity;
 

@@ -180,21 +180,35 @@ mod tests {
         })
     }
 
+    fn error(src: &str) -> String {
+        match read(src) {
+            Ok(_) => panic!("`{src}` was accepted"),
+            Err(error) => error,
+        }
+    }
+
     #[test]
     fn reads_inputs_context_and_result() {
-        let sig = read("async fn f(ctx: goflow::Context, a: A, b: B) -> Result<O, E> {}").unwrap();
+        let Ok(sig) = read("async fn f(ctx: goflow::Context, a: A, b: B) -> Result<O, E> {}")
+        else {
+            panic!("rejected")
+        };
         assert_eq!(sig.inputs.len(), 2);
         assert_eq!(sig.context_at, Some(0));
         assert!(sig.fallible);
-        let sig = read("async fn f(a: A) -> io::Result<O> {}").unwrap();
+        let Ok(sig) = read("async fn f(a: A) -> io::Result<O> {}") else {
+            panic!("rejected")
+        };
         assert!(sig.fallible);
-        let sig = read("async fn f(a: A) -> O {}").unwrap();
+        let Ok(sig) = read("async fn f(a: A) -> O {}") else {
+            panic!("rejected")
+        };
         assert!(!sig.fallible);
     }
 
     #[test]
     fn reports_every_problem() {
-        let error = read("fn f<T>(x: &str) -> impl Sized {}").unwrap_err();
+        let error = error("fn f<T>(x: &str) -> impl Sized {}");
         assert!(error.contains("must be `async`"), "{error}");
         assert!(error.contains("generic nodes"), "{error}");
         assert!(error.contains("without `&`"), "{error}");
@@ -203,7 +217,7 @@ mod tests {
 
     #[test]
     fn requires_an_input() {
-        let error = read("async fn f(ctx: Context) -> u8 {}").unwrap_err();
+        let error = error("async fn f(ctx: Context) -> u8 {}");
         assert!(error.contains("at least one input"), "{error}");
     }
 }

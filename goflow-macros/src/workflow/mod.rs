@@ -42,13 +42,15 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         let mut duplicate = false;
         if let Some(first) = seen.insert(flow.name.clone(), &def.ident) {
             duplicate = true;
-            errors.push(syn::Error::new(
-                def.ident.span(),
+            let message = if *first == def.ident {
+                format!("workflow `{first}` is declared twice in this `workflow!`; workflow names must be unique")
+            } else {
                 format!(
-                    "workflow `{}` is declared twice in this `workflow!` (first as `{first}`); workflow names must be unique",
-                    def.ident
-                ),
-            ));
+                    "workflows `{first}` and `{}` both get the name `{}`; workflow names must be unique",
+                    def.ident, flow.name
+                )
+            };
+            errors.push(syn::Error::new(def.ident.span(), message));
         }
         let analysis = check::analyze(flow.vertices.len(), &flow.decls, errors.is_empty());
         for problem in &analysis.problems {
