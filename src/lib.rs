@@ -53,6 +53,11 @@ pub use goflow_runtime::{
     Workflow, MAX_REQUEST_ID_LEN,
 };
 
+/// The Redis streams engine: workflows across processes and hosts. See its module docs for
+/// the guarantees and the key layout.
+#[cfg(feature = "redis")]
+pub use goflow_runtime::redis;
+
 /// Declares workflows: typed DAGs of nodes, checked at compile time.
 ///
 /// ```text

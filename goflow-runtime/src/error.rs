@@ -101,6 +101,9 @@ pub enum Failure {
     /// The vertex's input could not be decoded into the node's parameter types, or its output
     /// could not be encoded.
     Codec(String),
+    /// With the Redis engine: this many deliveries of the vertex ended with their worker
+    /// (it crashed or was killed) before finishing, more than the engine allows.
+    Lost(u32),
 }
 
 impl Failure {
@@ -120,6 +123,10 @@ impl fmt::Display for Failure {
             Failure::Timeout(limit) => write!(f, "timed out after {limit:?}"),
             Failure::Panic(message) => write!(f, "panicked: {message}"),
             Failure::Codec(message) => write!(f, "payload codec error: {message}"),
+            Failure::Lost(deliveries) => write!(
+                f,
+                "lost: {deliveries} deliveries ended with their worker before finishing"
+            ),
         }
     }
 }
@@ -166,6 +173,22 @@ pub enum Error {
         /// What the codec reported.
         #[source]
         source: CodecError,
+    },
+    /// The request was stopped before it completed.
+    #[error("workflow `{flow}`: request `{request_id}` was stopped")]
+    Stopped {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The request.
+        request_id: crate::request_id::RequestId,
+    },
+    /// The engine's storage or transport failed (Redis unreachable, say).
+    #[error("workflow `{flow}`: engine error: {message}")]
+    Engine {
+        /// The workflow's name.
+        flow: &'static str,
+        /// What went wrong.
+        message: String,
     },
     /// The engine itself broke an invariant; this is a bug in goflow, please report it.
     #[error("workflow `{flow}`: internal engine error: {message}")]

@@ -13,6 +13,8 @@ mod graph;
 mod millis;
 mod node;
 mod plan;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod request_id;
 mod step;
 mod workflow;

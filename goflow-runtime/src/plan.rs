@@ -79,6 +79,7 @@ impl PlanVertex {
 /// A workflow ready to execute: flattened and bound to a codec.
 pub struct Plan {
     flow: &'static str,
+    hash: u64,
     vertices: Vec<PlanVertex>,
     entry: VertexId,
     exit: VertexId,
@@ -95,6 +96,7 @@ impl Plan {
         let fragment = W::build(&mut builder);
         Self {
             flow: W::NAME,
+            hash: W::graph().structural_hash(),
             vertices: builder.vertices,
             entry: fragment.entry,
             exit: fragment.exit,
@@ -104,6 +106,11 @@ impl Plan {
     /// The workflow's name.
     pub fn flow(&self) -> &'static str {
         self.flow
+    }
+
+    /// The workflow graph's [structural hash](crate::Graph::structural_hash).
+    pub fn structural_hash(&self) -> u64 {
+        self.hash
     }
 
     /// All vertices, sub-workflows inlined.

@@ -1,0 +1,353 @@
+//! The client side of the Redis engine: submit requests, read their state, wait for them,
+//! pause, resume and stop them. Needs no worker in the same process.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::{HashesInterface, PubsubInterface, StreamsInterface, Value};
+use tokio::sync::{oneshot, OnceCell};
+
+use super::scripts::{self, CONTROL, SUBMIT};
+use super::state::{RequestFailure, RequestState, RequestStatus};
+use super::{millis, now_ms, traceparent, EngineError, RedisEngine};
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::node::Data as _;
+use crate::request_id::RequestId;
+use crate::workflow::Workflow;
+
+/// How a request ended, or that it has not yet.
+#[derive(Debug)]
+pub enum RequestOutcome<T> {
+    /// The output.
+    Completed(T),
+    /// Why it failed.
+    Failed(RequestFailure),
+    /// It was stopped.
+    Stopped,
+    /// Still going when the wait ended.
+    Pending(RequestStatus),
+}
+
+/// A request being waited for: its workflow and id.
+type WaitKey = (&'static str, RequestId);
+
+/// Requests being waited for, woken by the listener of the completion streams.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    waiting: Mutex<HashMap<WaitKey, Vec<oneshot::Sender<()>>>>,
+    listener: OnceCell<()>,
+}
+
+/// The answer to a pause, resume or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Done; the request now has this status.
+    Done(RequestStatus),
+    /// Not possible from the request's current status (pausing a finished request, say).
+    Conflict(RequestStatus),
+    /// No such request (never submitted, or expired).
+    Missing,
+}
+
+impl<C: Codec> RedisEngine<C> {
+    /// Submits a request of `W` under a fresh id.
+    pub async fn submit<W: Workflow>(&self, input: &W::Input) -> Result<RequestId, EngineError> {
+        let id = RequestId::generate();
+        self.submit_as::<W>(id.clone(), input).await?;
+        Ok(id)
+    }
+
+    /// Submits a request of `W` under `id`, unless a request with that id exists: returns
+    /// `true` if this call created it. The same id never starts a second run, which makes
+    /// retried submissions safe.
+    pub async fn submit_as<W: Workflow>(
+        &self,
+        id: RequestId,
+        input: &W::Input,
+    ) -> Result<bool, EngineError> {
+        let input = input.encode_with(&self.inner.codec)?;
+        self.submit_encoded(W::NAME, &id, input).await
+    }
+
+    /// [`submit_as`](Self::submit_as) for an already encoded input (the HTTP service decodes
+    /// and re-encodes it with the engine's codec).
+    pub async fn submit_encoded(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        input: Bytes,
+    ) -> Result<bool, EngineError> {
+        let flow = self.flow(flow)?;
+        let config = &self.inner.config;
+        let reply = scripts::call(
+            &SUBMIT,
+            &self.inner.client,
+            vec![flow.keys.request(id), flow.keys.ready.clone()],
+            vec![
+                Value::from(id.as_str()),
+                Value::Bytes(input),
+                Value::from(now_ms().to_string()),
+                Value::from(flow.plan.entry().to_string()),
+                Value::from(millis(config.unfinished_ttl).to_string()),
+                Value::from(flow.hash.as_str()),
+                Value::from(traceparent(None)),
+            ],
+        )
+        .await?;
+        let created = reply.into_array().first().and_then(Value::as_i64) == Some(1);
+        Ok(created)
+    }
+
+    /// The state of a request; `None` if there is no such request (or it has expired).
+    pub async fn status(
+        &self,
+        flow: &str,
+        id: &RequestId,
+    ) -> Result<Option<RequestState>, EngineError> {
+        let entry = self.flow(flow)?;
+        let fields: HashMap<String, Bytes> =
+            self.inner.client.hgetall(entry.keys.request(id)).await?;
+        Ok(RequestState::from_fields(&entry.plan, id.clone(), fields))
+    }
+
+    /// Waits up to `timeout` for a request of `W` to end.
+    pub async fn wait<W: Workflow>(
+        &self,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Result<RequestOutcome<W::Output>, EngineError> {
+        self.start_listener().await?;
+        let woken = self.register_waiter(W::NAME, id)?;
+        let mut state = self.status(W::NAME, id).await?;
+        if !state.as_ref().is_some_and(|s| s.status.is_final()) {
+            // Woken or not, the state says how it ended (or that it has not).
+            let _ = tokio::time::timeout(timeout, woken).await;
+            state = self.status(W::NAME, id).await?;
+        }
+        self.forget_waiter(W::NAME, id);
+        let Some(state) = state else {
+            return Err(EngineError::Protocol(format!(
+                "request `{id}` of `{}` does not exist",
+                W::NAME
+            )));
+        };
+        Ok(match state.status {
+            RequestStatus::Completed => {
+                let output = state.output.ok_or_else(|| {
+                    EngineError::Protocol(format!("completed request `{id}` has no output"))
+                })?;
+                RequestOutcome::Completed(W::Output::decode_with(&self.inner.codec, &output)?)
+            }
+            RequestStatus::Failed => RequestOutcome::Failed(state.failure.ok_or_else(|| {
+                EngineError::Protocol(format!("failed request `{id}` has no failure"))
+            })?),
+            RequestStatus::Stopped => RequestOutcome::Stopped,
+            status => RequestOutcome::Pending(status),
+        })
+    }
+
+    /// Submits a request of `W` and waits for it to end, reporting failures as the embedded
+    /// engine does. The request id is generated.
+    pub async fn run<W: Workflow>(&self, input: W::Input) -> Result<W::Output, Error> {
+        let engine_error = |e: EngineError| Error::Engine {
+            flow: W::NAME,
+            message: e.to_string(),
+        };
+        let id = self.submit::<W>(&input).await.map_err(engine_error)?;
+        loop {
+            match self
+                .wait::<W>(&id, Duration::from_secs(3600))
+                .await
+                .map_err(engine_error)?
+            {
+                RequestOutcome::Completed(output) => return Ok(output),
+                RequestOutcome::Failed(failure) => {
+                    return Err(Error::Failed {
+                        flow: W::NAME,
+                        vertex: failure.vertex,
+                        attempts: failure.attempts,
+                        failure: failure.failure,
+                    })
+                }
+                RequestOutcome::Stopped => {
+                    return Err(Error::Stopped {
+                        flow: W::NAME,
+                        request_id: id,
+                    })
+                }
+                RequestOutcome::Pending(_) => {}
+            }
+        }
+    }
+
+    /// Pauses a request: vertices not yet started wait until it is resumed.
+    pub async fn pause(&self, flow: &str, id: &RequestId) -> Result<Transition, EngineError> {
+        self.control(flow, id, "pause").await
+    }
+
+    /// Resumes a paused request.
+    pub async fn resume(&self, flow: &str, id: &RequestId) -> Result<Transition, EngineError> {
+        self.control(flow, id, "resume").await
+    }
+
+    /// Stops a request now; its running attempts are cancelled.
+    pub async fn stop(&self, flow: &str, id: &RequestId) -> Result<Transition, EngineError> {
+        let transition = self.control(flow, id, "stop").await?;
+        if transition == Transition::Done(RequestStatus::Stopped) {
+            // Workers cancel the request's running attempts; one that misses this message
+            // still cannot record anything, as the request is stopped.
+            let channel = control_channel(&self.inner.config.prefix);
+            self.inner
+                .client
+                .publish::<(), _, _>(channel, format!("{flow} {id}"))
+                .await?;
+        }
+        Ok(transition)
+    }
+
+    async fn control(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        action: &str,
+    ) -> Result<Transition, EngineError> {
+        let entry = self.flow(flow)?;
+        let reply = scripts::call(
+            &CONTROL,
+            &self.inner.client,
+            vec![
+                entry.keys.request(id),
+                entry.keys.ready.clone(),
+                entry.keys.parked(id),
+                entry.keys.done.clone(),
+            ],
+            vec![
+                Value::from(action),
+                Value::from(id.as_str()),
+                Value::from(now_ms().to_string()),
+                Value::from(millis(self.inner.config.retention).to_string()),
+            ],
+        )
+        .await?;
+        let reply = reply.into_array();
+        let word = |i: usize| reply.get(i).and_then(|v| v.as_str().map(|s| s.to_string()));
+        let status = word(1).as_deref().and_then(RequestStatus::parse);
+        match (word(0).as_deref(), status) {
+            (Some("ok"), Some(status)) => Ok(Transition::Done(status)),
+            (Some("conflict"), Some(status)) => Ok(Transition::Conflict(status)),
+            (Some("missing"), _) => Ok(Transition::Missing),
+            _ => Err(EngineError::Protocol(format!(
+                "control script answered {reply:?}"
+            ))),
+        }
+    }
+
+    fn register_waiter(
+        &self,
+        flow: &'static str,
+        id: &RequestId,
+    ) -> Result<oneshot::Receiver<()>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self
+            .inner
+            .waiters
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        waiting.entry((flow, id.clone())).or_default().push(tx);
+        Ok(rx)
+    }
+
+    fn forget_waiter(&self, flow: &'static str, id: &RequestId) {
+        let mut waiting = self
+            .inner
+            .waiters
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(senders) = waiting.get_mut(&(flow, id.clone())) {
+            senders.retain(|s| !s.is_closed());
+            if senders.is_empty() {
+                waiting.remove(&(flow, id.clone()));
+            }
+        }
+    }
+
+    /// Starts (once) the task that reads the completion streams of all registered workflows
+    /// and wakes waiters. It starts from each stream's current end, read before any wait
+    /// checks a request's state, so no completion falls between the two.
+    async fn start_listener(&self) -> Result<(), EngineError> {
+        self.inner
+            .waiters
+            .listener
+            .get_or_try_init(|| async {
+                let client = super::connect_client(&self.inner.config.url).await?;
+                let mut flows = Vec::new();
+                for (name, flow) in &self.inner.flows {
+                    let last: Vec<(String, HashMap<String, String>)> = client
+                        .xrevrange_values(flow.keys.done.clone(), "+", "-", Some(1))
+                        .await?;
+                    let from = last
+                        .first()
+                        .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
+                    flows.push((*name, flow.keys.done.clone(), from));
+                }
+                let inner = std::sync::Arc::downgrade(&self.inner);
+                tokio::spawn(listen(inner, client, flows));
+                Ok::<(), EngineError>(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Reads completions until the engine is dropped.
+async fn listen<C: Codec>(
+    inner: std::sync::Weak<super::Inner<C>>,
+    client: fred::prelude::Client,
+    mut flows: Vec<(&'static str, String, String)>,
+) {
+    loop {
+        let keys: Vec<String> = flows.iter().map(|(_, key, _)| key.clone()).collect();
+        let ids: Vec<String> = flows.iter().map(|(_, _, id)| id.clone()).collect();
+        let read: Result<fred::types::streams::XReadResponse<String, String, String, String>, _> =
+            client.xread_map(Some(1000), Some(1000), keys, ids).await;
+        let Some(inner) = inner.upgrade() else {
+            let _ = fred::prelude::ClientLike::quit(&client).await;
+            return;
+        };
+        match read {
+            Ok(streams) => {
+                let mut waiting = inner
+                    .waiters
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for (name, key, last) in &mut flows {
+                    for (entry_id, fields) in streams.get(key.as_str()).into_iter().flatten() {
+                        *last = entry_id.clone();
+                        let Some(id) = fields.get("r").and_then(|r| RequestId::parse(r).ok())
+                        else {
+                            continue;
+                        };
+                        for waiter in waiting.remove(&(*name, id)).into_iter().flatten() {
+                            let _ = waiter.send(());
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading completion streams failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// The pub/sub channel on which stop requests reach the workers.
+pub(crate) fn control_channel(prefix: &str) -> String {
+    format!("{prefix}:control")
+}

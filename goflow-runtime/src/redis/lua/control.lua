@@ -1,0 +1,42 @@
+-- Pause, resume or stop a request, atomically with everything the scripts above do.
+-- Pause: vertices not yet started are parked when they are delivered, and successors of
+-- vertices that finish are parked instead of enqueued. Resume: the parked vertices are enqueued
+-- (each exactly once) and the request runs on. Stop: the request ends now; queued vertices are
+-- dropped when delivered and running ones are cancelled by their workers.
+-- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 completion stream
+-- ARGV: 1 action (`pause`, `resume`, `stop`), 2 request id, 3 now (ms), 4 retention (ms)
+local req, stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local st = redis.call('HGET', req, 'st')
+if not st then
+  return {'missing', ''}
+end
+local action = ARGV[1]
+if action == 'pause' then
+  if st == 'queued' or st == 'running' then
+    redis.call('HSET', req, 'st', 'paused', 'ut', ARGV[3])
+    return {'ok', 'paused'}
+  end
+  return {'conflict', st}
+elseif action == 'resume' then
+  if st ~= 'paused' then
+    return {'conflict', st}
+  end
+  redis.call('HSET', req, 'st', 'running', 'ut', ARGV[3])
+  local tp = redis.call('HGET', req, 'tp') or ''
+  for _, v in ipairs(redis.call('LRANGE', parked, 0, -1)) do
+    redis.call('HSET', req, 's:' .. v, 'queued')
+    redis.call('XADD', stream, '*', 'r', ARGV[2], 'v', v, 'tp', tp)
+  end
+  redis.call('DEL', parked)
+  return {'ok', 'running'}
+elseif action == 'stop' then
+  if st == 'queued' or st == 'running' or st == 'paused' then
+    redis.call('HSET', req, 'st', 'stopped', 'ut', ARGV[3], 'ft', ARGV[3])
+    redis.call('PEXPIRE', req, ARGV[4])
+    redis.call('DEL', parked)
+    redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[2], 'st', 'stopped')
+    return {'ok', 'stopped'}
+  end
+  return {'conflict', st}
+end
+return redis.error_reply('unknown action ' .. action)

@@ -1,0 +1,45 @@
+-- Records a failed attempt: schedules a retry (the entry leaves the stream and waits in the
+-- delayed set until it is due), or fails the vertex and with it the request, dead-lettering it.
+-- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 completion stream, 5 delayed set,
+--       6 dead-letter stream
+-- ARGV: 1 group, 2 entry id, 3 request id, 4 vertex, 5 failure (JSON), 6 now,
+--       7 retry due time (ms) or empty for a final failure, 8 retention (ms), 9 `1` if this
+--       failure is a recorded attempt (a lost delivery is not)
+local req, stream, parked, done, delayed, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local v = ARGV[4]
+local function ack()
+  redis.call('XACK', stream, ARGV[1], ARGV[2])
+  redis.call('XDEL', stream, ARGV[2])
+end
+local st = redis.call('HGET', req, 'st')
+if not st then
+  ack()
+  return 'expired'
+end
+local vs = redis.call('HGET', req, 's:' .. v)
+if vs == 'done' or vs == 'failed' then
+  ack()
+  return 'duplicate'
+end
+if st == 'stopped' or st == 'failed' or st == 'completed' then
+  ack()
+  return st
+end
+if ARGV[9] == '1' then
+  redis.call('HINCRBY', req, 'f:' .. v, 1)
+end
+redis.call('HSET', req, 'e:' .. v, ARGV[5], 'ut', ARGV[6])
+if ARGV[7] ~= '' then
+  redis.call('HSET', req, 's:' .. v, 'retrying')
+  redis.call('ZADD', delayed, ARGV[7], ARGV[3] .. ' ' .. v)
+  ack()
+  return 'retry'
+end
+redis.call('HSET', req, 's:' .. v, 'failed', 't1:' .. v, ARGV[6], 'st', 'failed', 'ft', ARGV[6],
+  'err', ARGV[5], 'ev', v)
+redis.call('PEXPIRE', req, ARGV[8])
+redis.call('DEL', parked)
+redis.call('XADD', dlq, 'MAXLEN', '~', '10000', '*', 'r', ARGV[3], 'v', v, 'failure', ARGV[5])
+redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'failed')
+ack()
+return 'failed'

@@ -1,0 +1,282 @@
+//! The Redis engine: runs the same workflows as the embedded engine, across any number of
+//! worker processes on any number of hosts, with Redis streams as the transport and a Redis
+//! hash per request as the state store.
+//!
+//! # Guarantees
+//!
+//! - **Delivery is at least once; a vertex's effect is exactly once.** Each ready vertex is an
+//!   entry of its workflow's ready stream, read through a consumer group. Running it ends in
+//!   one Lua script that records the output, enqueues the successors whose inputs are now
+//!   complete (or completes the request), and acknowledges and deletes the entry. A vertex
+//!   delivered twice finds itself done and changes nothing, so a join fires exactly once.
+//!   [`Context::idempotency_key`](crate::Context::idempotency_key) lets nodes make their own
+//!   side effects idempotent.
+//! - **No lost work.** An entry is acknowledged only by that final script. Entries of a worker
+//!   that died (running or prefetched) are claimed by the survivors once their lease has
+//!   expired (`XAUTOCLAIM`); long attempts renew their lease. Lost deliveries do not use up
+//!   the node's retries, but are bounded ([`RedisConfig::max_lost_deliveries`]): a vertex that
+//!   kills its worker every time is failed and dead-lettered instead of looping.
+//! - **Retries** wait their backoff in a sorted set (no busy retry, no worker blocked), then
+//!   re-enter the stream. Timeouts cancel the attempt; panics are caught (see
+//!   [`exec::attempt`](crate::exec::attempt)).
+//! - **Pause, resume and stop** are scripts too, so they race safely with completions: a
+//!   vertex finishing while its request is paused parks its successors, and resume enqueues
+//!   each parked vertex exactly once. Stop ends the request at once and cancels its running
+//!   attempts through their context.
+//! - **State** lives in one hash per request, readable with [`RedisEngine::status`]; finished
+//!   requests expire after [`RedisConfig::retention`]. Nothing scans the keyspace; all keys of
+//!   a workflow share the hash tag `{prefix:flow}` (see `keys.rs` for the layout).
+
+mod client;
+mod keys;
+mod scripts;
+mod state;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+
+pub use self::client::RequestOutcome;
+pub use self::state::{RequestFailure, RequestState, RequestStatus, VertexState, VertexStatus};
+pub use self::worker::Worker;
+
+use self::keys::FlowKeys;
+use crate::codec::{Codec, CodecError, MsgPack};
+use crate::plan::Plan;
+use crate::workflow::Workflow;
+
+/// Settings of a [`RedisEngine`].
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` (also `rediss://`, with a password, etc.).
+    pub url: String,
+    /// The first part of every key's hash tag: `{prefix:flow}`. Default `goflow`.
+    pub prefix: String,
+    /// How long a worker may hold a delivered entry without renewing it before other workers
+    /// may claim it. Default 30 s.
+    pub lease: Duration,
+    /// How long finished requests' state is kept. Default 24 h.
+    pub retention: Duration,
+    /// How long an unfinished request's state is kept, as a backstop. Default 7 days.
+    pub unfinished_ttl: Duration,
+    /// Deliveries of one vertex that may be lost with their worker before the vertex is
+    /// failed and dead-lettered. Default 3.
+    pub max_lost_deliveries: u32,
+    /// Most entries one worker reads at once. Default 64.
+    pub batch: usize,
+    /// How often due retries are moved back to the ready streams. Default 50 ms.
+    pub retry_poll: Duration,
+}
+
+impl RedisConfig {
+    /// Default settings for a server at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "goflow".to_owned(),
+            lease: Duration::from_secs(30),
+            retention: Duration::from_secs(24 * 3600),
+            unfinished_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_lost_deliveries: 3,
+            batch: 64,
+            retry_poll: Duration::from_millis(50),
+        }
+    }
+}
+
+/// An error talking to Redis or using the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Redis could not be reached, or refused a command.
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    /// The workflow was not registered with this engine.
+    #[error("workflow `{0}` is not registered with this engine")]
+    UnknownFlow(String),
+    /// A payload could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Redis answered something the engine did not expect (a bug, or keys written by
+    /// something else).
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+}
+
+/// One registered workflow.
+pub(crate) struct Flow {
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) keys: FlowKeys,
+    pub(crate) hash: String,
+}
+
+pub(crate) struct Inner<C> {
+    pub(crate) config: RedisConfig,
+    pub(crate) codec: C,
+    pub(crate) client: Client,
+    pub(crate) flows: HashMap<&'static str, Flow>,
+    pub(crate) waiters: client::Waiters,
+}
+
+/// The Redis engine: submits requests, reports their state, and runs workers.
+///
+/// ```no_run
+/// # use goflow_runtime::redis::{RedisConfig, RedisEngine};
+/// # async fn f() -> Result<(), goflow_runtime::redis::EngineError> {
+/// let engine = RedisEngine::builder(RedisConfig::new("redis://127.0.0.1:6379"))
+///     // .register::<Kyc>()
+///     .connect()
+///     .await?;
+/// # drop(engine); Ok(()) }
+/// ```
+pub struct RedisEngine<C: Codec = MsgPack> {
+    pub(crate) inner: Arc<Inner<C>>,
+}
+
+impl<C: Codec> Clone for RedisEngine<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// Builds the plan of one registered workflow with the engine's codec.
+type PlanFor<C> = fn(&C) -> (&'static str, Arc<Plan>);
+
+/// Registers workflows and connects a [`RedisEngine`].
+pub struct RedisEngineBuilder<C: Codec = MsgPack> {
+    config: RedisConfig,
+    codec: C,
+    flows: Vec<PlanFor<C>>,
+}
+
+impl RedisEngine<MsgPack> {
+    /// Starts building an engine with the default codec.
+    pub fn builder(config: RedisConfig) -> RedisEngineBuilder<MsgPack> {
+        RedisEngineBuilder {
+            config,
+            codec: MsgPack,
+            flows: Vec::new(),
+        }
+    }
+}
+
+impl<C: Codec> RedisEngineBuilder<C> {
+    /// Uses another payload codec; every process sharing the workflows must use the same.
+    pub fn codec<D: Codec>(self, codec: D) -> RedisEngineBuilder<D> {
+        RedisEngineBuilder {
+            config: self.config,
+            codec,
+            flows: Vec::new(),
+        }
+    }
+
+    /// Registers workflow `W`: requests of it can be submitted, and workers run it.
+    pub fn register<W: Workflow>(mut self) -> Self {
+        self.flows
+            .push(|codec| (W::NAME, Arc::new(Plan::new::<W, C>(codec.clone()))));
+        self
+    }
+
+    /// Connects to Redis (failing if it cannot be reached within 5 s) and returns the engine.
+    pub async fn connect(self) -> Result<RedisEngine<C>, EngineError> {
+        let client = connect_client(&self.config.url).await?;
+        let flows = self
+            .flows
+            .iter()
+            .map(|register| {
+                let (name, plan) = register(&self.codec);
+                let hash = format!("{:016x}", plan.structural_hash());
+                let keys = FlowKeys::new(&self.config.prefix, name);
+                (name, Flow { plan, keys, hash })
+            })
+            .collect();
+        Ok(RedisEngine {
+            inner: Arc::new(Inner {
+                config: self.config,
+                codec: self.codec,
+                client,
+                flows,
+                waiters: client::Waiters::default(),
+            }),
+        })
+    }
+}
+
+impl<C: Codec> RedisEngine<C> {
+    /// The settings.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The names of the registered workflows.
+    pub fn flows(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.inner.flows.keys().copied()
+    }
+
+    /// Whether Redis answers a `PING`.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.inner.client.ping::<()>(None).await?;
+        Ok(())
+    }
+
+    pub(crate) fn flow(&self, name: &str) -> Result<&Flow, EngineError> {
+        self.inner
+            .flows
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownFlow(name.to_owned()))
+    }
+}
+
+/// A connected client that reconnects on its own, forever, with capped exponential backoff.
+pub(crate) async fn connect_client(url: &str) -> Result<Client, EngineError> {
+    let config = Config::from_url(url)?;
+    let client = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build()?;
+    // `init` waits for the first connection; with a reconnect policy it would wait forever
+    // for an unreachable server, so bound it to give a clear error instead.
+    client.connect();
+    tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect())
+        .await
+        .map_err(|_| {
+            EngineError::Redis(fred::error::Error::new(
+                fred::error::ErrorKind::IO,
+                format!("could not connect to {url} within 5 s"),
+            ))
+        })??;
+    Ok(client)
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A W3C `traceparent` continuing `trace` (32 hex digits) with a fresh span id, or starting a
+/// new trace.
+pub(crate) fn traceparent(trace: Option<&str>) -> String {
+    let trace = match trace {
+        Some(t) if t.len() == 32 => t.to_owned(),
+        _ => format!("{:032x}", fastrand::u128(1..)),
+    };
+    format!("00-{trace}-{:016x}-01", fastrand::u64(1..))
+}
+
+/// The trace id inside a `traceparent`.
+pub(crate) fn trace_id(traceparent: &str) -> Option<&str> {
+    traceparent.split('-').nth(1)
+}

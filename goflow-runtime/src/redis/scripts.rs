@@ -1,0 +1,31 @@
+//! The Lua scripts, one per atomic state transition, and one function per script.
+
+use std::sync::LazyLock;
+
+use fred::prelude::{Client, Value};
+use fred::types::scripts::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::from_lua(include_str!(concat!("lua/", $file))));
+    };
+}
+
+script!(SUBMIT, "submit.lua");
+script!(START, "start.lua");
+script!(COMPLETE, "complete.lua");
+script!(FAIL, "fail.lua");
+script!(PROMOTE, "promote.lua");
+script!(CONTROL, "control.lua");
+
+/// Runs a script by hash, loading it first if the server does not have it (after a restart,
+/// or on first use).
+pub(crate) async fn call(
+    script: &Script,
+    client: &Client,
+    keys: Vec<String>,
+    args: Vec<Value>,
+) -> Result<Value, fred::error::Error> {
+    script.evalsha_with_reload(client, keys, args).await
+}

@@ -1,0 +1,188 @@
+//! A request's state as stored in its Redis hash, and as reported to callers.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::error::Failure;
+use crate::plan::Plan;
+use crate::request_id::RequestId;
+
+/// Where a request is in its life: `queued → running → completed | failed | stopped`, with
+/// `paused` in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Accepted; no vertex has started yet.
+    Queued,
+    /// At least one vertex has started.
+    Running,
+    /// Paused: nothing new starts until it is resumed.
+    Paused,
+    /// The exit vertex produced the output.
+    Completed,
+    /// A vertex failed for good.
+    Failed,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl RequestStatus {
+    /// Whether the request has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Stopped)
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "stopped" => Self::Stopped,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a vertex is within its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VertexStatus {
+    /// Waiting for its inputs.
+    Pending,
+    /// Enqueued for a worker.
+    Queued,
+    /// An attempt is running.
+    Running,
+    /// Waiting for its backoff before another attempt.
+    Retrying,
+    /// Held back while the request is paused.
+    Parked,
+    /// Produced its output.
+    Done,
+    /// Failed for good.
+    Failed,
+}
+
+impl VertexStatus {
+    fn parse(text: &str) -> Self {
+        match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "retrying" => Self::Retrying,
+            "parked" => Self::Parked,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One vertex of a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct VertexState {
+    /// The vertex path.
+    pub vertex: String,
+    /// Its status.
+    pub status: VertexStatus,
+    /// Attempts started (including any lost with a crashed worker).
+    pub attempts: u32,
+    /// When the first attempt started (ms since the Unix epoch).
+    pub started_at_ms: Option<u64>,
+    /// When it finished (ms since the Unix epoch).
+    pub finished_at_ms: Option<u64>,
+    /// The worker that ran the latest attempt.
+    pub worker: Option<String>,
+    /// The latest failed attempt's failure.
+    pub last_failure: Option<Failure>,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RequestFailure {
+    /// The vertex that failed for good.
+    pub vertex: String,
+    /// How many attempts it made.
+    pub attempts: u32,
+    /// The last failure.
+    pub failure: Failure,
+}
+
+/// A request's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestState {
+    /// The workflow.
+    pub flow: &'static str,
+    /// The request.
+    pub request_id: RequestId,
+    /// Its status.
+    pub status: RequestStatus,
+    /// When it was submitted (ms since the Unix epoch).
+    pub created_at_ms: u64,
+    /// When its state last changed.
+    pub updated_at_ms: u64,
+    /// When it ended.
+    pub finished_at_ms: Option<u64>,
+    /// Every vertex, in plan order.
+    pub vertices: Vec<VertexState>,
+    /// Why it failed.
+    pub failure: Option<RequestFailure>,
+    /// The encoded output, once completed; decode it with the workflow's codec.
+    #[serde(skip)]
+    pub output: Option<Bytes>,
+}
+
+impl RequestState {
+    /// Reads the state from the fields of its hash; `None` when there is no status (the
+    /// request does not exist or has expired).
+    pub(crate) fn from_fields(
+        plan: &Plan,
+        request_id: RequestId,
+        mut fields: HashMap<String, Bytes>,
+    ) -> Option<Self> {
+        let text = |fields: &HashMap<String, Bytes>, key: &str| {
+            fields
+                .get(key)
+                .and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned))
+        };
+        let number = |fields: &HashMap<String, Bytes>, key: &str| {
+            text(fields, key).and_then(|t| t.parse::<u64>().ok())
+        };
+        let status = RequestStatus::parse(&text(&fields, "st")?)?;
+        let vertices = plan
+            .vertices()
+            .iter()
+            .enumerate()
+            .map(|(i, vertex)| VertexState {
+                vertex: vertex.path().to_string(),
+                status: text(&fields, &format!("s:{i}"))
+                    .map_or(VertexStatus::Pending, |s| VertexStatus::parse(&s)),
+                attempts: number(&fields, &format!("a:{i}")).map_or(0, |n| n as u32),
+                started_at_ms: number(&fields, &format!("t0:{i}")),
+                finished_at_ms: number(&fields, &format!("t1:{i}")),
+                worker: text(&fields, &format!("w:{i}")),
+                last_failure: fields
+                    .get(&format!("e:{i}"))
+                    .and_then(|b| serde_json::from_slice::<RequestFailure>(b).ok())
+                    .map(|f| f.failure),
+            })
+            .collect();
+        let failure = fields
+            .get("err")
+            .and_then(|b| serde_json::from_slice::<RequestFailure>(b).ok());
+        Some(Self {
+            flow: plan.flow(),
+            request_id,
+            status,
+            created_at_ms: number(&fields, "ct").unwrap_or(0),
+            updated_at_ms: number(&fields, "ut").unwrap_or(0),
+            finished_at_ms: number(&fields, "ft"),
+            vertices,
+            failure,
+            output: fields.remove("out"),
+        })
+    }
+}
