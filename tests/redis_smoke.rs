@@ -2,10 +2,12 @@
 
 mod support;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use goflow::prelude::*;
-use goflow::redis::{RedisEngine, RequestOutcome, RequestStatus};
+use goflow::redis::{Finished, RedisEngine, RequestOutcome, RequestStatus};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -38,8 +40,18 @@ async fn verdict(detected: bool, score: f64) -> String {
     }
 }
 
+#[node]
+async fn refuse(user: String) -> Result<String, NodeError> {
+    if user.starts_with("bad") {
+        Err(NodeError::permanent(format!("{user} refused")))
+    } else {
+        Ok(user)
+    }
+}
+
 workflow! {
     pub Kyc = get_image -> [detect, score] => verdict;
+    pub Screen = refuse;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,4 +80,77 @@ async fn kyc_runs_on_redis() {
 
     shutdown.cancel();
     worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_hooks_run_once_per_request() {
+    let seen: Arc<Mutex<HashMap<String, Vec<Finished>>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let engine = RedisEngine::builder(support::config("hooks"))
+        .register::<Screen>()
+        .on_finish::<Screen, _, _>(move |finished| {
+            let record = Arc::clone(&record);
+            async move {
+                let mut seen = record.lock().unwrap();
+                seen.entry(finished.request_id.to_string())
+                    .or_default()
+                    .push(finished);
+            }
+        })
+        .connect()
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    // Two workers: each event must still be hooked once.
+    let workers = [
+        tokio::spawn(engine.worker(4).run(shutdown.clone())),
+        tokio::spawn(engine.worker(4).run(shutdown.clone())),
+    ];
+    // Let the workers create the hooks' consumer group before requests end.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let user = if i % 5 == 0 {
+            format!("bad{i}")
+        } else {
+            format!("ok{i}")
+        };
+        ids.push((engine.submit::<Screen>(&user).await.unwrap(), user));
+    }
+    for (id, _) in &ids {
+        let _ = engine
+            .wait::<Screen>(id, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().len() < ids.len() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give a duplicate, if there were one, time to show up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shutdown.cancel();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), ids.len(), "every request hooked");
+    for (id, user) in &ids {
+        let events = &seen[id.as_str()];
+        assert_eq!(events.len(), 1, "{id}: hooked {} times", events.len());
+        let event = &events[0];
+        if user.starts_with("bad") {
+            assert_eq!(event.status, RequestStatus::Failed);
+            let failure = event.failure.as_ref().expect("failure recorded");
+            assert_eq!(failure.vertex, "refuse");
+            assert!(
+                failure.failure.to_string().contains("refused"),
+                "{failure:?}"
+            );
+        } else {
+            assert_eq!(event.status, RequestStatus::Completed);
+        }
+    }
 }

@@ -287,7 +287,7 @@ impl<C: Codec> RedisEngine<C> {
                 let client = super::connect_client(&self.inner.config.url).await?;
                 let mut flows = Vec::new();
                 for (name, flow) in &self.inner.flows {
-                    let last: Vec<(String, HashMap<String, String>)> = client
+                    let last: Vec<super::StreamEntry> = client
                         .xrevrange_values(flow.keys.done.clone(), "+", "-", Some(1))
                         .await?;
                     let from = last
@@ -313,7 +313,7 @@ async fn listen<C: Codec>(
     loop {
         let keys: Vec<String> = flows.iter().map(|(_, key, _)| key.clone()).collect();
         let ids: Vec<String> = flows.iter().map(|(_, _, id)| id.clone()).collect();
-        let read: Result<fred::types::streams::XReadResponse<String, String, String, String>, _> =
+        let read: Result<super::StreamRead, _> =
             client.xread_map(Some(1000), Some(1000), keys, ids).await;
         let Some(inner) = inner.upgrade() else {
             let _ = fred::prelude::ClientLike::quit(&client).await;

@@ -28,6 +28,7 @@
 //!   a workflow share the hash tag `{prefix:flow}` (see `keys.rs` for the layout).
 
 mod client;
+mod hooks;
 mod keys;
 mod scripts;
 mod state;
@@ -39,7 +40,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
 
-pub use self::client::RequestOutcome;
+pub use self::client::{RequestOutcome, Transition};
+pub use self::hooks::Finished;
 pub use self::state::{RequestFailure, RequestState, RequestStatus, VertexState, VertexStatus};
 pub use self::worker::Worker;
 
@@ -119,6 +121,7 @@ pub(crate) struct Inner<C> {
     pub(crate) client: Client,
     pub(crate) flows: HashMap<&'static str, Flow>,
     pub(crate) waiters: client::Waiters,
+    pub(crate) hooks: HashMap<&'static str, hooks::Hook>,
 }
 
 /// The Redis engine: submits requests, reports their state, and runs workers.
@@ -152,6 +155,7 @@ pub struct RedisEngineBuilder<C: Codec = MsgPack> {
     config: RedisConfig,
     codec: C,
     flows: Vec<PlanFor<C>>,
+    hooks: HashMap<&'static str, hooks::Hook>,
 }
 
 impl RedisEngine<MsgPack> {
@@ -161,6 +165,7 @@ impl RedisEngine<MsgPack> {
             config,
             codec: MsgPack,
             flows: Vec::new(),
+            hooks: HashMap::new(),
         }
     }
 }
@@ -172,6 +177,7 @@ impl<C: Codec> RedisEngineBuilder<C> {
             config: self.config,
             codec,
             flows: Vec::new(),
+            hooks: self.hooks,
         }
     }
 
@@ -179,6 +185,23 @@ impl<C: Codec> RedisEngineBuilder<C> {
     pub fn register<W: Workflow>(mut self) -> Self {
         self.flows
             .push(|codec| (W::NAME, Arc::new(Plan::new::<W, C>(codec.clone()))));
+        self
+    }
+
+    /// Runs `hook` when a request of `W` ends (completed, failed or stopped): once per request,
+    /// on one of the workers. Hooks read the completion stream through a consumer group of
+    /// their own and acknowledge an event after the hook returns, so a worker dying mid-hook
+    /// leaves the event to another worker: use [`Finished::request_id`] to make the hook's
+    /// effect idempotent. Events that ended before the first worker with hooks started are
+    /// not hooked.
+    pub fn on_finish<W, F, Fut>(mut self, hook: F) -> Self
+    where
+        W: Workflow,
+        F: Fn(Finished) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.hooks
+            .insert(W::NAME, Arc::new(move |finished| Box::pin(hook(finished))));
         self
     }
 
@@ -202,6 +225,7 @@ impl<C: Codec> RedisEngineBuilder<C> {
                 client,
                 flows,
                 waiters: client::Waiters::default(),
+                hooks: self.hooks,
             }),
         })
     }
@@ -254,6 +278,12 @@ pub(crate) async fn connect_client(url: &str) -> Result<Client, EngineError> {
         })??;
     Ok(client)
 }
+
+/// A stream entry as read: its id and fields.
+pub(crate) type StreamEntry = (String, HashMap<String, String>);
+
+/// The entries read from several streams, by stream key.
+pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String, String, String>;
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {

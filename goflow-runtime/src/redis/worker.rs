@@ -26,6 +26,7 @@ use super::scripts::{self, COMPLETE, FAIL, PROMOTE, START};
 use super::state::RequestFailure;
 use super::{
     connect_client, millis, now_ms, trace_id, traceparent, EngineError, Flow, RedisEngine,
+    StreamEntry, StreamRead,
 };
 use crate::codec::Codec;
 use crate::context::Context;
@@ -51,9 +52,6 @@ struct Running {
     cancel: CancellationToken,
 }
 
-/// A stream entry as read: its id and fields.
-type StreamEntry = (String, HashMap<String, String>);
-
 /// A delivered stream entry.
 struct Delivery {
     flow: &'static str,
@@ -66,7 +64,12 @@ impl<C: Codec> RedisEngine<C> {
     /// A worker running up to `concurrency` attempts at once. Its consumer name is unique to
     /// this process and worker.
     pub fn worker(&self, concurrency: usize) -> Worker<C> {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".to_owned());
         Worker {
             engine: self.clone(),
             concurrency: concurrency.max(1),
@@ -95,12 +98,22 @@ impl<C: Codec> Worker<C> {
         tasks.spawn(Arc::clone(&this).renew_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).promote_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).stop_listener(shutdown.clone()));
+        if !this.engine.inner.hooks.is_empty() {
+            tasks.spawn(super::hooks::run(
+                this.engine.clone(),
+                this.consumer.clone(),
+                shutdown.clone(),
+            ));
+        }
         let read = Arc::clone(&this)
             .read_loop(&reader, slots, shutdown.clone())
             .await;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
-        let _ = reader.quit().await;
+        // `QUIT` would queue behind the blocked read; close in the background instead.
+        tokio::spawn(async move {
+            let _ = reader.quit().await;
+        });
         read
     }
 
@@ -150,10 +163,7 @@ impl<C: Codec> Worker<C> {
                     Err(_) => break,
                 }
             }
-            let read: Result<
-                fred::types::streams::XReadResponse<String, String, String, String>,
-                _,
-            > = tokio::select! {
+            let read: Result<StreamRead, _> = tokio::select! {
                 read = reader.xreadgroup_map(GROUP, self.consumer.as_str(), Some(permits.len() as u64), Some(1000), false, keys.clone(), ids.clone()) => read,
                 () = shutdown.cancelled() => break,
             };

@@ -1,0 +1,172 @@
+//! Finish hooks: code that runs once when a request ends (Go goflow's `OnFailure`/`Finally`).
+//!
+//! Every final transition (completed, failed, stopped) appends one event to the workflow's
+//! completion stream, in the same script that makes the transition, so each request has
+//! exactly one event. Workers with hooks read these events through the consumer group
+//! `hooks` and acknowledge each after its hook returns; events of a worker that died are
+//! claimed by another after a lease.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use fred::prelude::{ClientLike, StreamsInterface};
+use tokio_util::sync::CancellationToken;
+
+use super::state::{RequestFailure, RequestStatus};
+use super::{connect_client, millis, RedisEngine, StreamEntry, StreamRead};
+use crate::codec::Codec;
+use crate::request_id::RequestId;
+
+/// The consumer group of the hooks on each completion stream.
+const GROUP: &str = "hooks";
+
+/// A registered hook.
+pub(crate) type Hook =
+    Arc<dyn Fn(Finished) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// What a finish hook learns about the request that ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The workflow.
+    pub flow: &'static str,
+    /// The request.
+    pub request_id: RequestId,
+    /// How it ended: `Completed`, `Failed` or `Stopped`.
+    pub status: RequestStatus,
+    /// Why it failed, when it did (and its state had not expired yet).
+    pub failure: Option<RequestFailure>,
+}
+
+/// Runs the hooks of `engine`'s workflows until `shutdown`.
+pub(crate) async fn run<C: Codec>(
+    engine: RedisEngine<C>,
+    consumer: String,
+    shutdown: CancellationToken,
+) {
+    let inner = &engine.inner;
+    let streams: Vec<(&'static str, String)> = inner
+        .hooks
+        .keys()
+        .filter_map(|name| {
+            inner
+                .flows
+                .get(name)
+                .map(|flow| (*name, flow.keys.done.clone()))
+        })
+        .collect();
+    for (_, key) in &streams {
+        // `$`: only requests ending from now on; older events were never meant for hooks.
+        let created: Result<(), fred::error::Error> = inner
+            .client
+            .xgroup_create(key.clone(), GROUP, "$", true)
+            .await;
+        if let Some(error) = created
+            .as_ref()
+            .err()
+            .filter(|e| !e.details().starts_with("BUSYGROUP"))
+        {
+            tracing::error!(%error, "finish hooks cannot start");
+            return;
+        }
+    }
+    let reader = match connect_client(&inner.config.url).await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "finish hooks cannot connect");
+            return;
+        }
+    };
+    let keys: Vec<String> = streams.iter().map(|(_, key)| key.clone()).collect();
+    let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
+    let lease = millis(inner.config.lease);
+    let mut last_reclaim = std::time::Instant::now();
+    loop {
+        let mut events: HashMap<String, Vec<StreamEntry>> = HashMap::new();
+        if last_reclaim.elapsed() >= inner.config.lease / 2 {
+            last_reclaim = std::time::Instant::now();
+            for (_, key) in &streams {
+                let claimed: Result<(String, Vec<StreamEntry>), _> = inner
+                    .client
+                    .xautoclaim_values(
+                        key.clone(),
+                        GROUP,
+                        consumer.as_str(),
+                        lease,
+                        "0-0",
+                        Some(64),
+                        false,
+                    )
+                    .await;
+                if let Ok((_, entries)) = claimed {
+                    events.entry(key.clone()).or_default().extend(entries);
+                }
+            }
+        }
+        let read: Result<StreamRead, _> = tokio::select! {
+            read = reader.xreadgroup_map(GROUP, consumer.as_str(), Some(64), Some(1000), false, keys.clone(), ids.clone()) => read,
+            () = shutdown.cancelled() => break,
+        };
+        match read {
+            Ok(read) => {
+                for (key, entries) in read {
+                    events.entry(key).or_default().extend(entries);
+                }
+            }
+            Err(error) => {
+                if error.details().starts_with("NOGROUP") {
+                    for (_, key) in &streams {
+                        let _: Result<(), _> = inner
+                            .client
+                            .xgroup_create(key.clone(), GROUP, "$", true)
+                            .await;
+                    }
+                } else {
+                    tracing::warn!(%error, "reading completion events failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+        for (name, key) in &streams {
+            for (entry, fields) in events.remove(key).into_iter().flatten() {
+                if let Some(finished) = event(&engine, name, &fields).await {
+                    if let Some(hook) = inner.hooks.get(name) {
+                        hook(finished).await;
+                    }
+                }
+                let acked: Result<(), _> = inner.client.xack(key.clone(), GROUP, entry).await;
+                if let Err(error) = acked {
+                    tracing::warn!(%error, "acknowledging a completion event failed");
+                }
+            }
+        }
+    }
+    tokio::spawn(async move {
+        let _ = reader.quit().await;
+    });
+}
+
+async fn event<C: Codec>(
+    engine: &RedisEngine<C>,
+    flow: &'static str,
+    fields: &HashMap<String, String>,
+) -> Option<Finished> {
+    let request_id = RequestId::parse(fields.get("r")?).ok()?;
+    let status = RequestStatus::parse(fields.get("st")?)?;
+    let failure = match status {
+        RequestStatus::Failed => engine
+            .status(flow, &request_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|state| state.failure),
+        _ => None,
+    };
+    Some(Finished {
+        flow,
+        request_id,
+        status,
+        failure,
+    })
+}
