@@ -49,8 +49,9 @@ pub use goflow_macros::node;
 pub use goflow_runtime::{
     exec, execute, Accepts, Arrivals, Codec, CodecError, Context, Data, Embedded, Error, Failure,
     Fragment, Graph, GraphEdge, GraphVertex, InvalidRequestId, Joins, Json, MsgPack, Node,
-    NodeError, NodeOptions, Plan, PlanBuilder, PlanVertex, RequestId, Step, VertexId, VertexKind,
-    Workflow, MAX_REQUEST_ID_LEN,
+    NodeError, NodeOptions, Plan, PlanBuilder, PlanVertex, RequestFailure, RequestId,
+    RequestOutcome, RequestState, RequestStatus, Step, Transition, VertexId, VertexKind,
+    VertexState, VertexStatus, Workflow, MAX_REQUEST_ID_LEN,
 };
 
 /// The Redis streams engine: workflows across processes and hosts. See its module docs for

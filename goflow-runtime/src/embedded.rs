@@ -1,21 +1,35 @@
 //! The embedded engine: runs workflows in-process on tokio, with the same plan, attempt runner
 //! and join rule as the Redis engine, and no I/O.
+//!
+//! Two ways to run a request:
+//! - [`Embedded::run`]: run it and await its output, nothing recorded (the fast path, for tests
+//!   and for code that only needs the result);
+//! - [`Embedded::submit`]: start it in the background and follow it by id with
+//!   [`status`](Embedded::status), [`wait`](Embedded::wait), [`pause`](Embedded::pause),
+//!   [`resume`](Embedded::resume) and [`stop`](Embedded::stop), as with the Redis engine. Finished
+//!   requests are kept for [`Embedded::with_retention`] (default 1 h).
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Codec, MsgPack};
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{Error, Failure};
 use crate::exec::{self, Outcome};
 use crate::node::Data as _;
 use crate::plan::{Plan, VertexId};
 use crate::request_id::RequestId;
+use crate::state::{
+    now_ms, RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition, VertexState,
+    VertexStatus,
+};
 use crate::workflow::Workflow;
 
 /// Runs workflows in this process.
@@ -23,12 +37,13 @@ use crate::workflow::Workflow;
 /// ```
 /// # use goflow_runtime::Embedded;
 /// let engine = Embedded::new();
-/// // engine.run::<Kyc>(input).await
+/// // engine.run::<Kyc>(input).await, or engine.submit::<Kyc>(&input).await and so on
 /// # drop(engine);
 /// ```
 pub struct Embedded<C: Codec = MsgPack> {
     codec: C,
     plans: Mutex<HashMap<TypeId, Arc<Plan>>>,
+    requests: Arc<Registry>,
 }
 
 impl Embedded<MsgPack> {
@@ -50,7 +65,19 @@ impl<C: Codec> Embedded<C> {
         Self {
             codec,
             plans: Mutex::new(HashMap::new()),
+            requests: Arc::new(Registry {
+                retention: Duration::from_secs(3600),
+                requests: Mutex::default(),
+            }),
         }
+    }
+
+    /// Keeps submitted requests' state for `retention` after they end (default 1 h).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        Arc::get_mut(&mut self.requests)
+            .expect("set before any request is submitted")
+            .retention = retention;
+        self
     }
 
     /// The plan of workflow `W`, built on first use.
@@ -76,6 +103,129 @@ impl<C: Codec> Embedded<C> {
     ) -> Result<W::Output, Error> {
         run_typed::<W, C>(self.plan::<W>(), self.codec.clone(), request_id, input).await
     }
+
+    /// Starts a request of `W` in the background under a fresh id.
+    pub async fn submit<W: Workflow>(&self, input: &W::Input) -> Result<RequestId, Error> {
+        let id = RequestId::generate();
+        self.submit_as::<W>(id.clone(), input).await?;
+        Ok(id)
+    }
+
+    /// Starts a request of `W` in the background under `id`, unless a request with that id is
+    /// known: returns `true` if this call started it.
+    pub async fn submit_as<W: Workflow>(
+        &self,
+        id: RequestId,
+        input: &W::Input,
+    ) -> Result<bool, Error> {
+        let input = input
+            .encode_with(&self.codec)
+            .map_err(|source| Error::Codec {
+                flow: W::NAME,
+                source,
+            })?;
+        Ok(self.submit_encoded(self.plan::<W>(), id, input))
+    }
+
+    /// [`submit_as`](Self::submit_as) for an input already encoded with this engine's codec.
+    pub fn submit_encoded(&self, plan: Arc<Plan>, id: RequestId, input: Bytes) -> bool {
+        let key = (plan.flow(), id.clone());
+        let tracked = {
+            let mut requests = self
+                .requests
+                .requests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            requests.evict(self.requests.retention);
+            if requests.by_id.contains_key(&key) {
+                return false;
+            }
+            let tracked = Arc::new(Tracked::new(&plan, id.clone()));
+            requests.by_id.insert(key.clone(), Arc::clone(&tracked));
+            tracked
+        };
+        let registry = Arc::clone(&self.requests);
+        tokio::spawn(async move {
+            let result = execute_tracked(&plan, id, input, Some(&tracked)).await;
+            tracked.finish(result);
+            let mut requests = registry.requests.lock().unwrap_or_else(|e| e.into_inner());
+            requests
+                .finished
+                .push_back((std::time::Instant::now(), key));
+        });
+        true
+    }
+
+    /// The state of a submitted request of workflow `flow`; `None` if unknown (or expired).
+    pub fn status(&self, flow: &str, id: &RequestId) -> Option<RequestState> {
+        self.tracked(flow, id).map(|t| t.snapshot())
+    }
+
+    /// Waits up to `timeout` for a submitted request of `W` to end.
+    pub async fn wait<W: Workflow>(
+        &self,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Result<Option<RequestOutcome<W::Output>>, Error> {
+        let Some(tracked) = self.tracked(W::NAME, id) else {
+            return Ok(None);
+        };
+        let mut finished = tracked.finished.subscribe();
+        let _ = tokio::time::timeout(timeout, finished.wait_for(|done| *done)).await;
+        let state = tracked.snapshot();
+        Ok(Some(match state.status {
+            RequestStatus::Completed => {
+                let output = state.output.unwrap_or_default();
+                RequestOutcome::Completed(W::Output::decode_with(&self.codec, &output).map_err(
+                    |source| Error::Codec {
+                        flow: W::NAME,
+                        source,
+                    },
+                )?)
+            }
+            RequestStatus::Failed => match state.failure {
+                Some(failure) => RequestOutcome::Failed(failure),
+                None => RequestOutcome::Pending(RequestStatus::Failed),
+            },
+            RequestStatus::Stopped => RequestOutcome::Stopped,
+            status => RequestOutcome::Pending(status),
+        }))
+    }
+
+    /// Pauses a submitted request: vertices not yet started wait until it is resumed.
+    pub fn pause(&self, flow: &str, id: &RequestId) -> Transition {
+        self.control(flow, id, Control::Pause)
+    }
+
+    /// Resumes a paused request.
+    pub fn resume(&self, flow: &str, id: &RequestId) -> Transition {
+        self.control(flow, id, Control::Run)
+    }
+
+    /// Stops a submitted request now; its running vertices are cancelled.
+    pub fn stop(&self, flow: &str, id: &RequestId) -> Transition {
+        self.control(flow, id, Control::Stop)
+    }
+
+    fn control(&self, flow: &str, id: &RequestId, to: Control) -> Transition {
+        match self.tracked(flow, id) {
+            Some(tracked) => tracked.control(to),
+            None => Transition::Missing,
+        }
+    }
+
+    fn tracked(&self, flow: &str, id: &RequestId) -> Option<Arc<Tracked>> {
+        let requests = self
+            .requests
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        requests
+            .by_id
+            .iter()
+            .find(|((f, i), _)| *f == flow && i == id)
+            .map(|(_, t)| Arc::clone(t))
+    }
 }
 
 /// Encodes the input, executes, decodes the output.
@@ -100,6 +250,167 @@ pub(crate) async fn run_typed<W: Workflow, C: Codec>(
 /// parallel. The first vertex to fail for good fails the request: the others are cancelled
 /// (their `Context` reports it, and their tasks are aborted).
 pub async fn execute(plan: Arc<Plan>, request_id: RequestId, input: Bytes) -> Result<Bytes, Error> {
+    execute_tracked(&plan, request_id, input, None).await
+}
+
+/// What the request should be doing, as set by pause, resume and stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// The submitted requests of one engine.
+struct Registry {
+    retention: Duration,
+    requests: Mutex<Requests>,
+}
+
+#[derive(Default)]
+struct Requests {
+    by_id: HashMap<(&'static str, RequestId), Arc<Tracked>>,
+    /// Ended requests, oldest first, for eviction after the retention.
+    finished: VecDeque<(std::time::Instant, (&'static str, RequestId))>,
+}
+
+impl Requests {
+    fn evict(&mut self, retention: Duration) {
+        while let Some((at, _)) = self.finished.front() {
+            if at.elapsed() < retention {
+                break;
+            }
+            if let Some((_, key)) = self.finished.pop_front() {
+                self.by_id.remove(&key);
+            }
+        }
+    }
+}
+
+/// One submitted request: its state, and the control its executor follows.
+struct Tracked {
+    state: Mutex<RequestState>,
+    control: watch::Sender<Control>,
+    finished: watch::Sender<bool>,
+}
+
+impl Tracked {
+    fn new(plan: &Plan, request_id: RequestId) -> Self {
+        let now = now_ms();
+        let vertices = plan
+            .vertices()
+            .iter()
+            .map(|v| VertexState {
+                vertex: v.path().to_string(),
+                status: VertexStatus::Pending,
+                attempts: 0,
+                started_at_ms: None,
+                finished_at_ms: None,
+                worker: None,
+                last_failure: None,
+            })
+            .collect();
+        Self {
+            state: Mutex::new(RequestState {
+                flow: plan.flow(),
+                request_id,
+                status: RequestStatus::Queued,
+                created_at_ms: now,
+                updated_at_ms: now,
+                finished_at_ms: None,
+                vertices,
+                failure: None,
+                output: None,
+            }),
+            control: watch::channel(Control::Run).0,
+            finished: watch::channel(false).0,
+        }
+    }
+
+    fn snapshot(&self) -> RequestState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut RequestState)) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut state);
+        state.updated_at_ms = now_ms();
+    }
+
+    fn vertex(&self, vertex: VertexId, change: impl FnOnce(&mut VertexState)) {
+        self.update(|state| change(&mut state.vertices[vertex]));
+    }
+
+    /// Applies pause, resume or stop, as the Redis engine's control script does.
+    fn control(&self, to: Control) -> Transition {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let from = state.status;
+        let allowed = match to {
+            Control::Pause => matches!(from, RequestStatus::Queued | RequestStatus::Running),
+            Control::Run => from == RequestStatus::Paused,
+            Control::Stop => !from.is_final(),
+        };
+        if !allowed {
+            return Transition::Conflict(from);
+        }
+        state.status = match to {
+            Control::Pause => RequestStatus::Paused,
+            Control::Run => RequestStatus::Running,
+            Control::Stop => RequestStatus::Stopped,
+        };
+        state.updated_at_ms = now_ms();
+        let status = state.status;
+        drop(state);
+        self.control.send_replace(to);
+        Transition::Done(status)
+    }
+
+    fn finish(&self, result: Result<Bytes, Error>) {
+        self.update(|state| {
+            let now = now_ms();
+            state.finished_at_ms.get_or_insert(now);
+            match result {
+                Ok(output) => {
+                    state.status = RequestStatus::Completed;
+                    state.output = Some(output);
+                }
+                Err(Error::Failed {
+                    vertex,
+                    attempts,
+                    failure,
+                    ..
+                }) => {
+                    state.status = RequestStatus::Failed;
+                    state.failure = Some(RequestFailure {
+                        vertex,
+                        attempts,
+                        failure,
+                    });
+                }
+                Err(Error::Stopped { .. }) => state.status = RequestStatus::Stopped,
+                Err(other) => {
+                    state.status = RequestStatus::Failed;
+                    state.failure = Some(RequestFailure {
+                        vertex: String::new(),
+                        attempts: 0,
+                        failure: Failure::Error(other.to_string()),
+                    });
+                }
+            }
+        });
+        self.finished.send_replace(true);
+    }
+}
+
+/// The executor of both [`execute`] and submitted requests: with a tracker, it records each
+/// vertex's progress, holds ready vertices back while the request is paused, and ends at once
+/// when it is stopped.
+async fn execute_tracked(
+    plan: &Arc<Plan>,
+    request_id: RequestId,
+    input: Bytes,
+    tracker: Option<&Arc<Tracked>>,
+) -> Result<Bytes, Error> {
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     // Declared after `tasks`, so dropped first: the cancellation is signalled before the
@@ -107,75 +418,165 @@ pub async fn execute(plan: Arc<Plan>, request_id: RequestId, input: Bytes) -> Re
     let _cancel_on_return = cancel.clone().drop_guard();
     let mut outputs: Vec<Option<Bytes>> = vec![None; plan.vertices().len()];
     let mut arrivals = plan.arrivals();
-    spawn_vertex(
-        &mut tasks,
-        &plan,
-        plan.entry(),
-        vec![input],
-        &request_id,
-        &cancel,
-    );
+    let mut control = tracker.map(|t| {
+        let mut rx = t.control.subscribe();
+        // A pause or stop may have come before this task started: act on the current value.
+        rx.mark_changed();
+        rx
+    });
+    let mut parked: Vec<(VertexId, Vec<Bytes>)> = Vec::new();
+    let launch = Launch {
+        plan,
+        request_id: &request_id,
+        cancel: &cancel,
+        tracker,
+    };
+    launch.ready(&mut tasks, &mut parked, plan.entry(), vec![input]);
 
-    while let Some(joined) = tasks.join_next().await {
-        // Node panics are caught inside the task, so a join error is an engine bug.
-        let (done, outcome) = joined.map_err(|e| Error::Internal {
-            flow: plan.flow(),
-            message: format!("vertex task ended abnormally: {e}"),
-        })?;
-        let Outcome { attempts, result } = outcome;
-        let output = result.map_err(|failure| Error::Failed {
-            flow: plan.flow(),
-            vertex: plan.vertex(done).path().to_string(),
-            attempts,
-            failure,
-        })?;
-        if done == plan.exit() {
-            // The exit is the only vertex without successors, so every other one has finished.
-            return Ok(output);
+    loop {
+        // With nothing running and nothing parked, the exit can no longer be reached.
+        if tasks.is_empty() && parked.is_empty() {
+            return Err(Error::Internal {
+                flow: plan.flow(),
+                message: "no vertex left to run before the exit vertex completed".to_owned(),
+            });
         }
-        outputs[done] = Some(output);
-        let ready: Vec<VertexId> = plan.ready_after(done, &mut arrivals).collect();
-        for next in ready {
-            let parts = plan
-                .vertex(next)
-                .inputs()
-                .iter()
-                .map(|&parent| outputs[parent].clone())
-                .collect::<Option<Vec<Bytes>>>()
-                .ok_or_else(|| Error::Internal {
+        tokio::select! {
+            joined = tasks.join_next(), if !tasks.is_empty() => {
+                let Some(joined) = joined else { continue };
+                // Node panics are caught inside the task, so a join error is an engine bug.
+                let (done, outcome) = joined.map_err(|e| Error::Internal {
                     flow: plan.flow(),
-                    message: format!(
-                        "`{}` became ready before its inputs",
-                        plan.vertex(next).path()
-                    ),
+                    message: format!("vertex task ended abnormally: {e}"),
                 })?;
-            spawn_vertex(&mut tasks, &plan, next, parts, &request_id, &cancel);
+                let Outcome { attempts, result } = outcome;
+                let output = match result {
+                    Ok(output) => output,
+                    Err(failure) => {
+                        if let Some(tracker) = tracker {
+                            tracker.vertex(done, |v| {
+                                v.status = VertexStatus::Failed;
+                                v.attempts = attempts;
+                                v.finished_at_ms = Some(now_ms());
+                                v.last_failure = Some(failure.clone());
+                            });
+                        }
+                        return Err(Error::Failed {
+                            flow: plan.flow(),
+                            vertex: plan.vertex(done).path().to_string(),
+                            attempts,
+                            failure,
+                        });
+                    }
+                };
+                if let Some(tracker) = tracker {
+                    tracker.vertex(done, |v| {
+                        v.status = VertexStatus::Done;
+                        v.attempts = attempts;
+                        v.finished_at_ms = Some(now_ms());
+                    });
+                }
+                if done == plan.exit() {
+                    // The exit is the only vertex without successors, so every other one has
+                    // finished.
+                    return Ok(output);
+                }
+                outputs[done] = Some(output);
+                let ready: Vec<VertexId> = plan.ready_after(done, &mut arrivals).collect();
+                for next in ready {
+                    let parts = plan
+                        .vertex(next)
+                        .inputs()
+                        .iter()
+                        .map(|&parent| outputs[parent].clone())
+                        .collect::<Option<Vec<Bytes>>>()
+                        .ok_or_else(|| Error::Internal {
+                            flow: plan.flow(),
+                            message: format!("`{}` became ready before its inputs", plan.vertex(next).path()),
+                        })?;
+                    launch.ready(&mut tasks, &mut parked, next, parts);
+                }
+            }
+            to = changed(&mut control) => match to {
+                Control::Stop => {
+                    return Err(Error::Stopped { flow: plan.flow(), request_id });
+                }
+                Control::Run => {
+                    for (vertex, parts) in std::mem::take(&mut parked) {
+                        launch.ready(&mut tasks, &mut parked, vertex, parts);
+                    }
+                }
+                Control::Pause => {}
+            },
         }
     }
-    Err(Error::Internal {
-        flow: plan.flow(),
-        message: "no vertex left to run before the exit vertex completed".to_owned(),
-    })
 }
 
-fn spawn_vertex(
-    tasks: &mut JoinSet<(VertexId, Outcome)>,
-    plan: &Arc<Plan>,
-    vertex: VertexId,
-    parts: Vec<Bytes>,
-    request_id: &RequestId,
-    cancel: &CancellationToken,
-) {
-    let ctx = Context::new(
-        plan.flow(),
-        request_id.clone(),
-        Arc::clone(plan.vertex(vertex).path()),
-        1,
-        cancel.clone(),
-    );
-    let plan = Arc::clone(plan);
-    tasks.spawn(async move {
-        let outcome = exec::with_retries(plan.vertex(vertex), &parts, &ctx).await;
-        (vertex, outcome)
-    });
+/// Waits for the next pause, resume or stop; never, for an untracked request.
+async fn changed(control: &mut Option<watch::Receiver<Control>>) -> Control {
+    match control {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => *rx.borrow_and_update(),
+            // The request's record is gone: nothing can control it any more.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts ready vertices (or parks them while paused).
+struct Launch<'a> {
+    plan: &'a Arc<Plan>,
+    request_id: &'a RequestId,
+    cancel: &'a CancellationToken,
+    tracker: Option<&'a Arc<Tracked>>,
+}
+
+impl Launch<'_> {
+    fn ready(
+        &self,
+        tasks: &mut JoinSet<(VertexId, Outcome)>,
+        parked: &mut Vec<(VertexId, Vec<Bytes>)>,
+        vertex: VertexId,
+        parts: Vec<Bytes>,
+    ) {
+        if let Some(tracker) = self.tracker {
+            if *tracker.control.borrow() == Control::Pause {
+                tracker.vertex(vertex, |v| v.status = VertexStatus::Parked);
+                parked.push((vertex, parts));
+                return;
+            }
+            tracker.update(|state| {
+                if state.status == RequestStatus::Queued {
+                    state.status = RequestStatus::Running;
+                }
+                let v = &mut state.vertices[vertex];
+                v.status = VertexStatus::Running;
+                v.started_at_ms.get_or_insert_with(now_ms);
+                v.worker = Some("embedded".to_owned());
+            });
+        }
+        let ctx = Context::new(
+            self.plan.flow(),
+            self.request_id.clone(),
+            Arc::clone(self.plan.vertex(vertex).path()),
+            1,
+            self.cancel.clone(),
+        );
+        let plan = Arc::clone(self.plan);
+        let tracker = self.tracker.cloned();
+        tasks.spawn(async move {
+            let on_retry = |attempt: u32, failure: &Failure| {
+                if let Some(tracker) = &tracker {
+                    tracker.vertex(vertex, |v| {
+                        v.status = VertexStatus::Retrying;
+                        v.attempts = attempt;
+                        v.last_failure = Some(failure.clone());
+                    });
+                }
+            };
+            let outcome = exec::with_retries(plan.vertex(vertex), &parts, &ctx, on_retry).await;
+            (vertex, outcome)
+        });
+    }
 }

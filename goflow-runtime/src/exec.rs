@@ -60,7 +60,15 @@ pub struct Outcome {
 
 /// Runs `vertex` until it succeeds, fails permanently, or has used its attempts, sleeping the
 /// node's backoff between attempts. Cancelling `ctx` ends the wait for a retry.
-pub async fn with_retries(vertex: &PlanVertex, parts: &[Bytes], ctx: &Context) -> Outcome {
+///
+/// `on_retry(failed_attempt, failure)` is called before each wait for a retry (the embedded
+/// engine records it in the request's state).
+pub async fn with_retries(
+    vertex: &PlanVertex,
+    parts: &[Bytes],
+    ctx: &Context,
+    on_retry: impl Fn(u32, &Failure),
+) -> Outcome {
     let max_attempts = vertex.options().max_attempts();
     let mut attempt_no = ctx.attempt().max(1);
     loop {
@@ -68,6 +76,7 @@ pub async fn with_retries(vertex: &PlanVertex, parts: &[Bytes], ctx: &Context) -
         match result {
             Err(failure) if failure.is_retryable() && attempt_no < max_attempts => {
                 tracing::debug!(vertex = &**vertex.path(), attempt = attempt_no, %failure, "retrying");
+                on_retry(attempt_no, &failure);
                 let delay = vertex.options().backoff_before(attempt_no + 1);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}

@@ -16,6 +16,7 @@ mod plan;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod request_id;
+mod state;
 mod step;
 mod workflow;
 
@@ -27,6 +28,10 @@ pub use graph::{Graph, GraphEdge, GraphVertex, VertexKind};
 pub use node::{Data, Node, NodeOptions};
 pub use plan::{Arrivals, Fragment, Plan, PlanBuilder, PlanVertex, VertexId};
 pub use request_id::{InvalidRequestId, RequestId, MAX_REQUEST_ID_LEN};
+pub use state::{
+    RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition, VertexState,
+    VertexStatus,
+};
 pub use step::{Accepts, Joins, Step};
 pub use workflow::Workflow;
 

@@ -10,26 +10,13 @@ use fred::prelude::{HashesInterface, PubsubInterface, StreamsInterface, Value};
 use tokio::sync::{oneshot, OnceCell};
 
 use super::scripts::{self, CONTROL, SUBMIT};
-use super::state::{RequestFailure, RequestState, RequestStatus};
 use super::{millis, now_ms, traceparent, EngineError, RedisEngine};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::node::Data as _;
 use crate::request_id::RequestId;
+use crate::state::{RequestOutcome, RequestState, RequestStatus, Transition};
 use crate::workflow::Workflow;
-
-/// How a request ended, or that it has not yet.
-#[derive(Debug)]
-pub enum RequestOutcome<T> {
-    /// The output.
-    Completed(T),
-    /// Why it failed.
-    Failed(RequestFailure),
-    /// It was stopped.
-    Stopped,
-    /// Still going when the wait ended.
-    Pending(RequestStatus),
-}
 
 /// A request being waited for: its workflow and id.
 type WaitKey = (&'static str, RequestId);
@@ -39,17 +26,6 @@ type WaitKey = (&'static str, RequestId);
 pub(crate) struct Waiters {
     waiting: Mutex<HashMap<WaitKey, Vec<oneshot::Sender<()>>>>,
     listener: OnceCell<()>,
-}
-
-/// The answer to a pause, resume or stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    /// Done; the request now has this status.
-    Done(RequestStatus),
-    /// Not possible from the request's current status (pausing a finished request, say).
-    Conflict(RequestStatus),
-    /// No such request (never submitted, or expired).
-    Missing,
 }
 
 impl<C: Codec> RedisEngine<C> {

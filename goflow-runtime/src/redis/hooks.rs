@@ -14,10 +14,10 @@ use std::sync::Arc;
 use fred::prelude::{ClientLike, StreamsInterface};
 use tokio_util::sync::CancellationToken;
 
-use super::state::{RequestFailure, RequestStatus};
 use super::{connect_client, millis, RedisEngine, StreamEntry, StreamRead};
 use crate::codec::Codec;
 use crate::request_id::RequestId;
+use crate::state::{RequestFailure, RequestStatus};
 
 /// The consumer group of the hooks on each completion stream.
 const GROUP: &str = "hooks";

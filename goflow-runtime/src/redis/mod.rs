@@ -31,23 +31,26 @@ mod client;
 mod hooks;
 mod keys;
 mod scripts;
-mod state;
 mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
 
-pub use self::client::{RequestOutcome, Transition};
 pub use self::hooks::Finished;
-pub use self::state::{RequestFailure, RequestState, RequestStatus, VertexState, VertexStatus};
+// The state types are shared with the embedded engine; re-exported here for convenience.
 pub use self::worker::Worker;
+pub use crate::state::{
+    RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition, VertexState,
+    VertexStatus,
+};
 
 use self::keys::FlowKeys;
 use crate::codec::{Codec, CodecError, MsgPack};
 use crate::plan::Plan;
+pub(crate) use crate::state::now_ms;
 use crate::workflow::Workflow;
 
 /// Settings of a [`RedisEngine`].
@@ -284,13 +287,6 @@ pub(crate) type StreamEntry = (String, HashMap<String, String>);
 
 /// The entries read from several streams, by stream key.
 pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String, String, String>;
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::control_channel;
 use super::scripts::{self, COMPLETE, FAIL, PROMOTE, START};
-use super::state::RequestFailure;
 use super::{
     connect_client, millis, now_ms, trace_id, traceparent, EngineError, Flow, RedisEngine,
     StreamEntry, StreamRead,
@@ -33,6 +32,7 @@ use crate::context::Context;
 use crate::error::Failure;
 use crate::exec;
 use crate::request_id::RequestId;
+use crate::state::RequestFailure;
 
 /// The consumer group every worker of every process joins.
 const GROUP: &str = "workers";

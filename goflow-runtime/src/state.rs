@@ -1,13 +1,23 @@
-//! A request's state as stored in its Redis hash, and as reported to callers.
+//! A request's state, as both engines report it: its status, each vertex's progress, and its
+//! output or failure.
 
+#[cfg(feature = "redis")]
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::Failure;
+#[cfg(feature = "redis")]
 use crate::plan::Plan;
 use crate::request_id::RequestId;
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp in a [`RequestState`].
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Where a request is in its life: `queued → running → completed | failed | stopped`, with
 /// `paused` in between.
@@ -34,6 +44,19 @@ impl RequestStatus {
         matches!(self, Self::Completed | Self::Failed | Self::Stopped)
     }
 
+    /// The status's name, as in JSON and in Redis.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    #[cfg(feature = "redis")]
     pub(crate) fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "queued" => Self::Queued,
@@ -68,6 +91,7 @@ pub enum VertexStatus {
 }
 
 impl VertexStatus {
+    #[cfg(feature = "redis")]
     fn parse(text: &str) -> Self {
         match text {
             "queued" => Self::Queued,
@@ -136,8 +160,9 @@ pub struct RequestState {
 }
 
 impl RequestState {
-    /// Reads the state from the fields of its hash; `None` when there is no status (the
+    /// Reads the state from the fields of its Redis hash; `None` when there is no status (the
     /// request does not exist or has expired).
+    #[cfg(feature = "redis")]
     pub(crate) fn from_fields(
         plan: &Plan,
         request_id: RequestId,
@@ -185,4 +210,28 @@ impl RequestState {
             output: fields.remove("out"),
         })
     }
+}
+
+/// How a request ended, or that it has not yet.
+#[derive(Debug)]
+pub enum RequestOutcome<T> {
+    /// The output.
+    Completed(T),
+    /// Why it failed.
+    Failed(RequestFailure),
+    /// It was stopped.
+    Stopped,
+    /// Still going when the wait ended.
+    Pending(RequestStatus),
+}
+
+/// The answer to a pause, resume or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Done; the request now has this status.
+    Done(RequestStatus),
+    /// Not possible from the request's current status (pausing a finished request, say).
+    Conflict(RequestStatus),
+    /// No such request (never submitted, or expired).
+    Missing,
 }
