@@ -59,6 +59,10 @@ pub use goflow_runtime::{
 #[cfg(feature = "redis")]
 pub use goflow_runtime::redis;
 
+/// `FlowService`: HTTP routes per workflow, workers, settings from the environment.
+#[cfg(feature = "http")]
+pub use goflow_runtime::service;
+
 /// Declares workflows: typed DAGs of nodes, checked at compile time.
 ///
 /// ```text

@@ -108,8 +108,22 @@ impl Codec for Json {
             .map_err(|e| CodecError::encode(Self::NAME, &e))
     }
 
+    /// Errors name the path of the offending field: `user.emails[2]: invalid type: ...`.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        serde_json::from_slice(bytes).map_err(|e| CodecError::decode(Self::NAME, &e))
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                CodecError::decode(Self::NAME, &inner)
+            } else {
+                CodecError::decode(Self::NAME, &format_args!("at `{path}`: {inner}"))
+            }
+        })?;
+        deserializer
+            .end()
+            .map_err(|e| CodecError::decode(Self::NAME, &e))?;
+        Ok(value)
     }
 
     fn tuple(&self, parts: &[Bytes]) -> Bytes {

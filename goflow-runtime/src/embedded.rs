@@ -161,18 +161,29 @@ impl<C: Codec> Embedded<C> {
         self.tracked(flow, id).map(|t| t.snapshot())
     }
 
+    /// Waits up to `timeout` for a submitted request of workflow `flow` to end, and returns
+    /// its state then (ended or not); `None` if the request is unknown.
+    pub async fn wait_state(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Option<RequestState> {
+        let tracked = self.tracked(flow, id)?;
+        let mut finished = tracked.finished.subscribe();
+        let _ = tokio::time::timeout(timeout, finished.wait_for(|done| *done)).await;
+        Some(tracked.snapshot())
+    }
+
     /// Waits up to `timeout` for a submitted request of `W` to end.
     pub async fn wait<W: Workflow>(
         &self,
         id: &RequestId,
         timeout: Duration,
     ) -> Result<Option<RequestOutcome<W::Output>>, Error> {
-        let Some(tracked) = self.tracked(W::NAME, id) else {
+        let Some(state) = self.wait_state(W::NAME, id, timeout).await else {
             return Ok(None);
         };
-        let mut finished = tracked.finished.subscribe();
-        let _ = tokio::time::timeout(timeout, finished.wait_for(|done| *done)).await;
-        let state = tracked.snapshot();
         Ok(Some(match state.status {
             RequestStatus::Completed => {
                 let output = state.output.unwrap_or_default();
@@ -369,6 +380,16 @@ impl Tracked {
         self.update(|state| {
             let now = now_ms();
             state.finished_at_ms.get_or_insert(now);
+            // Attempts still running when the request ended were cancelled with it.
+            for vertex in &mut state.vertices {
+                if matches!(
+                    vertex.status,
+                    VertexStatus::Running | VertexStatus::Retrying
+                ) {
+                    vertex.status = VertexStatus::Cancelled;
+                    vertex.finished_at_ms = Some(now);
+                }
+            }
             match result {
                 Ok(output) => {
                     state.status = RequestStatus::Completed;

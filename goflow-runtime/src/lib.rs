@@ -16,6 +16,8 @@ mod plan;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod request_id;
+#[cfg(feature = "http")]
+pub mod service;
 mod state;
 mod step;
 mod workflow;

@@ -88,6 +88,8 @@ pub enum VertexStatus {
     Done,
     /// Failed for good.
     Failed,
+    /// Was running when its request ended (stopped, or failed elsewhere), and was cancelled.
+    Cancelled,
 }
 
 impl VertexStatus {
@@ -100,6 +102,7 @@ impl VertexStatus {
             "parked" => Self::Parked,
             "done" => Self::Done,
             "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
             _ => Self::Pending,
         }
     }

@@ -89,21 +89,34 @@ impl<C: Codec> RedisEngine<C> {
         Ok(RequestState::from_fields(&entry.plan, id.clone(), fields))
     }
 
+    /// Waits up to `timeout` for a request of workflow `flow` to end, and returns its state
+    /// then (ended or not); `None` if there is no such request.
+    pub async fn wait_state(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Result<Option<RequestState>, EngineError> {
+        let flow: &'static str = self.flow(flow)?.plan.flow();
+        self.start_listener().await?;
+        let woken = self.register_waiter(flow, id)?;
+        let mut state = self.status(flow, id).await?;
+        if state.as_ref().is_some_and(|s| !s.status.is_final()) {
+            // Woken or not, the state says how it ended (or that it has not).
+            let _ = tokio::time::timeout(timeout, woken).await;
+            state = self.status(flow, id).await?;
+        }
+        self.forget_waiter(flow, id);
+        Ok(state)
+    }
+
     /// Waits up to `timeout` for a request of `W` to end.
     pub async fn wait<W: Workflow>(
         &self,
         id: &RequestId,
         timeout: Duration,
     ) -> Result<RequestOutcome<W::Output>, EngineError> {
-        self.start_listener().await?;
-        let woken = self.register_waiter(W::NAME, id)?;
-        let mut state = self.status(W::NAME, id).await?;
-        if !state.as_ref().is_some_and(|s| s.status.is_final()) {
-            // Woken or not, the state says how it ended (or that it has not).
-            let _ = tokio::time::timeout(timeout, woken).await;
-            state = self.status(W::NAME, id).await?;
-        }
-        self.forget_waiter(W::NAME, id);
+        let state = self.wait_state(W::NAME, id, timeout).await?;
         let Some(state) = state else {
             return Err(EngineError::Protocol(format!(
                 "request `{id}` of `{}` does not exist",

@@ -596,7 +596,17 @@ impl<C: Codec> Worker<C> {
             Value::from(millis(self.engine.inner.config.retention).to_string()),
             Value::from(if recorded { "1" } else { "0" }),
         ];
-        scripts::call(&FAIL, &self.engine.inner.client, keys, args).await?;
+        let outcome = scripts::call(&FAIL, &self.engine.inner.client, keys, args).await?;
+        if outcome.as_str().as_deref() == Some("failed") {
+            // This failure ended the request: cancel its other running attempts, on every
+            // worker, as a stop does.
+            let channel = control_channel(&self.engine.inner.config.prefix);
+            self.engine
+                .inner
+                .client
+                .publish::<(), _, _>(channel, format!("{} {request}", flow.plan.flow()))
+                .await?;
+        }
         Ok(())
     }
 }

@@ -22,8 +22,12 @@ if vs == 'done' or vs == 'failed' then
   return 'duplicate'
 end
 if st == 'stopped' or st == 'failed' or st == 'completed' then
+  -- A late attempt of a request that has already ended: nothing is recorded but its end.
+  if vs == 'running' then
+    redis.call('HSET', req, 's:' .. v, 'cancelled', 't1:' .. v, ARGV[6])
+  end
   ack()
-  return st
+  return 'ended'
 end
 if ARGV[9] == '1' then
   redis.call('HINCRBY', req, 'f:' .. v, 1)

@@ -1,0 +1,412 @@
+//! The HTTP routes. Every error is JSON `{"error": {"code", "message"}}` with the right status;
+//! handlers decode and validate everything before touching the engine, so a bad request never
+//! leaves a half-created one behind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::backend::{Action, Backend, BackendError};
+use super::metrics::Metrics;
+use super::registry::FlowDef;
+use crate::request_id::RequestId;
+use crate::state::{RequestState, RequestStatus, Transition};
+
+/// What the handlers share.
+pub(crate) struct AppState {
+    pub(crate) backend: Backend,
+    pub(crate) flows: HashMap<&'static str, FlowDef>,
+    pub(crate) api_token: Option<String>,
+    pub(crate) body_limit: usize,
+    pub(crate) max_wait: Duration,
+    pub(crate) metrics: Metrics,
+}
+
+/// The routes, ready to serve or to nest in another application's router.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let flows = Router::new()
+        .route("/flows", get(list_flows))
+        .route("/flow/{name}", get(describe_flow).post(submit))
+        .route("/flow/{name}/requests/{id}", get(request_status))
+        .route("/flow/{name}/requests/{id}/{action}", post(control))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authorize,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .merge(flows)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .with_state(state)
+}
+
+/// An error answer.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn unknown_flow(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_flow",
+            format!("no workflow named `{name}`; GET /flows lists them"),
+        )
+    }
+
+    fn unknown_request(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_request",
+            format!("no request `{id}` (never submitted, or expired)"),
+        )
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(error: BackendError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            error.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` when a token is configured.
+async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.api_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn flow<'a>(state: &'a AppState, name: &str) -> Result<&'a FlowDef, ApiError> {
+    state
+        .flows
+        .get(name)
+        .ok_or_else(|| ApiError::unknown_flow(name))
+}
+
+fn request_id(text: &str) -> Result<RequestId, ApiError> {
+    RequestId::parse(text)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_id", e.to_string()))
+}
+
+async fn list_flows(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let mut flows: Vec<Value> = state
+        .flows
+        .values()
+        .map(|flow| {
+            let graph = (flow.graph)();
+            json!({
+                "name": flow.name,
+                "vertices": graph.vertices().len(),
+                "hash": format!("{:016x}", graph.structural_hash()),
+                "href": format!("/flow/{}", flow.name),
+            })
+        })
+        .collect();
+    flows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Json(json!({ "engine": state.backend.kind(), "flows": flows }))
+}
+
+/// `GET /flow/{name}`: the graph as JSON, or Mermaid / DOT by `Accept` or by a `.mmd` / `.dot`
+/// suffix on the name.
+async fn describe_flow(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (name, format) = if let Some(base) = name.strip_suffix(".mmd") {
+        (base, "mermaid")
+    } else if let Some(base) = name.strip_suffix(".dot") {
+        (base, "dot")
+    } else if accept.contains("mermaid") {
+        (name.as_str(), "mermaid")
+    } else if accept.contains("graphviz") || accept.contains("text/vnd.dot") {
+        (name.as_str(), "dot")
+    } else {
+        (name.as_str(), "json")
+    };
+    let graph = (flow(&state, name)?.graph)();
+    Ok(match format {
+        "mermaid" => (
+            [(header::CONTENT_TYPE, "text/vnd.mermaid; charset=utf-8")],
+            graph.to_mermaid(),
+        )
+            .into_response(),
+        "dot" => (
+            [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
+            graph.to_dot(),
+        )
+            .into_response(),
+        _ => Json(json!({ "name": graph.name(), "graph": graph })).into_response(),
+    })
+}
+
+/// `POST /flow/{name}`: body = the workflow input as JSON.
+async fn submit(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let flow = flow(&state, &name)?;
+    let id = match headers.get("x-request-id") {
+        Some(value) => request_id(value.to_str().unwrap_or("\u{0}"))?,
+        None => RequestId::generate(),
+    };
+    let wait = match query.get("wait") {
+        Some(text) => Some(
+            text.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s).min(state.max_wait))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_wait",
+                        "`wait` is a number of seconds",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let body: Bytes = axum::body::to_bytes(body, state.body_limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the body is larger than the limit of {} bytes",
+                    state.body_limit
+                ),
+            )
+        })?;
+    let input = (flow.input_from_json)(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("the body is not a valid `{}` input: {e}", flow.name),
+        )
+    })?;
+    let created = state.backend.submit(flow, &id, input).await?;
+    if created {
+        state.metrics.started(flow.name);
+    }
+    let location = format!("/flow/{}/requests/{id}", flow.name);
+    let headers = [
+        (
+            header::HeaderName::from_static("x-request-id"),
+            HeaderValue::from_str(id.as_str()).expect("validated id"),
+        ),
+        (
+            header::LOCATION,
+            HeaderValue::from_str(&location).expect("validated id"),
+        ),
+    ];
+    let waited = match wait {
+        Some(timeout) => state.backend.wait(flow, &id, timeout).await?,
+        None => None,
+    };
+    match waited {
+        Some(request) if request.status.is_final() => {
+            let body = request_json(flow, &request);
+            Ok((StatusCode::OK, headers, Json(body)).into_response())
+        }
+        Some(request) => Ok((
+            StatusCode::ACCEPTED,
+            headers,
+            Json(json!({"request_id": id, "status": request.status, "created": created})),
+        )
+            .into_response()),
+        None => {
+            let status = if created {
+                RequestStatus::Queued
+            } else {
+                state
+                    .backend
+                    .status(flow, &id)
+                    .await?
+                    .map_or(RequestStatus::Queued, |s| s.status)
+            };
+            Ok((
+                StatusCode::ACCEPTED,
+                headers,
+                Json(json!({"request_id": id, "status": status, "created": created})),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// The JSON form of a request's state, with its output decoded.
+fn request_json(flow: &FlowDef, request: &RequestState) -> Value {
+    let mut body =
+        serde_json::to_value(request).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    if let (Some(output), Some(object)) = (&request.output, body.as_object_mut()) {
+        match (flow.output_to_json)(output) {
+            Ok(value) => {
+                object.insert("output".into(), value);
+            }
+            Err(error) => {
+                object.insert("output_error".into(), Value::String(error.to_string()));
+            }
+        }
+    }
+    body
+}
+
+async fn request_status(
+    State(state): State<Arc<AppState>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let flow = flow(&state, &name)?;
+    let id = request_id(&id)?;
+    let request = state
+        .backend
+        .status(flow, &id)
+        .await?
+        .ok_or_else(|| ApiError::unknown_request(id.as_str()))?;
+    Ok(Json(request_json(flow, &request)))
+}
+
+async fn control(
+    State(state): State<Arc<AppState>>,
+    Path((name, id, action)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let flow = flow(&state, &name)?;
+    let id = request_id(&id)?;
+    let action = match action.as_str() {
+        "pause" => Action::Pause,
+        "resume" => Action::Resume,
+        "stop" => Action::Stop,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the actions are `pause`, `resume` and `stop`",
+            ))
+        }
+    };
+    match state.backend.control(flow, &id, action).await? {
+        Transition::Done(status) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"request_id": id, "status": status})),
+        )
+            .into_response()),
+        Transition::Conflict(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "cannot {} a request that is {}",
+                format!("{action:?}").to_lowercase(),
+                status.as_str()
+            ),
+        )),
+        Transition::Missing => Err(ApiError::unknown_request(id.as_str())),
+    }
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    state.backend.ready().await?;
+    Ok(Json(
+        json!({"status": "ready", "engine": state.backend.kind()}),
+    ))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn compares_tokens() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -1,0 +1,47 @@
+//! The workflows a service serves, with their types erased: the HTTP layer works with names,
+//! JSON and encoded payloads, and these functions convert at the edges.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codec::{CodecError, Json, MsgPack};
+use crate::embedded::Embedded;
+use crate::graph::Graph;
+use crate::node::Data as _;
+use crate::plan::Plan;
+use crate::workflow::Workflow;
+
+/// One registered workflow.
+#[derive(Clone, Copy)]
+pub(crate) struct FlowDef {
+    pub(crate) name: &'static str,
+    pub(crate) graph: fn() -> &'static Graph,
+    pub(crate) plan: fn(&Embedded) -> Arc<Plan>,
+    #[cfg(feature = "redis")]
+    pub(crate) register_redis:
+        fn(crate::redis::RedisEngineBuilder) -> crate::redis::RedisEngineBuilder,
+    /// JSON request body → the workflow input, encoded with the service's codec. The error
+    /// names the path of the offending field.
+    pub(crate) input_from_json: fn(&[u8]) -> Result<Bytes, CodecError>,
+    /// Encoded workflow output → JSON.
+    pub(crate) output_to_json: fn(&[u8]) -> Result<serde_json::Value, CodecError>,
+}
+
+impl FlowDef {
+    pub(crate) fn of<W: Workflow>() -> Self {
+        Self {
+            name: W::NAME,
+            graph: W::graph,
+            plan: |engine| engine.plan::<W>(),
+            #[cfg(feature = "redis")]
+            register_redis: |builder| builder.register::<W>(),
+            input_from_json: |body| W::Input::decode_with(&Json, body)?.encode_with(&MsgPack),
+            output_to_json: |bytes| {
+                let output = W::Output::decode_with(&MsgPack, bytes)?;
+                let json = output.encode_with(&Json)?;
+                serde_json::from_slice(&json).map_err(|e| CodecError::decode("json", &e))
+            },
+        }
+    }
+}
