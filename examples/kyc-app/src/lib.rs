@@ -1,0 +1,183 @@
+//! The KYC workflows of Go goflow's seed examples, served by [`service`]:
+//!
+//! - `kyc`: `get_kyc_image -> [face_detect, face_match] => mark_profile` (branching, with an
+//!   aggregator);
+//! - `kyc_linear`: the same steps one after another;
+//! - `onboarding`: KYC validation as a sub-workflow of a larger flow;
+//! - `greet`: a single node.
+//!
+//! Every input is `{"user_id": "..."}` (or a name for `greet`). Users whose id starts with `a`
+//! pass the face match; an empty id fails with a permanent error; `slow...` users take 2 s in
+//! face detection, long enough to pause or stop them.
+
+use std::time::Duration;
+
+use goflow::prelude::*;
+use goflow::service::FlowService;
+use serde::{Deserialize, Serialize};
+
+/// A KYC request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KycRequest {
+    /// The user to verify.
+    pub user_id: String,
+}
+
+/// The user's document image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Image {
+    /// Whose image.
+    pub user_id: String,
+    /// Where it is stored.
+    pub url: String,
+}
+
+/// Faces found on the image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Detection {
+    /// Whose image.
+    pub user_id: String,
+    /// How many faces.
+    pub faces: u32,
+}
+
+/// How well the face matches the user's selfie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Match {
+    /// Whose image.
+    pub user_id: String,
+    /// From 0 to 1.
+    pub score: f64,
+}
+
+/// The verdict written to the user's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The user.
+    pub user_id: String,
+    /// Whether KYC passed.
+    pub kyc_verified: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// Fetches the user's KYC image.
+#[node(name = "get-kyc-image")]
+pub async fn get_kyc_image(request: KycRequest) -> Result<Image, NodeError> {
+    if request.user_id.trim().is_empty() {
+        return Err(NodeError::permanent("`user_id` is empty"));
+    }
+    Ok(Image {
+        url: format!("s3://kyc/{}.jpg", request.user_id),
+        user_id: request.user_id,
+    })
+}
+
+/// Finds faces on the image.
+#[node(name = "face-detect", retries = 2, timeout = "10s", backoff = "100ms")]
+pub async fn face_detect(image: Image) -> Detection {
+    let work = if image.user_id.starts_with("slow") {
+        2000
+    } else {
+        5
+    };
+    tokio::time::sleep(Duration::from_millis(work)).await;
+    Detection {
+        user_id: image.user_id,
+        faces: 1,
+    }
+}
+
+/// Matches the face with the user's selfie.
+#[node(name = "face-match", retries = 2, timeout = "10s")]
+pub async fn face_match(image: Image) -> Match {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    Match {
+        score: if image.user_id.starts_with('a') {
+            0.97
+        } else {
+            0.42
+        },
+        user_id: image.user_id,
+    }
+}
+
+/// Joins both results into the verdict.
+#[node(name = "mark-profile")]
+pub async fn mark_profile(detection: Detection, matched: Match) -> Profile {
+    let kyc_verified = detection.faces == 1 && matched.score > 0.9;
+    Profile {
+        reason: format!(
+            "{} face(s), match score {:.2}",
+            detection.faces, matched.score
+        ),
+        user_id: detection.user_id,
+        kyc_verified,
+    }
+}
+
+/// The linear flow's matcher takes the detection, not the image.
+#[node(name = "face-match-after-detect")]
+pub async fn match_detected(detection: Detection) -> Profile {
+    let score = if detection.user_id.starts_with('a') {
+        0.97
+    } else {
+        0.42
+    };
+    Profile {
+        kyc_verified: detection.faces == 1 && score > 0.9,
+        reason: format!("{} face(s), match score {score:.2}", detection.faces),
+        user_id: detection.user_id,
+    }
+}
+
+/// Normalises the request before validation.
+#[node]
+pub async fn normalise(request: KycRequest) -> KycRequest {
+    KycRequest {
+        user_id: request.user_id.trim().to_lowercase(),
+    }
+}
+
+/// Records the verdict (a real service would write to a database here).
+#[node]
+pub async fn save_profile(ctx: Context, profile: Profile) -> Profile {
+    tracing::info!(request = %ctx.request_id(), user = profile.user_id, verified = profile.kyc_verified, "profile saved");
+    profile
+}
+
+/// Greets.
+#[node]
+pub async fn greet(name: String) -> String {
+    format!("Hello {name}")
+}
+
+workflow! {
+    /// Validates a user's KYC image and marks the profile (Go goflow's branching KYC).
+    pub Kyc = get_kyc_image -> [face_detect, face_match] => mark_profile;
+    /// The same, one step after another (Go goflow's linear KYC).
+    pub KycLinear = get_kyc_image -> face_detect -> match_detected;
+    /// Onboarding with KYC validation as a sub-workflow.
+    pub Onboarding = normalise -> Kyc -> save_profile;
+    /// A single node.
+    pub Greet = greet;
+}
+
+/// `service` with the KYC workflows registered.
+pub fn service(service: FlowService) -> FlowService {
+    service
+        .register::<Kyc>()
+        .register::<KycLinear>()
+        .register::<Onboarding>()
+        .register::<Greet>()
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
