@@ -1,0 +1,460 @@
+//! The peers' workloads (../shared/peers/README.md) on goflow, printing `RESULT {json}` lines in
+//! the peers' format so that `run_all.sh --extra` puts goflow in the same table.
+//!
+//! ```sh
+//! cargo bench --bench flows -- --redis       # Redis engine: one worker process, concurrency 8
+//! cargo bench --bench flows -- --embedded    # embedded engine
+//! cargo bench --bench flows -- --redis --workloads kyc,kyc_lat --n-kyc 2000
+//! ```
+//!
+//! Workloads (every step returns its input plus a short suffix, as the peers' steps do):
+//! `kyc` (5,000 flows submitted at once), `chain10` (2,000), `fanout32` (500), and `kyc_lat`
+//! (200 flows one at a time, p50/p99 in ms), after a warm-up of 40 kyc flows. `fanout32` is
+//! `first -> [32 x mid]` joined by two 16-way joins and a final join (serde's tuples stop at
+//! 16 elements), so goflow runs 35 vertices per flow where the peers run 34.
+//!
+//! The Redis engine runs with all its guarantees on (leases, retries, state, TTL). Its worker is
+//! a separate process (this binary, re-executed with `--worker-process`); the driver submits
+//! and waits through the client API. Redis: `--redis-url` or `GOFLOW_BENCH_REDIS_URL` (default
+//! `redis://127.0.0.1:6379/6`; db 0 is refused), keys under a fresh prefix per run.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::{ClientLike, Config};
+use goflow::prelude::*;
+use goflow::redis::{RedisConfig, RedisEngine, RequestOutcome};
+use goflow::Embedded;
+use tokio_util::sync::CancellationToken;
+
+#[node]
+async fn get_kyc_image(x: String) -> String {
+    x + "|img"
+}
+#[node]
+async fn face_detect(x: String) -> String {
+    x + "|fd"
+}
+#[node]
+async fn face_match(x: String) -> String {
+    x + "|fm"
+}
+#[node]
+async fn mark_profile(fd: String, fm: String) -> String {
+    format!("{fd}+{fm}|mp")
+}
+/// One step of the chain: appends its vertex name (`s1` … `s10`).
+#[node]
+async fn step(ctx: Context, x: String) -> String {
+    format!("{x}|{}", ctx.vertex())
+}
+#[node]
+async fn fan_first(x: String) -> String {
+    x + "|first"
+}
+#[node]
+async fn mid(x: String) -> u32 {
+    u32::try_from(x.len()).unwrap_or(0)
+}
+#[node]
+#[allow(clippy::too_many_arguments)]
+async fn agg16(
+    a: u32,
+    b: u32,
+    c: u32,
+    d: u32,
+    e: u32,
+    f: u32,
+    g: u32,
+    h: u32,
+    i: u32,
+    j: u32,
+    k: u32,
+    l: u32,
+    m: u32,
+    n: u32,
+    o: u32,
+    p: u32,
+) -> u32 {
+    u32::from(
+        [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]
+            .iter()
+            .all(|&x| x > 0),
+    ) * 16
+}
+#[node]
+async fn fan_agg(left: u32, right: u32) -> String {
+    format!("agg:{}", left + right)
+}
+
+workflow! {
+    pub Kyc = get_kyc_image -> [face_detect, face_match] => mark_profile;
+    pub Chain10 = step as s1 -> step as s2 -> step as s3 -> step as s4 -> step as s5
+        -> step as s6 -> step as s7 -> step as s8 -> step as s9 -> step as s10;
+    pub Fanout32 = {
+        fan_first -> [
+            mid as m1, mid as m2, mid as m3, mid as m4, mid as m5, mid as m6, mid as m7, mid as m8,
+            mid as m9, mid as m10, mid as m11, mid as m12, mid as m13, mid as m14, mid as m15, mid as m16,
+            mid as m17, mid as m18, mid as m19, mid as m20, mid as m21, mid as m22, mid as m23, mid as m24,
+            mid as m25, mid as m26, mid as m27, mid as m28, mid as m29, mid as m30, mid as m31, mid as m32
+        ];
+        [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15, m16] => agg16 as left;
+        [m17, m18, m19, m20, m21, m22, m23, m24, m25, m26, m27, m28, m29, m30, m31, m32] => agg16 as right;
+        [left, right] => fan_agg;
+    };
+}
+
+fn kyc_expected(x: &str) -> String {
+    format!("{x}|img|fd+{x}|img|fm|mp")
+}
+
+fn chain_expected(x: &str) -> String {
+    (1..=10).fold(x.to_owned(), |acc, k| format!("{acc}|s{k}"))
+}
+
+struct Args {
+    redis: bool,
+    embedded: bool,
+    workloads: Vec<String>,
+    n: HashMap<&'static str, usize>,
+    concurrency: usize,
+    redis_url: String,
+}
+
+fn args() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        argv.iter()
+            .position(|a| a == name)
+            .and_then(|i| argv.get(i + 1).cloned())
+    };
+    let flag = |name: &str| argv.iter().any(|a| a == name);
+    let mut n = HashMap::from([
+        ("kyc", 5000),
+        ("chain10", 2000),
+        ("fanout32", 500),
+        ("kyc_lat", 200),
+    ]);
+    for (key, arg) in [
+        ("kyc", "--n-kyc"),
+        ("chain10", "--n-chain10"),
+        ("fanout32", "--n-fanout32"),
+        ("kyc_lat", "--n-lat"),
+    ] {
+        if let Some(v) = value(arg).and_then(|v| v.parse().ok()) {
+            n.insert(key, v);
+        }
+    }
+    let (redis, embedded) = match (flag("--redis"), flag("--embedded")) {
+        (false, false) => (true, true),
+        both => both,
+    };
+    let redis_url = value("--redis-url")
+        .or_else(|| std::env::var("GOFLOW_BENCH_REDIS_URL").ok())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/6".to_owned());
+    Args {
+        redis,
+        embedded,
+        workloads: value("--workloads")
+            .unwrap_or_else(|| "kyc,chain10,fanout32,kyc_lat".to_owned())
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+        n,
+        concurrency: value("--concurrency")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8),
+        redis_url,
+    }
+}
+
+fn redis_config(url: &str, prefix: &str) -> RedisConfig {
+    let mut config = RedisConfig::new(url);
+    config.prefix = prefix.to_owned();
+    config.retention = Duration::from_secs(120);
+    config
+}
+
+async fn connect(url: &str, prefix: &str) -> RedisEngine {
+    RedisEngine::builder(redis_config(url, prefix))
+        .register::<Kyc>()
+        .register::<Chain10>()
+        .register::<Fanout32>()
+        .connect()
+        .await
+        .expect("connect to the benchmark's Redis")
+}
+
+/// The worker process: runs until its stdin closes (the driver ends it).
+fn worker_process(url: &str, prefix: &str, concurrency: usize) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let engine = connect(url, prefix).await;
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(engine.worker(concurrency).run(shutdown.clone()));
+        println!("READY");
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            let _ = std::io::stdin().read_line(&mut sink);
+        })
+        .await;
+        shutdown.cancel();
+        let _ = worker.await;
+    });
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = stat[stat.rfind(')').map_or(0, |i| i + 2)..]
+        .split(' ')
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn own_cpu_seconds() -> f64 {
+    cpu_seconds(std::process::id())
+}
+
+/// Redis CPU seconds and commands processed (including those inside scripts).
+async fn redis_stats(client: &fred::prelude::Client) -> (f64, f64) {
+    let info: String = client
+        .custom(fred::cmd!("INFO"), vec!["all"])
+        .await
+        .unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (
+        field("used_cpu_user") + field("used_cpu_sys"),
+        field("total_commands_processed"),
+    )
+}
+
+#[derive(Clone)]
+enum Driver {
+    Redis(RedisEngine),
+    Embedded(Arc<Embedded>),
+}
+
+impl Driver {
+    async fn kyc(&self, x: String) -> String {
+        self.run::<Kyc>(x).await
+    }
+
+    async fn run<W: Workflow<Input = String, Output = String>>(&self, x: String) -> String {
+        match self {
+            Driver::Embedded(engine) => engine.run::<W>(x).await.expect("flow succeeds"),
+            Driver::Redis(engine) => {
+                let id = engine.submit::<W>(&x).await.expect("submit");
+                match engine
+                    .wait::<W>(&id, Duration::from_secs(600))
+                    .await
+                    .expect("wait")
+                {
+                    RequestOutcome::Completed(out) => out,
+                    other => panic!("flow did not complete: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+async fn throughput(driver: &Driver, workload: &str, n: usize) -> (f64, f64) {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let driver = driver.clone();
+        let workload = workload.to_owned();
+        tasks.spawn(async move {
+            match workload.as_str() {
+                "kyc" => {
+                    let x = format!("user-{i}");
+                    assert_eq!(driver.kyc(x.clone()).await, kyc_expected(&x));
+                }
+                "chain10" => {
+                    let x = format!("c-{i}");
+                    assert_eq!(driver.run::<Chain10>(x.clone()).await, chain_expected(&x));
+                }
+                _ => {
+                    let out = driver.run::<Fanout32>(format!("f-{i}")).await;
+                    assert_eq!(out, "agg:32");
+                }
+            }
+        });
+    }
+    let submitted = started.elapsed().as_secs_f64();
+    while let Some(done) = tasks.join_next().await {
+        done.expect("flow task");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (elapsed, submitted)
+}
+
+async fn latency(driver: &Driver, n: usize) -> (f64, f64, f64) {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let x = format!("lat-{i}");
+        let started = Instant::now();
+        assert_eq!(driver.kyc(x.clone()).await, kyc_expected(&x));
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        samples[((p / 100.0 * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1]
+    };
+    (
+        pct(50.0),
+        pct(99.0),
+        samples.iter().sum::<f64>() / samples.len() as f64,
+    )
+}
+
+async fn bench(args: &Args, redis: bool) {
+    let prefix = format!("bench-{}-{:08x}", std::process::id(), fastrand::u32(..));
+    let (driver, mut worker, stats): (Driver, Option<Child>, Option<fred::prelude::Client>) =
+        if redis {
+            assert!(
+                !args.redis_url.trim_end_matches('/').ends_with("/0"),
+                "refusing to use Redis db 0"
+            );
+            let engine = connect(&args.redis_url, &prefix).await;
+            let child = Command::new(std::env::current_exe().expect("own path"))
+                .args([
+                    "--worker-process",
+                    "--redis-url",
+                    &args.redis_url,
+                    "--prefix",
+                    &prefix,
+                ])
+                .args(["--concurrency", &args.concurrency.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start the worker process");
+            let mut child = child;
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.as_mut().expect("worker stdout")),
+                &mut line,
+            )
+            .expect("worker READY line");
+            assert_eq!(line.trim(), "READY", "worker did not start");
+            let client = fred::prelude::Builder::from_config(
+                Config::from_url(&args.redis_url).expect("url"),
+            )
+            .build()
+            .expect("stats client");
+            client.init().await.expect("connect stats client");
+            (Driver::Redis(engine), Some(child), Some(client))
+        } else {
+            (Driver::Embedded(Arc::new(Embedded::new())), None, None)
+        };
+    let system = if redis {
+        format!("goflow-redis-c{}", args.concurrency)
+    } else {
+        "goflow-embedded".to_owned()
+    };
+
+    // Warm-up.
+    let warm: Vec<_> = (0..40)
+        .map(|i| {
+            let driver = driver.clone();
+            tokio::spawn(async move { driver.kyc(format!("warm-{i}")).await })
+        })
+        .collect();
+    for w in warm {
+        w.await.expect("warm-up");
+    }
+
+    for workload in &args.workloads {
+        let n = args.n.get(workload.as_str()).copied().unwrap_or(100);
+        let worker_cpu0 = worker.as_ref().map_or(0.0, |c| cpu_seconds(c.id()));
+        let driver_cpu0 = own_cpu_seconds();
+        let redis0 = match &stats {
+            Some(client) => redis_stats(client).await,
+            None => (0.0, 0.0),
+        };
+        let mut result = match workload.as_str() {
+            "kyc_lat" => {
+                let (p50, p99, mean) = latency(&driver, n).await;
+                format!("\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"mean_ms\":{mean:.3}")
+            }
+            "kyc" | "chain10" | "fanout32" => {
+                let (elapsed, submit) = throughput(&driver, workload, n).await;
+                format!(
+                    "\"elapsed_s\":{elapsed:.3},\"submit_s\":{submit:.3},\"flows_per_s\":{:.1}",
+                    n as f64 / elapsed
+                )
+            }
+            other => panic!("unknown workload `{other}`"),
+        };
+        let driver_cpu = own_cpu_seconds() - driver_cpu0;
+        let worker_cpu = worker
+            .as_ref()
+            .map_or(driver_cpu, |c| cpu_seconds(c.id()) - worker_cpu0);
+        result += &format!(
+            ",\"worker_cpu_s\":{worker_cpu:.2},\"driver_cpu_s\":{:.2}",
+            if redis { driver_cpu } else { 0.0 }
+        );
+        if let Some(client) = &stats {
+            let redis1 = redis_stats(client).await;
+            result += &format!(
+                ",\"redis_cpu_s\":{:.3},\"redis_cmds\":{}",
+                redis1.0 - redis0.0,
+                redis1.1 - redis0.1
+            );
+        }
+        println!(
+            "RESULT {{\"system\":\"{system}\",\"workload\":\"{workload}\",\"flows\":{n},{result}}}"
+        );
+    }
+    if let Some(mut child) = worker.take() {
+        drop(child.stdin.take());
+        let _ = child.wait();
+    }
+    if let Some(client) = stats {
+        let _ = client.quit().await;
+    }
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.iter().any(|a| a == "--worker-process") {
+        let value = |name: &str| {
+            argv.iter()
+                .position(|a| a == name)
+                .and_then(|i| argv.get(i + 1).cloned())
+        };
+        worker_process(
+            &value("--redis-url").expect("--redis-url"),
+            &value("--prefix").expect("--prefix"),
+            value("--concurrency")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(8),
+        );
+        return;
+    }
+    let args = args();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        if args.embedded {
+            bench(&args, false).await;
+        }
+        if args.redis {
+            bench(&args, true).await;
+        }
+    });
+}
