@@ -50,6 +50,28 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Starts a watchdog process that kills this server, and removes its directory, when the
+    /// process `owner` has exited.
+    pub fn watch_over(&self, owner: u32) {
+        let Some(server) = self.child.as_ref().map(Child::id) else {
+            return;
+        };
+        let script = format!(
+            "while kill -0 {owner} 2>/dev/null; do sleep 0.5; done; kill {server} 2>/dev/null; \
+             sleep 0.5; rm -rf '{}'",
+            self.dir.display()
+        );
+        // Deliberately not waited for: it must outlive this process, which is its whole point.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the redis-server watchdog");
+    }
+
     /// Kills the server (as a crash would: its data is gone, persistence is off).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -109,9 +131,10 @@ pub fn shared_url() -> String {
             if let Ok(url) = std::env::var("GOFLOW_TEST_REDIS_URL") {
                 return url;
             }
-            // Leaked on purpose: it lives as long as the test process, and its port and
-            // directory are this process's own.
+            // Kept for the whole test process (statics are never dropped), so a watchdog
+            // kills it, and removes its directory, once this process has exited.
             let server = Box::leak(Box::new(RedisServer::start()));
+            server.watch_over(std::process::id());
             server.url()
         })
         .clone()
@@ -125,4 +148,139 @@ pub fn config(test: &str) -> RedisConfig {
     config.lease = Duration::from_millis(1500);
     config.retry_poll = Duration::from_millis(10);
     config
+}
+
+/// Settings for one test against the server at `url` (one the test started for itself): a
+/// prefix of its own and the same short timings as [`config`].
+pub fn config_at(url: &str, test: &str) -> RedisConfig {
+    let mut config = RedisConfig::new(url);
+    config.prefix = format!("t-{test}-{:08x}", fastrand::u32(..));
+    config.lease = Duration::from_millis(1500);
+    config.retry_poll = Duration::from_millis(10);
+    config
+}
+
+/// A plain client of the server at `url`, for the raw commands the engine does not expose
+/// (adding stream entries by hand, listing keys, reading pending entries).
+pub async fn raw_client(url: &str) -> fred::prelude::Client {
+    use fred::prelude::{Builder, ClientLike, Config};
+    let config = Config::from_url(url).expect("a valid redis url");
+    let client = Builder::from_config(config)
+        .build()
+        .expect("build a redis client");
+    tokio::time::timeout(Duration::from_secs(10), client.init())
+        .await
+        .expect("connect to redis within 10 s")
+        .expect("connect to redis");
+    client
+}
+
+/// Runs the raw command `name` with `args` and converts its reply.
+pub async fn raw<R: fred::types::FromValue>(
+    client: &fred::prelude::Client,
+    name: &'static str,
+    args: Vec<fred::prelude::Value>,
+) -> R {
+    use fred::prelude::ClientLike;
+    let command =
+        fred::types::CustomCommand::new_static(name, fred::types::ClusterHash::FirstKey, false);
+    client
+        .custom(command, args)
+        .await
+        .unwrap_or_else(|e| panic!("redis {name} failed: {e}"))
+}
+
+/// The hash tag that starts every key of `flow` under `prefix` (see the engine's `keys.rs`):
+/// `{prefix:flow}`.
+pub fn flow_tag(prefix: &str, flow: &str) -> String {
+    format!("{{{prefix}:{flow}}}")
+}
+
+/// The index of the vertex at `path` in a request's state (vertices are in plan order, which is
+/// also the vertex number in stream entries and state fields).
+pub fn vertex_index(state: &goflow::redis::RequestState, path: &str) -> usize {
+    state
+        .vertices
+        .iter()
+        .position(|v| v.vertex == path)
+        .unwrap_or_else(|| panic!("no vertex `{path}` in {state:?}"))
+}
+
+/// Polls `check` every few milliseconds until it holds, failing the test with `what` if it
+/// does not within `limit`. The limit only turns a hang into a failure; it is not a timing
+/// expectation, so make it generous.
+pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The entries of the stream at `key` (`XRANGE key - +`): id and fields of each.
+pub async fn stream_entries(
+    client: &fred::prelude::Client,
+    key: &str,
+) -> Vec<(String, std::collections::HashMap<String, String>)> {
+    let reply: fred::prelude::Value =
+        raw(client, "XRANGE", vec![key.into(), "-".into(), "+".into()]).await;
+    let text = |v: &fred::prelude::Value| v.as_string().unwrap_or_default();
+    reply
+        .into_array()
+        .into_iter()
+        .map(|entry| {
+            let mut parts = entry.into_array().into_iter();
+            let id = parts.next().map(|v| text(&v)).unwrap_or_default();
+            let fields: Vec<String> = parts
+                .next()
+                .map(|v| v.into_array().iter().map(text).collect())
+                .unwrap_or_default();
+            let fields = fields
+                .chunks(2)
+                .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))
+                .collect();
+            (id, fields)
+        })
+        .collect()
+}
+
+/// Entries delivered to the consumer group `workers` of the stream at `key` and not yet
+/// acknowledged, per consumer (`XPENDING key workers`); empty when there are none.
+pub async fn pending_by_consumer(
+    client: &fred::prelude::Client,
+    key: &str,
+) -> std::collections::HashMap<String, u64> {
+    let reply: fred::prelude::Value =
+        raw(client, "XPENDING", vec![key.into(), "workers".into()]).await;
+    let number = |v: &fred::prelude::Value| {
+        v.as_u64()
+            .or_else(|| v.as_string().and_then(|s| s.parse().ok()))
+            .unwrap_or(0)
+    };
+    reply
+        .into_array()
+        .into_iter()
+        .nth(3)
+        .map(|consumers| {
+            consumers
+                .into_array()
+                .into_iter()
+                .filter_map(|pair| {
+                    let pair = pair.into_array();
+                    Some((pair.first()?.as_string()?, number(pair.get(1)?)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A server of the test's own and settings for it, as [`config_at`] makes them. The server is
+/// killed when the returned [`RedisServer`] is dropped, so keep it for the whole test.
+pub fn own_server(test: &str) -> (RedisServer, RedisConfig) {
+    let server = RedisServer::start();
+    let config = config_at(&server.url(), test);
+    (server, config)
 }

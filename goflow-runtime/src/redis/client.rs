@@ -273,7 +273,7 @@ impl<C: Codec> RedisEngine<C> {
             .waiters
             .listener
             .get_or_try_init(|| async {
-                let client = super::connect_client(&self.inner.config.url).await?;
+                let client = super::connect_client(&self.inner.config.url, None).await?;
                 let mut flows = Vec::new();
                 for (name, flow) in &self.inner.flows {
                     let last: Vec<super::StreamEntry> = client

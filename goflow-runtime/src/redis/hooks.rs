@@ -71,7 +71,7 @@ pub(crate) async fn run<C: Codec>(
             return;
         }
     }
-    let reader = match connect_client(&inner.config.url).await {
+    let reader = match connect_client(&inner.config.url, None).await {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "finish hooks cannot connect");

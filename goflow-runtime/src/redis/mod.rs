@@ -74,6 +74,9 @@ pub struct RedisConfig {
     pub batch: usize,
     /// How often due retries are moved back to the ready streams. Default 50 ms.
     pub retry_poll: Duration,
+    /// How long a command may wait for Redis (queued while it is unreachable, say) before it
+    /// fails. Default 10 s. Blocking reads use connections of their own, without it.
+    pub command_timeout: Duration,
 }
 
 impl RedisConfig {
@@ -88,6 +91,7 @@ impl RedisConfig {
             max_lost_deliveries: 3,
             batch: 64,
             retry_poll: Duration::from_millis(50),
+            command_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -210,7 +214,7 @@ impl<C: Codec> RedisEngineBuilder<C> {
 
     /// Connects to Redis (failing if it cannot be reached within 5 s) and returns the engine.
     pub async fn connect(self) -> Result<RedisEngine<C>, EngineError> {
-        let client = connect_client(&self.config.url).await?;
+        let client = connect_client(&self.config.url, Some(self.config.command_timeout)).await?;
         let flows = self
             .flows
             .iter()
@@ -260,11 +264,19 @@ impl<C: Codec> RedisEngine<C> {
 }
 
 /// A connected client that reconnects on its own, forever, with capped exponential backoff.
-pub(crate) async fn connect_client(url: &str) -> Result<Client, EngineError> {
+/// With `command_timeout`, a command that cannot complete in time (Redis unreachable) fails
+/// instead of waiting for the reconnection.
+pub(crate) async fn connect_client(
+    url: &str,
+    command_timeout: Option<Duration>,
+) -> Result<Client, EngineError> {
     let config = Config::from_url(url)?;
     let client = Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(5);
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = command_timeout.unwrap_or(Duration::ZERO);
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
         .build()?;

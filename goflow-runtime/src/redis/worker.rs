@@ -42,7 +42,11 @@ pub struct Worker<C: Codec> {
     engine: RedisEngine<C>,
     concurrency: usize,
     consumer: String,
-    running: Arc<Mutex<HashMap<String, Running>>>,
+    /// Attempts in progress, by flow and entry id (entry ids are unique per stream only).
+    running: Arc<Mutex<HashMap<(&'static str, String), Running>>>,
+    /// Entries delivered to this worker that wait for a free slot; their leases are renewed
+    /// too, so that nobody reclaims them meanwhile.
+    held: Arc<Mutex<std::collections::HashSet<(&'static str, String)>>>,
 }
 
 /// An attempt in progress: its stream entry and how to cancel it.
@@ -75,6 +79,7 @@ impl<C: Codec> RedisEngine<C> {
             concurrency: concurrency.max(1),
             consumer: format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             running: Arc::default(),
+            held: Arc::default(),
         }
     }
 }
@@ -91,7 +96,7 @@ impl<C: Codec> Worker<C> {
         let this = Arc::new(self);
         this.create_groups().await?;
         // Blocking reads get their own connection, so they never delay other commands.
-        let reader = connect_client(&this.engine.inner.config.url).await?;
+        let reader = connect_client(&this.engine.inner.config.url, None).await?;
         let slots = Arc::new(Semaphore::new(this.concurrency));
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&this).reclaim_loop(Arc::clone(&slots), shutdown.clone()));
@@ -182,7 +187,10 @@ impl<C: Codec> Worker<C> {
             };
             for (name, key) in &flows {
                 for (entry, fields) in streams.get(key.as_str()).into_iter().flatten() {
-                    let Some(permit) = permits.pop() else { break };
+                    // COUNT is per stream: entries beyond the free slots are delivered to this
+                    // worker all the same, so they wait here for a slot.
+                    let permit = permits.pop();
+                    let slots = Arc::clone(&slots);
                     let delivery = Delivery {
                         flow: name,
                         entry: entry.clone(),
@@ -190,7 +198,25 @@ impl<C: Codec> Worker<C> {
                         vertex: fields.get("v").cloned().unwrap_or_default(),
                     };
                     let this = Arc::clone(&self);
+                    let key = (delivery.flow, delivery.entry.clone());
+                    if permit.is_none() {
+                        this.held
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key.clone());
+                    }
                     attempts.spawn(async move {
+                        let permit = match permit {
+                            Some(permit) => permit,
+                            None => {
+                                let permit = slots.acquire_owned().await.expect("never closed");
+                                this.held
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .remove(&key);
+                                permit
+                            }
+                        };
                         this.process(delivery).await;
                         drop(permit);
                     });
@@ -267,8 +293,13 @@ impl<C: Codec> Worker<C> {
             let by_flow: HashMap<&'static str, Vec<String>> = {
                 let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
                 let mut by_flow: HashMap<&'static str, Vec<String>> = HashMap::new();
-                for (entry, attempt) in running.iter() {
-                    by_flow.entry(attempt.flow).or_default().push(entry.clone());
+                for (flow, entry) in running.keys() {
+                    by_flow.entry(flow).or_default().push(entry.clone());
+                }
+                drop(running);
+                let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                for (flow, entry) in held.iter() {
+                    by_flow.entry(flow).or_default().push(entry.clone());
                 }
                 by_flow
             };
@@ -324,7 +355,7 @@ impl<C: Codec> Worker<C> {
     }
 
     async fn stop_listener(self: Arc<Self>, shutdown: CancellationToken) {
-        let subscriber = match connect_client(&self.engine.inner.config.url).await {
+        let subscriber = match connect_client(&self.engine.inner.config.url, None).await {
             Ok(client) => client,
             Err(error) => {
                 tracing::error!(%error, "stop listener could not connect");
@@ -468,7 +499,7 @@ impl<C: Codec> Worker<C> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
-                delivery.entry.clone(),
+                (delivery.flow, delivery.entry.clone()),
                 Running {
                     flow: delivery.flow,
                     request: request.clone(),
@@ -489,7 +520,7 @@ impl<C: Codec> Worker<C> {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&delivery.entry);
+            .remove(&(delivery.flow, delivery.entry.clone()));
 
         match result {
             Some(Ok(output)) => {

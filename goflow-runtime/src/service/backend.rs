@@ -104,12 +104,19 @@ impl Backend {
         }
     }
 
-    /// Whether the engine can take requests (Redis answers a `PING`).
+    /// Whether the engine can take requests (Redis answers a `PING` within 2 s).
     pub(crate) async fn ready(&self) -> Result<(), BackendError> {
         match self {
             Backend::Embedded(_) => Ok(()),
             #[cfg(feature = "redis")]
-            Backend::Redis(engine) => Ok(engine.ping().await?),
+            Backend::Redis(engine) => {
+                match tokio::time::timeout(Duration::from_secs(2), engine.ping()).await {
+                    Ok(answer) => Ok(answer?),
+                    Err(_) => Err(BackendError::Unavailable(
+                        "redis did not answer PING within 2 s".into(),
+                    )),
+                }
+            }
         }
     }
 }

@@ -232,7 +232,11 @@ async fn submit(
             text.parse::<f64>()
                 .ok()
                 .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| Duration::from_secs_f64(s).min(state.max_wait))
+                .map(|s| {
+                    Duration::try_from_secs_f64(s)
+                        .unwrap_or(Duration::MAX)
+                        .min(state.max_wait)
+                })
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,

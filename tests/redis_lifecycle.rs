@@ -1,0 +1,820 @@
+//! The life of a request on the Redis engine: pause, resume and stop (also racing with running
+//! vertices), idempotent submission, and expiry of finished requests' keys.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fred::prelude::Client;
+use goflow::prelude::*;
+use goflow::redis::{
+    EngineError, RedisConfig, RedisEngine, RedisEngineBuilder, RequestOutcome, RequestStatus,
+    Transition, VertexStatus,
+};
+use goflow::RequestId;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use support::{pending_by_consumer, raw, raw_client, vertex_index, wait_until};
+
+/// How long any single wait of these tests may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Executions, gates and cancellations, per request and node, in this process.
+
+/// How many times each node started, per request.
+static RUNS: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+/// Gates that are closed: the node waits until the gate opens.
+static CLOSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Requests whose `hold` attempt saw its cancellation or was dropped before it finished.
+static CANCELLED: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+
+fn record_run(ctx: &Context, node: &'static str) {
+    RUNS.lock()
+        .unwrap()
+        .push((ctx.request_id().as_str().to_owned(), node));
+}
+
+fn runs(id: &RequestId, node: &str) -> usize {
+    RUNS.lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, n)| r == id.as_str() && *n == node)
+        .count()
+}
+
+fn close_gate(id: &RequestId) {
+    CLOSED.lock().unwrap().push(id.as_str().to_owned());
+}
+
+fn open_gate(id: &RequestId) {
+    CLOSED.lock().unwrap().retain(|r| r != id.as_str());
+}
+
+fn gate_closed(id: &RequestId) -> bool {
+    CLOSED.lock().unwrap().iter().any(|r| r == id.as_str())
+}
+
+/// How `hold`'s attempt for `id` ended early: `"cancelled"` (it saw `ctx.cancelled()`) or
+/// `"dropped"` (its future was dropped while waiting).
+fn cancellation(id: &RequestId) -> Option<&'static str> {
+    CANCELLED
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(r, _)| r == id.as_str())
+        .map(|(_, how)| *how)
+}
+
+/// Records that `hold` was dropped unless it finished.
+struct DropWatch {
+    request: String,
+    finished: bool,
+}
+
+impl Drop for DropWatch {
+    fn drop(&mut self) {
+        if !self.finished {
+            CANCELLED
+                .lock()
+                .unwrap()
+                .push((std::mem::take(&mut self.request), "dropped"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workflows.
+
+#[node]
+async fn prepare(ctx: Context, n: u32) -> Result<u32, NodeError> {
+    record_run(&ctx, "prepare");
+    if n == 13 {
+        return Err(NodeError::permanent("13 is unlucky"));
+    }
+    Ok(n + 1)
+}
+
+/// Waits at its gate, giving up when its request is stopped.
+#[node]
+async fn hold(ctx: Context, n: u32) -> Result<u32, NodeError> {
+    record_run(&ctx, "hold");
+    let mut watch = DropWatch {
+        request: ctx.request_id().as_str().to_owned(),
+        finished: false,
+    };
+    let gate = async {
+        while gate_closed(ctx.request_id()) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let result = tokio::select! {
+        () = gate => Ok(n * 2),
+        () = ctx.cancelled() => {
+            CANCELLED
+                .lock()
+                .unwrap()
+                .push((ctx.request_id().as_str().to_owned(), "cancelled"));
+            Err(NodeError::permanent("stopped"))
+        }
+    };
+    watch.finished = true;
+    result
+}
+
+#[node]
+async fn finish(ctx: Context, n: u32) -> u32 {
+    record_run(&ctx, "finish");
+    n + 3
+}
+
+/// `Gated`'s output for `n`.
+fn gated(n: u32) -> u32 {
+    (n + 1) * 2 + 3
+}
+
+#[node]
+async fn split(ctx: Context, n: u32) -> u32 {
+    record_run(&ctx, "split");
+    tokio::time::sleep(Duration::from_millis(u64::from(n % 3))).await;
+    n + 1
+}
+
+#[node]
+async fn left(ctx: Context, n: u32) -> u64 {
+    record_run(&ctx, "left");
+    tokio::time::sleep(Duration::from_millis(u64::from(n % 2) + 1)).await;
+    u64::from(n) * 3
+}
+
+#[node]
+async fn right(ctx: Context, n: u32) -> u64 {
+    record_run(&ctx, "right");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    u64::from(n) + 1000
+}
+
+#[node]
+async fn join(ctx: Context, a: u64, b: u64) -> u64 {
+    record_run(&ctx, "join");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    a * 10_000 + b
+}
+
+#[node]
+async fn tail(ctx: Context, n: u64) -> u64 {
+    record_run(&ctx, "tail");
+    n + 7
+}
+
+/// `Diamond`'s output for `n`.
+fn diamond(n: u32) -> u64 {
+    let m = u64::from(n) + 1;
+    (m * 3) * 10_000 + (m + 1000) + 7
+}
+
+workflow! {
+    /// A chain whose middle vertex waits at a gate the test controls.
+    pub Gated = prepare -> hold -> finish;
+    /// A fan-out, a join and a tail, with a little async work in each.
+    pub Diamond = split -> [left, right] => join -> tail;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// An engine with both workflows and a worker running in this process.
+struct Running {
+    engine: RedisEngine,
+    client: Client,
+    shutdown: CancellationToken,
+    worker: JoinHandle<Result<(), EngineError>>,
+}
+
+impl Running {
+    async fn start(config: RedisConfig) -> Self {
+        Self::start_with(config, 16).await
+    }
+
+    /// [`start`](Self::start) with a worker running up to `concurrency` attempts at once.
+    async fn start_with(config: RedisConfig, concurrency: usize) -> Self {
+        let client = raw_client(&config.url).await;
+        let engine = builder(config).connect().await.expect("connect");
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(engine.worker(concurrency).run(shutdown.clone()));
+        let running = Self {
+            engine,
+            client,
+            shutdown,
+            worker,
+        };
+        // Stops reach workers over pub/sub: make sure this one listens before going on.
+        let channel = format!("{}:control", running.engine.config().prefix);
+        wait_until("the worker listens for stops", LIMIT, async || {
+            let reply: Vec<fred::prelude::Value> = raw(
+                &running.client,
+                "PUBSUB",
+                vec!["NUMSUB".into(), channel.as_str().into()],
+            )
+            .await;
+            reply.get(1).and_then(fred::prelude::Value::as_u64) == Some(1)
+        })
+        .await;
+        running
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        let tag = support::flow_tag(&self.engine.config().prefix, Gated::NAME);
+        format!("{tag}:{suffix}")
+    }
+
+    async fn state(&self, id: &RequestId) -> goflow::redis::RequestState {
+        self.engine
+            .status(Gated::NAME, id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no state for {id}"))
+    }
+
+    /// Waits until `hold` runs for `id`.
+    async fn wait_holding(&self, id: &RequestId) {
+        wait_until(&format!("hold runs for {id}"), LIMIT, async || {
+            runs(id, "hold") == 1
+        })
+        .await;
+    }
+
+    async fn finish(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(LIMIT, self.worker)
+            .await
+            .expect("the worker stops")
+            .expect("the worker task did not panic")
+            .expect("the worker ended without error");
+    }
+}
+
+fn builder(config: RedisConfig) -> RedisEngineBuilder {
+    RedisEngine::builder(config)
+        .register::<Gated>()
+        .register::<Diamond>()
+}
+
+async fn outcome<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> RequestOutcome<W::Output> {
+    engine.wait::<W>(id, LIMIT).await.expect("wait")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Pause, resume and stop.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_request_parks_its_next_vertex_until_resumed() {
+    let (_server, config) = support::own_server("pause");
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    let id = RequestId::generate();
+    close_gate(&id);
+    assert!(engine.submit_as::<Gated>(id.clone(), &4).await.unwrap());
+    running.wait_holding(&id).await;
+
+    // Paused while `hold` runs: `hold` finishes, `finish` is parked and does not run.
+    assert_eq!(
+        engine.pause(Gated::NAME, &id).await.unwrap(),
+        Transition::Done(RequestStatus::Paused)
+    );
+    assert_eq!(
+        engine.pause(Gated::NAME, &id).await.unwrap(),
+        Transition::Conflict(RequestStatus::Paused)
+    );
+    open_gate(&id);
+    let at = vertex_index(&running.state(&id).await, "finish");
+    wait_until("finish is parked", LIMIT, async || {
+        running.state(&id).await.vertices[at].status == VertexStatus::Parked
+    })
+    .await;
+    // Give a wrongly enqueued `finish` the chance to run; it must not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let state = running.state(&id).await;
+    assert_eq!(state.status, RequestStatus::Paused);
+    assert_eq!(state.vertices[at].status, VertexStatus::Parked);
+    assert_eq!(
+        state.vertices[vertex_index(&state, "hold")].status,
+        VertexStatus::Done
+    );
+    assert_eq!(runs(&id, "finish"), 0);
+    match engine
+        .wait::<Gated>(&id, Duration::from_millis(50))
+        .await
+        .unwrap()
+    {
+        RequestOutcome::Pending(RequestStatus::Paused) => {}
+        other => panic!("{other:?}"),
+    }
+
+    // Resumed: `finish` runs once and the request completes.
+    assert_eq!(
+        engine.resume(Gated::NAME, &id).await.unwrap(),
+        Transition::Done(RequestStatus::Running)
+    );
+    match outcome::<Gated>(engine, &id).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, gated(4)),
+        other => panic!("{other:?}"),
+    }
+    for node in ["prepare", "hold", "finish"] {
+        assert_eq!(runs(&id, node), 1, "{node}");
+    }
+    let state = running.state(&id).await;
+    assert!(
+        state
+            .vertices
+            .iter()
+            .all(|v| v.status == VertexStatus::Done && v.attempts == 1),
+        "{state:?}"
+    );
+
+    // A finished request can be neither paused, resumed nor stopped.
+    let conflict = Transition::Conflict(RequestStatus::Completed);
+    assert_eq!(engine.pause(Gated::NAME, &id).await.unwrap(), conflict);
+    assert_eq!(engine.resume(Gated::NAME, &id).await.unwrap(), conflict);
+    assert_eq!(engine.stop(Gated::NAME, &id).await.unwrap(), conflict);
+
+    // A request that does not exist is missing.
+    let unknown = RequestId::generate();
+    assert_eq!(
+        engine.pause(Gated::NAME, &unknown).await.unwrap(),
+        Transition::Missing
+    );
+    assert_eq!(
+        engine.resume(Gated::NAME, &unknown).await.unwrap(),
+        Transition::Missing
+    );
+    assert_eq!(
+        engine.stop(Gated::NAME, &unknown).await.unwrap(),
+        Transition::Missing
+    );
+    assert!(engine
+        .status(Gated::NAME, &unknown)
+        .await
+        .unwrap()
+        .is_none());
+    running.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_request_cannot_be_resumed() {
+    let (_server, config) = support::own_server("resume-running");
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    let id = RequestId::generate();
+    close_gate(&id);
+    engine.submit_as::<Gated>(id.clone(), &1).await.unwrap();
+    running.wait_holding(&id).await;
+    assert_eq!(
+        engine.resume(Gated::NAME, &id).await.unwrap(),
+        Transition::Conflict(RequestStatus::Running)
+    );
+    open_gate(&id);
+    match outcome::<Gated>(engine, &id).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, gated(1)),
+        other => panic!("{other:?}"),
+    }
+    running.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_cancels_the_running_vertex_and_nothing_runs_after_it() {
+    let (_server, config) = support::own_server("stop");
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    let id = RequestId::generate();
+    close_gate(&id);
+    engine.submit_as::<Gated>(id.clone(), &2).await.unwrap();
+    running.wait_holding(&id).await;
+
+    assert_eq!(
+        engine.stop(Gated::NAME, &id).await.unwrap(),
+        Transition::Done(RequestStatus::Stopped)
+    );
+    match outcome::<Gated>(engine, &id).await {
+        RequestOutcome::Stopped => {}
+        other => panic!("{other:?}"),
+    }
+    // The gate stays closed: `hold` ends only by being cancelled.
+    wait_until("hold is cancelled", LIMIT, async || {
+        cancellation(&id).is_some()
+    })
+    .await;
+    // Its entry is acknowledged (by the script that notes the stop).
+    let ready = running.key("ready");
+    wait_until("nothing is pending", LIMIT, async || {
+        pending_by_consumer(&running.client, &ready)
+            .await
+            .values()
+            .all(|&n| n == 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let state = running.state(&id).await;
+    assert_eq!(state.status, RequestStatus::Stopped, "{state:?}");
+    assert!(state.finished_at_ms.is_some());
+    assert_eq!(
+        state.vertices[vertex_index(&state, "finish")].status,
+        VertexStatus::Pending
+    );
+    assert_eq!(runs(&id, "finish"), 0);
+    assert_eq!(runs(&id, "hold"), 1);
+
+    let conflict = Transition::Conflict(RequestStatus::Stopped);
+    assert_eq!(engine.stop(Gated::NAME, &id).await.unwrap(), conflict);
+    assert_eq!(engine.pause(Gated::NAME, &id).await.unwrap(), conflict);
+    assert_eq!(engine.resume(Gated::NAME, &id).await.unwrap(), conflict);
+    open_gate(&id);
+    running.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_paused_request_drops_its_parked_vertices() {
+    let (_server, config) = support::own_server("stop-paused");
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    let id = RequestId::generate();
+    close_gate(&id);
+    engine.submit_as::<Gated>(id.clone(), &3).await.unwrap();
+    running.wait_holding(&id).await;
+    engine.pause(Gated::NAME, &id).await.unwrap();
+    open_gate(&id);
+    let at = vertex_index(&running.state(&id).await, "finish");
+    wait_until("finish is parked", LIMIT, async || {
+        running.state(&id).await.vertices[at].status == VertexStatus::Parked
+    })
+    .await;
+    assert_eq!(
+        engine.stop(Gated::NAME, &id).await.unwrap(),
+        Transition::Done(RequestStatus::Stopped)
+    );
+    assert_eq!(
+        engine.resume(Gated::NAME, &id).await.unwrap(),
+        Transition::Conflict(RequestStatus::Stopped)
+    );
+    match outcome::<Gated>(engine, &id).await {
+        RequestOutcome::Stopped => {}
+        other => panic!("{other:?}"),
+    }
+    let parked = format!(
+        "{}:parked:{id}",
+        support::flow_tag(&engine.config().prefix, Gated::NAME)
+    );
+    assert_eq!(
+        raw::<u64>(&running.client, "EXISTS", vec![parked.into()]).await,
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(runs(&id, "finish"), 0);
+    running.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_and_resumes_racing_with_running_vertices_lose_and_repeat_nothing() {
+    const REQUESTS: u32 = 200;
+    let (_server, config) = support::own_server("race");
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    // Each request has a controller that submits it, then pauses and resumes it over and over
+    // until it has completed: pauses land before, during and after every vertex.
+    let mut controllers = tokio::task::JoinSet::new();
+    for n in 0..REQUESTS {
+        let engine = engine.clone();
+        controllers.spawn(async move {
+            let id = engine.submit::<Diamond>(&n).await.unwrap();
+            let mut pauses = 0u32;
+            for _ in 0..2000 {
+                match engine.pause(Diamond::NAME, &id).await.unwrap() {
+                    Transition::Done(RequestStatus::Paused) => pauses += 1,
+                    Transition::Conflict(RequestStatus::Completed) => return (n, id, pauses),
+                    other => panic!("pausing {id}: {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
+                match engine.resume(Diamond::NAME, &id).await.unwrap() {
+                    Transition::Done(RequestStatus::Running) => {}
+                    // The exit vertex was running when the request was paused.
+                    Transition::Conflict(RequestStatus::Completed) => return (n, id, pauses),
+                    other => panic!("resuming {id}: {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
+            }
+            // Bounded: leave it running and let the wait below judge.
+            (n, id, pauses)
+        });
+    }
+    let (mut ids, mut pauses) = (Vec::new(), Vec::new());
+    while let Some(done) = controllers.join_next().await {
+        let (n, id, count) = done.expect("a controller panicked");
+        ids.push((n, id));
+        pauses.push(count);
+    }
+    let paused = pauses.iter().filter(|&&p| p > 0).count();
+    assert!(
+        paused >= ids.len() / 2,
+        "only {paused} requests were paused"
+    );
+
+    for (n, id) in &ids {
+        match outcome::<Diamond>(engine, id).await {
+            RequestOutcome::Completed(output) => assert_eq!(output, diamond(*n), "{id}"),
+            other => panic!("request {id} ({n}) did not complete: {other:?}"),
+        }
+        for node in ["split", "left", "right", "join", "tail"] {
+            assert_eq!(
+                runs(id, node),
+                1,
+                "{id}: {node} ran {} times",
+                runs(id, node)
+            );
+        }
+        let state = engine.status(Diamond::NAME, id).await.unwrap().unwrap();
+        assert!(
+            state
+                .vertices
+                .iter()
+                .all(|v| v.status == VertexStatus::Done && v.attempts == 1),
+            "{state:?}"
+        );
+    }
+    println!(
+        "race: {} pauses, {} to {} per request",
+        pauses.iter().sum::<u32>(),
+        pauses.iter().min().unwrap(),
+        pauses.iter().max().unwrap()
+    );
+    running.finish().await;
+}
+
+/// Makes the next entry ids of `gated`'s and `diamond`'s ready streams collide, then starts a
+/// `Gated` request whose `hold` waits at its closed gate under entry `<ms>-2` of its stream, and
+/// runs a `Diamond` request to completion, whose `left` or `right` ran under `<ms>-2` of the
+/// other stream. Returns the `Gated` request.
+///
+/// Stream entry ids are unique within one stream only, yet a worker tracks its running attempts
+/// by entry id alone, across all its workflows' streams: the `Diamond` attempt overwrote
+/// `hold`'s record, and removed it when it finished.
+async fn run_two_attempts_under_one_entry_id(running: &Running) -> RequestId {
+    let engine = &running.engine;
+    let prefix = engine.config().prefix.clone();
+    // The worker created both ready streams (with their group); give them the same last id.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let last = format!("{}-0", now_ms + 3_600_000);
+    for flow in [Gated::NAME, Diamond::NAME] {
+        let ready = format!("{}:ready", support::flow_tag(&prefix, flow));
+        let _: fred::prelude::Value = raw(
+            &running.client,
+            "XSETID",
+            vec![ready.into(), last.as_str().into()],
+        )
+        .await;
+    }
+    let held = RequestId::generate();
+    close_gate(&held);
+    engine.submit_as::<Gated>(held.clone(), &1).await.unwrap();
+    running.wait_holding(&held).await;
+    let other = engine.submit::<Diamond>(&2).await.unwrap();
+    match outcome::<Diamond>(engine, &other).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, diamond(2)),
+        unexpected => panic!("{unexpected:?}"),
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_reaches_an_attempt_whose_entry_id_another_flow_uses_too() {
+    let (_server, config) = support::own_server("same-id-stop");
+    let running = Running::start(config).await;
+    let held = run_two_attempts_under_one_entry_id(&running).await;
+    assert_eq!(
+        running.engine.stop(Gated::NAME, &held).await.unwrap(),
+        Transition::Done(RequestStatus::Stopped)
+    );
+    let mut cancelled = false;
+    for _ in 0..1000 {
+        cancelled = cancellation(&held).is_some();
+        if cancelled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    open_gate(&held);
+    assert!(cancelled, "the stop did not cancel `hold` within 5 s");
+    running.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_keeps_its_lease_when_another_flow_uses_its_entry_id() {
+    let (_server, config) = support::own_server("same-id-lease");
+    let running = Running::start(config).await;
+    let held = run_two_attempts_under_one_entry_id(&running).await;
+    // `hold` outlives two leases; renewed, it is not delivered again meanwhile.
+    tokio::time::sleep(running.engine.config().lease * 2).await;
+    let started = runs(&held, "hold");
+    open_gate(&held);
+    assert_eq!(started, 1, "`hold` was delivered again while it ran");
+    match outcome::<Gated>(&running.engine, &held).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, gated(1)),
+        other => panic!("{other:?}"),
+    }
+    running.finish().await;
+}
+
+/// `XREADGROUP`'s `COUNT` is per stream: a worker of several flows asking for as many entries
+/// as it has free slots can be handed more, one batch per flow. The entries beyond its free
+/// slots are skipped, yet delivered to it: they wait in its pending list until some worker
+/// reclaims them after a whole lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_of_two_flows_runs_every_entry_it_reads_without_waiting_a_lease() {
+    let (_server, mut config) = support::own_server("count-per-stream");
+    // Far longer than any wait below: nothing here may depend on reclaiming.
+    config.lease = Duration::from_secs(60);
+    let running = Running::start_with(config, 1).await;
+    let engine = &running.engine;
+
+    // The worker's one slot is busy while both flows' streams get a ready entry.
+    let busy = RequestId::generate();
+    close_gate(&busy);
+    engine.submit_as::<Gated>(busy.clone(), &1).await.unwrap();
+    running.wait_holding(&busy).await;
+    let gated_next = engine.submit::<Gated>(&2).await.unwrap();
+    let diamond_next = engine.submit::<Diamond>(&3).await.unwrap();
+    // The slot frees: the next read returns an entry of each stream.
+    open_gate(&busy);
+
+    let wait = Duration::from_secs(10);
+    let ends = [
+        format!("{:?}", engine.wait::<Gated>(&busy, wait).await.unwrap()),
+        format!(
+            "{:?}",
+            engine.wait::<Gated>(&gated_next, wait).await.unwrap()
+        ),
+        format!(
+            "{:?}",
+            engine.wait::<Diamond>(&diamond_next, wait).await.unwrap()
+        ),
+    ];
+    let want = [
+        format!("Completed({})", gated(1)),
+        format!("Completed({})", gated(2)),
+        format!("Completed({})", diamond(3)),
+    ];
+    let mut pending = Vec::new();
+    for flow in [Gated::NAME, Diamond::NAME] {
+        let ready = format!("{}:ready", support::flow_tag(&engine.config().prefix, flow));
+        pending.push((flow, pending_by_consumer(&running.client, &ready).await));
+    }
+    assert_eq!(ends, want, "entries pending per consumer: {pending:?}");
+    running.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Finished requests leave no keys behind.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_requests_expire_after_their_retention() {
+    let (_server, mut config) = support::own_server("ttl");
+    config.retention = Duration::from_millis(500);
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+
+    // Completed, completed after a pause with a parked vertex, failed, stopped while running,
+    // and stopped while paused with a parked vertex.
+    let diamond_done = engine.submit::<Diamond>(&9).await.unwrap();
+    assert!(
+        matches!(outcome::<Diamond>(engine, &diamond_done).await, RequestOutcome::Completed(o) if o == diamond(9))
+    );
+    let completed = engine.submit::<Gated>(&1).await.unwrap();
+    let failed = engine.submit::<Gated>(&13).await.unwrap();
+    let [resumed, stopped, stopped_paused] = [(); 3].map(|()| RequestId::generate());
+    for id in [&resumed, &stopped, &stopped_paused] {
+        close_gate(id);
+        engine.submit_as::<Gated>(id.clone(), &5).await.unwrap();
+    }
+    for id in [&resumed, &stopped, &stopped_paused] {
+        running.wait_holding(id).await;
+    }
+    let at = vertex_index(&running.state(&resumed).await, "finish");
+    for id in [&resumed, &stopped_paused] {
+        engine.pause(Gated::NAME, id).await.unwrap();
+        open_gate(id);
+        wait_until("finish is parked", LIMIT, async || {
+            running.state(id).await.vertices[at].status == VertexStatus::Parked
+        })
+        .await;
+    }
+    engine.resume(Gated::NAME, &resumed).await.unwrap();
+    engine.stop(Gated::NAME, &stopped).await.unwrap();
+    engine.stop(Gated::NAME, &stopped_paused).await.unwrap();
+
+    assert!(
+        matches!(outcome::<Gated>(engine, &completed).await, RequestOutcome::Completed(o) if o == gated(1))
+    );
+    assert!(
+        matches!(outcome::<Diamond>(engine, &diamond_done).await, RequestOutcome::Completed(o) if o == diamond(9))
+    );
+    assert!(
+        matches!(outcome::<Gated>(engine, &resumed).await, RequestOutcome::Completed(o) if o == gated(5))
+    );
+    assert!(matches!(
+        outcome::<Gated>(engine, &failed).await,
+        RequestOutcome::Failed(_)
+    ));
+    for id in [&stopped, &stopped_paused] {
+        assert!(matches!(
+            outcome::<Gated>(engine, id).await,
+            RequestOutcome::Stopped
+        ));
+    }
+    wait_until("the stopped hold is cancelled", LIMIT, async || {
+        cancellation(&stopped).is_some()
+    })
+    .await;
+    open_gate(&stopped);
+
+    // Once the retention has passed, only the per-flow keys are left.
+    let prefix = engine.config().prefix.clone();
+    let per_flow: Vec<String> = [Gated::NAME, Diamond::NAME]
+        .iter()
+        .flat_map(|flow| {
+            let tag = support::flow_tag(&prefix, flow);
+            ["ready", "delayed", "done", "dead"].map(|k| format!("{tag}:{k}"))
+        })
+        .collect();
+    let pattern = format!("{{{prefix}:*");
+    let mut keys = Vec::new();
+    wait_until("per-request keys expire", LIMIT, async || {
+        keys = raw::<Vec<String>>(&running.client, "KEYS", vec![pattern.as_str().into()]).await;
+        keys.iter().all(|k| per_flow.contains(k))
+    })
+    .await;
+    assert!(!keys.is_empty(), "the per-flow streams remain");
+    for flow in [Gated::NAME, Diamond::NAME] {
+        let ready = format!("{}:ready", support::flow_tag(&prefix, flow));
+        assert_eq!(
+            raw::<u64>(&running.client, "XLEN", vec![ready.as_str().into()]).await,
+            0
+        );
+        let pending = pending_by_consumer(&running.client, &ready).await;
+        assert!(pending.values().all(|&n| n == 0), "{flow}: {pending:?}");
+        let delayed = format!("{}:delayed", support::flow_tag(&prefix, flow));
+        assert_eq!(
+            raw::<u64>(&running.client, "ZCARD", vec![delayed.into()]).await,
+            0
+        );
+    }
+    for id in [&completed, &failed, &resumed, &stopped, &stopped_paused] {
+        assert!(engine.status(Gated::NAME, id).await.unwrap().is_none());
+        assert_eq!(
+            engine.pause(Gated::NAME, id).await.unwrap(),
+            Transition::Missing
+        );
+    }
+    assert!(engine
+        .status(Diamond::NAME, &diamond_done)
+        .await
+        .unwrap()
+        .is_none());
+    running.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Submitting twice under one id.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitting_an_id_twice_runs_the_flow_once() {
+    let (_server, config) = support::own_server("idempotent");
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    let id = RequestId::generate();
+    assert!(engine.submit_as::<Gated>(id.clone(), &10).await.unwrap());
+    assert!(!engine.submit_as::<Gated>(id.clone(), &20).await.unwrap());
+    match outcome::<Gated>(engine, &id).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, gated(10)),
+        other => panic!("{other:?}"),
+    }
+    // Also once it has finished.
+    assert!(!engine.submit_as::<Gated>(id.clone(), &30).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for node in ["prepare", "hold", "finish"] {
+        assert_eq!(runs(&id, node), 1, "{node}");
+    }
+    match outcome::<Gated>(engine, &id).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, gated(10)),
+        other => panic!("{other:?}"),
+    }
+    let ready = running.key("ready");
+    assert_eq!(
+        raw::<u64>(&running.client, "XLEN", vec![ready.into()]).await,
+        0
+    );
+    running.finish().await;
+}
