@@ -60,6 +60,30 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
         }
     }
 
+    // Spanned at the workflow's name: a cycle of workflows across invocations is reported by
+    // rustc as a cycle through this impl's `NESTING`, and the message then names the user's
+    // declaration rather than a line inside the `goflow` crate.
+    let step_impl = quote_spanned! {ident.span()=>
+        impl #p::Step for #ident {
+            type Input = <Self as #p::Workflow>::Input;
+            type Output = <Self as #p::Workflow>::Output;
+            const NESTING: usize = 1 + #p::max_nesting(&[ #( <#paths as #p::Step>::NESTING ),* ]);
+
+            fn add_to<__GoflowC: #p::Codec>(
+                __goflow_plan: &mut #p::PlanBuilder<__GoflowC>,
+                __goflow_vertex: &'static str,
+            ) -> #p::Fragment {
+                __goflow_plan.subflow::<Self>(__goflow_vertex)
+            }
+
+            fn describe() -> #p::VertexKind {
+                #p::VertexKind::Flow {
+                    graph: <Self as #p::Workflow>::graph(),
+                }
+            }
+        }
+    };
+
     let has_doc = attrs.iter().any(|a| a.path().is_ident("doc"));
     let default_doc = (!has_doc).then(|| {
         let doc = format!("The `{name}` workflow, declared with `workflow!`.");
@@ -108,24 +132,7 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
             }
         }
 
-        impl #p::Step for #ident {
-            type Input = <Self as #p::Workflow>::Input;
-            type Output = <Self as #p::Workflow>::Output;
-            const NESTING: usize = 1 + #p::max_nesting(&[ #( <#paths as #p::Step>::NESTING ),* ]);
-
-            fn add_to<__GoflowC: #p::Codec>(
-                __goflow_plan: &mut #p::PlanBuilder<__GoflowC>,
-                __goflow_vertex: &'static str,
-            ) -> #p::Fragment {
-                __goflow_plan.subflow::<Self>(__goflow_vertex)
-            }
-
-            fn describe() -> #p::VertexKind {
-                #p::VertexKind::Flow {
-                    graph: <Self as #p::Workflow>::graph(),
-                }
-            }
-        }
+        #step_impl
 
         impl<__GoflowT> #p::Accepts<__GoflowT> for #ident where #entry: #p::Accepts<__GoflowT> {}
         impl<const __GOFLOW_N: usize, __GoflowT> #p::Joins<__GOFLOW_N, __GoflowT> for #ident
