@@ -75,7 +75,7 @@ pub struct RedisConfig {
     /// How often due retries are moved back to the ready streams. Default 50 ms.
     pub retry_poll: Duration,
     /// How long a command may wait for Redis (queued while it is unreachable, say) before it
-    /// fails. Default 10 s. Blocking reads use connections of their own, without it.
+    /// fails. Default 5 s. Blocking reads use connections of their own, without it.
     pub command_timeout: Duration,
 }
 
@@ -91,7 +91,7 @@ impl RedisConfig {
             max_lost_deliveries: 3,
             batch: 64,
             retry_poll: Duration::from_millis(50),
-            command_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(5),
         }
     }
 }
