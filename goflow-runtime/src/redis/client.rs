@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::error::Error;
 use crate::node::Data as _;
 use crate::request_id::RequestId;
-use crate::state::{RequestOutcome, RequestState, RequestStatus, Transition};
+use crate::state::{RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition};
 use crate::workflow::Workflow;
 
 /// A request being waited for: its workflow and id.
@@ -97,17 +97,37 @@ impl<C: Codec> RedisEngine<C> {
         id: &RequestId,
         timeout: Duration,
     ) -> Result<Option<RequestState>, EngineError> {
-        let flow: &'static str = self.flow(flow)?.plan.flow();
+        if !self.wait_until_final(flow, id, timeout).await? {
+            return Ok(None);
+        }
+        self.status(flow, id).await
+    }
+
+    /// Waits up to `timeout` for the request to end; `false` if there is no such request.
+    /// Reads only the status field until then: the whole state is read once, by the caller.
+    async fn wait_until_final(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Result<bool, EngineError> {
+        let entry = self.flow(flow)?;
+        let flow: &'static str = entry.plan.flow();
+        let key = entry.keys.request(id);
         self.start_listener().await?;
         let woken = self.register_waiter(flow, id)?;
-        let mut state = self.status(flow, id).await?;
-        if state.as_ref().is_some_and(|s| !s.status.is_final()) {
-            // Woken or not, the state says how it ended (or that it has not).
+        let status: Option<String> = self.inner.client.hget(&key, "st").await?;
+        let exists = status.is_some();
+        let ended = status
+            .as_deref()
+            .and_then(RequestStatus::parse)
+            .is_some_and(RequestStatus::is_final);
+        if exists && !ended {
+            // Woken or not, the state then says how it ended (or that it has not).
             let _ = tokio::time::timeout(timeout, woken).await;
-            state = self.status(flow, id).await?;
         }
         self.forget_waiter(flow, id);
-        Ok(state)
+        Ok(exists)
     }
 
     /// Waits up to `timeout` for a request of `W` to end.
@@ -116,23 +136,37 @@ impl<C: Codec> RedisEngine<C> {
         id: &RequestId,
         timeout: Duration,
     ) -> Result<RequestOutcome<W::Output>, EngineError> {
-        let state = self.wait_state(W::NAME, id, timeout).await?;
-        let Some(state) = state else {
-            return Err(EngineError::Protocol(format!(
-                "request `{id}` of `{}` does not exist",
-                W::NAME
-            )));
-        };
-        Ok(match state.status {
+        let missing =
+            || EngineError::Protocol(format!("request `{id}` of `{}` does not exist", W::NAME));
+        if !self.wait_until_final(W::NAME, id, timeout).await? {
+            return Err(missing());
+        }
+        // Only what the outcome needs, not the whole state.
+        let key = self.flow(W::NAME)?.keys.request(id);
+        let (status, output, failure): (Option<String>, Option<Bytes>, Option<Bytes>) = self
+            .inner
+            .client
+            .hmget(&key, vec!["st", "out", "err"])
+            .await?;
+        let status = status
+            .as_deref()
+            .and_then(RequestStatus::parse)
+            .ok_or_else(missing)?;
+        Ok(match status {
             RequestStatus::Completed => {
-                let output = state.output.ok_or_else(|| {
+                let output = output.ok_or_else(|| {
                     EngineError::Protocol(format!("completed request `{id}` has no output"))
                 })?;
                 RequestOutcome::Completed(W::Output::decode_with(&self.inner.codec, &output)?)
             }
-            RequestStatus::Failed => RequestOutcome::Failed(state.failure.ok_or_else(|| {
-                EngineError::Protocol(format!("failed request `{id}` has no failure"))
-            })?),
+            RequestStatus::Failed => {
+                let failure = failure
+                    .and_then(|f| serde_json::from_slice::<RequestFailure>(&f).ok())
+                    .ok_or_else(|| {
+                        EngineError::Protocol(format!("failed request `{id}` has no failure"))
+                    })?;
+                RequestOutcome::Failed(failure)
+            }
             RequestStatus::Stopped => RequestOutcome::Stopped,
             status => RequestOutcome::Pending(status),
         })

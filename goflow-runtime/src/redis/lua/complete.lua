@@ -11,12 +11,12 @@ local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
-local st = redis.call('HGET', req, 'st')
+local got = redis.call('HMGET', req, 'st', 's:' .. v)
+local st, vs = got[1], got[2]
 if not st then
   ack()
   return 'expired'
 end
-local vs = redis.call('HGET', req, 's:' .. v)
 if vs == 'done' or vs == 'failed' then
   ack()
   return 'duplicate'
@@ -29,28 +29,38 @@ if st == 'stopped' or st == 'failed' or st == 'completed' then
   ack()
   return 'ended'
 end
-redis.call('HSET', req, 'o:' .. v, ARGV[5], 's:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6])
 if ARGV[7] == '1' then
-  redis.call('HSET', req, 'st', 'completed', 'out', ARGV[5], 'ft', ARGV[6])
+  redis.call('HSET', req, 'o:' .. v, ARGV[5], 's:' .. v, 'done', 't1:' .. v, ARGV[6],
+    'ut', ARGV[6], 'st', 'completed', 'out', ARGV[5], 'ft', ARGV[6])
   redis.call('PEXPIRE', req, ARGV[8])
   redis.call('DEL', parked)
   redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed')
   ack()
   return 'completed'
 end
+local update = {'o:' .. v, ARGV[5], 's:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6]}
+local park = {}
 for i = 10, #ARGV, 2 do
   local s = ARGV[i]
-  local arrived = redis.call('HINCRBY', req, 'n:' .. s, 1)
-  if arrived == tonumber(ARGV[i + 1]) then
+  -- A single-input successor is ready now; a join counts its arrivals.
+  local ready = ARGV[i + 1] == '1'
+    or redis.call('HINCRBY', req, 'n:' .. s, 1) == tonumber(ARGV[i + 1])
+  if ready then
     if st == 'paused' then
-      redis.call('HSET', req, 's:' .. s, 'parked')
-      redis.call('RPUSH', parked, s)
-      redis.call('PEXPIRE', parked, redis.call('PTTL', req))
+      update[#update + 1] = 's:' .. s
+      update[#update + 1] = 'parked'
+      park[#park + 1] = s
     else
-      redis.call('HSET', req, 's:' .. s, 'queued')
+      update[#update + 1] = 's:' .. s
+      update[#update + 1] = 'queued'
       redis.call('XADD', stream, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
     end
   end
+end
+redis.call('HSET', req, unpack(update))
+if #park > 0 then
+  redis.call('RPUSH', parked, unpack(park))
+  redis.call('PEXPIRE', parked, redis.call('PTTL', req))
 end
 ack()
 return 'ok'

@@ -11,12 +11,12 @@ local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
-local st = redis.call('HGET', req, 'st')
+local got = redis.call('HMGET', req, 'st', 's:' .. v, 'tp')
+local st, vs = got[1], got[2]
 if not st then
   ack()
   return 'expired'
 end
-local vs = redis.call('HGET', req, 's:' .. v)
 if vs == 'done' or vs == 'failed' then
   ack()
   return 'duplicate'
@@ -35,7 +35,7 @@ end
 redis.call('HSET', req, 'e:' .. v, ARGV[5], 'ut', ARGV[6])
 if ARGV[7] ~= '' then
   redis.call('HSET', req, 's:' .. v, 'retrying')
-  redis.call('ZADD', delayed, ARGV[7], ARGV[3] .. ' ' .. v)
+  redis.call('ZADD', delayed, ARGV[7], ARGV[3] .. ' ' .. v .. ' ' .. (got[3] or ''))
   ack()
   return 'retry'
 end

@@ -2,10 +2,10 @@
 -- KEYS: 1 delayed set, 2 ready stream
 -- ARGV: 1 now (ms), 2 most to move
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+-- Members are `request vertex traceparent` (the traceparent may be empty).
 for _, member in ipairs(due) do
-  local space = string.find(member, ' ', 1, true)
-  redis.call('XADD', KEYS[2], '*', 'r', string.sub(member, 1, space - 1),
-    'v', string.sub(member, space + 1), 'tp', '')
+  local r, v, tp = string.match(member, '^(%S+) (%S+) ?(%S*)$')
+  redis.call('XADD', KEYS[2], '*', 'r', r, 'v', v, 'tp', tp)
   redis.call('ZREM', KEYS[1], member)
 end
 return #due

@@ -10,7 +10,17 @@ local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
-local st = redis.call('HGET', req, 'st')
+-- One read for the request's status, the vertex's state and the inputs.
+local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp'}
+if ARGV[7] == 'input' then
+  fields[#fields + 1] = 'in'
+else
+  for i = 7, #ARGV do
+    fields[#fields + 1] = 'o:' .. ARGV[i]
+  end
+end
+local got = redis.call('HMGET', req, unpack(fields))
+local st, vs = got[1], got[2]
 if not st then
   ack()
   return {'drop', 'expired'}
@@ -19,7 +29,6 @@ if st == 'stopped' or st == 'failed' or st == 'completed' then
   ack()
   return {'drop', st}
 end
-local vs = redis.call('HGET', req, 's:' .. v)
 if vs == 'done' or vs == 'failed' then
   ack()
   return {'drop', vs}
@@ -34,23 +43,25 @@ end
 -- Attempts started, and attempts that ended in a recorded failure: a start that never ended
 -- (its worker died) is a lost delivery, which does not use up the node's retries but is
 -- bounded so that a vertex that kills its worker every time ends up dead-lettered.
-local started = redis.call('HINCRBY', req, 'a:' .. v, 1)
-local failed = tonumber(redis.call('HGET', req, 'f:' .. v) or '0')
+local started = tonumber(got[3] or '0') + 1
+local failed = tonumber(got[4] or '0')
 local lost = started - 1 - failed
 if lost > tonumber(ARGV[6]) then
+  redis.call('HSET', req, 'a:' .. v, started)
   return {'lost', started, failed, lost}
 end
-if st == 'queued' then
-  redis.call('HSET', req, 'st', 'running')
+local update = {'a:' .. v, started, 's:' .. v, 'running', 'w:' .. v, ARGV[5], 'ut', ARGV[4]}
+if not got[5] then
+  update[#update + 1] = 't0:' .. v
+  update[#update + 1] = ARGV[4]
 end
-redis.call('HSET', req, 's:' .. v, 'running', 'w:' .. v, ARGV[5], 'ut', ARGV[4])
-redis.call('HSETNX', req, 't0:' .. v, ARGV[4])
-local out = {'run', started, failed, redis.call('HGET', req, 'tp') or ''}
-if ARGV[7] == 'input' then
-  out[#out + 1] = redis.call('HGET', req, 'in')
-else
-  for i = 7, #ARGV do
-    out[#out + 1] = redis.call('HGET', req, 'o:' .. ARGV[i])
-  end
+if st == 'queued' then
+  update[#update + 1] = 'st'
+  update[#update + 1] = 'running'
+end
+redis.call('HSET', req, unpack(update))
+local out = {'run', started, failed, got[6] or ''}
+for i = 7, #got do
+  out[#out + 1] = got[i]
 end
 return out
