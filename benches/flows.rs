@@ -13,6 +13,10 @@
 //! `first -> [32 x mid]` joined by two 16-way joins and a final join (serde's tuples stop at
 //! 16 elements), so goflow runs 35 vertices per flow where the peers run 34.
 //!
+//! `--trace` records every span through OpenTelemetry (a batch processor into an in-memory
+//! exporter, in the driver and the worker alike), to measure what tracing costs; the system
+//! name then ends in `-traced`.
+//!
 //! The Redis engine runs with all its guarantees on (leases, retries, state, TTL). Its worker is
 //! a separate process (this binary, re-executed with `--worker-process`); the driver submits
 //! and waits through the client API. Redis: `--redis-url` or `GOFLOW_BENCH_REDIS_URL` (default
@@ -121,6 +125,7 @@ struct Args {
     n: HashMap<&'static str, usize>,
     concurrency: usize,
     redis_url: String,
+    trace: bool,
 }
 
 fn args() -> Args {
@@ -167,6 +172,7 @@ fn args() -> Args {
             .and_then(|v| v.parse().ok())
             .unwrap_or(8),
         redis_url,
+        trace: flag("--trace"),
     }
 }
 
@@ -187,8 +193,25 @@ async fn connect(url: &str, prefix: &str) -> RedisEngine {
         .expect("connect to the benchmark's Redis")
 }
 
+/// With `--trace`: every span recorded through OpenTelemetry, exported in batches to memory.
+fn install_tracing() -> opentelemetry_sdk::trace::SdkTracerProvider {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+    provider
+}
+
 /// The worker process: runs until its stdin closes (the driver ends it).
 fn worker_process(url: &str, prefix: &str, concurrency: usize) {
+    let _tracing = std::env::args()
+        .any(|a| a == "--trace")
+        .then(install_tracing);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
         let engine = connect(url, prefix).await;
@@ -340,6 +363,7 @@ async fn bench(args: &Args, redis: bool) {
                     &prefix,
                 ])
                 .args(["--concurrency", &args.concurrency.to_string()])
+                .args(args.trace.then_some("--trace"))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -362,11 +386,14 @@ async fn bench(args: &Args, redis: bool) {
         } else {
             (Driver::Embedded(Arc::new(Embedded::new())), None, None)
         };
-    let system = if redis {
+    let mut system = if redis {
         format!("goflow-redis-c{}", args.concurrency)
     } else {
         "goflow-embedded".to_owned()
     };
+    if args.trace {
+        system.push_str("-traced");
+    }
 
     // Warm-up.
     let warm: Vec<_> = (0..40)
@@ -448,6 +475,7 @@ fn main() {
         return;
     }
     let args = args();
+    let _tracing = args.trace.then(install_tracing);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
         if args.embedded {

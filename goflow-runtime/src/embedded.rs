@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::codec::{Codec, MsgPack};
 use crate::context::Context;
@@ -144,15 +145,24 @@ impl<C: Codec> Embedded<C> {
             requests.by_id.insert(key.clone(), Arc::clone(&tracked));
             tracked
         };
+        // Started: counted once, by the call that created the request; its end is counted in
+        // `Tracked::finish`.
+        crate::metrics::flow_started(plan.flow());
         let registry = Arc::clone(&self.requests);
-        tokio::spawn(async move {
-            let result = execute_tracked(&plan, id, input, Some(&tracked)).await;
-            tracked.finish(result);
-            let mut requests = registry.requests.lock().unwrap_or_else(|e| e.into_inner());
-            requests
-                .finished
-                .push_back((std::time::Instant::now(), key));
-        });
+        // In the submitter's span (the HTTP request's, say), so that the request's span is a
+        // child of it even though it runs in its own task.
+        let submitter = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let result = execute_tracked(&plan, id, input, Some(&tracked)).await;
+                tracked.finish(result);
+                let mut requests = registry.requests.lock().unwrap_or_else(|e| e.into_inner());
+                requests
+                    .finished
+                    .push_back((std::time::Instant::now(), key));
+            }
+            .instrument(submitter),
+        );
         true
     }
 
@@ -261,7 +271,16 @@ pub(crate) async fn run_typed<W: Workflow, C: Codec>(
 /// parallel. The first vertex to fail for good fails the request: the others are cancelled
 /// (their `Context` reports it, and their tasks are aborted).
 pub async fn execute(plan: Arc<Plan>, request_id: RequestId, input: Bytes) -> Result<Bytes, Error> {
-    execute_tracked(&plan, request_id, input, None).await
+    // A run request (untracked, so never stopped) is counted here, from start to end.
+    crate::metrics::flow_started(plan.flow());
+    let result = execute_tracked(&plan, request_id, input, None).await;
+    let status = match &result {
+        Ok(_) => RequestStatus::Completed,
+        Err(Error::Stopped { .. }) => RequestStatus::Stopped,
+        Err(_) => RequestStatus::Failed,
+    };
+    crate::metrics::flow_finished(plan.flow(), status);
+    result
 }
 
 /// What the request should be doing, as set by pause, resume and stop.
@@ -418,6 +437,8 @@ impl Tracked {
                     });
                 }
             }
+            // A submitted request's end is counted here, once, with the status it ends with.
+            crate::metrics::flow_finished(state.flow, state.status);
         });
         self.finished.send_replace(true);
     }
@@ -446,11 +467,18 @@ async fn execute_tracked(
         rx
     });
     let mut parked: Vec<(VertexId, Vec<Bytes>)> = Vec::new();
+    // Every vertex span of the request is a child of the request's span.
+    let span = tracing::info_span!(
+        "goflow.request",
+        flow = plan.flow(),
+        request_id = request_id.as_str()
+    );
     let launch = Launch {
         plan,
         request_id: &request_id,
         cancel: &cancel,
         tracker,
+        span: &span,
     };
     launch.ready(&mut tasks, &mut parked, plan.entry(), vec![input]);
 
@@ -551,6 +579,7 @@ struct Launch<'a> {
     request_id: &'a RequestId,
     cancel: &'a CancellationToken,
     tracker: Option<&'a Arc<Tracked>>,
+    span: &'a tracing::Span,
 }
 
 impl Launch<'_> {
@@ -586,18 +615,25 @@ impl Launch<'_> {
         );
         let plan = Arc::clone(self.plan);
         let tracker = self.tracker.cloned();
-        tasks.spawn(async move {
-            let on_retry = |attempt: u32, failure: &Failure| {
-                if let Some(tracker) = &tracker {
-                    tracker.vertex(vertex, |v| {
-                        v.status = VertexStatus::Retrying;
-                        v.attempts = attempt;
-                        v.last_failure = Some(failure.clone());
-                    });
-                }
-            };
-            let outcome = exec::with_retries(plan.vertex(vertex), &parts, &ctx, on_retry).await;
-            (vertex, outcome)
-        });
+        tasks.spawn(
+            async move {
+                let on_retry = |attempt: u32, failure: &Failure| {
+                    crate::metrics::retry_scheduled(
+                        plan.flow(),
+                        Arc::clone(plan.vertex(vertex).path()),
+                    );
+                    if let Some(tracker) = &tracker {
+                        tracker.vertex(vertex, |v| {
+                            v.status = VertexStatus::Retrying;
+                            v.attempts = attempt;
+                            v.last_failure = Some(failure.clone());
+                        });
+                    }
+                };
+                let outcome = exec::with_retries(plan.vertex(vertex), &parts, &ctx, on_retry).await;
+                (vertex, outcome)
+            }
+            .instrument(self.span.clone()),
+        );
     }
 }

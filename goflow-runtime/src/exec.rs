@@ -12,18 +12,39 @@ use crate::context::Context;
 use crate::error::Failure;
 use crate::plan::PlanVertex;
 
-/// Runs one attempt of `vertex`: a panic becomes [`Failure::Panic`], running past the node's
-/// timeout drops (cancels) the future and becomes [`Failure::Timeout`].
-pub async fn attempt(vertex: &PlanVertex, parts: &[Bytes], ctx: Context) -> Result<Bytes, Failure> {
-    let span = tracing::info_span!(
+/// The span of one attempt of `vertex`, with stable fields: `flow`, `vertex`, `node`,
+/// `request_id`, `attempt`, `worker` (the Redis consumer running it; empty on the embedded
+/// engine), and `outcome` (`ok`, `error`, `timeout`, `panic`) once it ends.
+pub fn vertex_span(vertex: &PlanVertex, ctx: &Context) -> tracing::Span {
+    tracing::info_span!(
         "goflow.vertex",
         flow = ctx.flow(),
-        vertex = &*vertex.path().clone(),
+        vertex = &**vertex.path(),
         node = vertex.node(),
         request_id = ctx.request_id().as_str(),
         attempt = ctx.attempt(),
+        worker = tracing::field::Empty,
         outcome = tracing::field::Empty,
-    );
+    )
+}
+
+/// Runs one attempt of `vertex` in its own [`vertex_span`]: a panic becomes
+/// [`Failure::Panic`], running past the node's timeout drops (cancels) the future and becomes
+/// [`Failure::Timeout`].
+pub async fn attempt(vertex: &PlanVertex, parts: &[Bytes], ctx: Context) -> Result<Bytes, Failure> {
+    let span = vertex_span(vertex, &ctx);
+    attempt_in(span, vertex, parts, ctx).await
+}
+
+/// [`attempt`] in a span made by the caller (the Redis worker sets its parent first).
+pub async fn attempt_in(
+    span: tracing::Span,
+    vertex: &PlanVertex,
+    parts: &[Bytes],
+    ctx: Context,
+) -> Result<Bytes, Failure> {
+    // Duration, outcome and in-flight gauge (`cancelled` if this future is dropped first).
+    let meter = crate::metrics::AttemptMeter::start(ctx.flow(), vertex.path());
     let guarded = async {
         // `start` itself may panic (a node's input decoding runs there), so it is inside.
         let run = AssertUnwindSafe(async { vertex.start(parts, ctx).await }).catch_unwind();
@@ -37,6 +58,7 @@ pub async fn attempt(vertex: &PlanVertex, parts: &[Bytes], ctx: Context) -> Resu
         outcome.unwrap_or_else(|payload| Err(Failure::Panic(panic_message(payload.as_ref()))))
     };
     let result = guarded.instrument(span.clone()).await;
+    meter.finish(&result);
     span.record(
         "outcome",
         match &result {

@@ -10,6 +10,7 @@ mod embedded;
 mod error;
 pub mod exec;
 mod graph;
+mod metrics;
 mod millis;
 mod node;
 mod plan;
@@ -20,6 +21,8 @@ mod request_id;
 pub mod service;
 mod state;
 mod step;
+#[cfg(any(feature = "redis", feature = "http"))]
+mod trace;
 mod workflow;
 
 pub use codec::{Codec, CodecError, Json, MsgPack};

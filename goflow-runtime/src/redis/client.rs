@@ -8,9 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use fred::prelude::{HashesInterface, PubsubInterface, StreamsInterface, Value};
 use tokio::sync::{oneshot, OnceCell};
+use tracing::Instrument as _;
 
 use super::scripts::{self, CONTROL, SUBMIT};
-use super::{millis, now_ms, traceparent, EngineError, RedisEngine};
+use super::{millis, now_ms, EngineError, RedisEngine};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::node::Data as _;
@@ -58,6 +59,14 @@ impl<C: Codec> RedisEngine<C> {
     ) -> Result<bool, EngineError> {
         let flow = self.flow(flow)?;
         let config = &self.inner.config;
+        // The request's span, under the caller's (the HTTP request's, when submitted over
+        // HTTP): every vertex span of the request descends from it, in whatever process.
+        let span = tracing::info_span!(
+            "goflow.request",
+            flow = flow.plan.flow(),
+            request_id = id.as_str()
+        );
+        let traceparent = crate::trace::hand_on(&span, None);
         let reply = scripts::call(
             &SUBMIT,
             &self.inner.client,
@@ -69,11 +78,16 @@ impl<C: Codec> RedisEngine<C> {
                 Value::from(flow.plan.entry().to_string()),
                 Value::from(millis(config.unfinished_ttl).to_string()),
                 Value::from(flow.hash.as_str()),
-                Value::from(traceparent(None)),
+                Value::from(traceparent),
             ],
         )
+        .instrument(span)
         .await?;
         let created = reply.into_array().first().and_then(Value::as_i64) == Some(1);
+        if created {
+            // Counted by the one call whose script created the request.
+            crate::metrics::flow_started(flow.plan.flow());
+        }
         Ok(created)
     }
 
@@ -220,6 +234,9 @@ impl<C: Codec> RedisEngine<C> {
     pub async fn stop(&self, flow: &str, id: &RequestId) -> Result<Transition, EngineError> {
         let transition = self.control(flow, id, "stop").await?;
         if transition == Transition::Done(RequestStatus::Stopped) {
+            // The control script stopped it just now (it answers `conflict` to a request that
+            // has ended), so this is the request's one end.
+            crate::metrics::flow_finished(self.flow(flow)?.plan.flow(), RequestStatus::Stopped);
             // Workers cancel the request's running attempts; one that misses this message
             // still cannot record anything, as the request is stopped.
             let channel = control_channel(&self.inner.config.prefix);

@@ -303,18 +303,3 @@ pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String,
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
-
-/// A W3C `traceparent` continuing `trace` (32 hex digits) with a fresh span id, or starting a
-/// new trace.
-pub(crate) fn traceparent(trace: Option<&str>) -> String {
-    let trace = match trace {
-        Some(t) if t.len() == 32 => t.to_owned(),
-        _ => format!("{:032x}", fastrand::u128(1..)),
-    };
-    format!("00-{trace}-{:016x}-01", fastrand::u64(1..))
-}
-
-/// The trace id inside a `traceparent`.
-pub(crate) fn trace_id(traceparent: &str) -> Option<&str> {
-    traceparent.split('-').nth(1)
-}

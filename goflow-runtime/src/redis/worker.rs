@@ -9,7 +9,9 @@
 //! - the renewer: every third of a lease, resets the idle time of the entries it is running,
 //!   so that long attempts keep their lease;
 //! - the promoter: moves due retries back to the ready streams;
-//! - the stop listener: cancels running attempts of stopped requests.
+//! - the stop listener: cancels running attempts of stopped requests;
+//! - the backlog sampler: every few seconds, the length and consumer-group lag of the ready
+//!   streams, as metrics (see `crate::metrics`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,8 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::control_channel;
 use super::scripts::{self, COMPLETE, FAIL, PROMOTE, START};
 use super::{
-    connect_client, millis, now_ms, trace_id, traceparent, EngineError, Flow, RedisEngine,
-    StreamEntry, StreamRead,
+    connect_client, millis, now_ms, EngineError, Flow, RedisEngine, StreamEntry, StreamRead,
 };
 use crate::codec::Codec;
 use crate::context::Context;
@@ -62,6 +63,8 @@ struct Delivery {
     entry: String,
     request: String,
     vertex: String,
+    /// The `traceparent` of the span that enqueued it (empty for retries of old entries).
+    traceparent: String,
 }
 
 impl<C: Codec> RedisEngine<C> {
@@ -103,6 +106,7 @@ impl<C: Codec> Worker<C> {
         tasks.spawn(Arc::clone(&this).renew_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).promote_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).stop_listener(shutdown.clone()));
+        tasks.spawn(Arc::clone(&this).sample_backlog(shutdown.clone()));
         if !this.engine.inner.hooks.is_empty() {
             tasks.spawn(super::hooks::run(
                 this.engine.clone(),
@@ -196,6 +200,7 @@ impl<C: Codec> Worker<C> {
                         entry: entry.clone(),
                         request: fields.get("r").cloned().unwrap_or_default(),
                         vertex: fields.get("v").cloned().unwrap_or_default(),
+                        traceparent: fields.get("tp").cloned().unwrap_or_default(),
                     };
                     let this = Arc::clone(&self);
                     let key = (delivery.flow, delivery.entry.clone());
@@ -259,6 +264,9 @@ impl<C: Codec> Worker<C> {
                         continue;
                     }
                 };
+                if !entries.is_empty() {
+                    crate::metrics::entries_reclaimed(name, entries.len() as u64);
+                }
                 for (entry, fields) in entries {
                     tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
                     let permit = tokio::select! {
@@ -270,6 +278,7 @@ impl<C: Codec> Worker<C> {
                         entry,
                         request: fields.get("r").cloned().unwrap_or_default(),
                         vertex: fields.get("v").cloned().unwrap_or_default(),
+                        traceparent: fields.get("tp").cloned().unwrap_or_default(),
                     };
                     let this = Arc::clone(&self);
                     attempts.spawn(async move {
@@ -350,6 +359,30 @@ impl<C: Codec> Worker<C> {
                 if let Err(error) = moved {
                     tracing::warn!(%error, "moving due retries failed");
                 }
+            }
+        }
+    }
+
+    /// Samples each ready stream's length (`XLEN`) and the workers' group lag (`lag` in
+    /// `XINFO GROUPS`, Redis 7) into gauges: at start, then every few seconds.
+    async fn sample_backlog(self: Arc<Self>, shutdown: CancellationToken) {
+        let client = &self.engine.inner.client;
+        loop {
+            for (name, flow) in &self.engine.inner.flows {
+                let length: Result<u64, _> = client.xlen(flow.keys.ready.clone()).await;
+                let groups: Result<Value, _> = client.xinfo_groups(flow.keys.ready.clone()).await;
+                match (length, groups) {
+                    (Ok(length), Ok(groups)) => {
+                        crate::metrics::stream_backlog(name, length, group_lag(groups, GROUP));
+                    }
+                    (Err(error), _) | (_, Err(error)) => {
+                        tracing::debug!(%error, flow = name, "sampling the stream backlog failed");
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(crate::metrics::BACKLOG_SAMPLE_EVERY) => {}
+                () = shutdown.cancelled() => return,
             }
         }
     }
@@ -481,10 +514,15 @@ impl<C: Codec> Worker<C> {
         }
         let started = number(1);
         let failed = number(2);
-        let tp = reply
-            .get(3)
-            .and_then(|v| v.as_str().map(|s| s.to_string()))
-            .unwrap_or_default();
+        // The entry's trace context, else the request's (as submitted).
+        let tp = if delivery.traceparent.is_empty() {
+            reply
+                .get(3)
+                .and_then(|v| v.as_str().map(|s| s.to_string()))
+                .unwrap_or_default()
+        } else {
+            delivery.traceparent.clone()
+        };
         let parts: Vec<Bytes> = reply
             .into_iter()
             .skip(4)
@@ -513,10 +551,16 @@ impl<C: Codec> Worker<C> {
             started,
             cancel.clone(),
         );
+        // The vertex's span continues the trace its entry carried (the span that enqueued it,
+        // maybe in another process); the successors it enqueues carry this span's context.
+        let span = exec::vertex_span(vertex, &ctx);
+        span.record("worker", self.consumer.as_str());
+        crate::trace::set_parent(&span, &tp);
         let result = tokio::select! {
-            result = exec::attempt(vertex, &parts, ctx) => Some(result),
+            result = exec::attempt_in(span.clone(), vertex, &parts, ctx) => Some(result),
             () = cancel.cancelled() => None,
         };
+        let handed_on = crate::trace::hand_on(&span, Some(&tp));
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -533,7 +577,7 @@ impl<C: Codec> Worker<C> {
                     Value::from(now_ms().to_string()),
                     Value::from(if vertex_id == plan.exit() { "1" } else { "0" }),
                     Value::from(millis(config.retention).to_string()),
-                    Value::from(traceparent(trace_id(&tp))),
+                    Value::from(handed_on),
                 ];
                 for &next in vertex.successors() {
                     args.push(Value::from(next.to_string()));
@@ -545,7 +589,15 @@ impl<C: Codec> Worker<C> {
                     flow.keys.parked(&request),
                     flow.keys.done.clone(),
                 ];
-                scripts::call(&COMPLETE, &self.engine.inner.client, keys, args).await?;
+                let outcome =
+                    scripts::call(&COMPLETE, &self.engine.inner.client, keys, args).await?;
+                if outcome.as_str().as_deref() == Some("completed") {
+                    // The script completed the request: its one end.
+                    crate::metrics::flow_finished(
+                        flow.plan.flow(),
+                        crate::state::RequestStatus::Completed,
+                    );
+                }
                 Ok(())
             }
             Some(Err(failure)) => {
@@ -628,6 +680,18 @@ impl<C: Codec> Worker<C> {
             Value::from(if recorded { "1" } else { "0" }),
         ];
         let outcome = scripts::call(&FAIL, &self.engine.inner.client, keys, args).await?;
+        match outcome.as_str().as_deref() {
+            Some("retry") => crate::metrics::retry_scheduled(flow.plan.flow(), record.vertex),
+            Some("failed") => {
+                // The script failed the request (its one end) and dead-lettered the vertex.
+                crate::metrics::flow_finished(
+                    flow.plan.flow(),
+                    crate::state::RequestStatus::Failed,
+                );
+                crate::metrics::dead_lettered(flow.plan.flow(), record.vertex);
+            }
+            _ => {}
+        }
         if outcome.as_str().as_deref() == Some("failed") {
             // This failure ended the request: cancel its other running attempts, on every
             // worker, as a stop does.
@@ -640,4 +704,22 @@ impl<C: Codec> Worker<C> {
         }
         Ok(())
     }
+}
+
+/// The `lag` of consumer group `group` in an `XINFO GROUPS` reply; `None` when Redis cannot
+/// tell (it answers nil, or is older than 7 and has no such field).
+fn group_lag(groups: Value, group: &str) -> Option<u64> {
+    groups.into_array().into_iter().find_map(|info| {
+        let fields: HashMap<String, Value> = info
+            .into_map()
+            .ok()?
+            .inner()
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.as_str()?.to_owned(), value)))
+            .collect();
+        if fields.get("name")?.as_string()? != group {
+            return None;
+        }
+        fields.get("lag")?.as_u64()
+    })
 }

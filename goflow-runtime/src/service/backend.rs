@@ -13,6 +13,7 @@ use crate::state::{RequestState, Transition};
 
 /// Why the engine could not answer.
 #[derive(Debug, thiserror::Error)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) enum BackendError {
     /// The store (Redis) is unreachable or failed.
     #[error("{0}")]

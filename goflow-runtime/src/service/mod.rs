@@ -20,6 +20,7 @@ mod backend;
 mod http;
 mod metrics;
 mod registry;
+pub mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,8 +51,8 @@ pub struct Settings {
     pub body_limit: usize,
     /// Longest `?wait=` honoured, in seconds (`GOFLOW_MAX_WAIT`, default 60).
     pub max_wait: Duration,
-    /// OTLP endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); exporting is issue 6, so it is
-    /// recorded and reported at start-up only.
+    /// OTLP endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); with the `otel` feature every
+    /// span is exported there (see [`telemetry`]).
     pub otlp_endpoint: Option<String>,
     /// Key prefix of the Redis engine (`GOFLOW_REDIS_PREFIX`, default `goflow`).
     pub redis_prefix: String,
@@ -287,16 +288,18 @@ impl FlowService {
         http::router(Arc::new(state))
     }
 
+    // Without the Redis engine there are no workers apart from the embedded engine.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     async fn run(self, serve: bool, work: bool) -> Result<(), ServiceError> {
+        // A no-op when the application installed its own subscriber.
+        let _telemetry = telemetry::install(self.settings.otlp_endpoint.as_deref());
+        if serve {
+            // Before the workers start, so that `GET /metrics` misses none of their metrics.
+            metrics::recorder();
+        }
         let backend = self.backend().await?;
         let shutdown = self.shutdown.clone();
         tokio::spawn(shutdown_on_signal(shutdown.clone()));
-        if let Some(endpoint) = &self.settings.otlp_endpoint {
-            tracing::info!(
-                endpoint,
-                "OTLP endpoint configured; trace export arrives with issue 6"
-            );
-        }
         let mut tasks = tokio::task::JoinSet::new();
         #[cfg(feature = "redis")]
         if let (true, Backend::Redis(engine)) = (work, &backend) {

@@ -1,0 +1,205 @@
+//! The engines' metrics, emitted through the [`metrics`](https://docs.rs/metrics) facade.
+//!
+//! The library only emits: nothing is recorded until the application installs a recorder
+//! (`FlowService` installs a Prometheus one and serves it on `GET /metrics`). Every metric has
+//! one function here, called at the one place where its event happens:
+//!
+//! | metric | labels | counted |
+//! |---|---|---|
+//! | `goflow_flows_started_total` | `flow` | a request is created: Redis `submit_encoded` when the submit script created it; embedded `submit_encoded` when the id was new, and `execute` (`run`, `run_as`) |
+//! | `goflow_flows_completed_total`, `goflow_flows_failed_total`, `goflow_flows_stopped_total` | `flow` | a request ends, once: on Redis where the script that ends it says so (the worker, when `complete.lua` answers `completed` or `fail.lua` answers `failed`; the client's `stop`, when the transition is `Done(Stopped)`); embedded in `Tracked::finish` (submitted requests) and `execute` (run requests) |
+//! | `goflow_vertex_duration_seconds` (histogram) | `flow`, `vertex`, `outcome` | each attempt, in [`exec::attempt_in`](crate::exec::attempt_in), shared by both engines: `ok`, `error`, `timeout`, `panic`, or `cancelled` (the attempt was dropped: its request was stopped or failed elsewhere) |
+//! | `goflow_vertices_in_flight` (gauge) | `flow` | attempts running in this process, around the same attempt |
+//! | `goflow_vertex_retries_total` | `flow`, `vertex` | a failed attempt is retried: Redis when `fail.lua` answers `retry`; embedded in `with_retries`' `on_retry` |
+//! | `goflow_vertices_dead_lettered_total` | `flow`, `vertex` | Redis: a vertex failed for good and was appended to the dead-letter stream (`fail.lua` answers `failed`) |
+//! | `goflow_entries_reclaimed_total` | `flow` | Redis: entries a worker took over from a lost worker (`XAUTOCLAIM`) |
+//! | `goflow_stream_length`, `goflow_consumer_group_lag` (gauges) | `flow` | Redis: sampled by each worker every [`BACKLOG_SAMPLE_EVERY`] (`XLEN` of the ready stream, `lag` of the group `workers` in `XINFO GROUPS`) |
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::metrics::SharedString;
+
+use crate::error::Failure;
+use crate::state::RequestStatus;
+
+/// Requests created.
+pub(crate) const FLOWS_STARTED: &str = "goflow_flows_started_total";
+/// Requests completed.
+pub(crate) const FLOWS_COMPLETED: &str = "goflow_flows_completed_total";
+/// Requests failed.
+pub(crate) const FLOWS_FAILED: &str = "goflow_flows_failed_total";
+/// Requests stopped.
+pub(crate) const FLOWS_STOPPED: &str = "goflow_flows_stopped_total";
+/// Attempt durations.
+pub(crate) const VERTEX_DURATION: &str = "goflow_vertex_duration_seconds";
+/// Retries scheduled.
+pub(crate) const VERTEX_RETRIES: &str = "goflow_vertex_retries_total";
+/// Stream entries reclaimed from lost workers.
+pub(crate) const ENTRIES_RECLAIMED: &str = "goflow_entries_reclaimed_total";
+/// Vertices dead-lettered.
+pub(crate) const DEAD_LETTERED: &str = "goflow_vertices_dead_lettered_total";
+/// Attempts running.
+pub(crate) const IN_FLIGHT: &str = "goflow_vertices_in_flight";
+/// Entries in a ready stream.
+pub(crate) const STREAM_LENGTH: &str = "goflow_stream_length";
+/// Entries of a ready stream not yet delivered to the workers' group.
+pub(crate) const GROUP_LAG: &str = "goflow_consumer_group_lag";
+
+/// How often each Redis worker samples its streams' length and lag.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Bucket bounds (seconds) of `goflow_vertex_duration_seconds`: from a millisecond to the
+/// longest sensible timeout.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+pub(crate) const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Describes every metric to the installed recorder (its `# HELP` lines).
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+pub(crate) fn describe() {
+    use ::metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(FLOWS_STARTED, "Requests created, by workflow.");
+    describe_counter!(FLOWS_COMPLETED, "Requests that completed, by workflow.");
+    describe_counter!(FLOWS_FAILED, "Requests that failed, by workflow.");
+    describe_counter!(FLOWS_STOPPED, "Requests that were stopped, by workflow.");
+    describe_histogram!(
+        VERTEX_DURATION,
+        "Duration of vertex attempts in seconds, by workflow, vertex and outcome (ok, error, timeout, panic, cancelled)."
+    );
+    describe_counter!(VERTEX_RETRIES, "Failed attempts that were retried.");
+    describe_counter!(
+        ENTRIES_RECLAIMED,
+        "Ready-stream entries reclaimed from lost workers (Redis engine)."
+    );
+    describe_counter!(
+        DEAD_LETTERED,
+        "Vertices that failed for good and were dead-lettered (Redis engine)."
+    );
+    describe_gauge!(IN_FLIGHT, "Vertex attempts running in this process.");
+    describe_gauge!(
+        STREAM_LENGTH,
+        "Entries in the workflow's ready stream (Redis engine, sampled by workers)."
+    );
+    describe_gauge!(
+        GROUP_LAG,
+        "Ready-stream entries not yet delivered to the workers (Redis engine, sampled by workers)."
+    );
+}
+
+/// A request of `flow` was created.
+pub(crate) fn flow_started(flow: &'static str) {
+    ::metrics::counter!(FLOWS_STARTED, "flow" => flow).increment(1);
+}
+
+/// A request of `flow` ended with `status` (completed, failed or stopped; other statuses are
+/// not an end and are ignored).
+pub(crate) fn flow_finished(flow: &'static str, status: RequestStatus) {
+    let name = match status {
+        RequestStatus::Completed => FLOWS_COMPLETED,
+        RequestStatus::Failed => FLOWS_FAILED,
+        RequestStatus::Stopped => FLOWS_STOPPED,
+        _ => return,
+    };
+    ::metrics::counter!(name, "flow" => flow).increment(1);
+}
+
+/// One attempt of `vertex` ended after `seconds` with `outcome`.
+pub(crate) fn vertex_attempt(
+    flow: &'static str,
+    vertex: &Arc<str>,
+    seconds: f64,
+    outcome: &'static str,
+) {
+    ::metrics::histogram!(
+        VERTEX_DURATION,
+        "flow" => flow,
+        "vertex" => Arc::clone(vertex),
+        "outcome" => outcome,
+    )
+    .record(seconds);
+}
+
+/// A failed attempt of `vertex` will be retried.
+pub(crate) fn retry_scheduled(flow: &'static str, vertex: impl Into<SharedString>) {
+    ::metrics::counter!(VERTEX_RETRIES, "flow" => flow, "vertex" => vertex.into()).increment(1);
+}
+
+/// `n` stream entries of `flow` were reclaimed from lost workers.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn entries_reclaimed(flow: &'static str, n: u64) {
+    ::metrics::counter!(ENTRIES_RECLAIMED, "flow" => flow).increment(n);
+}
+
+/// `vertex` failed for good and was dead-lettered.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn dead_lettered(flow: &'static str, vertex: impl Into<SharedString>) {
+    ::metrics::counter!(DEAD_LETTERED, "flow" => flow, "vertex" => vertex.into()).increment(1);
+}
+
+/// One more (`delta` 1.0) or one fewer (-1.0) attempt of `flow` running in this process.
+pub(crate) fn inflight(flow: &'static str, delta: f64) {
+    ::metrics::gauge!(IN_FLIGHT, "flow" => flow).increment(delta);
+}
+
+/// The ready stream of `flow` holds `length` entries, `lag` of them not yet delivered (`None`
+/// when Redis cannot tell).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn stream_backlog(flow: &'static str, length: u64, lag: Option<u64>) {
+    ::metrics::gauge!(STREAM_LENGTH, "flow" => flow).set(length as f64);
+    if let Some(lag) = lag {
+        ::metrics::gauge!(GROUP_LAG, "flow" => flow).set(lag as f64);
+    }
+}
+
+/// The metrics of one running attempt: counted in flight from [`start`](Self::start); its
+/// duration and outcome recorded by [`finish`](Self::finish), or as `cancelled` if it is
+/// dropped first (its future was dropped).
+pub(crate) struct AttemptMeter {
+    flow: &'static str,
+    vertex: Arc<str>,
+    started: Instant,
+    finished: bool,
+}
+
+impl AttemptMeter {
+    pub(crate) fn start(flow: &'static str, vertex: &Arc<str>) -> Self {
+        inflight(flow, 1.0);
+        Self {
+            flow,
+            vertex: Arc::clone(vertex),
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Records the attempt's outcome (the same words as the attempt's span).
+    pub(crate) fn finish<T>(mut self, result: &Result<T, Failure>) {
+        self.record(match result {
+            Ok(_) => "ok",
+            Err(Failure::Timeout(_)) => "timeout",
+            Err(Failure::Panic(_)) => "panic",
+            Err(_) => "error",
+        });
+    }
+
+    fn record(&mut self, outcome: &'static str) {
+        if !std::mem::replace(&mut self.finished, true) {
+            inflight(self.flow, -1.0);
+            vertex_attempt(
+                self.flow,
+                &self.vertex,
+                self.started.elapsed().as_secs_f64(),
+                outcome,
+            );
+        }
+    }
+}
+
+impl Drop for AttemptMeter {
+    fn drop(&mut self) {
+        self.record("cancelled");
+    }
+}
