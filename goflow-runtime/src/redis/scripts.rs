@@ -6,16 +6,17 @@ use fred::prelude::{Client, Value};
 use fred::types::scripts::Script;
 
 macro_rules! script {
-    ($name:ident, $file:literal) => {
+    ($name:ident, $($file:literal),+) => {
         pub(crate) static $name: LazyLock<Script> =
-            LazyLock::new(|| Script::from_lua(include_str!(concat!("lua/", $file))));
+            LazyLock::new(|| Script::from_lua(concat!($(include_str!(concat!("lua/", $file))),+)));
     };
 }
 
 script!(SUBMIT, "submit.lua");
 script!(START, "start.lua");
-script!(COMPLETE, "complete.lua");
-script!(FAIL, "fail.lua");
+// The scripts that end an attempt share their opening.
+script!(COMPLETE, "attempt_end.lua", "complete.lua");
+script!(FAIL, "attempt_end.lua", "fail.lua");
 script!(PROMOTE, "promote.lua");
 script!(CONTROL, "control.lua");
 

@@ -5,30 +5,8 @@
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 vertex, 5 output, 6 now, 7 `1` at the exit vertex,
 --       8 retention of finished requests (ms), 9 traceparent for successors,
 --       10.. pairs of (successor, number of its inputs)
-local req, stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local v = ARGV[4]
-local function ack()
-  redis.call('XACK', stream, ARGV[1], ARGV[2])
-  redis.call('XDEL', stream, ARGV[2])
-end
-local got = redis.call('HMGET', req, 'st', 's:' .. v)
-local st, vs = got[1], got[2]
-if not st then
-  ack()
-  return 'expired'
-end
-if vs == 'done' or vs == 'failed' then
-  ack()
-  return 'duplicate'
-end
-if st == 'stopped' or st == 'failed' or st == 'completed' then
-  -- A late attempt of a request that has already ended: nothing is recorded but its end.
-  if vs == 'running' then
-    redis.call('HSET', req, 's:' .. v, 'cancelled', 't1:' .. v, ARGV[6])
-  end
-  ack()
-  return 'ended'
-end
+-- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `st`, `vs`)
+local parked, done = KEYS[3], KEYS[4]
 if ARGV[7] == '1' then
   redis.call('HSET', req, 'o:' .. v, ARGV[5], 's:' .. v, 'done', 't1:' .. v, ARGV[6],
     'ut', ARGV[6], 'st', 'completed', 'out', ARGV[5], 'ft', ARGV[6])

@@ -5,30 +5,8 @@
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 vertex, 5 failure (JSON), 6 now,
 --       7 retry due time (ms) or empty for a final failure, 8 retention (ms), 9 `1` if this
 --       failure is a recorded attempt (a lost delivery is not)
-local req, stream, parked, done, delayed, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local v = ARGV[4]
-local function ack()
-  redis.call('XACK', stream, ARGV[1], ARGV[2])
-  redis.call('XDEL', stream, ARGV[2])
-end
-local got = redis.call('HMGET', req, 'st', 's:' .. v, 'tp')
-local st, vs = got[1], got[2]
-if not st then
-  ack()
-  return 'expired'
-end
-if vs == 'done' or vs == 'failed' then
-  ack()
-  return 'duplicate'
-end
-if st == 'stopped' or st == 'failed' or st == 'completed' then
-  -- A late attempt of a request that has already ended: nothing is recorded but its end.
-  if vs == 'running' then
-    redis.call('HSET', req, 's:' .. v, 'cancelled', 't1:' .. v, ARGV[6])
-  end
-  ack()
-  return 'ended'
-end
+-- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `got`, `st`, `vs`)
+local parked, done, delayed, dlq = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 if ARGV[9] == '1' then
   redis.call('HINCRBY', req, 'f:' .. v, 1)
 end

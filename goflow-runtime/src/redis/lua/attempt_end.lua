@@ -1,0 +1,28 @@
+-- The opening shared by the scripts that end an attempt (complete.lua, fail.lua), placed in
+-- front of each when they are loaded. Both take KEYS 1 request hash, 2 ready stream and ARGV
+-- 1 group, 2 entry id, 4 vertex, 6 now; the entry is acknowledged (and deleted) on every path.
+-- An attempt of a request that has expired, of a vertex already finished (a redelivery), or of
+-- a request that has already ended records nothing (a late running vertex is marked cancelled).
+local req, stream = KEYS[1], KEYS[2]
+local v = ARGV[4]
+local function ack()
+  redis.call('XACK', stream, ARGV[1], ARGV[2])
+  redis.call('XDEL', stream, ARGV[2])
+end
+local got = redis.call('HMGET', req, 'st', 's:' .. v, 'tp')
+local st, vs = got[1], got[2]
+if not st then
+  ack()
+  return 'expired'
+end
+if vs == 'done' or vs == 'failed' then
+  ack()
+  return 'duplicate'
+end
+if st == 'stopped' or st == 'failed' or st == 'completed' then
+  if vs == 'running' then
+    redis.call('HSET', req, 's:' .. v, 'cancelled', 't1:' .. v, ARGV[6])
+  end
+  ack()
+  return 'ended'
+end
