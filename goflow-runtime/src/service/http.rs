@@ -414,6 +414,27 @@ async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiErr
     ))
 }
 
+/// `/metrics` and `/healthz` alone, for a worker-only process.
+pub(crate) fn metrics_router() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/metrics",
+            get(|| async {
+                let text = super::metrics::recorder()
+                    .map(|r| r.render())
+                    .unwrap_or_default();
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }),
+        )
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(

@@ -56,6 +56,9 @@ pub struct Settings {
     pub otlp_endpoint: Option<String>,
     /// Key prefix of the Redis engine (`GOFLOW_REDIS_PREFIX`, default `goflow`).
     pub redis_prefix: String,
+    /// Port on which a worker-only process (`start_worker`) serves `/metrics` and `/healthz`
+    /// (`GOFLOW_METRICS_PORT`); absent: none. Services with HTTP serve them on their port.
+    pub metrics_port: Option<u16>,
     /// How long to let running attempts finish on shutdown (`GOFLOW_SHUTDOWN_GRACE`, seconds,
     /// default 30).
     pub shutdown_grace: Duration,
@@ -73,6 +76,7 @@ impl Default for Settings {
             max_wait: Duration::from_secs(60),
             otlp_endpoint: None,
             redis_prefix: "goflow".to_owned(),
+            metrics_port: None,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -150,6 +154,9 @@ impl Settings {
         if let Some(v) = var("GOFLOW_SHUTDOWN_GRACE") {
             settings.shutdown_grace =
                 Duration::from_secs(parse("GOFLOW_SHUTDOWN_GRACE", v, "a number of seconds")?);
+        }
+        if let Some(v) = var("GOFLOW_METRICS_PORT") {
+            settings.metrics_port = Some(parse("GOFLOW_METRICS_PORT", v, "a port number")?);
         }
         if let Some(v) = var("GOFLOW_REDIS_PREFIX") {
             settings.redis_prefix = v;
@@ -293,9 +300,27 @@ impl FlowService {
     async fn run(self, serve: bool, work: bool) -> Result<(), ServiceError> {
         // A no-op when the application installed its own subscriber.
         let _telemetry = telemetry::install(self.settings.otlp_endpoint.as_deref());
-        if serve {
+        if serve || self.settings.metrics_port.is_some() {
             // Before the workers start, so that `GET /metrics` misses none of their metrics.
             metrics::recorder();
+        }
+        if let (false, Some(port)) = (serve, self.settings.metrics_port) {
+            // A worker-only process serves its metrics (and liveness) on a port of its own.
+            let address = format!("{}:{port}", self.settings.host);
+            let listener = tokio::net::TcpListener::bind(&address)
+                .await
+                .map_err(|source| ServiceError::Bind {
+                    address: address.clone(),
+                    source,
+                })?;
+            tracing::info!(%address, "serving /metrics and /healthz");
+            let router = http::metrics_router();
+            let metrics_shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { metrics_shutdown.cancelled().await })
+                    .await;
+            });
         }
         let backend = self.backend().await?;
         let shutdown = self.shutdown.clone();
