@@ -757,6 +757,16 @@ conformance! {
         assert_eq!(attempts, 1);
         assert_eq!(failure, Failure::Timeout(Duration::from_millis(50)));
         assert!(failure.is_retryable());
+        // How a failure is recorded (and stored by the Redis engine): the limit in milliseconds.
+        let recorded = serde_json::to_value(&failure).unwrap();
+        assert_eq!(
+            recorded,
+            serde_json::json!({"kind": "timeout", "detail": 50})
+        );
+        assert_eq!(
+            serde_json::from_value::<Failure>(recorded).unwrap(),
+            failure
+        );
         // The attempt's future was dropped before the failure was reported, not left running.
         assert!(flag("sleepy_dropped", &id));
         assert!(!flag("sleepy_woke", &id));
