@@ -13,6 +13,9 @@
 //! `first -> [32 x mid]` joined by two 16-way joins and a final join (serde's tuples stop at
 //! 16 elements), so goflow runs 35 vertices per flow where the peers run 34.
 //!
+//! `--workers N` runs N worker processes (scaling), `--workloads chain100` a 100-step chain
+//! (cost per vertex against chain10).
+//!
 //! `--trace` records every span through OpenTelemetry (a batch processor into an in-memory
 //! exporter, in the driver and the worker alike), to measure what tracing costs; the system
 //! name then ends in `-traced`.
@@ -97,6 +100,24 @@ workflow! {
     pub Kyc = get_kyc_image -> [face_detect, face_match] => mark_profile;
     pub Chain10 = step as s1 -> step as s2 -> step as s3 -> step as s4 -> step as s5
         -> step as s6 -> step as s7 -> step as s8 -> step as s9 -> step as s10;
+    pub Chain100 = step as s1 -> step as s2 -> step as s3 -> step as s4 -> step as s5 -> step as s6 -> step
+        as s7 -> step as s8 -> step as s9 -> step as s10 -> step as s11 -> step as s12 -> step
+        as s13 -> step as s14 -> step as s15 -> step as s16 -> step as s17 -> step as s18 ->
+        step as s19 -> step as s20 -> step as s21 -> step as s22 -> step as s23 -> step as s24
+        -> step as s25 -> step as s26 -> step as s27 -> step as s28 -> step as s29 -> step as
+        s30 -> step as s31 -> step as s32 -> step as s33 -> step as s34 -> step as s35 -> step
+        as s36 -> step as s37 -> step as s38 -> step as s39 -> step as s40 -> step as s41 ->
+        step as s42 -> step as s43 -> step as s44 -> step as s45 -> step as s46 -> step as s47
+        -> step as s48 -> step as s49 -> step as s50 -> step as s51 -> step as s52 -> step as
+        s53 -> step as s54 -> step as s55 -> step as s56 -> step as s57 -> step as s58 -> step
+        as s59 -> step as s60 -> step as s61 -> step as s62 -> step as s63 -> step as s64 ->
+        step as s65 -> step as s66 -> step as s67 -> step as s68 -> step as s69 -> step as s70
+        -> step as s71 -> step as s72 -> step as s73 -> step as s74 -> step as s75 -> step as
+        s76 -> step as s77 -> step as s78 -> step as s79 -> step as s80 -> step as s81 -> step
+        as s82 -> step as s83 -> step as s84 -> step as s85 -> step as s86 -> step as s87 ->
+        step as s88 -> step as s89 -> step as s90 -> step as s91 -> step as s92 -> step as s93
+        -> step as s94 -> step as s95 -> step as s96 -> step as s97 -> step as s98 -> step as
+        s99 -> step as s100;
     pub Fanout32 = {
         fan_first -> [
             mid as m1, mid as m2, mid as m3, mid as m4, mid as m5, mid as m6, mid as m7, mid as m8,
@@ -114,8 +135,8 @@ fn kyc_expected(x: &str) -> String {
     format!("{x}|img|fd+{x}|img|fm|mp")
 }
 
-fn chain_expected(x: &str) -> String {
-    (1..=10).fold(x.to_owned(), |acc, k| format!("{acc}|s{k}"))
+fn chain_expected(x: &str, steps: usize) -> String {
+    (1..=steps).fold(x.to_owned(), |acc, k| format!("{acc}|s{k}"))
 }
 
 struct Args {
@@ -126,6 +147,8 @@ struct Args {
     concurrency: usize,
     redis_url: String,
     trace: bool,
+    /// Worker processes (each with `concurrency` slots).
+    workers: usize,
 }
 
 fn args() -> Args {
@@ -139,12 +162,14 @@ fn args() -> Args {
     let mut n = HashMap::from([
         ("kyc", 5000),
         ("chain10", 2000),
+        ("chain100", 200),
         ("fanout32", 500),
         ("kyc_lat", 200),
     ]);
     for (key, arg) in [
         ("kyc", "--n-kyc"),
         ("chain10", "--n-chain10"),
+        ("chain100", "--n-chain100"),
         ("fanout32", "--n-fanout32"),
         ("kyc_lat", "--n-lat"),
     ] {
@@ -173,6 +198,10 @@ fn args() -> Args {
             .unwrap_or(8),
         redis_url,
         trace: flag("--trace"),
+        workers: value("--workers")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1),
     }
 }
 
@@ -188,6 +217,7 @@ async fn connect(url: &str, prefix: &str) -> RedisEngine {
         .register::<Kyc>()
         .register::<Chain10>()
         .register::<Fanout32>()
+        .register::<Chain100>()
         .connect()
         .await
         .expect("connect to the benchmark's Redis")
@@ -205,6 +235,32 @@ fn install_tracing() -> opentelemetry_sdk::trace::SdkTracerProvider {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
     provider
+}
+
+/// Starts one worker process and waits for its `READY`.
+fn spawn_worker(args: &Args, prefix: &str) -> Child {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args([
+            "--worker-process",
+            "--redis-url",
+            &args.redis_url,
+            "--prefix",
+            prefix,
+        ])
+        .args(["--concurrency", &args.concurrency.to_string()])
+        .args(args.trace.then_some("--trace"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the worker process");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().expect("worker stdout")),
+        &mut line,
+    )
+    .expect("worker READY line");
+    assert_eq!(line.trim(), "READY", "worker did not start");
+    child
 }
 
 /// The worker process: runs until its stdin closes (the driver ends it).
@@ -309,7 +365,17 @@ async fn throughput(driver: &Driver, workload: &str, n: usize) -> (f64, f64) {
                 }
                 "chain10" => {
                     let x = format!("c-{i}");
-                    assert_eq!(driver.run::<Chain10>(x.clone()).await, chain_expected(&x));
+                    assert_eq!(
+                        driver.run::<Chain10>(x.clone()).await,
+                        chain_expected(&x, 10)
+                    );
+                }
+                "chain100" => {
+                    let x = format!("c-{i}");
+                    assert_eq!(
+                        driver.run::<Chain100>(x.clone()).await,
+                        chain_expected(&x, 100)
+                    );
                 }
                 _ => {
                     let out = driver.run::<Fanout32>(format!("f-{i}")).await;
@@ -347,46 +413,32 @@ async fn latency(driver: &Driver, n: usize) -> (f64, f64, f64) {
 
 async fn bench(args: &Args, redis: bool) {
     let prefix = format!("bench-{}-{:08x}", std::process::id(), fastrand::u32(..));
-    let (driver, mut worker, stats): (Driver, Option<Child>, Option<fred::prelude::Client>) =
-        if redis {
-            assert!(
-                !args.redis_url.trim_end_matches('/').ends_with("/0"),
-                "refusing to use Redis db 0"
-            );
-            let engine = connect(&args.redis_url, &prefix).await;
-            let child = Command::new(std::env::current_exe().expect("own path"))
-                .args([
-                    "--worker-process",
-                    "--redis-url",
-                    &args.redis_url,
-                    "--prefix",
-                    &prefix,
-                ])
-                .args(["--concurrency", &args.concurrency.to_string()])
-                .args(args.trace.then_some("--trace"))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("start the worker process");
-            let mut child = child;
-            let mut line = String::new();
-            std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(child.stdout.as_mut().expect("worker stdout")),
-                &mut line,
-            )
-            .expect("worker READY line");
-            assert_eq!(line.trim(), "READY", "worker did not start");
-            let client = fred::prelude::Builder::from_config(
-                Config::from_url(&args.redis_url).expect("url"),
-            )
-            .build()
-            .expect("stats client");
-            client.init().await.expect("connect stats client");
-            (Driver::Redis(engine), Some(child), Some(client))
-        } else {
-            (Driver::Embedded(Arc::new(Embedded::new())), None, None)
-        };
-    let mut system = if redis {
+    let (driver, mut workers, stats): (Driver, Vec<Child>, Option<fred::prelude::Client>) = if redis
+    {
+        assert!(
+            !args.redis_url.trim_end_matches('/').ends_with("/0"),
+            "refusing to use Redis db 0"
+        );
+        let engine = connect(&args.redis_url, &prefix).await;
+        let workers: Vec<Child> = (0..args.workers)
+            .map(|_| spawn_worker(args, &prefix))
+            .collect();
+        let client =
+            fred::prelude::Builder::from_config(Config::from_url(&args.redis_url).expect("url"))
+                .build()
+                .expect("stats client");
+        client.init().await.expect("connect stats client");
+        (Driver::Redis(engine), workers, Some(client))
+    } else {
+        (
+            Driver::Embedded(Arc::new(Embedded::new())),
+            Vec::new(),
+            None,
+        )
+    };
+    let mut system = if redis && args.workers > 1 {
+        format!("goflow-redis-{}x-c{}", args.workers, args.concurrency)
+    } else if redis {
         format!("goflow-redis-c{}", args.concurrency)
     } else {
         "goflow-embedded".to_owned()
@@ -408,7 +460,9 @@ async fn bench(args: &Args, redis: bool) {
 
     for workload in &args.workloads {
         let n = args.n.get(workload.as_str()).copied().unwrap_or(100);
-        let worker_cpu0 = worker.as_ref().map_or(0.0, |c| cpu_seconds(c.id()));
+        let workers_cpu =
+            |workers: &[Child]| workers.iter().map(|c| cpu_seconds(c.id())).sum::<f64>();
+        let worker_cpu0 = workers_cpu(&workers);
         let driver_cpu0 = own_cpu_seconds();
         let redis0 = match &stats {
             Some(client) => redis_stats(client).await,
@@ -419,7 +473,7 @@ async fn bench(args: &Args, redis: bool) {
                 let (p50, p99, mean) = latency(&driver, n).await;
                 format!("\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"mean_ms\":{mean:.3}")
             }
-            "kyc" | "chain10" | "fanout32" => {
+            "kyc" | "chain10" | "chain100" | "fanout32" => {
                 let (elapsed, submit) = throughput(&driver, workload, n).await;
                 format!(
                     "\"elapsed_s\":{elapsed:.3},\"submit_s\":{submit:.3},\"flows_per_s\":{:.1}",
@@ -429,13 +483,19 @@ async fn bench(args: &Args, redis: bool) {
             other => panic!("unknown workload `{other}`"),
         };
         let driver_cpu = own_cpu_seconds() - driver_cpu0;
-        let worker_cpu = worker
-            .as_ref()
-            .map_or(driver_cpu, |c| cpu_seconds(c.id()) - worker_cpu0);
+        let worker_cpu = if workers.is_empty() {
+            driver_cpu
+        } else {
+            workers_cpu(&workers) - worker_cpu0
+        };
         result += &format!(
             ",\"worker_cpu_s\":{worker_cpu:.2},\"driver_cpu_s\":{:.2}",
             if redis { driver_cpu } else { 0.0 }
         );
+        // The embedded engine touches no Redis: say so, so the peers' table can sum CPU.
+        if stats.is_none() {
+            result += ",\"redis_cpu_s\":0.0,\"redis_cmds\":0";
+        }
         if let Some(client) = &stats {
             let redis1 = redis_stats(client).await;
             result += &format!(
@@ -448,7 +508,7 @@ async fn bench(args: &Args, redis: bool) {
             "RESULT {{\"system\":\"{system}\",\"workload\":\"{workload}\",\"flows\":{n},{result}}}"
         );
     }
-    if let Some(mut child) = worker.take() {
+    for mut child in workers.drain(..) {
         drop(child.stdin.take());
         let _ = child.wait();
     }

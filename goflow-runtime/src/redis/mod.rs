@@ -212,7 +212,7 @@ impl<C: Codec> RedisEngineBuilder<C> {
         self
     }
 
-    /// Connects to Redis (failing if it cannot be reached within 5 s) and returns the engine.
+    /// Connects to Redis (failing if it cannot be reached within 10 s) and returns the engine.
     pub async fn connect(self) -> Result<RedisEngine<C>, EngineError> {
         let client = connect_client(&self.config.url, Some(self.config.command_timeout)).await?;
         let flows = self
@@ -263,6 +263,10 @@ impl<C: Codec> RedisEngine<C> {
     }
 }
 
+/// How long a new connection may take. Generous: a loaded host (a busy CI machine, a worker
+/// saturated by its own attempts) can take seconds to complete a local handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A connected client that reconnects on its own, forever, with capped exponential backoff.
 /// With `command_timeout`, a command that cannot complete in time (Redis unreachable) fails
 /// instead of waiting for the reconnection.
@@ -273,7 +277,7 @@ pub(crate) async fn connect_client(
     let config = Config::from_url(url)?;
     let client = Builder::from_config(config)
         .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(5);
+            c.connection_timeout = CONNECT_TIMEOUT;
         })
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout.unwrap_or(Duration::ZERO);
@@ -283,12 +287,12 @@ pub(crate) async fn connect_client(
     // `init` waits for the first connection; with a reconnect policy it would wait forever
     // for an unreachable server, so bound it to give a clear error instead.
     client.connect();
-    tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect())
+    tokio::time::timeout(CONNECT_TIMEOUT, client.wait_for_connect())
         .await
         .map_err(|_| {
             EngineError::Redis(fred::error::Error::new(
                 fred::error::ErrorKind::IO,
-                format!("could not connect to {url} within 5 s"),
+                format!("could not connect to {url} within {CONNECT_TIMEOUT:?}"),
             ))
         })??;
     Ok(client)
