@@ -20,7 +20,6 @@ use goflow::redis::RedisEngine;
 use goflow::service::{FlowService, Settings};
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 // ---------------------------------------------------------------------------------------------
@@ -449,8 +448,7 @@ async fn services_of_one_process_share_the_recorder() {
 struct RedisService {
     router: Router,
     config: goflow::redis::RedisConfig,
-    shutdown: CancellationToken,
-    worker: Option<tokio::task::JoinHandle<()>>,
+    worker: Option<support::LocalWorker>,
     /// Dropped last, after the worker has stopped.
     _server: support::RedisServer,
 }
@@ -476,7 +474,6 @@ impl RedisService {
         Self {
             router,
             config,
-            shutdown: CancellationToken::new(),
             worker: None,
             _server: server,
         }
@@ -492,29 +489,12 @@ impl RedisService {
             .connect()
             .await
             .expect("connect the worker's engine");
-        let worker = engine.worker(4);
-        let token = self.shutdown.clone();
-        self.worker = Some(tokio::spawn(async move {
-            worker.run(token).await.expect("the worker runs");
-        }));
+        self.worker = Some(support::LocalWorker::start(&engine, 4));
     }
 
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(worker) = self.worker.take() {
-            tokio::time::timeout(Duration::from_secs(30), worker)
-                .await
-                .expect("the worker stops within 30 s")
-                .expect("the worker ends cleanly");
-        }
-    }
-}
-
-impl Drop for RedisService {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(worker) = self.worker.take() {
-            worker.abort();
+    async fn stop(self) {
+        if let Some(worker) = self.worker {
+            worker.stop().await;
         }
     }
 }

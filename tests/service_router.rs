@@ -24,7 +24,6 @@ use goflow_kyc_app::{Greet, Kyc, KycLinear, Onboarding};
 use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 // ---------------------------------------------------------------------------------------------
@@ -1191,9 +1190,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
 /// process, one more `redis-server` left running per run.)
 struct RedisService {
     router: Router,
-    consumer: String,
-    shutdown: CancellationToken,
-    worker: Option<tokio::task::JoinHandle<()>>,
+    worker: support::LocalWorker,
     /// Dropped last, after the worker has been stopped.
     _server: support::RedisServer,
 }
@@ -1236,39 +1233,15 @@ impl RedisService {
             .connect()
             .await
             .expect("connect the worker's engine");
-        let worker = engine.worker(concurrency);
-        let consumer = worker.consumer().to_owned();
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let worker = tokio::spawn(async move {
-            worker.run(token).await.expect("the worker runs");
-        });
         Self {
             router,
-            consumer,
-            shutdown,
-            worker: Some(worker),
+            worker: support::LocalWorker::start(&engine, concurrency),
             _server: server,
         }
     }
 
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(worker) = self.worker.take() {
-            tokio::time::timeout(Duration::from_secs(30), worker)
-                .await
-                .expect("the worker stops within 30 s")
-                .expect("the worker ends cleanly");
-        }
-    }
-}
-
-impl Drop for RedisService {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(worker) = self.worker.take() {
-            worker.abort();
-        }
+    async fn stop(self) {
+        self.worker.stop().await;
     }
 }
 
@@ -1298,7 +1271,7 @@ async fn redis_submit_wait_status_and_errors() {
     assert_eq!(status["output"]["user_id"], "alice");
     for v in status["vertices"].as_array().expect("vertices") {
         assert_eq!(v["status"], "done", "vertex {v}");
-        assert_eq!(v["worker"], service.consumer.as_str(), "vertex {v}");
+        assert_eq!(v["worker"], service.worker.consumer(), "vertex {v}");
     }
 
     // 202, then the location reports the request.

@@ -284,3 +284,58 @@ pub fn own_server(test: &str) -> (RedisServer, RedisConfig) {
     let config = config_at(&server.url(), test);
     (server, config)
 }
+
+/// A worker of `engine` running in this process, as the service tests start one: stopped by
+/// [`stop`](Self::stop), or cancelled and aborted when dropped (a test that fails midway).
+pub struct LocalWorker {
+    consumer: String,
+    shutdown: tokio_util::sync::CancellationToken,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalWorker {
+    /// Spawns `engine.worker(concurrency)`, running until stopped; the task panics if the
+    /// worker returns an error.
+    pub fn start<C: goflow::Codec>(
+        engine: &goflow::redis::RedisEngine<C>,
+        concurrency: usize,
+    ) -> Self {
+        let worker = engine.worker(concurrency);
+        let consumer = worker.consumer().to_owned();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            worker.run(token).await.expect("the worker runs");
+        });
+        Self {
+            consumer,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    /// The worker's consumer name in the group.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Cancels the worker and waits for it, failing the test unless it ends cleanly within 30 s.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(30), handle)
+                .await
+                .expect("the worker stops within 30 s")
+                .expect("the worker ends cleanly");
+        }
+    }
+}
+
+impl Drop for LocalWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
