@@ -357,3 +357,21 @@ fn json_has_the_documented_fields() {
     );
     assert_eq!(sub["graph"]["name"], "diamond");
 }
+
+#[test]
+fn the_doc_comment_is_the_description() {
+    assert_eq!(Documented::DESCRIPTION, "First line.\nSecond line.");
+    assert_eq!(Undocumented::DESCRIPTION, "");
+}
+
+#[node]
+async fn documented_step(x: u32) -> u32 {
+    x
+}
+
+workflow! {
+    /// First line.
+    /// Second line.
+    pub Documented = documented_step;
+    pub Undocumented = documented_step as again;
+}

@@ -1029,6 +1029,11 @@ async fn flows_and_graphs() {
         .is_some_and(|t| t.starts_with("application/json")));
     assert_eq!(body["name"], "kyc");
     assert_eq!(body["graph"]["name"], "kyc");
+    // The workflow's doc comment in `workflow!` is its description.
+    assert_eq!(
+        body["description"],
+        "Validates a user's KYC image and marks the profile (Go goflow's branching KYC)."
+    );
     let vertices = body["graph"]["vertices"].as_array().expect("vertices");
     assert_eq!(vertices.len(), 4);
     assert!(

@@ -15,6 +15,8 @@ use crate::request_id::RequestId;
 pub trait Workflow: Send + Sync + Sized + 'static {
     /// The workflow's name: the type name in snake_case (`FraudSweep` → `"fraud_sweep"`).
     const NAME: &'static str;
+    /// The workflow's doc comment in `workflow!`, trimmed; empty without one.
+    const DESCRIPTION: &'static str = "";
     /// What a request takes: the input of the entry vertex.
     type Input: Data;
     /// What a request produces: the output of the exit vertex.

@@ -85,6 +85,25 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
     };
 
     let has_doc = attrs.iter().any(|a| a.path().is_ident("doc"));
+    // The doc comment's text, for `Workflow::DESCRIPTION` (served by `GET /flow/{name}`).
+    let description = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(text),
+                        ..
+                    }),
+                ..
+            }) => Some(text.value().trim().to_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_owned();
     let default_doc = (!has_doc).then(|| {
         let doc = format!("The `{name}` workflow, declared with `workflow!`.");
         quote!(#[doc = #doc])
@@ -97,6 +116,7 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
 
         impl #p::Workflow for #ident {
             const NAME: &'static str = #name;
+            const DESCRIPTION: &'static str = #description;
             type Input = <#entry as #p::Step>::Input;
             type Output = <#exit as #p::Step>::Output;
 

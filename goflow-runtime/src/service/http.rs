@@ -189,6 +189,7 @@ async fn list_flows(State(state): State<Arc<AppState>>) -> Json<Value> {
             let graph = (flow.graph)();
             json!({
                 "name": flow.name,
+                "description": flow.description,
                 "vertices": graph.vertices().len(),
                 "hash": format!("{:016x}", graph.structural_hash()),
                 "href": format!("/flow/{}", flow.name),
@@ -221,7 +222,8 @@ async fn describe_flow(
     } else {
         (name.as_str(), "json")
     };
-    let graph = (flow(&state, name)?.graph)();
+    let flow = flow(&state, name)?;
+    let graph = (flow.graph)();
     Ok(match format {
         "mermaid" => (
             [(header::CONTENT_TYPE, "text/vnd.mermaid; charset=utf-8")],
@@ -233,7 +235,8 @@ async fn describe_flow(
             graph.to_dot(),
         )
             .into_response(),
-        _ => Json(json!({ "name": graph.name(), "graph": graph })).into_response(),
+        _ => Json(json!({ "name": graph.name(), "description": flow.description, "graph": graph }))
+            .into_response(),
     })
 }
 

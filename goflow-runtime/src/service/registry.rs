@@ -16,6 +16,7 @@ use crate::workflow::Workflow;
 #[derive(Clone, Copy)]
 pub(crate) struct FlowDef {
     pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
     pub(crate) graph: fn() -> &'static Graph,
     pub(crate) plan: fn(&Embedded) -> Arc<Plan>,
     #[cfg(feature = "redis")]
@@ -32,6 +33,7 @@ impl FlowDef {
     pub(crate) fn of<W: Workflow>() -> Self {
         Self {
             name: W::NAME,
+            description: W::DESCRIPTION,
             graph: W::graph,
             plan: |engine| engine.plan::<W>(),
             #[cfg(feature = "redis")]
