@@ -13,6 +13,10 @@
 //! `first -> [32 x mid]` joined by two 16-way joins and a final join (serde's tuples stop at
 //! 16 elements), so goflow runs 35 vertices per flow where the peers run 34.
 //!
+//! `--workloads memory` (Redis): queues 10,000 kyc flows (`--n-memory`) with no worker
+//! running and reports Redis memory per in-flight flow, then the worker's peak RSS while it
+//! drains them.
+//!
 //! `--workers N` runs N worker processes (scaling), `--workloads chain100` a 100-step chain
 //! (cost per vertex against chain10).
 //!
@@ -165,11 +169,13 @@ fn args() -> Args {
         ("chain100", 200),
         ("fanout32", 500),
         ("kyc_lat", 200),
+        ("memory", 10_000),
     ]);
     for (key, arg) in [
         ("kyc", "--n-kyc"),
         ("chain10", "--n-chain10"),
         ("chain100", "--n-chain100"),
+        ("memory", "--n-memory"),
         ("fanout32", "--n-fanout32"),
         ("kyc_lat", "--n-lat"),
     ] {
@@ -235,6 +241,73 @@ fn install_tracing() -> opentelemetry_sdk::trace::SdkTracerProvider {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
     provider
+}
+
+/// Redis `used_memory` in bytes.
+async fn redis_memory(client: &fred::prelude::Client) -> f64 {
+    let info: String = client
+        .custom(fred::cmd!("INFO"), vec!["memory"])
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// A process's peak resident set, in MiB (`VmHWM`).
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The `memory` workload: Redis bytes per queued flow, then the worker's peak RSS draining them.
+async fn memory(args: &Args, n: usize) {
+    let prefix = format!("bench-mem-{}-{:08x}", std::process::id(), fastrand::u32(..));
+    let engine = connect(&args.redis_url, &prefix).await;
+    let client =
+        fred::prelude::Builder::from_config(Config::from_url(&args.redis_url).expect("url"))
+            .build()
+            .expect("stats client");
+    client.init().await.expect("connect stats client");
+    let before = redis_memory(&client).await;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(
+            engine
+                .submit::<Kyc>(&format!("mem-{i}"))
+                .await
+                .expect("submit"),
+        );
+    }
+    let queued = redis_memory(&client).await;
+    let worker = spawn_worker(args, &prefix);
+    for id in &ids {
+        match engine
+            .wait::<Kyc>(id, Duration::from_secs(600))
+            .await
+            .expect("wait")
+        {
+            RequestOutcome::Completed(_) => {}
+            other => panic!("flow did not complete: {other:?}"),
+        }
+    }
+    let rss = peak_rss_mib(worker.id());
+    let mut worker = worker;
+    drop(worker.stdin.take());
+    let _ = worker.wait();
+    let _ = client.quit().await;
+    println!(
+        "RESULT {{\"system\":\"goflow-redis-c{}\",\"workload\":\"memory\",\"flows\":{n},\"redis_bytes_per_flow\":{:.0},\"worker_peak_rss_mib\":{rss:.1}}}",
+        args.concurrency,
+        (queued - before) / n as f64
+    );
 }
 
 /// Starts one worker process and waits for its `READY`.
@@ -458,7 +531,7 @@ async fn bench(args: &Args, redis: bool) {
         w.await.expect("warm-up");
     }
 
-    for workload in &args.workloads {
+    for workload in args.workloads.iter().filter(|w| *w != "memory") {
         let n = args.n.get(workload.as_str()).copied().unwrap_or(100);
         let workers_cpu =
             |workers: &[Child]| workers.iter().map(|c| cpu_seconds(c.id())).sum::<f64>();
@@ -542,7 +615,12 @@ fn main() {
             bench(&args, false).await;
         }
         if args.redis {
-            bench(&args, true).await;
+            if args.workloads.iter().any(|w| w == "memory") {
+                memory(&args, args.n["memory"]).await;
+            }
+            if args.workloads.iter().any(|w| w != "memory") {
+                bench(&args, true).await;
+            }
         }
     });
 }
