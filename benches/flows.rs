@@ -10,8 +10,9 @@
 //! Workloads (every step returns its input plus a short suffix, as the peers' steps do):
 //! `kyc` (5,000 flows submitted at once), `chain10` (2,000), `fanout32` (500), and `kyc_lat`
 //! (200 flows one at a time, p50/p99 in ms), after a warm-up of 40 kyc flows. `fanout32` is
-//! `first -> [32 x mid]` joined by two 16-way joins and a final join (serde's tuples stop at
-//! 16 elements), so goflow runs 35 vertices per flow where the peers run 34.
+//! `first -> each { mid } => aggregate` over 32 items: 34 vertex runs per flow, as the peers'.
+//! `fanoutN` (any width, e.g. `--workloads fanout128,fanout1024`) gives the fan-out curve: it
+//! runs about 16,000 branches in all and also prints `branches_per_s`.
 //!
 //! `--workloads memory` (Redis): queues 10,000 kyc flows (`--n-memory`) with no worker
 //! running and reports Redis memory per in-flight flow, then the worker's peak RSS while it
@@ -61,43 +62,23 @@ async fn mark_profile(fd: String, fm: String) -> String {
 async fn step(ctx: Context, x: String) -> String {
     format!("{x}|{}", ctx.vertex())
 }
+/// The first step of a fan-out: the input is `width:label`, the output `width` copies of it.
 #[node]
-async fn fan_first(x: String) -> String {
-    x + "|first"
+async fn fan_first(x: String) -> Vec<String> {
+    let width = x
+        .split_once(':')
+        .and_then(|(w, _)| w.parse().ok())
+        .unwrap_or(32);
+    vec![x + "|first"; width]
 }
 #[node]
 async fn mid(x: String) -> u32 {
     u32::try_from(x.len()).unwrap_or(0)
 }
+/// Gathers every branch's output (in item order).
 #[node]
-#[allow(clippy::too_many_arguments)]
-async fn agg16(
-    a: u32,
-    b: u32,
-    c: u32,
-    d: u32,
-    e: u32,
-    f: u32,
-    g: u32,
-    h: u32,
-    i: u32,
-    j: u32,
-    k: u32,
-    l: u32,
-    m: u32,
-    n: u32,
-    o: u32,
-    p: u32,
-) -> u32 {
-    u32::from(
-        [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]
-            .iter()
-            .all(|&x| x > 0),
-    ) * 16
-}
-#[node]
-async fn fan_agg(left: u32, right: u32) -> String {
-    format!("agg:{}", left + right)
+async fn fan_agg(lengths: Vec<u32>) -> String {
+    format!("agg:{}", lengths.iter().filter(|&&n| n > 0).count())
 }
 
 workflow! {
@@ -122,17 +103,16 @@ workflow! {
         step as s88 -> step as s89 -> step as s90 -> step as s91 -> step as s92 -> step as s93
         -> step as s94 -> step as s95 -> step as s96 -> step as s97 -> step as s98 -> step as
         s99 -> step as s100;
-    pub Fanout32 = {
-        fan_first -> [
-            mid as m1, mid as m2, mid as m3, mid as m4, mid as m5, mid as m6, mid as m7, mid as m8,
-            mid as m9, mid as m10, mid as m11, mid as m12, mid as m13, mid as m14, mid as m15, mid as m16,
-            mid as m17, mid as m18, mid as m19, mid as m20, mid as m21, mid as m22, mid as m23, mid as m24,
-            mid as m25, mid as m26, mid as m27, mid as m28, mid as m29, mid as m30, mid as m31, mid as m32
-        ];
-        [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15, m16] => agg16 as left;
-        [m17, m18, m19, m20, m21, m22, m23, m24, m25, m26, m27, m28, m29, m30, m31, m32] => agg16 as right;
-        [left, right] => fan_agg;
-    };
+    /// `first -> N parallel -> aggregate`, N from the input (`fanout32`: 32).
+    pub Fanout = fan_first -> each { mid } => fan_agg;
+}
+
+/// The width of a `fanoutN` workload.
+fn fan_width(workload: &str) -> usize {
+    workload
+        .strip_prefix("fanout")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("`{workload}`: a fan-out workload is `fanout<width>`"))
 }
 
 fn kyc_expected(x: &str) -> String {
@@ -222,7 +202,7 @@ async fn connect(url: &str, prefix: &str) -> RedisEngine {
     RedisEngine::builder(redis_config(url, prefix))
         .register::<Kyc>()
         .register::<Chain10>()
-        .register::<Fanout32>()
+        .register::<Fanout>()
         .register::<Chain100>()
         .connect()
         .await
@@ -451,8 +431,9 @@ async fn throughput(driver: &Driver, workload: &str, n: usize) -> (f64, f64) {
                     );
                 }
                 _ => {
-                    let out = driver.run::<Fanout32>(format!("f-{i}")).await;
-                    assert_eq!(out, "agg:32");
+                    let width = fan_width(&workload);
+                    let out = driver.run::<Fanout>(format!("{width}:f-{i}")).await;
+                    assert_eq!(out, format!("agg:{width}"));
                 }
             }
         });
@@ -546,11 +527,27 @@ async fn bench(args: &Args, redis: bool) {
                 let (p50, p99, mean) = latency(&driver, n).await;
                 format!("\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"mean_ms\":{mean:.3}")
             }
-            "kyc" | "chain10" | "chain100" | "fanout32" => {
+            "kyc" | "chain10" | "chain100" => {
                 let (elapsed, submit) = throughput(&driver, workload, n).await;
                 format!(
                     "\"elapsed_s\":{elapsed:.3},\"submit_s\":{submit:.3},\"flows_per_s\":{:.1}",
                     n as f64 / elapsed
+                )
+            }
+            fan if fan.starts_with("fanout") => {
+                // Wider fan-outs run fewer flows (about 16,000 branches in all), and report
+                // branches per second too, for the cost-per-branch curve.
+                let width = fan_width(fan);
+                let n = if fan == "fanout32" {
+                    n
+                } else {
+                    (16_000 / width).max(8)
+                };
+                let (elapsed, submit) = throughput(&driver, workload, n).await;
+                format!(
+                    "\"elapsed_s\":{elapsed:.3},\"submit_s\":{submit:.3},\"flows_per_s\":{:.1},\"width\":{width},\"branches_per_s\":{:.0}",
+                    n as f64 / elapsed,
+                    (n * width) as f64 / elapsed
                 )
             }
             other => panic!("unknown workload `{other}`"),

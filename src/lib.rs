@@ -47,11 +47,12 @@
 
 pub use goflow_macros::node;
 pub use goflow_runtime::{
-    exec, execute, Accepts, Arrivals, Codec, CodecError, Context, Data, Embedded, Error, Failure,
-    Fragment, Graph, GraphEdge, GraphVertex, InvalidRequestId, Joins, Json, MsgPack, Node,
-    NodeError, NodeOptions, Plan, PlanBuilder, PlanVertex, RequestFailure, RequestId,
-    RequestOutcome, RequestState, RequestStatus, Step, Transition, VertexId, VertexKind,
-    VertexState, VertexStatus, Workflow, MAX_REQUEST_ID_LEN,
+    exec, execute, Accepts, Advance, ArmSpec, Codec, CodecError, Collection, Context, Data,
+    EdgeKind, Embedded, Error, Failure, Feed, Fragment, Graph, GraphEach, GraphEdge, GraphVertex,
+    Inputs, Instance, InvalidRequestId, Joins, Json, MsgPack, Need, Node, NodeError, NodeOptions,
+    Plan, PlanBuilder, PlanVertex, Progress, RequestFailure, RequestId, RequestOutcome,
+    RequestState, RequestStatus, Slot, Step, Transition, VertexId, VertexKind, VertexState,
+    VertexStatus, Workflow, MAX_REQUEST_ID_LEN,
 };
 
 /// The Redis streams engine: workflows across processes and hosts. See its module docs for
@@ -72,6 +73,12 @@ pub use goflow_runtime::service;
 ///     pub Diamond = { start -> [left, right]; [left, right] => join; };
 ///     pub Outer = get_image -> Kyc -> mark_profile;        // a workflow as a vertex
 ///     pub Chain = inc -> dbl -> inc as inc2 -> dbl as dbl2;  // `as`: another vertex, same fn
+///     pub Verify = face_detect -> check_face ? {              // a conditional
+///         Pass => face_match,
+///         Fail => create_user -> notify,
+///         Skip => {},
+///     } -> generate_result;
+///     pub Sweep = get_users -> each { verify -> mark } => summarize; // a for-each
 /// }
 /// ```
 ///
@@ -79,12 +86,19 @@ pub use goflow_runtime::service;
 /// - `[b, c] => d`: `d` takes `b`'s and `c`'s outputs as its parameters, in that order.
 ///   Branches may be chains: `a -> [b -> c, d] => e`.
 /// - A braced body `{ ...; ...; }` allows any DAG; the same name is the same vertex.
+/// - `v ? { Variant => arm, .. } -> merge`: `v` outputs an enum; the arm of its variant runs
+///   with the variant's one-field payload (`{}` passes it straight on), and `merge` takes the
+///   output of the arm that ran. The arms cover every variant, like a `match`.
+/// - `v -> each { body } => gather`: `v` outputs a `Vec<T>`; the body runs once per item and
+///   `gather` takes the `Vec` of its outputs, in item order (empty for an empty `Vec`).
+/// - The vertices of an arm or a body belong to it: their names are not used elsewhere.
 /// - Each workflow becomes a type implementing [`Workflow`], named in snake_case (`Kyc` is
 ///   `"kyc"`), with its graph as data and `run_local` on the embedded engine.
 ///
 /// Cycles, self-loops, edge type mismatches, join arity mismatches, `[b, c] -> d`, vertices
-/// with un-joined predecessors, unknown nodes and duplicate workflow names are compile errors
-/// pointing at the DSL tokens; all of them are reported in one build.
+/// with un-joined predecessors, unknown nodes, duplicate workflow names, missing or unknown
+/// arms, arms or bodies whose types do not fit, and `each` over something other than a `Vec`
+/// are compile errors pointing at the DSL tokens; all of them are reported in one build.
 #[macro_export]
 macro_rules! workflow {
     ($($tokens:tt)*) => {

@@ -1,9 +1,10 @@
 //! The conformance suite: the same behaviour tests, run on both engines.
 //!
-//! Every case is written once, against [`Engine`], and `conformance!` expands it into a module
+//! Every case is written once, against `support::engines::Engine`, and `conformance!` expands it into a module
 //! with two tests: `<case>::embedded` (the in-process engine) and `<case>::redis` (the Redis
 //! streams engine, with a worker of its own running in the test process, on the test binary's
-//! own `redis-server` and under a key prefix of its own; see `tests/support`).
+//! own `redis-server` and under a key prefix of its own; see `tests/support/engines.rs`).
+//! Conditionals and for-each have a suite of their own, `tests/branches.rs`.
 //!
 //! Both variants of a case run in parallel in one process, so nodes keep no global state that
 //! the two could share: whatever a node counts or records is keyed by its request id (or, when
@@ -21,167 +22,16 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use goflow::prelude::*;
-use goflow::redis::{EngineError, RedisEngine, RedisEngineBuilder, RequestOutcome};
-use goflow::{Embedded, Error, Failure, MsgPack, RequestId};
+use goflow::redis::RedisEngineBuilder;
+use goflow::{Error, Failure, MsgPack, RequestId};
 use serde::{Deserialize, Serialize};
+use support::engines::conformance;
 use tokio::sync::Barrier;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// How long a test waits for something that should happen "soon" (a barrier releasing, a
 /// request ending). Only a bound against hanging forever: no test asserts how long anything
 /// took.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// How long one request may take on the Redis engine before the test gives up on it (instead
-/// of `RedisEngine::run`'s hour-long waits).
-const REQUEST_PATIENCE: Duration = Duration::from_secs(60);
-
-/// Attempts one Redis worker runs at once: enough for the widest fan-out of the suite (3) to
-/// run in parallel.
-const WORKER_CONCURRENCY: usize = 4;
-
-// ---------------------------------------------------------------------------------------------
-// The engines under test.
-
-/// An engine a case runs its requests on. Cheap to clone into tasks.
-#[derive(Clone)]
-enum Engine {
-    Embedded(Arc<Embedded>),
-    Redis(RedisEngine),
-}
-
-impl Engine {
-    /// Runs one request of `W` to its end under a fresh request id.
-    async fn run<W: Workflow>(&self, input: W::Input) -> Result<W::Output, Error> {
-        match self {
-            Engine::Embedded(engine) => engine.run::<W>(input).await,
-            Engine::Redis(engine) => tokio::time::timeout(REQUEST_PATIENCE, engine.run::<W>(input))
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "a request of `{}` did not end within {REQUEST_PATIENCE:?}",
-                        W::NAME
-                    )
-                }),
-        }
-    }
-
-    /// Runs one request of `W` to its end under `id`. On Redis: `submit_as`, then `wait`.
-    async fn run_as<W: Workflow>(
-        &self,
-        id: RequestId,
-        input: W::Input,
-    ) -> Result<W::Output, Error> {
-        let engine = match self {
-            Engine::Embedded(engine) => return engine.run_as::<W>(id, input).await,
-            Engine::Redis(engine) => engine,
-        };
-        let engine_error = |e: EngineError| Error::Engine {
-            flow: W::NAME,
-            message: e.to_string(),
-        };
-        let created = engine
-            .submit_as::<W>(id.clone(), &input)
-            .await
-            .map_err(engine_error)?;
-        assert!(created, "request `{id}` of `{}` existed already", W::NAME);
-        match engine
-            .wait::<W>(&id, REQUEST_PATIENCE)
-            .await
-            .map_err(engine_error)?
-        {
-            RequestOutcome::Completed(output) => Ok(output),
-            RequestOutcome::Failed(failure) => Err(Error::Failed {
-                flow: W::NAME,
-                vertex: failure.vertex,
-                attempts: failure.attempts,
-                failure: failure.failure,
-            }),
-            RequestOutcome::Stopped => Err(Error::Stopped {
-                flow: W::NAME,
-                request_id: id,
-            }),
-            RequestOutcome::Pending(status) => panic!(
-                "request `{id}` of `{}` still {status:?} after {REQUEST_PATIENCE:?}",
-                W::NAME
-            ),
-        }
-    }
-}
-
-/// One case's engine, and for Redis the worker running its vertices.
-struct Harness {
-    engine: Engine,
-    worker: Option<(CancellationToken, JoinHandle<Result<(), EngineError>>)>,
-}
-
-impl Harness {
-    fn embedded() -> Self {
-        Self {
-            engine: Engine::Embedded(Arc::new(Embedded::new())),
-            worker: None,
-        }
-    }
-
-    /// A Redis engine with every workflow of the suite registered, under a prefix of its own,
-    /// and one in-process worker.
-    async fn redis(test: &str) -> Self {
-        let builder = RedisEngine::builder(support::config(test));
-        let engine = register_all(builder)
-            .connect()
-            .await
-            .expect("connect to the test redis-server");
-        let shutdown = CancellationToken::new();
-        let worker = tokio::spawn(engine.worker(WORKER_CONCURRENCY).run(shutdown.clone()));
-        Self {
-            engine: Engine::Redis(engine),
-            worker: Some((shutdown, worker)),
-        }
-    }
-
-    /// Stops the worker (letting its running attempts finish) and checks that it ended well.
-    async fn finish(self) {
-        if let Some((shutdown, worker)) = self.worker {
-            shutdown.cancel();
-            tokio::time::timeout(REQUEST_PATIENCE, worker)
-                .await
-                .expect("the worker did not stop")
-                .expect("the worker task panicked")
-                .expect("the worker failed");
-        }
-    }
-}
-
-/// Writes each case once and runs it on both engines: `conformance! { fn name(engine) { .. } }`
-/// becomes `mod name` with the tests `embedded` and `redis`, whose bodies get `engine: &Engine`.
-macro_rules! conformance {
-    ($(
-        $(#[doc = $doc:literal])*
-        fn $name:ident($engine:ident) $body:block
-    )*) => {$(
-        $(#[doc = $doc])*
-        mod $name {
-            use super::*;
-
-            async fn case($engine: &Engine) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                let harness = Harness::embedded();
-                case(&harness.engine).await;
-                harness.finish().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                let harness = Harness::redis(stringify!($name)).await;
-                case(&harness.engine).await;
-                harness.finish().await;
-            }
-        }
-    )*};
-}
 
 /// Registers every top-level workflow the suite runs (sub-workflows are inlined in them).
 fn register_all(builder: RedisEngineBuilder<MsgPack>) -> RedisEngineBuilder<MsgPack> {

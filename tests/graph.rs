@@ -1,10 +1,11 @@
-//! `Workflow::graph()`: a workflow's shape as data, its structural hash, and its renderings as
-//! Mermaid, Graphviz DOT and JSON.
+//! `Workflow::graph()`: a workflow's shape as data (conditionals and for-each included), its
+//! structural hash, and its renderings as Mermaid, Graphviz DOT and JSON.
 
 use std::time::Duration;
 
 use goflow::prelude::*;
 use goflow::{Graph, GraphEdge, GraphVertex, NodeOptions, VertexKind};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 #[node]
@@ -324,12 +325,13 @@ fn json_has_the_documented_fields() {
     assert_eq!(
         value["edges"],
         json!([
-            {"from": 0, "to": 1, "port": null},
-            {"from": 0, "to": 2, "port": null},
-            {"from": 1, "to": 3, "port": 0},
-            {"from": 2, "to": 3, "port": 1},
+            {"from": 0, "to": 1, "port": null, "kind": "then", "variant": null},
+            {"from": 0, "to": 2, "port": null, "kind": "then", "variant": null},
+            {"from": 1, "to": 3, "port": 0, "kind": "join", "variant": null},
+            {"from": 2, "to": 3, "port": 1, "kind": "join", "variant": null},
         ])
     );
+    assert_eq!(value["each"], json!([]));
     let vertex = &value["vertices"][0];
     assert_eq!(vertex["name"], "fetch");
     assert_eq!(vertex["kind"], "node");
@@ -374,4 +376,247 @@ workflow! {
     /// Second line.
     pub Documented = documented_step;
     pub Undocumented = documented_step as again;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditionals and for-each.
+
+/// How `sort` files a number; each variant carries the arm's input.
+#[derive(Serialize, Deserialize)]
+pub enum Sorted {
+    /// 1 to 9.
+    Small(u32),
+    /// 10 or more.
+    Big(u32),
+    /// 0.
+    Zero(u32),
+}
+
+#[node]
+async fn sort(n: u32) -> Sorted {
+    match n {
+        0 => Sorted::Zero(0),
+        1..10 => Sorted::Small(n),
+        _ => Sorted::Big(n),
+    }
+}
+
+#[node]
+async fn range(n: u32) -> Vec<u32> {
+    (0..n).collect()
+}
+
+#[node]
+async fn grid(n: u32) -> Vec<Vec<u32>> {
+    vec![(0..n).collect(); n as usize]
+}
+
+#[node]
+async fn row(xs: Vec<u32>) -> Vec<u32> {
+    xs
+}
+
+#[node]
+async fn sum(xs: Vec<u32>) -> u32 {
+    xs.iter().sum()
+}
+
+workflow! {
+    /// Arms of one vertex, of a chain, and an empty one.
+    Branchy = fetch -> sort ? { Small => left, Big => right -> extra, Zero => {} } -> renamed;
+    /// The same vertices, the arms the other way round.
+    BranchySwapped = fetch -> sort ? { Small => right -> extra, Big => left, Zero => {} } -> renamed;
+    Sweep = range -> each { left -> right } => sum;
+    /// A for-each in a for-each.
+    Grid = grid -> each { row -> each { left } => sum } => sum as total;
+}
+
+fn kinds(graph: &Graph) -> Vec<(usize, usize, &'static str, Option<&'static str>)> {
+    graph
+        .edges()
+        .iter()
+        .map(|e| (e.from, e.to, e.kind.as_str(), e.variant))
+        .collect()
+}
+
+#[test]
+fn a_conditional_has_arm_and_merge_edges() {
+    let graph = Branchy::graph();
+    assert_eq!(
+        names(graph),
+        ["fetch", "sort", "left", "right", "extra", "renamed"]
+    );
+    assert_eq!(
+        kinds(graph),
+        [
+            (0, 1, "then", None),
+            (1, 2, "arm", Some("Small")),
+            (1, 3, "arm", Some("Big")),
+            (3, 4, "then", None),
+            (2, 5, "merge", Some("Small")),
+            (4, 5, "merge", Some("Big")),
+            // An empty arm goes straight to the merge vertex.
+            (1, 5, "arm", Some("Zero")),
+        ]
+    );
+    for edge in [
+        GraphEdge::arm(1, 2, "Small"),
+        GraphEdge::merge(4, 5, "Big"),
+        GraphEdge::arm(1, 5, "Zero"),
+    ] {
+        assert!(graph.edges().contains(&edge), "{edge:?} missing");
+    }
+    assert_eq!(graph.entry().name, "fetch");
+    assert_eq!(graph.exit().name, "renamed");
+    assert!(graph.each().is_empty());
+
+    let value = serde_json::to_value(graph).unwrap();
+    assert_eq!(
+        value["edges"][1],
+        json!({"from": 1, "to": 2, "port": null, "kind": "arm", "variant": "Small"})
+    );
+    assert_eq!(
+        value["edges"][5],
+        json!({"from": 4, "to": 5, "port": null, "kind": "merge", "variant": "Big"})
+    );
+}
+
+#[test]
+fn a_for_each_has_scatter_and_gather_edges_and_a_body() {
+    let graph = Sweep::graph();
+    assert_eq!(names(graph), ["range", "left", "right", "sum"]);
+    assert_eq!(
+        kinds(graph),
+        [
+            (0, 1, "scatter", None),
+            (1, 2, "then", None),
+            (2, 3, "gather", None),
+        ]
+    );
+    assert_eq!(graph.each().len(), 1);
+    let body = &graph.each()[0];
+    assert_eq!((body.source, body.gather, body.parent), (0, 3, None));
+    assert_eq!(body.vertices, [1, 2]);
+    assert_eq!(
+        [0, 1, 2, 3].map(|v| graph.each_of(v)),
+        [None, Some(0), Some(0), None]
+    );
+    assert_eq!(
+        serde_json::to_value(graph).unwrap()["each"],
+        json!([{"source": 0, "gather": 3, "parent": null, "vertices": [1, 2]}])
+    );
+}
+
+#[test]
+fn nested_bodies_name_their_parent() {
+    let graph = Grid::graph();
+    assert_eq!(names(graph), ["grid", "row", "left", "sum", "total"]);
+    // The inner body is complete first, so it comes first.
+    let [inner, outer] = graph.each() else {
+        panic!("two bodies expected: {:?}", graph.each());
+    };
+    assert_eq!((inner.source, inner.gather, inner.parent), (1, 3, Some(1)));
+    assert_eq!(inner.vertices, [2]);
+    assert_eq!((outer.source, outer.gather, outer.parent), (0, 4, None));
+    assert_eq!(outer.vertices, [1, 3]);
+}
+
+#[test]
+fn conditionals_and_for_each_change_the_structural_hash() {
+    assert_ne!(
+        Branchy::graph().structural_hash(),
+        BranchySwapped::graph().structural_hash()
+    );
+    // The same vertices, wired with plain edges and no body.
+    let sweep = Sweep::graph();
+    let plain = Graph::new(
+        "sweep",
+        sweep
+            .vertices()
+            .iter()
+            .map(|v| GraphVertex::new(v.name, v.kind))
+            .collect(),
+        vec![
+            GraphEdge::then(0, 1),
+            GraphEdge::then(1, 2),
+            GraphEdge::then(2, 3),
+        ],
+        0,
+        3,
+    );
+    assert_ne!(sweep.structural_hash(), plain.structural_hash());
+    // With the body but plain edges, still another shape.
+    let half = Graph::new(
+        "sweep",
+        sweep
+            .vertices()
+            .iter()
+            .map(|v| GraphVertex::new(v.name, v.kind))
+            .collect(),
+        vec![
+            GraphEdge::then(0, 1),
+            GraphEdge::then(1, 2),
+            GraphEdge::then(2, 3),
+        ],
+        0,
+        3,
+    )
+    .with_each(0, 3, None, vec![1, 2]);
+    assert_ne!(sweep.structural_hash(), half.structural_hash());
+    assert_ne!(plain.structural_hash(), half.structural_hash());
+}
+
+#[test]
+fn mermaid_and_dot_render_arms_and_bodies() {
+    let text = Branchy::graph().to_mermaid();
+    for line in [
+        "    v1 -->|Small| v2\n",
+        "    v1 -->|Big| v3\n",
+        "    v4 --> v5\n",
+        "    v1 -->|Zero| v5\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    let text = Sweep::graph().to_mermaid();
+    assert!(
+        text.contains(
+            "    subgraph each0 [\"for each\"]\n        v1[\"left\"]\n        v2[\"right\"]\n    end\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("    v0 ==> v1\n"), "{text}");
+    assert!(text.contains("    v2 ==> v3\n"), "{text}");
+
+    let text = Branchy::graph().to_dot();
+    assert!(text.contains("    v1 -> v2 [label=\"Small\"];\n"), "{text}");
+    let text = Grid::graph().to_dot();
+    for line in [
+        "    subgraph cluster_each1 {\n        label=\"for each\";\n        style=dashed;\n",
+        "        subgraph cluster_each0 {\n",
+        "            v2 [label=\"left\", shape=box];\n",
+        "    v3 -> v4 [style=bold];\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+}
+
+#[test]
+fn a_body_entered_twice_at_one_vertex_is_wired_once() {
+    workflow! {
+        Twice = range -> each { [left, left -> right] => merge } => sum;
+    }
+    let graph = Twice::graph();
+    assert_eq!(
+        kinds(graph),
+        [
+            (0, 1, "scatter", None),
+            (1, 2, "then", None),
+            (1, 3, "join", None),
+            (2, 3, "join", None),
+            (3, 4, "gather", None),
+        ]
+    );
+    // Building the plan declares each vertex's input once (a debug assertion checks it).
+    let plan = goflow::Plan::new::<Twice, goflow::MsgPack>(goflow::MsgPack);
+    assert_eq!(plan.vertices().len(), 5);
 }

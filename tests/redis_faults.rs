@@ -216,6 +216,21 @@ fn ready_key(config: &RedisConfig, flow: &str) -> String {
     format!("{}:ready", support::flow_tag(&config.prefix, flow))
 }
 
+/// Entries pending per consumer on both of a flow's streams: the ready stream, and the direct
+/// stream of instances handed off by completions.
+async fn pending_on_both(
+    client: &Client,
+    config: &RedisConfig,
+    flow: &str,
+) -> HashMap<String, u64> {
+    let tag = support::flow_tag(&config.prefix, flow);
+    let mut pending = pending_by_consumer(client, &format!("{tag}:ready")).await;
+    for (consumer, held) in pending_by_consumer(client, &format!("{tag}:direct")).await {
+        *pending.entry(consumer).or_default() += held;
+    }
+    pending
+}
+
 /// Adds a ready-stream entry for `vertex` of request `id` by hand, as a redelivery would.
 async fn add_entry(client: &Client, stream: &str, id: &RequestId, vertex: usize) -> String {
     raw(
@@ -363,6 +378,7 @@ fn worker_process_entry() {
         config.retry_poll = Duration::from_millis(10);
         let engine = kyc(config)
             .register::<Poison>()
+            .register::<Sweep>()
             .connect()
             .await
             .expect("worker connects");
@@ -406,7 +422,7 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
     let victim_pid = workers.0[0].id();
     let victim_tag = format!("-{victim_pid}-");
     let held_by_victim = async || {
-        pending_by_consumer(&client, &ready)
+        pending_on_both(&client, &config, Kyc::NAME)
             .await
             .into_iter()
             .find(|(consumer, _)| consumer.contains(&victim_tag))
@@ -475,7 +491,7 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
         raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
         0
     );
-    let pending = pending_by_consumer(&client, &ready).await;
+    let pending = pending_on_both(&client, &config, Kyc::NAME).await;
     assert!(pending.values().all(|&n| n == 0), "{pending:?}");
     assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
     // The survivors are still serving.
@@ -487,6 +503,161 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
     }
     println!(
         "crash: the killed worker held {lost} entries; {reattempted} vertices ran more than once"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1b. A 1,000-item for-each with a worker process killed mid-run.
+
+#[node]
+async fn list_items(count: u32) -> Vec<u32> {
+    (0..count).collect()
+}
+
+#[node]
+async fn check_item(x: u32) -> u64 {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    u64::from(x) * 3
+}
+
+/// Counts and sums the items, checking they arrive in item order.
+#[node]
+async fn tally(values: Vec<u64>) -> Result<(u64, u64), NodeError> {
+    if let Some(i) = (0..values.len()).find(|&i| values[i] != i as u64 * 3) {
+        return Err(NodeError::permanent(format!("item {i} out of order")));
+    }
+    Ok((values.len() as u64, values.iter().sum()))
+}
+
+workflow! {
+    /// A for-each over many items, gathered in order.
+    pub Sweep = list_items -> each { check_item } => tally;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
+    const ITEMS: u32 = 1000;
+    let server = RedisServer::start();
+    let mut config = support::config_at(&server.url(), "crash-each");
+    config.lease = Duration::from_secs(1);
+    let engine = RedisEngine::builder(config.clone())
+        .register::<Sweep>()
+        .connect()
+        .await
+        .expect("connect");
+    let client = raw_client(&config.url).await;
+    let ready = ready_key(&config, Sweep::NAME);
+    let tag = support::flow_tag(&config.prefix, Sweep::NAME);
+
+    let mut workers = WorkerProcesses::spawn(3, &config);
+    let id = engine.submit::<Sweep>(&ITEMS).await.expect("submit");
+    let items_done = async || {
+        engine
+            .status(Sweep::NAME, &id)
+            .await
+            .expect("status")
+            .map_or(0, |state| {
+                state
+                    .vertices
+                    .iter()
+                    .filter(|v| {
+                        v.vertex.starts_with("check_item[") && v.status == VertexStatus::Done
+                    })
+                    .count()
+            })
+    };
+    wait_until(
+        "a quarter of the items are done",
+        Duration::from_secs(60),
+        async || items_done().await >= ITEMS as usize / 4,
+    )
+    .await;
+    let victim_pid = workers.0[0].id();
+    let victim_tag = format!("-{victim_pid}-");
+    let held_by_victim = async || {
+        pending_on_both(&client, &config, Sweep::NAME)
+            .await
+            .into_iter()
+            .find(|(consumer, _)| consumer.contains(&victim_tag))
+    };
+    wait_until("the victim holds entries", LIMIT, async || {
+        held_by_victim().await.is_some_and(|(_, held)| held > 0)
+    })
+    .await;
+    workers.0[0].kill().expect("SIGKILL the worker");
+    workers.0[0].wait().expect("reap the worker");
+    let (victim, lost) = held_by_victim().await.expect("the victim's consumer");
+    assert!(lost > 0, "the kill landed while the worker held entries");
+
+    // The request completes with every item, in order (`tally` checks the order).
+    let expected_sum = 3 * u64::from(ITEMS) * u64::from(ITEMS - 1) / 2;
+    match engine
+        .wait::<Sweep>(&id, Duration::from_secs(90))
+        .await
+        .expect("wait")
+    {
+        RequestOutcome::Completed(output) => {
+            assert_eq!(output, (u64::from(ITEMS), expected_sum));
+        }
+        other => panic!("the sweep did not complete: {other:?}"),
+    }
+
+    // Every item is done, and the gather ran once, after exactly one arrival per item.
+    let state = engine
+        .status(Sweep::NAME, &id)
+        .await
+        .unwrap()
+        .expect("state");
+    assert_eq!(state.status, RequestStatus::Completed);
+    let items: Vec<_> = state
+        .vertices
+        .iter()
+        .filter(|v| v.vertex.starts_with("check_item["))
+        .collect();
+    assert_eq!(items.len(), ITEMS as usize);
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item.vertex, format!("check_item[{i}]"));
+        assert_eq!(item.status, VertexStatus::Done, "{item:?}");
+        assert!(item.last_failure.is_none(), "{item:?}");
+    }
+    let reattempted = items.iter().filter(|v| v.attempts > 1).count();
+    let gather = state.vertices.iter().find(|v| v.vertex == "tally").unwrap();
+    assert_eq!(gather.status, VertexStatus::Done);
+    assert_eq!(gather.attempts, 1, "{gather:?}");
+    let plan = goflow::Embedded::new().plan::<Sweep>();
+    let tally_vertex = plan
+        .vertices()
+        .iter()
+        .position(|v| &**v.path() == "tally")
+        .unwrap();
+    let counted = fields(
+        &client,
+        &config,
+        Sweep::NAME,
+        &id,
+        &[format!("n:{tally_vertex}"), format!("c:{tally_vertex}")],
+    )
+    .await;
+    let all = Some(ITEMS.to_string());
+    assert_eq!(
+        counted,
+        [all.clone(), all],
+        "arrivals and size of the gather"
+    );
+    // Nothing was dead-lettered, and nothing is left in the stream or pending.
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![format!("{tag}:dead").into()]).await,
+        0
+    );
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
+        0
+    );
+    let pending = pending_on_both(&client, &config, Sweep::NAME).await;
+    assert!(pending.values().all(|&n| n == 0), "{pending:?}");
+    assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
+    println!(
+        "crash-each: the killed worker held {lost} entries; {reattempted} items ran more than once"
     );
 }
 

@@ -3,11 +3,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use goflow::prelude::*;
-use goflow::redis::{Finished, RedisEngine, RequestOutcome, RequestStatus};
+use goflow::redis::{Finished, RedisEngine, RequestOutcome, RequestStatus, VertexStatus};
+use goflow::MsgPack;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -153,4 +154,525 @@ async fn finish_hooks_run_once_per_request() {
             assert_eq!(event.status, RequestStatus::Completed);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A for-each and a conditional on Redis. Their workflows are built by hand (a `Workflow`
+// implementation over `PlanBuilder`), as `workflow!` would build them; their graphs list the
+// vertices only, which is all the engine reads of a graph (its structural hash).
+
+/// What a sweep runs over.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Batch {
+    count: u32,
+    /// The item whose verification fails, if any.
+    bad: Option<u32>,
+    /// The item whose verification fails on its first attempt only, if any.
+    flaky: Option<u32>,
+    /// How long listing the items takes.
+    slow_ms: u64,
+}
+
+/// One item of a sweep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Item {
+    n: u32,
+    bad: bool,
+    flaky: bool,
+}
+
+#[node]
+async fn list(batch: Batch) -> Vec<Item> {
+    tokio::time::sleep(Duration::from_millis(batch.slow_ms)).await;
+    (0..batch.count)
+        .map(|n| Item {
+            n,
+            bad: batch.bad == Some(n),
+            flaky: batch.flaky == Some(n),
+        })
+        .collect()
+}
+#[node(retries = 1, backoff = "10ms")]
+async fn verify(ctx: Context, item: Item) -> Result<u32, NodeError> {
+    // Each instance runs under its own name, which its idempotency key holds.
+    let name = format!("verify[{}]", item.n);
+    if ctx.vertex() != name || !ctx.idempotency_key().ends_with(&format!(":{name}")) {
+        return Err(NodeError::permanent(format!("ran as {}", ctx.vertex())));
+    }
+    if item.flaky && ctx.attempt() == 1 {
+        return Err(NodeError::new(format!("item {} is flaky", item.n)));
+    }
+    if item.bad {
+        Err(NodeError::permanent(format!("item {} is bad", item.n)))
+    } else {
+        Ok(item.n)
+    }
+}
+#[node]
+async fn weigh(n: u32) -> u64 {
+    u64::from(n) * 2
+}
+#[node]
+async fn total(weights: Vec<u64>) -> Vec<u64> {
+    weights
+}
+
+/// The size class of a number: which arm of [`Classify`] runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Size {
+    /// Under 10: `inc`.
+    Small(u32),
+    /// 10 and up: `halve -> shrink`.
+    Large(u32),
+    /// Zero: no vertex, straight to `report`.
+    Zero(u32),
+    /// 13: no arm takes it, so the conditional cannot pick one (as if its output could not be
+    /// decoded).
+    Unlucky(u32),
+}
+
+#[node]
+async fn classify(n: u32) -> Size {
+    match n {
+        0 => Size::Zero(0),
+        13 => Size::Unlucky(13),
+        n if n < 10 => Size::Small(n),
+        n => Size::Large(n),
+    }
+}
+#[node]
+async fn inc(n: u32) -> u32 {
+    n + 1
+}
+#[node]
+async fn halve(n: u32) -> u32 {
+    n / 2
+}
+#[node]
+async fn shrink(n: u32) -> u32 {
+    n / 5
+}
+#[node]
+async fn report(n: u32) -> String {
+    format!("={n}")
+}
+
+fn vertex<S: goflow::Step>(name: &'static str) -> goflow::GraphVertex {
+    goflow::GraphVertex::new(name, S::describe())
+}
+
+/// `list -> each { verify -> weigh } => total`.
+pub struct Sweep;
+
+impl Workflow for Sweep {
+    const NAME: &'static str = "sweep";
+    type Input = Batch;
+    type Output = Vec<u64>;
+
+    fn graph() -> &'static goflow::Graph {
+        static GRAPH: OnceLock<goflow::Graph> = OnceLock::new();
+        GRAPH.get_or_init(|| {
+            let vertices = vec![
+                vertex::<list>("list"),
+                vertex::<verify>("verify"),
+                vertex::<weigh>("weigh"),
+                vertex::<total>("total"),
+            ];
+            goflow::Graph::new("sweep", vertices, Vec::new(), 0, 3)
+        })
+    }
+
+    fn build<C: goflow::Codec>(plan: &mut goflow::PlanBuilder<C>) -> goflow::Fragment {
+        let list = plan.node::<list>("list");
+        plan.enter_each();
+        let verify = plan.node::<verify>("verify");
+        let weigh = plan.node::<weigh>("weigh");
+        plan.leave_each();
+        let total = plan.node::<total>("total");
+        plan.connect(verify, weigh);
+        plan.each::<Item>(list, &[verify], weigh, total);
+        goflow::Fragment {
+            entry: list.entry,
+            exit: total.exit,
+        }
+    }
+
+    fn local_plan() -> &'static Arc<goflow::Plan> {
+        static PLAN: OnceLock<Arc<goflow::Plan>> = OnceLock::new();
+        PLAN.get_or_init(|| Arc::new(goflow::Plan::new::<Self, MsgPack>(MsgPack)))
+    }
+}
+
+/// `classify ? { Small => inc, Large => halve -> shrink, Zero => } -> report`.
+pub struct Classify;
+
+impl Workflow for Classify {
+    const NAME: &'static str = "classify";
+    type Input = u32;
+    type Output = String;
+
+    fn graph() -> &'static goflow::Graph {
+        static GRAPH: OnceLock<goflow::Graph> = OnceLock::new();
+        GRAPH.get_or_init(|| {
+            let vertices = vec![
+                vertex::<classify>("classify"),
+                vertex::<inc>("inc"),
+                vertex::<halve>("halve"),
+                vertex::<shrink>("shrink"),
+                vertex::<report>("report"),
+            ];
+            goflow::Graph::new("classify", vertices, Vec::new(), 0, 4)
+        })
+    }
+
+    fn build<C: goflow::Codec>(plan: &mut goflow::PlanBuilder<C>) -> goflow::Fragment {
+        let classify = plan.node::<classify>("classify");
+        let inc = plan.node::<inc>("inc");
+        let halve = plan.node::<halve>("halve");
+        let shrink = plan.node::<shrink>("shrink");
+        let report = plan.node::<report>("report");
+        plan.connect(halve, shrink);
+        plan.branch(
+            classify,
+            |codec, bytes| {
+                Ok(match codec.decode::<Size>(bytes)? {
+                    Size::Small(n) => (0, codec.encode(&n)?),
+                    Size::Large(n) => (1, codec.encode(&n)?),
+                    Size::Zero(n) => (2, codec.encode(&n)?),
+                    Size::Unlucky(_) => {
+                        return Err(goflow::CodecError::decode(
+                            "test",
+                            &"no arm takes `Unlucky`",
+                        ))
+                    }
+                })
+            },
+            &[
+                goflow::ArmSpec {
+                    entries: &[inc],
+                    exit: Some(inc),
+                },
+                goflow::ArmSpec {
+                    entries: &[halve],
+                    exit: Some(shrink),
+                },
+                goflow::ArmSpec {
+                    entries: &[],
+                    exit: None,
+                },
+            ],
+            report,
+        );
+        goflow::Fragment {
+            entry: classify.entry,
+            exit: report.exit,
+        }
+    }
+
+    fn local_plan() -> &'static Arc<goflow::Plan> {
+        static PLAN: OnceLock<Arc<goflow::Plan>> = OnceLock::new();
+        PLAN.get_or_init(|| Arc::new(goflow::Plan::new::<Self, MsgPack>(MsgPack)))
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn statuses(state: &goflow::RequestState) -> HashMap<String, VertexStatus> {
+    state
+        .vertices
+        .iter()
+        .map(|v| (v.vertex.clone(), v.status))
+        .collect()
+}
+
+async fn hash_fields(
+    engine: &RedisEngine,
+    flow: &str,
+    id: &goflow::RequestId,
+    names: &[&str],
+) -> Vec<Option<String>> {
+    let client = support::raw_client(&engine.config().url).await;
+    let key = format!(
+        "{}:req:{id}",
+        support::flow_tag(&engine.config().prefix, flow)
+    );
+    let mut args = vec![key.into()];
+    args.extend(names.iter().map(|n| (*n).into()));
+    let reply: fred::prelude::Value = support::raw(&client, "HMGET", args).await;
+    reply
+        .into_array()
+        .into_iter()
+        .map(|v| match v {
+            fred::prelude::Value::Null => None,
+            v => Some(String::from_utf8_lossy(&v.into_bytes().unwrap_or_default()).into_owned()),
+        })
+        .collect()
+}
+
+fn batch(count: u32, bad: Option<u32>) -> Batch {
+    Batch {
+        count,
+        bad,
+        flaky: None,
+        slow_ms: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_for_each_runs_its_body_once_per_item_and_gathers_in_order() {
+    let engine = RedisEngine::builder(support::config("each"))
+        .register::<Sweep>()
+        .connect()
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let workers = [
+        tokio::spawn(engine.worker(8).run(shutdown.clone())),
+        tokio::spawn(engine.worker(8).run(shutdown.clone())),
+    ];
+
+    // Item 42 fails its first attempt: its retry waits in the delayed set under its key.
+    let flaky = Batch {
+        flaky: Some(42),
+        ..batch(100, None)
+    };
+    let id = engine.submit::<Sweep>(&flaky).await.unwrap();
+    match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
+        RequestOutcome::Completed(out) => {
+            assert_eq!(out, (0..100).map(|n| n * 2).collect::<Vec<u64>>());
+        }
+        other => panic!("{other:?}"),
+    }
+    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    assert_eq!(state.vertices.len(), 1 + 100 + 100 + 1, "{state:?}");
+    assert_eq!(state.vertices[0].vertex, "list");
+    assert_eq!(state.vertices[1].vertex, "verify[0]");
+    assert_eq!(state.vertices[100].vertex, "verify[99]");
+    assert_eq!(state.vertices[101].vertex, "weigh[0]");
+    assert_eq!(state.vertices[201].vertex, "total");
+    for vertex in &state.vertices {
+        assert_eq!(vertex.status, VertexStatus::Done, "{vertex:?}");
+        if vertex.vertex == "verify[42]" {
+            assert_eq!(vertex.attempts, 2, "{vertex:?}");
+            assert_eq!(
+                vertex.last_failure,
+                Some(goflow::Failure::Error("item 42 is flaky".into()))
+            );
+        } else {
+            assert_eq!(vertex.attempts, 1, "{vertex:?}");
+        }
+    }
+    // The gather waited for 100 items and counted each exactly once; items are stored under
+    // the source's key.
+    let stored = hash_fields(&engine, Sweep::NAME, &id, &["c:3", "n:3", "o:0#7", "o:2.7"]).await;
+    assert_eq!(
+        stored[..2],
+        [Some("100".to_owned()), Some("100".to_owned())]
+    );
+    assert!(stored[2..].iter().all(Option::is_some), "{stored:?}");
+
+    // An empty collection: the gather runs at once, on an empty sequence.
+    let id = engine.submit::<Sweep>(&batch(0, None)).await.unwrap();
+    match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
+        RequestOutcome::Completed(out) => assert!(out.is_empty(), "{out:?}"),
+        other => panic!("{other:?}"),
+    }
+    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    let names: Vec<&str> = state.vertices.iter().map(|v| v.vertex.as_str()).collect();
+    assert_eq!(names, ["list", "total"]);
+    assert!(state
+        .vertices
+        .iter()
+        .all(|v| v.status == VertexStatus::Done));
+
+    shutdown.cancel();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_item_fails_the_request_and_is_named_with_its_index() {
+    let config = support::config("each-fail");
+    let dead = format!("{}:dead", support::flow_tag(&config.prefix, Sweep::NAME));
+    let engine = RedisEngine::builder(config)
+        .register::<Sweep>()
+        .connect()
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(engine.worker(8).run(shutdown.clone()));
+
+    let id = engine.submit::<Sweep>(&batch(100, Some(37))).await.unwrap();
+    let failure = match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
+        RequestOutcome::Failed(failure) => failure,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(failure.vertex, "verify[37]");
+    assert_eq!(failure.attempts, 1);
+    assert_eq!(
+        failure.failure,
+        goflow::Failure::Permanent("item 37 is bad".into())
+    );
+    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    assert_eq!(state.status, RequestStatus::Failed);
+    assert_eq!(state.failure.as_ref(), Some(&failure));
+    let statuses = statuses(&state);
+    assert_eq!(statuses["verify[37]"], VertexStatus::Failed);
+    assert_eq!(statuses["total"], VertexStatus::Pending);
+
+    let client = support::raw_client(&engine.config().url).await;
+    let letters = support::stream_entries(&client, &dead).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        letters[0].1["v"], "1.37",
+        "the dead letter holds the instance key"
+    );
+    let recorded: goflow::RequestFailure = serde_json::from_str(&letters[0].1["failure"]).unwrap();
+    assert_eq!(recorded, failure);
+
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
+    let engine = RedisEngine::builder(support::config("each-pause"))
+        .register::<Sweep>()
+        .connect()
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(engine.worker(8).run(shutdown.clone()));
+
+    let slow = Batch {
+        count: 50,
+        bad: None,
+        flaky: None,
+        slow_ms: 300,
+    };
+    let id = engine.submit::<Sweep>(&slow).await.unwrap();
+    support::wait_until("list runs", LIMIT, async || {
+        let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+        state.vertices[0].status == VertexStatus::Running
+    })
+    .await;
+    assert_eq!(
+        engine.pause(Sweep::NAME, &id).await.unwrap(),
+        goflow::Transition::Done(RequestStatus::Paused)
+    );
+    support::wait_until("the items are parked", LIMIT, async || {
+        let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+        let parked = state
+            .vertices
+            .iter()
+            .filter(|v| v.status == VertexStatus::Parked)
+            .count();
+        parked == 50
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    assert_eq!(state.status, RequestStatus::Paused);
+    assert_eq!(state.vertices.len(), 1 + 50 + 1, "nothing ran while paused");
+
+    assert_eq!(
+        engine.resume(Sweep::NAME, &id).await.unwrap(),
+        goflow::Transition::Done(RequestStatus::Running)
+    );
+    match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
+        RequestOutcome::Completed(out) => {
+            assert_eq!(out, (0..50).map(|n| n * 2).collect::<Vec<u64>>());
+        }
+        other => panic!("{other:?}"),
+    }
+    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
+
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_for_each_over_thousands_of_items_is_one_completion() {
+    // More items than one Lua `unpack` takes: the scripts store, enqueue and gather in chunks.
+    let engine = RedisEngine::builder(support::config("each-big"))
+        .register::<Sweep>()
+        .connect()
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(engine.worker(64).run(shutdown.clone()));
+
+    let id = engine.submit::<Sweep>(&batch(4500, None)).await.unwrap();
+    match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
+        RequestOutcome::Completed(out) => {
+            assert_eq!(out, (0..4500).map(|n| n * 2).collect::<Vec<u64>>());
+        }
+        other => panic!("{other:?}"),
+    }
+
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conditional_runs_one_arm_and_skips_the_others() {
+    let engine = RedisEngine::builder(support::config("branch"))
+        .register::<Classify>()
+        .connect()
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(engine.worker(4).run(shutdown.clone()));
+
+    use VertexStatus::{Done, Skipped};
+    let cases = [
+        (3, "=4", [Done, Skipped, Skipped]),
+        (40, "=4", [Skipped, Done, Done]),
+        (0, "=0", [Skipped, Skipped, Skipped]),
+    ];
+    for (input, output, arms) in cases {
+        let id = engine.submit::<Classify>(&input).await.unwrap();
+        match engine.wait::<Classify>(&id, LIMIT).await.unwrap() {
+            RequestOutcome::Completed(out) => assert_eq!(out, output, "input {input}"),
+            other => panic!("input {input}: {other:?}"),
+        }
+        let state = engine.status(Classify::NAME, &id).await.unwrap().unwrap();
+        let got: Vec<(&str, VertexStatus)> = state
+            .vertices
+            .iter()
+            .map(|v| (v.vertex.as_str(), v.status))
+            .collect();
+        let want = vec![
+            ("classify", Done),
+            ("inc", arms[0]),
+            ("halve", arms[1]),
+            ("shrink", arms[2]),
+            ("report", Done),
+        ];
+        assert_eq!(got, want, "input {input}");
+    }
+
+    // A conditional whose output picks no arm fails, once: the same bytes would not do better
+    // on a retry.
+    let id = engine.submit::<Classify>(&13).await.unwrap();
+    match engine.wait::<Classify>(&id, LIMIT).await.unwrap() {
+        RequestOutcome::Failed(failure) => {
+            assert_eq!(failure.vertex, "classify");
+            assert_eq!(failure.attempts, 1);
+            assert!(
+                matches!(&failure.failure, goflow::Failure::Codec(m) if m.contains("Unlucky")),
+                "{failure:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let state = engine.status(Classify::NAME, &id).await.unwrap().unwrap();
+    let statuses = statuses(&state);
+    assert_eq!(statuses["classify"], VertexStatus::Failed);
+    assert_eq!(statuses["inc"], VertexStatus::Pending);
+
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
 }

@@ -10,7 +10,7 @@
 //!   requests are kept for [`Embedded::with_retention`] (default 1 h).
 
 use std::any::TypeId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use crate::context::Context;
 use crate::error::{Error, Failure};
 use crate::exec::{self, Outcome};
 use crate::node::Data as _;
-use crate::plan::{Plan, VertexId};
+use crate::plan::{Instance, Plan, Progress};
 use crate::request_id::RequestId;
 use crate::state::{
     now_ms, RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition, VertexState,
@@ -319,38 +319,56 @@ impl Requests {
 
 /// One submitted request: its state, and the control its executor follows.
 struct Tracked {
-    state: Mutex<RequestState>,
+    state: Mutex<TrackedState>,
     control: watch::Sender<Control>,
     finished: watch::Sender<bool>,
+}
+
+/// A request's state, its vertex instances kept by instance (so in plan, then item, order)
+/// as instances inside `each` bodies come and go.
+struct TrackedState {
+    request: RequestState,
+    vertices: BTreeMap<Instance, VertexState>,
+}
+
+fn pending(name: String) -> VertexState {
+    VertexState {
+        vertex: name,
+        status: VertexStatus::Pending,
+        attempts: 0,
+        started_at_ms: None,
+        finished_at_ms: None,
+        worker: None,
+        last_failure: None,
+    }
 }
 
 impl Tracked {
     fn new(plan: &Plan, request_id: RequestId) -> Self {
         let now = now_ms();
+        // Vertices outside `each` bodies are listed from the start; body instances as they
+        // come to exist.
         let vertices = plan
             .vertices()
             .iter()
-            .map(|v| VertexState {
-                vertex: v.path().to_string(),
-                status: VertexStatus::Pending,
-                attempts: 0,
-                started_at_ms: None,
-                finished_at_ms: None,
-                worker: None,
-                last_failure: None,
-            })
+            .enumerate()
+            .filter(|(_, v)| v.depth() == 0)
+            .map(|(i, v)| (Instance::root(i), pending(v.path().to_string())))
             .collect();
         Self {
-            state: Mutex::new(RequestState {
-                flow: plan.flow(),
-                request_id,
-                status: RequestStatus::Queued,
-                created_at_ms: now,
-                updated_at_ms: now,
-                finished_at_ms: None,
+            state: Mutex::new(TrackedState {
+                request: RequestState {
+                    flow: plan.flow(),
+                    request_id,
+                    status: RequestStatus::Queued,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    finished_at_ms: None,
+                    vertices: Vec::new(),
+                    failure: None,
+                    output: None,
+                },
                 vertices,
-                failure: None,
-                output: None,
             }),
             control: watch::channel(Control::Run).0,
             finished: watch::channel(false).0,
@@ -358,22 +376,33 @@ impl Tracked {
     }
 
     fn snapshot(&self) -> RequestState {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut request = state.request.clone();
+        request.vertices = state.vertices.values().cloned().collect();
+        request
     }
 
-    fn update(&self, change: impl FnOnce(&mut RequestState)) {
+    fn update(&self, change: impl FnOnce(&mut TrackedState)) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut state);
-        state.updated_at_ms = now_ms();
+        state.request.updated_at_ms = now_ms();
     }
 
-    fn vertex(&self, vertex: VertexId, change: impl FnOnce(&mut VertexState)) {
-        self.update(|state| change(&mut state.vertices[vertex]));
+    /// Changes one instance's state, creating it on first mention.
+    fn vertex(&self, plan: &Plan, instance: &Instance, change: impl FnOnce(&mut VertexState)) {
+        self.update(|state| {
+            let vertex = state
+                .vertices
+                .entry(instance.clone())
+                .or_insert_with(|| pending(plan.name_of(instance).to_string()));
+            change(vertex);
+        });
     }
 
     /// Applies pause, resume or stop, as the Redis engine's control script does.
     fn control(&self, to: Control) -> Transition {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut guard.request;
         let from = state.status;
         let allowed = match to {
             Control::Pause => matches!(from, RequestStatus::Queued | RequestStatus::Running),
@@ -390,56 +419,61 @@ impl Tracked {
         };
         state.updated_at_ms = now_ms();
         let status = state.status;
-        drop(state);
+        drop(guard);
         self.control.send_replace(to);
         Transition::Done(status)
     }
 
     fn finish(&self, result: Result<Bytes, Error>) {
-        self.update(|state| {
-            let now = now_ms();
-            state.finished_at_ms.get_or_insert(now);
-            // Attempts still running when the request ended were cancelled with it.
-            for vertex in &mut state.vertices {
-                if matches!(
-                    vertex.status,
-                    VertexStatus::Running | VertexStatus::Retrying
-                ) {
-                    vertex.status = VertexStatus::Cancelled;
-                    vertex.finished_at_ms = Some(now);
+        self.update(
+            |TrackedState {
+                 request: state,
+                 vertices,
+             }| {
+                let now = now_ms();
+                state.finished_at_ms.get_or_insert(now);
+                // Attempts still running when the request ended were cancelled with it.
+                for vertex in vertices.values_mut() {
+                    if matches!(
+                        vertex.status,
+                        VertexStatus::Running | VertexStatus::Retrying
+                    ) {
+                        vertex.status = VertexStatus::Cancelled;
+                        vertex.finished_at_ms = Some(now);
+                    }
                 }
-            }
-            match result {
-                Ok(output) => {
-                    state.status = RequestStatus::Completed;
-                    state.output = Some(output);
-                }
-                Err(Error::Failed {
-                    vertex,
-                    attempts,
-                    failure,
-                    ..
-                }) => {
-                    state.status = RequestStatus::Failed;
-                    state.failure = Some(RequestFailure {
+                match result {
+                    Ok(output) => {
+                        state.status = RequestStatus::Completed;
+                        state.output = Some(output);
+                    }
+                    Err(Error::Failed {
                         vertex,
                         attempts,
                         failure,
-                    });
+                        ..
+                    }) => {
+                        state.status = RequestStatus::Failed;
+                        state.failure = Some(RequestFailure {
+                            vertex,
+                            attempts,
+                            failure,
+                        });
+                    }
+                    Err(Error::Stopped { .. }) => state.status = RequestStatus::Stopped,
+                    Err(other) => {
+                        state.status = RequestStatus::Failed;
+                        state.failure = Some(RequestFailure {
+                            vertex: String::new(),
+                            attempts: 0,
+                            failure: Failure::Error(other.to_string()),
+                        });
+                    }
                 }
-                Err(Error::Stopped { .. }) => state.status = RequestStatus::Stopped,
-                Err(other) => {
-                    state.status = RequestStatus::Failed;
-                    state.failure = Some(RequestFailure {
-                        vertex: String::new(),
-                        attempts: 0,
-                        failure: Failure::Error(other.to_string()),
-                    });
-                }
-            }
-            // A submitted request's end is counted here, once, with the status it ends with.
-            crate::metrics::flow_finished(state.flow, state.status);
-        });
+                // A submitted request's end is counted here, once, with the status it ends with.
+                crate::metrics::flow_finished(state.flow, state.status);
+            },
+        );
         self.finished.send_replace(true);
     }
 }
@@ -458,15 +492,14 @@ async fn execute_tracked(
     // Declared after `tasks`, so dropped first: the cancellation is signalled before the
     // remaining vertex tasks are aborted.
     let _cancel_on_return = cancel.clone().drop_guard();
-    let mut outputs: Vec<Option<Bytes>> = vec![None; plan.vertices().len()];
-    let mut arrivals = plan.arrivals();
+    let mut progress = Progress::new(input.clone());
     let mut control = tracker.map(|t| {
         let mut rx = t.control.subscribe();
         // A pause or stop may have come before this task started: act on the current value.
         rx.mark_changed();
         rx
     });
-    let mut parked: Vec<(VertexId, Vec<Bytes>)> = Vec::new();
+    let mut parked: Vec<(Instance, Vec<Bytes>)> = Vec::new();
     // Every vertex span of the request is a child of the request's span.
     let span = tracing::info_span!(
         "goflow.request",
@@ -480,7 +513,12 @@ async fn execute_tracked(
         tracker,
         span: &span,
     };
-    launch.ready(&mut tasks, &mut parked, plan.entry(), vec![input]);
+    launch.ready(
+        &mut tasks,
+        &mut parked,
+        Instance::root(plan.entry()),
+        vec![input],
+    );
 
     loop {
         // With nothing running and nothing parked, the exit can no longer be reached.
@@ -499,11 +537,17 @@ async fn execute_tracked(
                     message: format!("vertex task ended abnormally: {e}"),
                 })?;
                 let Outcome { attempts, result } = outcome;
-                let output = match result {
-                    Ok(output) => output,
+                // A conditional's or a for-each's output that the plan cannot route fails the
+                // vertex like a failed attempt.
+                let advanced = result.and_then(|output| {
+                    let advance = plan.advance(&done, output.clone()).map_err(Failure::from)?;
+                    Ok((output, advance))
+                });
+                let (output, advance) = match advanced {
+                    Ok(advanced) => advanced,
                     Err(failure) => {
                         if let Some(tracker) = tracker {
-                            tracker.vertex(done, |v| {
+                            tracker.vertex(plan, &done, |v| {
                                 v.status = VertexStatus::Failed;
                                 v.attempts = attempts;
                                 v.finished_at_ms = Some(now_ms());
@@ -512,37 +556,36 @@ async fn execute_tracked(
                         }
                         return Err(Error::Failed {
                             flow: plan.flow(),
-                            vertex: plan.vertex(done).path().to_string(),
+                            vertex: plan.name_of(&done).to_string(),
                             attempts,
                             failure,
                         });
                     }
                 };
                 if let Some(tracker) = tracker {
-                    tracker.vertex(done, |v| {
+                    let now = now_ms();
+                    tracker.vertex(plan, &done, |v| {
                         v.status = VertexStatus::Done;
                         v.attempts = attempts;
-                        v.finished_at_ms = Some(now_ms());
+                        v.finished_at_ms = Some(now);
                     });
+                    for skipped in &advance.skipped {
+                        tracker.vertex(plan, skipped, |v| {
+                            v.status = VertexStatus::Skipped;
+                            v.finished_at_ms = Some(now);
+                        });
+                    }
                 }
-                if done == plan.exit() {
+                if advance.completes {
                     // The exit is the only vertex without successors, so every other one has
                     // finished.
                     return Ok(output);
                 }
-                outputs[done] = Some(output);
-                let ready: Vec<VertexId> = plan.ready_after(done, &mut arrivals).collect();
-                for next in ready {
-                    let parts = plan
-                        .vertex(next)
-                        .inputs()
-                        .iter()
-                        .map(|&parent| outputs[parent].clone())
-                        .collect::<Option<Vec<Bytes>>>()
-                        .ok_or_else(|| Error::Internal {
-                            flow: plan.flow(),
-                            message: format!("`{}` became ready before its inputs", plan.vertex(next).path()),
-                        })?;
+                for next in progress.apply(advance) {
+                    let parts = progress.inputs(plan, &next).ok_or_else(|| Error::Internal {
+                        flow: plan.flow(),
+                        message: format!("`{}` became ready before its inputs", plan.name_of(&next)),
+                    })?;
                     launch.ready(&mut tasks, &mut parked, next, parts);
                 }
             }
@@ -551,8 +594,8 @@ async fn execute_tracked(
                     return Err(Error::Stopped { flow: plan.flow(), request_id });
                 }
                 Control::Run => {
-                    for (vertex, parts) in std::mem::take(&mut parked) {
-                        launch.ready(&mut tasks, &mut parked, vertex, parts);
+                    for (instance, parts) in std::mem::take(&mut parked) {
+                        launch.ready(&mut tasks, &mut parked, instance, parts);
                     }
                 }
                 Control::Pause => {}
@@ -585,53 +628,53 @@ struct Launch<'a> {
 impl Launch<'_> {
     fn ready(
         &self,
-        tasks: &mut JoinSet<(VertexId, Outcome)>,
-        parked: &mut Vec<(VertexId, Vec<Bytes>)>,
-        vertex: VertexId,
+        tasks: &mut JoinSet<(Instance, Outcome)>,
+        parked: &mut Vec<(Instance, Vec<Bytes>)>,
+        instance: Instance,
         parts: Vec<Bytes>,
     ) {
+        let plan = self.plan;
         if let Some(tracker) = self.tracker {
             if *tracker.control.borrow() == Control::Pause {
-                tracker.vertex(vertex, |v| v.status = VertexStatus::Parked);
-                parked.push((vertex, parts));
+                tracker.vertex(plan, &instance, |v| v.status = VertexStatus::Parked);
+                parked.push((instance, parts));
                 return;
             }
             tracker.update(|state| {
-                if state.status == RequestStatus::Queued {
-                    state.status = RequestStatus::Running;
+                if state.request.status == RequestStatus::Queued {
+                    state.request.status = RequestStatus::Running;
                 }
-                let v = &mut state.vertices[vertex];
+            });
+            tracker.vertex(plan, &instance, |v| {
                 v.status = VertexStatus::Running;
                 v.started_at_ms.get_or_insert_with(now_ms);
                 v.worker = Some("embedded".to_owned());
             });
         }
         let ctx = Context::new(
-            self.plan.flow(),
+            plan.flow(),
             self.request_id.clone(),
-            Arc::clone(self.plan.vertex(vertex).path()),
+            plan.name_of(&instance),
             1,
             self.cancel.clone(),
         );
-        let plan = Arc::clone(self.plan);
+        let plan = Arc::clone(plan);
         let tracker = self.tracker.cloned();
         tasks.spawn(
             async move {
+                let vertex = plan.vertex(instance.vertex());
                 let on_retry = |attempt: u32, failure: &Failure| {
-                    crate::metrics::retry_scheduled(
-                        plan.flow(),
-                        Arc::clone(plan.vertex(vertex).path()),
-                    );
+                    crate::metrics::retry_scheduled(plan.flow(), Arc::clone(vertex.path()));
                     if let Some(tracker) = &tracker {
-                        tracker.vertex(vertex, |v| {
+                        tracker.vertex(&plan, &instance, |v| {
                             v.status = VertexStatus::Retrying;
                             v.attempts = attempt;
                             v.last_failure = Some(failure.clone());
                         });
                     }
                 };
-                let outcome = exec::with_retries(plan.vertex(vertex), &parts, &ctx, on_retry).await;
-                (vertex, outcome)
+                let outcome = exec::with_retries(vertex, &parts, &ctx, on_retry).await;
+                (instance, outcome)
             }
             .instrument(self.span.clone()),
         );

@@ -12,14 +12,15 @@ use crate::context::Context;
 use crate::error::Failure;
 use crate::plan::PlanVertex;
 
-/// The span of one attempt of `vertex`, with stable fields: `flow`, `vertex`, `node`,
+/// The span of one attempt of `vertex`, with stable fields: `flow`, `vertex` (the context's
+/// vertex name, with item indices inside `each` bodies: `verify[3]`), `node`,
 /// `request_id`, `attempt`, `worker` (the Redis consumer running it; empty on the embedded
 /// engine), and `outcome` (`ok`, `error`, `timeout`, `panic`) once it ends.
 pub fn vertex_span(vertex: &PlanVertex, ctx: &Context) -> tracing::Span {
     tracing::info_span!(
         "goflow.vertex",
         flow = ctx.flow(),
-        vertex = &**vertex.path(),
+        vertex = ctx.vertex(),
         node = vertex.node(),
         request_id = ctx.request_id().as_str(),
         attempt = ctx.attempt(),

@@ -29,15 +29,18 @@ pub use codec::{Codec, CodecError, Json, MsgPack};
 pub use context::Context;
 pub use embedded::{execute, Embedded};
 pub use error::{Error, Failure, NodeError};
-pub use graph::{Graph, GraphEdge, GraphVertex, VertexKind};
+pub use graph::{EdgeKind, Graph, GraphEach, GraphEdge, GraphVertex, VertexKind};
 pub use node::{Data, Node, NodeOptions};
-pub use plan::{Arrivals, Fragment, Plan, PlanBuilder, PlanVertex, VertexId};
+pub use plan::{
+    Advance, ArmSpec, Feed, Fragment, Inputs, Instance, Need, Plan, PlanBuilder, PlanVertex,
+    Progress, SelectFn, Slot, VertexId,
+};
 pub use request_id::{InvalidRequestId, RequestId, MAX_REQUEST_ID_LEN};
 pub use state::{
     RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition, VertexState,
     VertexStatus,
 };
-pub use step::{Accepts, Joins, Step};
+pub use step::{Accepts, Collection, Joins, Step};
 pub use workflow::Workflow;
 
 /// Support for the code `#[node]` and `workflow!` generate. Not public API: anything here may
@@ -49,8 +52,8 @@ pub mod __private {
     pub use crate::error::NodeError;
     pub use crate::graph::{Graph, GraphEdge, GraphVertex, VertexKind};
     pub use crate::node::{Data, Node, NodeOptions};
-    pub use crate::plan::{Fragment, Plan, PlanBuilder};
-    pub use crate::step::{accepts, joins, max_nesting, Accepts, Joins, Step};
+    pub use crate::plan::{ArmSpec, Fragment, Plan, PlanBuilder};
+    pub use crate::step::{accepts, joins, max_nesting, Accepts, Collection, Joins, Step};
     pub use crate::workflow::Workflow;
     pub use bytes::Bytes;
     pub use core::convert::Into;

@@ -2,14 +2,14 @@
 //! output or failure.
 
 #[cfg(feature = "redis")]
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::Failure;
 #[cfg(feature = "redis")]
-use crate::plan::Plan;
+use crate::plan::{Instance, Plan};
 use crate::request_id::RequestId;
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp in a [`RequestState`].
@@ -90,6 +90,8 @@ pub enum VertexStatus {
     Failed,
     /// Was running when its request ended (stopped, or failed elsewhere), and was cancelled.
     Cancelled,
+    /// In an arm of a conditional that another arm was chosen over: it never runs.
+    Skipped,
 }
 
 impl VertexStatus {
@@ -103,15 +105,18 @@ impl VertexStatus {
             "done" => Self::Done,
             "failed" => Self::Failed,
             "cancelled" => Self::Cancelled,
+            "skipped" => Self::Skipped,
             _ => Self::Pending,
         }
     }
 }
 
-/// One vertex of a request.
+/// One vertex instance of a request: a vertex outside any `each` body, or one run of a body
+/// vertex for one item.
 #[derive(Debug, Clone, Serialize)]
 pub struct VertexState {
-    /// The vertex path.
+    /// The vertex path, followed for a body vertex by its item index in each `each` around it
+    /// (`verify[3]`).
     pub vertex: String,
     /// Its status.
     pub status: VertexStatus,
@@ -153,7 +158,8 @@ pub struct RequestState {
     pub updated_at_ms: u64,
     /// When it ended.
     pub finished_at_ms: Option<u64>,
-    /// Every vertex, in plan order.
+    /// Every vertex in plan order: each vertex outside `each` bodies once, and each instance
+    /// of a body vertex that exists so far, in item order.
     pub vertices: Vec<VertexState>,
     /// Why it failed.
     pub failure: Option<RequestFailure>,
@@ -180,22 +186,39 @@ impl RequestState {
             text(fields, key).and_then(|t| t.parse::<u64>().ok())
         };
         let status = RequestStatus::parse(&text(&fields, "st")?)?;
-        let vertices = plan
+        // Vertices outside `each` bodies are listed even before they start; body instances
+        // once they exist (each has a status field from the moment it is enqueued).
+        let mut instances: BTreeSet<Instance> = plan
             .vertices()
             .iter()
             .enumerate()
-            .map(|(i, vertex)| VertexState {
-                vertex: vertex.path().to_string(),
-                status: text(&fields, &format!("s:{i}"))
-                    .map_or(VertexStatus::Pending, |s| VertexStatus::parse(&s)),
-                attempts: number(&fields, &format!("a:{i}")).map_or(0, |n| n as u32),
-                started_at_ms: number(&fields, &format!("t0:{i}")),
-                finished_at_ms: number(&fields, &format!("t1:{i}")),
-                worker: text(&fields, &format!("w:{i}")),
-                last_failure: fields
-                    .get(&format!("e:{i}"))
-                    .and_then(|b| serde_json::from_slice::<RequestFailure>(b).ok())
-                    .map(|f| f.failure),
+            .filter(|(_, v)| v.depth() == 0)
+            .map(|(i, _)| Instance::root(i))
+            .collect();
+        instances.extend(
+            fields
+                .keys()
+                .filter_map(|k| k.strip_prefix("s:"))
+                .filter_map(Instance::parse_key)
+                .filter(|i| i.vertex() < plan.vertices().len()),
+        );
+        let vertices = instances
+            .into_iter()
+            .map(|instance| {
+                let key = instance.key();
+                VertexState {
+                    vertex: plan.name_of(&instance).to_string(),
+                    status: text(&fields, &format!("s:{key}"))
+                        .map_or(VertexStatus::Pending, |s| VertexStatus::parse(&s)),
+                    attempts: number(&fields, &format!("a:{key}")).map_or(0, |n| n as u32),
+                    started_at_ms: number(&fields, &format!("t0:{key}")),
+                    finished_at_ms: number(&fields, &format!("t1:{key}")),
+                    worker: text(&fields, &format!("w:{key}")),
+                    last_failure: fields
+                        .get(&format!("e:{key}"))
+                        .and_then(|b| serde_json::from_slice::<RequestFailure>(b).ok())
+                        .map(|f| f.failure),
+                }
             })
             .collect();
         let failure = fields

@@ -78,3 +78,18 @@ pub const fn max_nesting(depths: &[usize]) -> usize {
     }
     max
 }
+
+/// A collection that `each { ... }` can run a body over, once per item.
+#[diagnostic::on_unimplemented(
+    message = "`each` runs over a `Vec`, but the vertex before it outputs `{Self}`",
+    label = "outputs `{Self}`, not a `Vec<T>`",
+    note = "in `a -> each {{ b }} => c`, `a` must output a `Vec<T>`: `b` then runs once per item, taking a `T`, and `c` takes the `Vec` of `b`'s outputs, in item order"
+)]
+pub trait Collection {
+    /// The type of one item.
+    type Item: Data;
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Collection for Vec<T> {
+    type Item = T;
+}

@@ -1,11 +1,63 @@
 //! Graph analysis of a workflow, on plain indices: no tokens, no spans, unit-testable.
 
-/// One input declaration: `from -> to` (one parent) or `[from...] => to` (a join).
+/// One input declaration: `to` takes the output of `from` (or, for a join, of each of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Decl {
     pub(crate) from: Vec<usize>,
     pub(crate) to: usize,
-    pub(crate) join: bool,
+    pub(crate) link: Link,
+}
+
+/// How a declaration passes values on; conditionals and for-each bodies by their index in
+/// the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// `from -> to`.
+    Then,
+    /// `[from...] => to`.
+    Join,
+    /// `to` is an entry of arm `arm` of conditional `branch`, whose vertex is `from`: it takes
+    /// the variant's payload when that arm is chosen.
+    Arm { branch: usize, arm: usize },
+    /// `to` is the vertex after conditional `branch`; `from` is the exit of arm `arm`. The
+    /// merge vertex has one such declaration per arm and takes the output of the arm that ran.
+    Merge { branch: usize, arm: usize },
+    /// Arm `arm` of conditional `branch` is empty (`{}`): `to`, the merge vertex, takes the
+    /// payload straight from the conditional's vertex `from`.
+    Pass { branch: usize, arm: usize },
+    /// `to` is an entry of the body of for-each `each`, over the items of `from`'s output.
+    Scatter { each: usize },
+    /// `to` takes the outputs of for-each `each`'s body exit `from`, one per item.
+    Gather { each: usize },
+}
+
+impl Link {
+    /// Which conditional or for-each a declaration routes its source's output through:
+    /// `Some` for the declarations that take a conditional's or a for-each source's output.
+    fn route(self) -> Option<Route> {
+        match self {
+            Link::Arm { branch, .. } | Link::Pass { branch, .. } => Some(Route::Branch(branch)),
+            Link::Scatter { each } => Some(Route::Each(each)),
+            Link::Then | Link::Join | Link::Merge { .. } | Link::Gather { .. } => None,
+        }
+    }
+
+    /// The conditional whose merge vertex this declaration feeds.
+    fn merge_of(self) -> Option<usize> {
+        match self {
+            Link::Merge { branch, .. } | Link::Pass { branch, .. } => Some(branch),
+            _ => None,
+        }
+    }
+}
+
+/// Where a conditional's vertex or a for-each source sends its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// To the chosen arm of conditional `n`.
+    Branch(usize),
+    /// Item by item to the body of for-each `n`.
+    Each(usize),
 }
 
 /// A mistake in the shape, by vertex and declaration indices.
@@ -21,6 +73,13 @@ pub(crate) enum Problem {
     },
     /// `path` (first vertex repeated at the end) is a cycle closed by declaration `decl`.
     Cycle { path: Vec<usize>, decl: usize },
+    /// `vertex` is a conditional's vertex or a for-each source (`route`), whose output goes
+    /// only to its arms or body, yet declaration `decl` gives it elsewhere too.
+    SharedOutput {
+        vertex: usize,
+        route: Route,
+        decl: usize,
+    },
     /// Not exactly one vertex lacks predecessors.
     Entries(Vec<usize>),
     /// Not exactly one vertex lacks successors.
@@ -57,6 +116,13 @@ pub(crate) fn analyze(vertices: usize, decls: &[Decl], check_ends: bool) -> Anal
             }
             // The same declaration repeated (`a -> b; a -> b;`) is harmless.
             Some(first) if decls[first] == *decl => {}
+            // The vertex after a conditional takes one input per arm.
+            Some(first)
+                if decl.link.merge_of().is_some()
+                    && decls[first].link.merge_of() == decl.link.merge_of() =>
+            {
+                accepted.push(i);
+            }
             Some(first) => conflicts.push((first, i)),
         }
     }
@@ -70,6 +136,7 @@ pub(crate) fn analyze(vertices: usize, decls: &[Decl], check_ends: bool) -> Anal
     for (path, decl) in find_cycles(&successors) {
         problems.push(Problem::Cycle { path, decl });
     }
+    problems.extend(shared_outputs(decls, &successors));
     // A second input that would close a loop is reported as the cycle it makes, which says
     // more than "two predecessors".
     for (first, second) in conflicts {
@@ -113,6 +180,31 @@ pub(crate) fn analyze(vertices: usize, decls: &[Decl], check_ends: bool) -> Anal
         exit,
         problems,
     }
+}
+
+/// Conditionals' vertices and for-each sources whose output some declaration also takes
+/// another way: one problem per vertex, at the declaration written last.
+fn shared_outputs(decls: &[Decl], successors: &[Vec<(usize, usize)>]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (vertex, outgoing) in successors.iter().enumerate() {
+        let Some((owner, route)) = outgoing
+            .iter()
+            .find_map(|&(_, d)| decls[d].link.route().map(|route| (d, route)))
+        else {
+            continue;
+        };
+        if let Some(&(_, other)) = outgoing
+            .iter()
+            .find(|&&(_, d)| decls[d].link.route() != Some(route))
+        {
+            problems.push(Problem::SharedOutput {
+                vertex,
+                route,
+                decl: owner.max(other),
+            });
+        }
+    }
+    problems
 }
 
 /// The vertices on a shortest path from `from` to `to` (both included), if there is one.
@@ -190,19 +282,45 @@ mod tests {
     use super::*;
 
     fn then(from: usize, to: usize) -> Decl {
-        Decl {
-            from: vec![from],
-            to,
-            join: false,
-        }
+        link(from, to, Link::Then)
     }
 
     fn join(from: &[usize], to: usize) -> Decl {
         Decl {
             from: from.to_vec(),
             to,
-            join: true,
+            link: Link::Join,
         }
+    }
+
+    fn link(from: usize, to: usize, link: Link) -> Decl {
+        Decl {
+            from: vec![from],
+            to,
+            link,
+        }
+    }
+
+    /// `0 ? { A => 1 -> 2, B => 3, C => {} } -> 4`
+    fn conditional() -> Vec<Decl> {
+        vec![
+            link(0, 1, Link::Arm { branch: 0, arm: 0 }),
+            then(1, 2),
+            link(0, 3, Link::Arm { branch: 0, arm: 1 }),
+            link(2, 4, Link::Merge { branch: 0, arm: 0 }),
+            link(3, 4, Link::Merge { branch: 0, arm: 1 }),
+            link(0, 4, Link::Pass { branch: 0, arm: 2 }),
+        ]
+    }
+
+    /// `0 -> each { [1, 2] => 3 } => 4`
+    fn for_each() -> Vec<Decl> {
+        vec![
+            link(0, 1, Link::Scatter { each: 0 }),
+            link(0, 2, Link::Scatter { each: 0 }),
+            join(&[1, 2], 3),
+            link(3, 4, Link::Gather { each: 0 }),
+        ]
     }
 
     #[test]
@@ -287,6 +405,94 @@ mod tests {
         assert_eq!(analysis.problems, vec![Problem::Entries(vec![0, 1])]);
         let analysis = analyze(1, &[], true);
         assert_eq!(analysis.problems, vec![]);
+    }
+
+    #[test]
+    fn the_merge_vertex_takes_one_input_per_arm() {
+        let analysis = analyze(5, &conditional(), true);
+        assert_eq!(analysis.problems, vec![]);
+        assert_eq!((analysis.entry, analysis.exit), (0, 4));
+        assert_eq!(analysis.accepted, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_merge_vertex_with_another_input_is_unjoined() {
+        let mut decls = conditional();
+        decls.push(then(5, 4));
+        let analysis = analyze(6, &decls, true);
+        assert_eq!(
+            analysis.problems,
+            vec![Problem::Unjoined {
+                vertex: 4,
+                first: 3,
+                second: 6
+            }]
+        );
+    }
+
+    #[test]
+    fn body_vertices_are_neither_entries_nor_exits() {
+        let analysis = analyze(5, &for_each(), true);
+        assert_eq!(analysis.problems, vec![]);
+        assert_eq!((analysis.entry, analysis.exit), (0, 4));
+    }
+
+    #[test]
+    fn a_cycle_through_an_arm_is_a_cycle() {
+        // 0 ? { A => 1 } -> 2, and 1 -> 0.
+        let decls = [
+            link(0, 1, Link::Arm { branch: 0, arm: 0 }),
+            link(1, 2, Link::Merge { branch: 0, arm: 0 }),
+            then(1, 0),
+        ];
+        let analysis = analyze(3, &decls, true);
+        assert_eq!(
+            analysis.problems,
+            vec![Problem::Cycle {
+                path: vec![0, 1, 0],
+                decl: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn a_conditional_or_for_each_keeps_its_output_to_itself() {
+        let mut decls = conditional();
+        decls.push(then(0, 5));
+        let analysis = analyze(6, &decls, true);
+        assert_eq!(
+            analysis.problems,
+            vec![Problem::SharedOutput {
+                vertex: 0,
+                route: Route::Branch(0),
+                decl: 6
+            }]
+        );
+        // Declared first, the plain edge is not to blame: the for-each is.
+        let mut decls = vec![then(0, 5)];
+        decls.extend(for_each());
+        let analysis = analyze(6, &decls, true);
+        assert_eq!(
+            analysis.problems,
+            vec![Problem::SharedOutput {
+                vertex: 0,
+                route: Route::Each(0),
+                decl: 1
+            }]
+        );
+        // Two for-each over one source.
+        let mut decls = for_each();
+        decls.push(link(0, 5, Link::Scatter { each: 1 }));
+        decls.push(link(5, 6, Link::Gather { each: 1 }));
+        let analysis = analyze(7, &decls, true);
+        assert_eq!(
+            analysis.problems,
+            vec![Problem::SharedOutput {
+                vertex: 0,
+                route: Route::Each(0),
+                decl: 4
+            }]
+        );
     }
 
     #[test]

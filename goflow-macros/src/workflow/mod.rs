@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use self::check::Problem;
+use self::check::{Problem, Route};
 use self::model::Flow;
 use self::parse::Invocation;
 use crate::errors::Errors;
@@ -197,6 +197,23 @@ fn describe(flow: &Flow, problem: &Problem) -> syn::Error {
                 flow.ident,
                 bare(path).join(" -> ")
             ),
+        ),
+        Problem::SharedOutput {
+            vertex,
+            route,
+            decl,
+        } => syn::Error::new_spanned(
+            at(*decl),
+            match route {
+                Route::Branch(_) => format!(
+                    "{} picks an arm of its conditional with its output, so nothing else can take that output; use it after the conditional, or in its arms",
+                    name(*vertex)
+                ),
+                Route::Each(_) => format!(
+                    "{} hands the items of its output to its `each` body, so nothing else can take that output; use it in the body, or after the vertex that gathers it",
+                    name(*vertex)
+                ),
+            },
         ),
         Problem::Entries(entries) if entries.is_empty() => syn::Error::new(
             flow.ident.span(),

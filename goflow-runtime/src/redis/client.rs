@@ -10,11 +10,13 @@ use fred::prelude::{HashesInterface, PubsubInterface, StreamsInterface, Value};
 use tokio::sync::{oneshot, OnceCell};
 use tracing::Instrument as _;
 
+use super::keys::fields;
 use super::scripts::{self, CONTROL, SUBMIT};
 use super::{millis, now_ms, EngineError, RedisEngine};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::node::Data as _;
+use crate::plan::{Instance, Slot};
 use crate::request_id::RequestId;
 use crate::state::{RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition};
 use crate::workflow::Workflow;
@@ -75,10 +77,11 @@ impl<C: Codec> RedisEngine<C> {
                 Value::from(id.as_str()),
                 Value::Bytes(input),
                 Value::from(now_ms().to_string()),
-                Value::from(flow.plan.entry().to_string()),
+                Value::from(Instance::root(flow.plan.entry()).key()),
                 Value::from(millis(config.unfinished_ttl).to_string()),
                 Value::from(flow.hash.as_str()),
                 Value::from(traceparent),
+                Value::from(fields::slot(&Slot::Input)),
             ],
         )
         .instrument(span)

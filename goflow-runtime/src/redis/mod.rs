@@ -4,28 +4,71 @@
 //!
 //! # Guarantees
 //!
-//! - **Delivery is at least once; a vertex's effect is exactly once.** Each ready vertex is an
-//!   entry of its workflow's ready stream, read through a consumer group. Running it ends in
-//!   one Lua script that records the output, enqueues the successors whose inputs are now
-//!   complete (or completes the request), and acknowledges and deletes the entry. A vertex
-//!   delivered twice finds itself done and changes nothing, so a join fires exactly once.
-//!   [`Context::idempotency_key`](crate::Context::idempotency_key) lets nodes make their own
-//!   side effects idempotent.
+//! - **Delivery is at least once; a vertex's effect is exactly once.** Each ready vertex
+//!   instance (a vertex, or one run of a vertex inside `each { ... }` for one item) is an entry
+//!   of its workflow's ready stream, read through a consumer group. Running it ends in one Lua
+//!   script that records what its output sets going ([`Plan::advance`]: outputs, a for-each's
+//!   items, the untaken arms of a conditional), enqueues the instances whose inputs are now
+//!   complete (or completes the request), and acknowledges and deletes the entry. An instance
+//!   delivered twice finds itself done and changes nothing, so a join or a gather fires
+//!   exactly once. [`Context::idempotency_key`](crate::Context::idempotency_key) lets nodes
+//!   make their own side effects idempotent.
+//! - **Hand-off.** That script also starts, for the worker that ran the instance, the
+//!   instances it makes ready, as many as the worker has free slots for: their entries go to
+//!   the flow's direct stream and, with `XCLAIM ... FORCE`, straight into that worker's pending
+//!   list, so a lease covers them from the first moment and a dead worker's are reclaimed like
+//!   any others. Nobody reads the direct stream; the worker runs them without a read or a start
+//!   script, which makes a chain one script per vertex. The rest are queued as usual.
 //! - **No lost work.** An entry is acknowledged only by that final script. Entries of a worker
 //!   that died (running or prefetched) are claimed by the survivors once their lease has
 //!   expired (`XAUTOCLAIM`); long attempts renew their lease. Lost deliveries do not use up
-//!   the node's retries, but are bounded ([`RedisConfig::max_lost_deliveries`]): a vertex that
-//!   kills its worker every time is failed and dead-lettered instead of looping.
+//!   the node's retries, but are bounded ([`RedisConfig::max_lost_deliveries`]): an instance
+//!   that kills its worker every time is failed and dead-lettered instead of looping.
 //! - **Retries** wait their backoff in a sorted set (no busy retry, no worker blocked), then
 //!   re-enter the stream. Timeouts cancel the attempt; panics are caught (see
 //!   [`exec::attempt`](crate::exec::attempt)).
-//! - **Pause, resume and stop** are scripts too, so they race safely with completions: a
-//!   vertex finishing while its request is paused parks its successors, and resume enqueues
-//!   each parked vertex exactly once. Stop ends the request at once and cancels its running
-//!   attempts through their context.
+//! - **Pause, resume and stop** are scripts too, so they race safely with completions: an
+//!   instance finishing while its request is paused parks the instances it makes ready, and
+//!   resume enqueues each parked instance exactly once. Stop ends the request at once and
+//!   cancels its running attempts through their context.
 //! - **State** lives in one hash per request, readable with [`RedisEngine::status`]; finished
 //!   requests expire after [`RedisConfig::retention`]. Nothing scans the keyspace; all keys of
-//!   a workflow share the hash tag `{prefix:flow}` (see `keys.rs` for the layout).
+//!   a workflow share the hash tag `{prefix:flow}`.
+//!
+//! # Keys and fields
+//!
+//! Per workflow (`keys.rs`), with `T` = `{prefix:flow}`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `T:ready` | stream | ready instances: `r` request id, `v` instance key, `tp` traceparent |
+//! | `T:direct` | stream | instances handed off to the worker that made them ready (same fields); only ever in a pending list |
+//! | `T:delayed` | sorted set | retries by due time (ms): `request instance traceparent` |
+//! | `T:done` | stream (capped) | request ends: `r`, `st` (`completed`, `failed`, `stopped`) |
+//! | `T:dead` | stream (capped) | instances failed for good: `r`, `v`, `failure` (JSON) |
+//! | `T:req:<id>` | hash | one request's state (below); expires |
+//! | `T:parked:<id>` | list | keys of the instances parked while the request is paused |
+//!
+//! An instance is named by its key ([`Instance::key`]): the vertex index (`5`), followed
+//! inside `each` bodies by the item index in each body around it, outermost first (`5.3.7`).
+//! Errors, spans and [`RequestState`] use its display name instead ([`Plan::name_of`]:
+//! `sweep/verify[3]`). The request hash holds:
+//!
+//! - the request: `st` status, `ct`/`ut`/`ft` created/updated/finished (ms), `h` plan hash,
+//!   `tp` traceparent, `out` output, `err` failure (JSON), `ev` the failed instance's key;
+//! - values (named in `keys::fields`): `in` the input, `o:<key>` an instance's output (a
+//!   conditional's: the chosen variant's payload), `o:<key>#<n>` item `n` of the collection a
+//!   for-each source produced;
+//! - counters (also in `keys::fields`): `n:<key>` inputs arrived at a join or a gather,
+//!   `c:<key>` the number of items a gathering instance waits for;
+//! - per instance: `s:<key>` status (`queued`, `running`, `retrying`, `parked`, `done`,
+//!   `failed`, `cancelled`, `skipped`), `a:<key>` attempts started, `f:<key>` recorded failed
+//!   attempts, `t0:<key>`/`t1:<key>` started/finished (ms), `w:<key>` worker, `e:<key>` last
+//!   failure (JSON).
+//!
+//! [`Plan::advance`]: crate::Plan::advance
+//! [`Plan::name_of`]: crate::Plan::name_of
+//! [`Instance::key`]: crate::Instance::key
 
 mod client;
 mod hooks;

@@ -1,6 +1,10 @@
-//! The worker side: reads ready vertices, runs them, and moves their requests on.
+//! The worker side: reads ready vertex instances, runs them, and moves their requests on.
 //!
-//! One worker runs up to `concurrency` attempts at once. Its tasks:
+//! One worker runs up to `concurrency` attempts at once. When an attempt completes, its
+//! completion script hands the instances it makes ready to this same worker, as many as it has
+//! free slots for (the slot of the attempt that completed included), through the direct stream
+//! (see `complete.lua`): the worker runs them at once, without reading them or starting them in
+//! a script of their own, so a chain costs one script per vertex. Its tasks:
 //! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
 //!   on its own connection, asking for as many entries as it has free slots (up to the
 //!   configured batch);
@@ -19,11 +23,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface, StreamsInterface, Value};
-use tokio::sync::Semaphore;
+use futures_util::future::BoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::control_channel;
+use super::keys::fields;
 use super::scripts::{self, COMPLETE, FAIL, PROMOTE, START};
 use super::{
     connect_client, millis, now_ms, EngineError, Flow, RedisEngine, StreamEntry, StreamRead,
@@ -32,6 +38,7 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Failure;
 use crate::exec;
+use crate::plan::{Advance, Inputs, Instance, Need, Plan, Slot};
 use crate::request_id::RequestId;
 use crate::state::RequestFailure;
 
@@ -41,13 +48,35 @@ const GROUP: &str = "workers";
 /// Runs the registered workflows' vertices; see the module docs.
 pub struct Worker<C: Codec> {
     engine: RedisEngine<C>,
-    concurrency: usize,
     consumer: String,
-    /// Attempts in progress, by flow and entry id (entry ids are unique per stream only).
-    running: Arc<Mutex<HashMap<(&'static str, String), Running>>>,
+    /// One permit per attempt that may run at once.
+    slots: Arc<Semaphore>,
+    /// Attempts in progress, by entry (entry ids are unique per stream only).
+    running: Arc<Mutex<HashMap<EntryKey, Running>>>,
     /// Entries delivered to this worker that wait for a free slot; their leases are renewed
     /// too, so that nobody reclaims them meanwhile.
-    held: Arc<Mutex<std::collections::HashSet<(&'static str, String)>>>,
+    held: Arc<Mutex<std::collections::HashSet<EntryKey>>>,
+}
+
+/// A stream entry of this worker: its flow, stream and id.
+type EntryKey = (&'static str, Source, String);
+
+/// The stream an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    /// The ready stream, read by every worker.
+    Ready,
+    /// The direct stream: handed to this worker by a completion (or reclaimed from a lost one).
+    Direct,
+}
+
+impl Source {
+    fn key(self, flow: &Flow) -> &str {
+        match self {
+            Source::Ready => &flow.keys.ready,
+            Source::Direct => &flow.keys.direct,
+        }
+    }
 }
 
 /// An attempt in progress: its stream entry and how to cancel it.
@@ -60,11 +89,40 @@ struct Running {
 /// A delivered stream entry.
 struct Delivery {
     flow: &'static str,
+    source: Source,
     entry: String,
     request: String,
-    vertex: String,
+    /// The instance's [key](Instance::key), as the entry holds it.
+    instance: String,
     /// The `traceparent` of the span that enqueued it (empty for retries of old entries).
     traceparent: String,
+    /// For an instance handed off by a completion: already started (attempt 1), with the
+    /// values of its inputs as the start script would have read them.
+    started: Option<Vec<Option<Bytes>>>,
+}
+
+impl Delivery {
+    /// A delivery read from `source`'s stream.
+    fn read(
+        flow: &'static str,
+        source: Source,
+        entry: String,
+        fields: &HashMap<String, String>,
+    ) -> Self {
+        Self {
+            flow,
+            source,
+            entry,
+            request: fields.get("r").cloned().unwrap_or_default(),
+            instance: fields.get("v").cloned().unwrap_or_default(),
+            traceparent: fields.get("tp").cloned().unwrap_or_default(),
+            started: None,
+        }
+    }
+
+    fn key(&self) -> EntryKey {
+        (self.flow, self.source, self.entry.clone())
+    }
 }
 
 impl<C: Codec> RedisEngine<C> {
@@ -79,7 +137,7 @@ impl<C: Codec> RedisEngine<C> {
             .unwrap_or_else(|| "host".to_owned());
         Worker {
             engine: self.clone(),
-            concurrency: concurrency.max(1),
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
             consumer: format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             running: Arc::default(),
             held: Arc::default(),
@@ -100,7 +158,7 @@ impl<C: Codec> Worker<C> {
         this.create_groups().await?;
         // Blocking reads get their own connection, so they never delay other commands.
         let reader = connect_client(&this.engine.inner.config.url, None).await?;
-        let slots = Arc::new(Semaphore::new(this.concurrency));
+        let slots = Arc::clone(&this.slots);
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&this).reclaim_loop(Arc::clone(&slots), shutdown.clone()));
         tasks.spawn(Arc::clone(&this).renew_loop(shutdown.clone()));
@@ -128,15 +186,17 @@ impl<C: Codec> Worker<C> {
 
     async fn create_groups(&self) -> Result<(), EngineError> {
         for flow in self.engine.inner.flows.values() {
-            let created: Result<(), fred::error::Error> = self
-                .engine
-                .inner
-                .client
-                .xgroup_create(flow.keys.ready.clone(), GROUP, "0", true)
-                .await;
-            match created {
-                Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e.into()),
-                _ => {}
+            for source in [Source::Ready, Source::Direct] {
+                let created: Result<(), fred::error::Error> = self
+                    .engine
+                    .inner
+                    .client
+                    .xgroup_create(source.key(flow), GROUP, "0", true)
+                    .await;
+                match created {
+                    Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e.into()),
+                    _ => {}
+                }
             }
         }
         Ok(())
@@ -195,15 +255,9 @@ impl<C: Codec> Worker<C> {
                     // worker all the same, so they wait here for a slot.
                     let permit = permits.pop();
                     let slots = Arc::clone(&slots);
-                    let delivery = Delivery {
-                        flow: name,
-                        entry: entry.clone(),
-                        request: fields.get("r").cloned().unwrap_or_default(),
-                        vertex: fields.get("v").cloned().unwrap_or_default(),
-                        traceparent: fields.get("tp").cloned().unwrap_or_default(),
-                    };
+                    let delivery = Delivery::read(name, Source::Ready, entry.clone(), fields);
                     let this = Arc::clone(&self);
-                    let key = (delivery.flow, delivery.entry.clone());
+                    let key = delivery.key();
                     if permit.is_none() {
                         this.held
                             .lock()
@@ -222,8 +276,7 @@ impl<C: Codec> Worker<C> {
                                 permit
                             }
                         };
-                        this.process(delivery).await;
-                        drop(permit);
+                        this.drive(delivery, permit).await;
                     });
                 }
             }
@@ -243,48 +296,40 @@ impl<C: Codec> Worker<C> {
                 () = shutdown.cancelled() => break,
             }
             for (name, flow) in &self.engine.inner.flows {
-                let claimed: Result<(String, Vec<StreamEntry>), _> = self
-                    .engine
-                    .inner
-                    .client
-                    .xautoclaim_values(
-                        flow.keys.ready.clone(),
-                        GROUP,
-                        self.consumer.as_str(),
-                        millis(lease),
-                        "0-0",
-                        Some(self.engine.inner.config.batch as u64),
-                        false,
-                    )
-                    .await;
-                let entries = match claimed {
-                    Ok((_, entries)) => entries,
-                    Err(error) => {
-                        tracing::warn!(%error, flow = name, "reclaiming entries failed");
-                        continue;
+                for source in [Source::Ready, Source::Direct] {
+                    let claimed: Result<(String, Vec<StreamEntry>), _> = self
+                        .engine
+                        .inner
+                        .client
+                        .xautoclaim_values(
+                            source.key(flow),
+                            GROUP,
+                            self.consumer.as_str(),
+                            millis(lease),
+                            "0-0",
+                            Some(self.engine.inner.config.batch as u64),
+                            false,
+                        )
+                        .await;
+                    let entries = match claimed {
+                        Ok((_, entries)) => entries,
+                        Err(error) => {
+                            tracing::warn!(%error, flow = name, "reclaiming entries failed");
+                            continue;
+                        }
+                    };
+                    if !entries.is_empty() {
+                        crate::metrics::entries_reclaimed(name, entries.len() as u64);
                     }
-                };
-                if !entries.is_empty() {
-                    crate::metrics::entries_reclaimed(name, entries.len() as u64);
-                }
-                for (entry, fields) in entries {
-                    tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
-                    let permit = tokio::select! {
-                        permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
-                        () = shutdown.cancelled() => break,
-                    };
-                    let delivery = Delivery {
-                        flow: name,
-                        entry,
-                        request: fields.get("r").cloned().unwrap_or_default(),
-                        vertex: fields.get("v").cloned().unwrap_or_default(),
-                        traceparent: fields.get("tp").cloned().unwrap_or_default(),
-                    };
-                    let this = Arc::clone(&self);
-                    attempts.spawn(async move {
-                        this.process(delivery).await;
-                        drop(permit);
-                    });
+                    for (entry, fields) in entries {
+                        tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
+                        let permit = tokio::select! {
+                            permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
+                            () = shutdown.cancelled() => break,
+                        };
+                        let delivery = Delivery::read(name, source, entry, &fields);
+                        attempts.spawn(Arc::clone(&self).drive(delivery, permit));
+                    }
                 }
             }
             while attempts.try_join_next().is_some() {}
@@ -299,20 +344,19 @@ impl<C: Codec> Worker<C> {
                 () = tokio::time::sleep(lease / 3) => {}
                 () = shutdown.cancelled() => return,
             }
-            let by_flow: HashMap<&'static str, Vec<String>> = {
+            let by_stream: HashMap<(&'static str, Source), Vec<String>> = {
                 let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-                let mut by_flow: HashMap<&'static str, Vec<String>> = HashMap::new();
-                for (flow, entry) in running.keys() {
-                    by_flow.entry(flow).or_default().push(entry.clone());
-                }
-                drop(running);
                 let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-                for (flow, entry) in held.iter() {
-                    by_flow.entry(flow).or_default().push(entry.clone());
+                let mut by_stream: HashMap<(&'static str, Source), Vec<String>> = HashMap::new();
+                for (flow, source, entry) in running.keys().chain(held.iter()) {
+                    by_stream
+                        .entry((flow, *source))
+                        .or_default()
+                        .push(entry.clone());
                 }
-                by_flow
+                by_stream
             };
-            for (name, entries) in by_flow {
+            for ((name, source), entries) in by_stream {
                 let Ok(flow) = self.engine.flow(name) else {
                     continue;
                 };
@@ -322,7 +366,7 @@ impl<C: Codec> Worker<C> {
                     .inner
                     .client
                     .xclaim(
-                        flow.keys.ready.clone(),
+                        source.key(flow),
                         GROUP,
                         self.consumer.as_str(),
                         0,
@@ -427,117 +471,120 @@ impl<C: Codec> Worker<C> {
 
     /// Runs one delivered entry to its script. Redis errors leave the entry pending; it is
     /// then reclaimed after its lease, by this worker or another.
-    async fn process(&self, delivery: Delivery) {
-        if let Err(error) = self.try_process(&delivery).await {
-            tracing::warn!(%error, flow = delivery.flow, request = delivery.request, vertex = delivery.vertex, "vertex left for reclaiming");
+    /// Runs a delivered entry in the slot `permit` holds, then, each in a slot of its own, the
+    /// instances its completion handed to this worker, and theirs in turn: the first in this
+    /// task, the others in tasks of their own.
+    fn drive(
+        self: Arc<Self>,
+        delivery: Delivery,
+        permit: OwnedSemaphorePermit,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut branches = JoinSet::new();
+            let mut next = Some((delivery, permit));
+            while let Some((delivery, permit)) = next {
+                let mut handed = self.process(delivery, permit).await.into_iter();
+                next = handed.next();
+                for (delivery, permit) in handed {
+                    branches.spawn(Arc::clone(&self).drive(delivery, permit));
+                }
+            }
+            while branches.join_next().await.is_some() {}
+        })
+    }
+
+    /// Runs one delivered entry to its script; returns the instances its completion handed to
+    /// this worker, each with its slot. Redis errors leave the entry pending; it is then
+    /// reclaimed after its lease, by this worker or another.
+    async fn process(
+        &self,
+        mut delivery: Delivery,
+        permit: OwnedSemaphorePermit,
+    ) -> Vec<(Delivery, OwnedSemaphorePermit)> {
+        match self.try_process(&mut delivery, permit).await {
+            Ok(handed) => handed,
+            Err(error) => {
+                tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
+                Vec::new()
+            }
         }
     }
 
-    async fn try_process(&self, delivery: &Delivery) -> Result<(), EngineError> {
+    async fn try_process(
+        &self,
+        delivery: &mut Delivery,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<(Delivery, OwnedSemaphorePermit)>, EngineError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
-        let vertex_id: Option<usize> = delivery
-            .vertex
-            .parse()
-            .ok()
-            .filter(|&v| v < plan.vertices().len());
-        let (Ok(request), Some(vertex_id)) = (RequestId::parse(&delivery.request), vertex_id)
-        else {
+        let instance = Instance::parse_key(&delivery.instance).filter(|i| {
+            i.vertex() < plan.vertices().len() && i.items().len() == plan.vertex(i.vertex()).depth()
+        });
+        let (Ok(request), Some(instance)) = (RequestId::parse(&delivery.request), instance) else {
             // Not ours to understand (another deployment's plan, or damage): never retry it.
             tracing::error!(
                 flow = delivery.flow,
                 entry = delivery.entry,
                 "dropping an unreadable entry"
             );
-            self.fail(
-                flow,
-                delivery,
-                &delivery.request,
-                &delivery.vertex,
-                &Failure::Codec("unreadable stream entry".into()),
-                0,
-                None,
-            )
-            .await?;
-            return Ok(());
+            let failure = Failure::Codec("unreadable stream entry".into());
+            let at = Failed {
+                request: &delivery.request,
+                instance: None,
+                attempts: 0,
+            };
+            return self
+                .fail(flow, delivery, at, &failure, None)
+                .await
+                .map(|()| Vec::new());
         };
-        let vertex = plan.vertex(vertex_id);
-        let config = &self.engine.inner.config;
-
-        let mut args = vec![
-            Value::from(GROUP),
-            Value::from(delivery.entry.as_str()),
-            Value::from(delivery.vertex.as_str()),
-            Value::from(now_ms().to_string()),
-            Value::from(self.consumer.as_str()),
-            Value::from(config.max_lost_deliveries.to_string()),
-        ];
-        if vertex_id == plan.entry() {
-            args.push(Value::from("input"));
-        } else {
-            args.extend(vertex.inputs().iter().map(|p| Value::from(p.to_string())));
-        }
-        let keys = vec![
-            flow.keys.request(&request),
-            flow.keys.ready.clone(),
-            flow.keys.parked(&request),
-        ];
-        let reply = scripts::call(&START, &self.engine.inner.client, keys, args)
-            .await?
-            .into_array();
-        let word = reply
-            .first()
-            .and_then(|v| v.as_str().map(|s| s.to_string()));
-        let number = |i: usize| reply.get(i).and_then(Value::as_u64).unwrap_or(0) as u32;
-        match word.as_deref() {
-            Some("run") => {}
-            Some("drop" | "parked") => return Ok(()),
-            Some("lost") => {
-                let failure = Failure::Lost(number(3));
-                return self
-                    .fail(
-                        flow,
-                        delivery,
-                        request.as_str(),
-                        &delivery.vertex,
-                        &failure,
-                        number(1),
-                        None,
-                    )
-                    .await;
-            }
-            _ => {
-                return Err(EngineError::Protocol(format!(
-                    "start script answered {reply:?}"
-                )))
-            }
-        }
-        let started = number(1);
-        let failed = number(2);
-        // The entry's trace context, else the request's (as submitted).
-        let tp = if delivery.traceparent.is_empty() {
-            reply
-                .get(3)
-                .and_then(|v| v.as_str().map(|s| s.to_string()))
-                .unwrap_or_default()
-        } else {
-            delivery.traceparent.clone()
+        let vertex = plan.vertex(instance.vertex());
+        let inputs = plan.inputs_of(&instance);
+        let at = |attempts| Failed {
+            request: delivery.request.as_str(),
+            instance: Some(&instance),
+            attempts,
         };
-        let parts: Vec<Bytes> = reply
-            .into_iter()
-            .skip(4)
-            .map(|v| {
-                v.into_bytes()
-                    .ok_or_else(|| EngineError::Protocol("missing input part".into()))
-            })
-            .collect::<Result<_, _>>()?;
+        let (started, failed, tp, values) = match delivery.started.take() {
+            // Handed off by a completion: started there, with its inputs read.
+            Some(values) => (1, 0, delivery.traceparent.clone(), values),
+            None => match self.start(flow, delivery, &request, &inputs).await? {
+                Start::Run {
+                    started,
+                    failed,
+                    traceparent,
+                    values,
+                } => (started, failed, traceparent, values),
+                Start::Skip => return Ok(Vec::new()),
+                Start::Lost { started, lost } => {
+                    let failure = Failure::Lost(lost);
+                    let at = at(started);
+                    return self
+                        .fail(flow, delivery, at, &failure, None)
+                        .await
+                        .map(|()| Vec::new());
+                }
+            },
+        };
+        let Some(parts) = input_parts(plan, &inputs, values) else {
+            // Stored inputs are never removed while the request runs: an engine bug, or keys
+            // written by something else. Retrying would find the same.
+            let failure = Failure::Codec(format!(
+                "the stored inputs of `{}` are incomplete",
+                plan.name_of(&instance)
+            ));
+            return self
+                .fail(flow, delivery, at(started), &failure, None)
+                .await
+                .map(|()| Vec::new());
+        };
 
         let cancel = CancellationToken::new();
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
-                (delivery.flow, delivery.entry.clone()),
+                delivery.key(),
                 Running {
                     flow: delivery.flow,
                     request: request.clone(),
@@ -547,12 +594,12 @@ impl<C: Codec> Worker<C> {
         let ctx = Context::new(
             plan.flow(),
             request.clone(),
-            Arc::clone(vertex.path()),
+            plan.name_of(&instance),
             started,
             cancel.clone(),
         );
         // The vertex's span continues the trace its entry carried (the span that enqueued it,
-        // maybe in another process); the successors it enqueues carry this span's context.
+        // maybe in another process); the instances it enqueues carry this span's context.
         let span = exec::vertex_span(vertex, &ctx);
         span.record("worker", self.consumer.as_str());
         crate::trace::set_parent(&span, &tp);
@@ -564,104 +611,281 @@ impl<C: Codec> Worker<C> {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(delivery.flow, delivery.entry.clone()));
+            .remove(&delivery.key());
 
         match result {
-            Some(Ok(output)) => {
-                let mut args = vec![
-                    Value::from(GROUP),
-                    Value::from(delivery.entry.as_str()),
-                    Value::from(request.as_str()),
-                    Value::from(delivery.vertex.as_str()),
-                    Value::Bytes(output),
-                    Value::from(now_ms().to_string()),
-                    Value::from(if vertex_id == plan.exit() { "1" } else { "0" }),
-                    Value::from(millis(config.retention).to_string()),
-                    Value::from(handed_on),
-                ];
-                for &next in vertex.successors() {
-                    args.push(Value::from(next.to_string()));
-                    args.push(Value::from(plan.vertex(next).inputs().len().to_string()));
+            Some(Ok(output)) => match plan.advance(&instance, output.clone()) {
+                Ok(advance) => {
+                    let done = Done {
+                        request: &request,
+                        instance: &instance,
+                        output,
+                        traceparent: handed_on,
+                    };
+                    self.complete(flow, delivery, done, advance, permit).await
                 }
-                let keys = vec![
-                    flow.keys.request(&request),
-                    flow.keys.ready.clone(),
-                    flow.keys.parked(&request),
-                    flow.keys.done.clone(),
-                ];
-                let outcome =
-                    scripts::call(&COMPLETE, &self.engine.inner.client, keys, args).await?;
-                if outcome.as_str().as_deref() == Some("completed") {
-                    // The script completed the request: its one end.
-                    crate::metrics::flow_finished(
-                        flow.plan.flow(),
-                        crate::state::RequestStatus::Completed,
-                    );
-                }
-                Ok(())
-            }
+                // A conditional's output or a for-each's collection the plan cannot read: the
+                // same bytes would not decode on a retry either.
+                Err(error) => self
+                    .fail(flow, delivery, at(started), &Failure::from(error), None)
+                    .await
+                    .map(|()| Vec::new()),
+            },
             Some(Err(failure)) => {
                 let failures = failed + 1;
                 let retry = failure.is_retryable() && failures < vertex.options().max_attempts();
                 let due =
                     retry.then(|| now_ms() + millis(vertex.options().backoff_before(failures + 1)));
-                self.fail(
-                    flow,
-                    delivery,
-                    request.as_str(),
-                    &delivery.vertex,
-                    &failure,
-                    started,
-                    due,
-                )
-                .await
+                self.fail(flow, delivery, at(started), &failure, due)
+                    .await
+                    .map(|()| Vec::new())
             }
             // Stopped: the script only acknowledges the entry, as the request has ended.
             None => {
-                self.fail(
-                    flow,
-                    delivery,
-                    request.as_str(),
-                    &delivery.vertex,
-                    &Failure::Error("stopped".into()),
-                    started,
-                    None,
-                )
-                .await
+                let failure = Failure::Error("stopped".into());
+                self.fail(flow, delivery, at(started), &failure, None)
+                    .await
+                    .map(|()| Vec::new())
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The start script: whether a delivered instance runs (with its attempt number and input
+    /// values), is dropped or parked, or has been lost too often.
+    async fn start(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        request: &RequestId,
+        inputs: &Inputs,
+    ) -> Result<Start, EngineError> {
+        let config = &self.engine.inner.config;
+        let mut args = vec![
+            Value::from(GROUP),
+            Value::from(delivery.entry.as_str()),
+            Value::from(delivery.instance.as_str()),
+            Value::from(now_ms().to_string()),
+            Value::from(self.consumer.as_str()),
+            Value::from(config.max_lost_deliveries.to_string()),
+        ];
+        match inputs {
+            Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
+                args.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+            }
+            Inputs::Gather { exit, items } => {
+                let vertex = Instance::parse_key(&delivery.instance).map_or(0, |i| i.vertex());
+                let gathering = Instance::new(vertex, items.clone());
+                args.push(Value::from("*"));
+                args.push(Value::from(fields::size(&gathering)));
+                args.push(Value::from(fields::gathered_prefix(*exit, items)));
+            }
+        }
+        let keys = vec![
+            flow.keys.request(request),
+            delivery.source.key(flow).to_owned(),
+            flow.keys.parked(request),
+        ];
+        let reply = scripts::call(&START, &self.engine.inner.client, keys, args)
+            .await?
+            .into_array();
+        let word = reply
+            .first()
+            .and_then(|v| v.as_str().map(|s| s.to_string()));
+        let number = |i: usize| reply.get(i).and_then(Value::as_u64).unwrap_or(0) as u32;
+        match word.as_deref() {
+            Some("run") => {}
+            Some("drop" | "parked") => return Ok(Start::Skip),
+            Some("lost") => {
+                return Ok(Start::Lost {
+                    started: number(1),
+                    lost: number(3),
+                })
+            }
+            _ => {
+                return Err(EngineError::Protocol(format!(
+                    "start script answered {reply:?}"
+                )))
+            }
+        }
+        let (started, failed) = (number(1), number(2));
+        // The entry's trace context, else the request's (as submitted).
+        let traceparent = if delivery.traceparent.is_empty() {
+            reply
+                .get(3)
+                .and_then(|v| v.as_str().map(|s| s.to_string()))
+                .unwrap_or_default()
+        } else {
+            delivery.traceparent.clone()
+        };
+        let values = reply.into_iter().skip(4).map(optional_bytes).collect();
+        Ok(Start::Run {
+            started,
+            failed,
+            traceparent,
+            values,
+        })
+    }
+
+    /// Applies what a completed instance sets going ([`Plan::advance`]), in one script.
+    async fn complete(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        done: Done<'_>,
+        advance: Advance,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<(Delivery, OwnedSemaphorePermit)>, EngineError> {
+        let config = &self.engine.inner.config;
+        let plan = &flow.plan;
+        let completes = advance.completes;
+        // The slot this attempt held, and as many free ones as there are instances that may
+        // become ready (up to a batch): the script hands off that many at most.
+        let mut permits = Vec::new();
+        if !completes && !advance.arrivals.is_empty() {
+            permits.push(permit);
+            let wanted = advance.arrivals.len().min(config.batch.max(1));
+            while permits.len() < wanted {
+                match Arc::clone(&self.slots).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut store: Vec<(String, Value)> =
+            Vec::with_capacity(advance.store.len() + advance.sizes.len() + advance.skipped.len());
+        for (slot, value) in advance.store {
+            // The exit's output is stored once, as the request's.
+            if completes && matches!(&slot, Slot::Output(i) if i == done.instance) {
+                continue;
+            }
+            store.push((fields::slot(&slot), Value::Bytes(value)));
+        }
+        for (gathering, size) in &advance.sizes {
+            store.push((fields::size(gathering), Value::from(size.to_string())));
+        }
+        for skipped in &advance.skipped {
+            store.push((fields::status(skipped), Value::from("skipped")));
+        }
+        let mut args = Vec::with_capacity(12 + 2 * store.len() + 5 * advance.arrivals.len());
+        args.extend([
+            Value::from(GROUP),
+            Value::from(delivery.entry.as_str()),
+            Value::from(done.request.as_str()),
+            Value::from(delivery.instance.as_str()),
+            if completes {
+                Value::Bytes(done.output)
+            } else {
+                Value::from("")
+            },
+            Value::from(now_ms().to_string()),
+            Value::from(if completes { "1" } else { "0" }),
+            Value::from(millis(config.retention).to_string()),
+            Value::from(done.traceparent.as_str()),
+            Value::from(self.consumer.as_str()),
+            Value::from(permits.len().to_string()),
+            Value::from(store.len().to_string()),
+        ]);
+        for (field, value) in store {
+            args.push(Value::from(field));
+            args.push(value);
+        }
+        for (next, need) in &advance.arrivals {
+            let (need, counter) = match need {
+                Need::One => (Value::from("1"), String::new()),
+                Need::Count(n) => (Value::from(n.to_string()), fields::arrivals(next)),
+                Need::Size => (Value::from(fields::size(next)), fields::arrivals(next)),
+            };
+            args.push(Value::from(next.key()));
+            args.push(need);
+            args.push(Value::from(counter));
+            // What a hand-off reads as the instance's inputs; a gather (its items are read in
+            // batches) is always queued.
+            match plan.inputs_of(next) {
+                Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
+                    args.push(Value::from(slots.len().to_string()));
+                    args.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+                }
+                Inputs::Gather { .. } => args.push(Value::from("-")),
+            }
+        }
+        let keys = vec![
+            flow.keys.request(done.request),
+            delivery.source.key(flow).to_owned(),
+            flow.keys.parked(done.request),
+            flow.keys.done.clone(),
+            flow.keys.ready.clone(),
+            flow.keys.direct.clone(),
+        ];
+        let reply = scripts::call(&COMPLETE, &self.engine.inner.client, keys, args)
+            .await?
+            .into_array();
+        let mut reply = reply.into_iter();
+        if reply.next().and_then(|w| w.as_string()).as_deref() == Some("completed") {
+            // The script completed the request: its one end.
+            crate::metrics::flow_finished(plan.flow(), crate::state::RequestStatus::Completed);
+        }
+        // The instances handed to this worker: entry id, instance key, its input values.
+        let mut handed = Vec::new();
+        while let (Some(entry), Some(instance), Some(count)) =
+            (reply.next(), reply.next(), reply.next())
+        {
+            let count = count.as_u64().unwrap_or(0) as usize;
+            let values: Vec<Option<Bytes>> =
+                reply.by_ref().take(count).map(optional_bytes).collect();
+            let (Some(entry), Some(instance), Some(permit)) =
+                (entry.as_string(), instance.as_string(), permits.pop())
+            else {
+                return Err(EngineError::Protocol(
+                    "the completion script handed off more than it was allowed".into(),
+                ));
+            };
+            handed.push((
+                Delivery {
+                    flow: delivery.flow,
+                    source: Source::Direct,
+                    entry,
+                    request: delivery.request.clone(),
+                    instance,
+                    traceparent: done.traceparent.clone(),
+                    started: Some(values),
+                },
+                permit,
+            ));
+        }
+        Ok(handed)
+    }
+
+    /// Records a failed attempt: a retry when `retry_at` is set, else the instance's final
+    /// failure (and the request's).
     async fn fail(
         &self,
         flow: &Flow,
         delivery: &Delivery,
-        request: &str,
-        vertex: &str,
+        at: Failed<'_>,
         failure: &Failure,
-        attempts: u32,
         retry_at: Option<u64>,
     ) -> Result<(), EngineError> {
-        let path = vertex
-            .parse::<usize>()
-            .ok()
-            .filter(|&v| v < flow.plan.vertices().len())
-            .map_or_else(
-                || vertex.to_owned(),
-                |v| flow.plan.vertex(v).path().to_string(),
-            );
+        let plan = &flow.plan;
+        // The failure names the instance (`verify[3]`); metrics, the vertex (bounded labels).
+        let (name, label) = match at.instance {
+            Some(instance) => (
+                plan.name_of(instance).to_string(),
+                plan.vertex(instance.vertex()).path().to_string(),
+            ),
+            None => (delivery.instance.clone(), delivery.instance.clone()),
+        };
         let record = RequestFailure {
-            vertex: path,
-            attempts,
+            vertex: name,
+            attempts: at.attempts,
             failure: failure.clone(),
         };
         let json = serde_json::to_vec(&record).map_err(|e| EngineError::Protocol(e.to_string()))?;
+        let request = at.request;
         let id = RequestId::parse(request)
             .unwrap_or_else(|_| RequestId::parse("invalid").expect("valid"));
         let keys = vec![
             flow.keys.request(&id),
-            flow.keys.ready.clone(),
+            delivery.source.key(flow).to_owned(),
             flow.keys.parked(&id),
             flow.keys.done.clone(),
             flow.keys.delayed.clone(),
@@ -672,7 +896,7 @@ impl<C: Codec> Worker<C> {
             Value::from(GROUP),
             Value::from(delivery.entry.as_str()),
             Value::from(request),
-            Value::from(vertex),
+            Value::from(delivery.instance.as_str()),
             Value::Bytes(Bytes::from(json)),
             Value::from(now_ms().to_string()),
             Value::from(retry_at.map(|t| t.to_string()).unwrap_or_default()),
@@ -681,28 +905,83 @@ impl<C: Codec> Worker<C> {
         ];
         let outcome = scripts::call(&FAIL, &self.engine.inner.client, keys, args).await?;
         match outcome.as_str().as_deref() {
-            Some("retry") => crate::metrics::retry_scheduled(flow.plan.flow(), record.vertex),
+            Some("retry") => crate::metrics::retry_scheduled(plan.flow(), label),
             Some("failed") => {
-                // The script failed the request (its one end) and dead-lettered the vertex.
-                crate::metrics::flow_finished(
-                    flow.plan.flow(),
-                    crate::state::RequestStatus::Failed,
-                );
-                crate::metrics::dead_lettered(flow.plan.flow(), record.vertex);
+                // The script failed the request (its one end) and dead-lettered the instance.
+                crate::metrics::flow_finished(plan.flow(), crate::state::RequestStatus::Failed);
+                crate::metrics::dead_lettered(plan.flow(), label);
+                // This failure ended the request: cancel its other running attempts, on every
+                // worker, as a stop does.
+                let channel = control_channel(&self.engine.inner.config.prefix);
+                self.engine
+                    .inner
+                    .client
+                    .publish::<(), _, _>(channel, format!("{} {request}", plan.flow()))
+                    .await?;
             }
             _ => {}
         }
-        if outcome.as_str().as_deref() == Some("failed") {
-            // This failure ended the request: cancel its other running attempts, on every
-            // worker, as a stop does.
-            let channel = control_channel(&self.engine.inner.config.prefix);
-            self.engine
-                .inner
-                .client
-                .publish::<(), _, _>(channel, format!("{} {request}", flow.plan.flow()))
-                .await?;
-        }
         Ok(())
+    }
+}
+
+/// What the start script decided.
+enum Start {
+    /// Run attempt `started` (`failed` of the earlier ones failed), on these input values.
+    Run {
+        started: u32,
+        failed: u32,
+        traceparent: String,
+        values: Vec<Option<Bytes>>,
+    },
+    /// Not to run: dropped (finished, expired) or parked (paused).
+    Skip,
+    /// Delivered and lost (its worker died) more often than allowed.
+    Lost { started: u32, lost: u32 },
+}
+
+/// A script's reply value as bytes; `None` for nil (a missing field).
+fn optional_bytes(value: Value) -> Option<Bytes> {
+    match value {
+        Value::Null => None,
+        value => value.into_bytes(),
+    }
+}
+
+/// The instance whose attempt failed, for [`Worker::fail`].
+struct Failed<'a> {
+    /// The request id, as the entry holds it.
+    request: &'a str,
+    /// The instance; `None` when the entry could not be read.
+    instance: Option<&'a Instance>,
+    /// Attempts started.
+    attempts: u32,
+}
+
+/// A completed attempt, for [`Worker::complete`].
+struct Done<'a> {
+    request: &'a RequestId,
+    instance: &'a Instance,
+    output: Bytes,
+    /// The trace context the instances it enqueues carry.
+    traceparent: String,
+}
+
+/// The input parts of an instance from the values the start script read (`None` for a missing
+/// one): every slot's value; the first present one; or a gather's items framed as one sequence
+/// (the start script reads their number first). `None` if a value the instance needs is
+/// missing.
+fn input_parts(plan: &Plan, inputs: &Inputs, values: Vec<Option<Bytes>>) -> Option<Vec<Bytes>> {
+    match inputs {
+        Inputs::Slots(slots) if values.len() == slots.len() => values.into_iter().collect(),
+        Inputs::Slots(_) => None,
+        Inputs::FirstOf(_) => values.into_iter().flatten().next().map(|part| vec![part]),
+        Inputs::Gather { .. } => {
+            let mut values = values.into_iter();
+            let count: usize = std::str::from_utf8(&values.next()??).ok()?.parse().ok()?;
+            let items = values.collect::<Option<Vec<Bytes>>>()?;
+            (items.len() == count).then(|| vec![plan.frame(&items)])
+        }
     }
 }
 

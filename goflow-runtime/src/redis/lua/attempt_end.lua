@@ -1,8 +1,10 @@
 -- The opening shared by the scripts that end an attempt (complete.lua, fail.lua), placed in
--- front of each when they are loaded. Both take KEYS 1 request hash, 2 ready stream and ARGV
--- 1 group, 2 entry id, 4 vertex, 6 now; the entry is acknowledged (and deleted) on every path.
--- An attempt of a request that has expired, of a vertex already finished (a redelivery), or of
--- a request that has already ended records nothing (a late running vertex is marked cancelled).
+-- front of each when they are loaded. Both take KEYS 1 request hash, 2 the entry's stream
+-- (ready or direct) and ARGV
+-- 1 group, 2 entry id, 4 instance key, 6 now; the entry is acknowledged (and deleted) on every
+-- path. An attempt of a request that has expired, of an instance already finished (a
+-- redelivery), or of a request that has already ended records nothing (a late running instance
+-- is marked cancelled).
 local req, stream = KEYS[1], KEYS[2]
 local v = ARGV[4]
 local function ack()

@@ -1,44 +1,119 @@
--- Records a vertex's output and moves the request on, in one step: enqueues each successor
--- whose inputs are now complete (exactly once: a parent delivered twice finds itself done),
--- or parks it if the request is paused, or completes the request at the exit vertex.
--- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 completion stream
--- ARGV: 1 group, 2 entry id, 3 request id, 4 vertex, 5 output, 6 now, 7 `1` at the exit vertex,
---       8 retention of finished requests (ms), 9 traceparent for successors,
---       10.. pairs of (successor, number of its inputs)
+-- Records an instance's output and moves the request on, in one step: stores what the worker
+-- worked out from the plan (outputs, a for-each's items and size, skipped instances), counts
+-- the arrivals and enqueues each instance that thereby has all its inputs (exactly once: an
+-- instance delivered twice finds itself done), or parks it if the request is paused, or
+-- completes the request at its exit.
+--
+-- Hand-off: the first ready instances, up to the budget the worker has free slots for, are
+-- started here for this worker instead of being queued for anyone: their entry goes to the
+-- direct stream and, with XCLAIM FORCE, straight into this consumer's pending list, so a lease
+-- covers it exactly as if it had been read (a crashed worker's entries are reclaimed the same
+-- way); nobody reads the direct stream otherwise. The worker then runs them without a read or
+-- a start script: one script per vertex.
+--
+-- KEYS: 1 request hash, 2 the entry's stream, 3 parked list, 4 completion stream,
+--       5 ready stream, 6 direct stream
+-- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 the request's output when this
+--       completes it (else empty), 6 now, 7 `1` if this completes the request, 8 retention of
+--       finished requests (ms), 9 traceparent for the instances it enqueues, 10 consumer,
+--       11 hand-off budget, 12 number P of fields to store, 13..12+2P (field, value) pairs,
+--       then per arrival: instance, need, arrivals field, K, then K input fields (K = `-`
+--       when the instance cannot be handed off). Need is `1` (ready now; no arrivals
+--       field), a number of arrivals (a join), or the name of the field holding that number
+--       (a gather: one per item).
+-- Answers {word, then per handed-off instance: entry id, instance key, K, K input values
+-- (nil when missing)}, word being `completed` or `ok`.
 -- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `st`, `vs`)
-local parked, done = KEYS[3], KEYS[4]
+local parked, done, ready_stream, direct = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- HSET and RPUSH in bounded chunks: Lua unpacks at most a few thousand values.
+local function chunked(command, key, list)
+  for first = 1, #list, 4000 do
+    redis.call(command, key, unpack(list, first, math.min(first + 3999, #list)))
+  end
+end
+local last = 12 + 2 * tonumber(ARGV[12])
+local update = {'s:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6]}
+for i = 13, last do
+  update[#update + 1] = ARGV[i]
+end
 if ARGV[7] == '1' then
-  redis.call('HSET', req, 'o:' .. v, ARGV[5], 's:' .. v, 'done', 't1:' .. v, ARGV[6],
-    'ut', ARGV[6], 'st', 'completed', 'out', ARGV[5], 'ft', ARGV[6])
+  update[#update + 1] = 'st'
+  update[#update + 1] = 'completed'
+  update[#update + 1] = 'out'
+  update[#update + 1] = ARGV[5]
+  update[#update + 1] = 'ft'
+  update[#update + 1] = ARGV[6]
+  chunked('HSET', req, update)
   redis.call('PEXPIRE', req, ARGV[8])
   redis.call('DEL', parked)
   redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed')
   ack()
-  return 'completed'
+  return {'completed'}
 end
-local update = {'o:' .. v, ARGV[5], 's:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6]}
+-- Stored first: instances handed off below read their inputs from the hash.
+chunked('HSET', req, update)
+update = {}
+local budget = tonumber(ARGV[11])
+local out = {'ok'}
+-- Starts `s` for this consumer; false if the direct stream cannot take it (no group yet).
+local function hand_off(s, first, k)
+  local id = redis.call('XADD', direct, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
+  local claimed = redis.pcall('XCLAIM', direct, ARGV[1], ARGV[10], 0, id, 'FORCE', 'JUSTID')
+  if type(claimed) ~= 'table' or #claimed == 0 then
+    redis.call('XDEL', direct, id)
+    return false
+  end
+  update[#update + 1] = 's:' .. s
+  update[#update + 1] = 'running'
+  update[#update + 1] = 'a:' .. s
+  update[#update + 1] = '1'
+  update[#update + 1] = 'w:' .. s
+  update[#update + 1] = ARGV[10]
+  update[#update + 1] = 't0:' .. s
+  update[#update + 1] = ARGV[6]
+  out[#out + 1] = id
+  out[#out + 1] = s
+  out[#out + 1] = k
+  if k > 0 then
+    local got = redis.call('HMGET', req, unpack(ARGV, first, first + k - 1))
+    for j = 1, k do
+      out[#out + 1] = got[j] or false
+    end
+  end
+  return true
+end
 local park = {}
-for i = 10, #ARGV, 2 do
-  local s = ARGV[i]
-  -- A single-input successor is ready now; a join counts its arrivals.
-  local ready = ARGV[i + 1] == '1'
-    or redis.call('HINCRBY', req, 'n:' .. s, 1) == tonumber(ARGV[i + 1])
+local i = last + 1
+while i <= #ARGV do
+  local s, need, counter, k = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local first = i + 4
+  i = first + (tonumber(k) or 0)
+  -- A single-input instance is ready now; a join or a gather counts its arrivals.
+  local ready = need == '1'
+  if not ready then
+    local target = tonumber(need) or tonumber(redis.call('HGET', req, need) or '0')
+    ready = redis.call('HINCRBY', req, counter, 1) == target
+  end
   if ready then
     if st == 'paused' then
       update[#update + 1] = 's:' .. s
       update[#update + 1] = 'parked'
       park[#park + 1] = s
+    elseif budget > 0 and k ~= '-' and hand_off(s, first, tonumber(k)) then
+      budget = budget - 1
     else
       update[#update + 1] = 's:' .. s
       update[#update + 1] = 'queued'
-      redis.call('XADD', stream, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
+      redis.call('XADD', ready_stream, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
     end
   end
 end
-redis.call('HSET', req, unpack(update))
+if #update > 0 then
+  chunked('HSET', req, update)
+end
 if #park > 0 then
-  redis.call('RPUSH', parked, unpack(park))
+  chunked('RPUSH', parked, park)
   redis.call('PEXPIRE', parked, redis.call('PTTL', req))
 end
 ack()
-return 'ok'
+return out

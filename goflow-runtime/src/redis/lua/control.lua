@@ -1,8 +1,9 @@
 -- Pause, resume or stop a request, atomically with everything the scripts above do.
--- Pause: vertices not yet started are parked when they are delivered, and successors of
--- vertices that finish are parked instead of enqueued. Resume: the parked vertices are enqueued
--- (each exactly once) and the request runs on. Stop: the request ends now; queued vertices are
--- dropped when delivered and running ones are cancelled by their workers.
+-- Pause: instances not yet started are parked when they are delivered, and instances that the
+-- completion of others makes ready are parked instead of enqueued. Resume: the parked instances
+-- (the list holds their keys) are enqueued, each exactly once, and the request runs on. Stop:
+-- the request ends now; queued instances are dropped when delivered and running ones are
+-- cancelled by their workers.
 -- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 completion stream
 -- ARGV: 1 action (`pause`, `resume`, `stop`), 2 request id, 3 now (ms), 4 retention (ms)
 local req, stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

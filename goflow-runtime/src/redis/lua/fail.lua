@@ -1,8 +1,9 @@
 -- Records a failed attempt: schedules a retry (the entry leaves the stream and waits in the
--- delayed set until it is due), or fails the vertex and with it the request, dead-lettering it.
--- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 completion stream, 5 delayed set,
---       6 dead-letter stream
--- ARGV: 1 group, 2 entry id, 3 request id, 4 vertex, 5 failure (JSON), 6 now,
+-- delayed set until it is due), or fails the instance and with it the request, dead-lettering
+-- it (the dead letter's `v` is the instance key; its failure names the instance, `verify[3]`).
+-- KEYS: 1 request hash, 2 the entry's stream (ready or direct), 3 parked list, 4 completion
+--       stream, 5 delayed set, 6 dead-letter stream
+-- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 failure (JSON), 6 now,
 --       7 retry due time (ms) or empty for a final failure, 8 retention (ms), 9 `1` if this
 --       failure is a recorded attempt (a lost delivery is not)
 -- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `got`, `st`, `vs`)

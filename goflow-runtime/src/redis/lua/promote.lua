@@ -2,7 +2,7 @@
 -- KEYS: 1 delayed set, 2 ready stream
 -- ARGV: 1 now (ms), 2 most to move
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
--- Members are `request vertex traceparent` (the traceparent may be empty).
+-- Members are `request instance traceparent` (the traceparent may be empty).
 for _, member in ipairs(due) do
   local r, v, tp = string.match(member, '^(%S+) (%S+) ?(%S*)$')
   redis.call('XADD', KEYS[2], '*', 'r', r, 'v', v, 'tp', tp)

@@ -1,24 +1,31 @@
--- A worker is about to run a delivered vertex. Decides, atomically with the request's state,
+-- A worker is about to run a delivered instance. Decides, atomically with the request's state,
 -- whether it runs (and returns its inputs), is parked (request paused), or is dropped
--- (request finished, vertex already done, or request expired).
--- KEYS: 1 request hash, 2 ready stream, 3 parked list
--- ARGV: 1 group, 2 entry id, 3 vertex, 4 now, 5 consumer, 6 lost deliveries allowed,
---       7.. input vertices, or the single word `input` for the entry vertex
+-- (request finished, instance already done, or request expired).
+-- KEYS: 1 request hash, 2 the entry's stream (ready, or direct for a reclaimed hand-off),
+--       3 parked list
+-- ARGV: 1 group, 2 entry id, 3 instance key, 4 now, 5 consumer, 6 lost deliveries allowed,
+--       7.. the fields holding its inputs; or, for a gather, `*`, the field holding its number
+--       of items, and the prefix of the items' fields (item n is the prefix followed by n)
+-- Answers {'run', attempt, failed attempts, traceparent, inputs...}, a missing input being
+-- nil; for a gather the inputs are the number of items (nil if unknown), then the items.
 local req, stream, parked = KEYS[1], KEYS[2], KEYS[3]
 local v = ARGV[3]
+local gather = ARGV[7] == '*'
 local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
--- One read for the request's status, the vertex's state and the inputs.
+-- One read for the request's status, the instance's state and the inputs.
 local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp'}
-if ARGV[7] == 'input' then
-  fields[#fields + 1] = 'in'
+if gather then
+  fields[#fields + 1] = ARGV[8]
 else
   for i = 7, #ARGV do
-    fields[#fields + 1] = 'o:' .. ARGV[i]
+    fields[#fields + 1] = ARGV[i]
   end
 end
+-- Missing fields come back as `false`, which keeps its place in the array (a nil would end it)
+-- and reaches the worker as a nil reply.
 local got = redis.call('HMGET', req, unpack(fields))
 local st, vs = got[1], got[2]
 if not st then
@@ -29,7 +36,7 @@ if st == 'stopped' or st == 'failed' or st == 'completed' then
   ack()
   return {'drop', st}
 end
-if vs == 'done' or vs == 'failed' then
+if vs == 'done' or vs == 'failed' or vs == 'skipped' then
   ack()
   return {'drop', vs}
 end
@@ -42,7 +49,7 @@ if st == 'paused' then
 end
 -- Attempts started, and attempts that ended in a recorded failure: a start that never ended
 -- (its worker died) is a lost delivery, which does not use up the node's retries but is
--- bounded so that a vertex that kills its worker every time ends up dead-lettered.
+-- bounded so that an instance that kills its worker every time ends up dead-lettered.
 local started = tonumber(got[3] or '0') + 1
 local failed = tonumber(got[4] or '0')
 local lost = started - 1 - failed
@@ -63,5 +70,18 @@ redis.call('HSET', req, unpack(update))
 local out = {'run', started, failed, got[6] or ''}
 for i = 7, #got do
   out[#out + 1] = got[i]
+end
+if gather and got[7] then
+  -- The items, a bounded number of fields per read (Lua unpacks at most a few thousand).
+  local n = tonumber(got[7])
+  for first = 0, n - 1, 1000 do
+    local names = {}
+    for i = first, math.min(first + 999, n - 1) do
+      names[#names + 1] = ARGV[9] .. i
+    end
+    for _, value in ipairs(redis.call('HMGET', req, unpack(names))) do
+      out[#out + 1] = value
+    end
+  end
 end
 return out

@@ -1,13 +1,13 @@
 -- Creates a request and enqueues its entry vertex, unless a request with this id exists:
 -- submitting twice with the same id never starts a second run.
 -- KEYS: 1 request hash, 2 ready stream
--- ARGV: 1 request id, 2 encoded input, 3 now (ms), 4 entry vertex, 5 ttl while unfinished (ms),
---       6 plan hash, 7 traceparent
+-- ARGV: 1 request id, 2 encoded input, 3 now (ms), 4 entry instance key, 5 ttl while unfinished
+--       (ms), 6 plan hash, 7 traceparent, 8 the field holding the input
 local req, stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', req) == 1 then
   return {0, redis.call('HGET', req, 'st')}
 end
-redis.call('HSET', req, 'st', 'queued', 'in', ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3],
+redis.call('HSET', req, 'st', 'queued', ARGV[8], ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3],
   'h', ARGV[6], 'tp', ARGV[7], 's:' .. ARGV[4], 'queued')
 redis.call('PEXPIRE', req, ARGV[5])
 redis.call('XADD', stream, '*', 'r', ARGV[1], 'v', ARGV[4], 'tp', ARGV[7])
