@@ -45,6 +45,16 @@ use crate::state::RequestFailure;
 /// The consumer group every worker of every process joins.
 const GROUP: &str = "workers";
 
+/// How many of the instances a completion makes ready it hands to its own worker even when the
+/// worker has no free slot for them yet (they wait here for one, their lease renewed): enough
+/// for a two-way fan-out to skip the ready stream, few enough that a wide fan-out or a
+/// for-each is left to every worker.
+const HAND_OFF_AHEAD: usize = 2;
+
+/// An instance a completion handed to this worker, with the slot reserved for it if there was
+/// a free one.
+type Handed = (Delivery, Option<OwnedSemaphorePermit>);
+
 /// Runs the registered workflows' vertices; see the module docs.
 pub struct Worker<C: Codec> {
     engine: RedisEngine<C>,
@@ -56,6 +66,10 @@ pub struct Worker<C: Codec> {
     /// Entries delivered to this worker that wait for a free slot; their leases are renewed
     /// too, so that nobody reclaims them meanwhile.
     held: Arc<Mutex<std::collections::HashSet<EntryKey>>>,
+    /// Requests this worker heard were stopped (or failed elsewhere), by flow and id, with
+    /// when: an attempt registered in `running` after the news came checks here, so that no
+    /// attempt starts (or runs on uncancelled) once its request has ended.
+    ended: Mutex<HashMap<(String, String), std::time::Instant>>,
 }
 
 /// A stream entry of this worker: its flow, stream and id.
@@ -141,6 +155,7 @@ impl<C: Codec> RedisEngine<C> {
             consumer: format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             running: Arc::default(),
             held: Arc::default(),
+            ended: Mutex::default(),
         }
     }
 }
@@ -158,9 +173,8 @@ impl<C: Codec> Worker<C> {
         this.create_groups().await?;
         // Blocking reads get their own connection, so they never delay other commands.
         let reader = connect_client(&this.engine.inner.config.url, None).await?;
-        let slots = Arc::clone(&this.slots);
         let mut tasks = JoinSet::new();
-        tasks.spawn(Arc::clone(&this).reclaim_loop(Arc::clone(&slots), shutdown.clone()));
+        tasks.spawn(Arc::clone(&this).reclaim_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).renew_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).promote_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).stop_listener(shutdown.clone()));
@@ -172,9 +186,7 @@ impl<C: Codec> Worker<C> {
                 shutdown.clone(),
             ));
         }
-        let read = Arc::clone(&this)
-            .read_loop(&reader, slots, shutdown.clone())
-            .await;
+        let read = Arc::clone(&this).read_loop(&reader, shutdown.clone()).await;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
         // `QUIT` would queue behind the blocked read; close in the background instead.
@@ -205,7 +217,6 @@ impl<C: Codec> Worker<C> {
     async fn read_loop(
         self: Arc<Self>,
         reader: &fred::prelude::Client,
-        slots: Arc<Semaphore>,
         shutdown: CancellationToken,
     ) -> Result<(), EngineError> {
         let flows: Vec<(&'static str, String)> = self
@@ -222,12 +233,12 @@ impl<C: Codec> Worker<C> {
         loop {
             // Wait for one free slot, then take every other free one, up to a batch.
             let first = tokio::select! {
-                permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
+                permit = Arc::clone(&self.slots).acquire_owned() => permit.expect("never closed"),
                 () = shutdown.cancelled() => break,
             };
             let mut permits = vec![first];
             while permits.len() < batch {
-                match Arc::clone(&slots).try_acquire_owned() {
+                match Arc::clone(&self.slots).try_acquire_owned() {
                     Ok(permit) => permits.push(permit),
                     Err(_) => break,
                 }
@@ -254,30 +265,8 @@ impl<C: Codec> Worker<C> {
                     // COUNT is per stream: entries beyond the free slots are delivered to this
                     // worker all the same, so they wait here for a slot.
                     let permit = permits.pop();
-                    let slots = Arc::clone(&slots);
                     let delivery = Delivery::read(name, Source::Ready, entry.clone(), fields);
-                    let this = Arc::clone(&self);
-                    let key = delivery.key();
-                    if permit.is_none() {
-                        this.held
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(key.clone());
-                    }
-                    attempts.spawn(async move {
-                        let permit = match permit {
-                            Some(permit) => permit,
-                            None => {
-                                let permit = slots.acquire_owned().await.expect("never closed");
-                                this.held
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .remove(&key);
-                                permit
-                            }
-                        };
-                        this.drive(delivery, permit).await;
-                    });
+                    attempts.spawn(Arc::clone(&self).drive(delivery, permit));
                 }
             }
             while attempts.try_join_next().is_some() {}
@@ -287,7 +276,7 @@ impl<C: Codec> Worker<C> {
         Ok(())
     }
 
-    async fn reclaim_loop(self: Arc<Self>, slots: Arc<Semaphore>, shutdown: CancellationToken) {
+    async fn reclaim_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let lease = self.engine.inner.config.lease;
         let mut attempts = JoinSet::new();
         loop {
@@ -324,11 +313,11 @@ impl<C: Codec> Worker<C> {
                     for (entry, fields) in entries {
                         tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
                         let permit = tokio::select! {
-                            permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
+                            permit = Arc::clone(&self.slots).acquire_owned() => permit.expect("never closed"),
                             () = shutdown.cancelled() => break,
                         };
                         let delivery = Delivery::read(name, source, entry, &fields);
-                        attempts.spawn(Arc::clone(&self).drive(delivery, permit));
+                        attempts.spawn(Arc::clone(&self).drive(delivery, Some(permit)));
                     }
                 }
             }
@@ -453,6 +442,7 @@ impl<C: Codec> Worker<C> {
                     let Some(text) = message.value.as_str().map(|s| s.to_string()) else { continue };
                     let mut words = text.split(' ');
                     let (Some(flow), Some(id)) = (words.next(), words.next()) else { continue };
+                    self.note_ended(flow, id);
                     let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
                     for attempt in running.values() {
                         if attempt.flow == flow && attempt.request.as_str() == id {
@@ -477,12 +467,16 @@ impl<C: Codec> Worker<C> {
     fn drive(
         self: Arc<Self>,
         delivery: Delivery,
-        permit: OwnedSemaphorePermit,
+        permit: Option<OwnedSemaphorePermit>,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let mut branches = JoinSet::new();
             let mut next = Some((delivery, permit));
             while let Some((delivery, permit)) = next {
+                let permit = match permit {
+                    Some(permit) => permit,
+                    None => self.slot_for(&delivery).await,
+                };
                 let mut handed = self.process(delivery, permit).await.into_iter();
                 next = handed.next();
                 for (delivery, permit) in handed {
@@ -493,14 +487,46 @@ impl<C: Codec> Worker<C> {
         })
     }
 
+    /// Remembers that request `id` of `flow` has ended (for [`Self::has_ended`]), for a few
+    /// leases.
+    fn note_ended(&self, flow: &str, id: &str) {
+        let keep = self.engine.inner.config.lease * 4;
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.retain(|_, at| at.elapsed() < keep);
+        ended.insert((flow.to_owned(), id.to_owned()), std::time::Instant::now());
+    }
+
+    /// Whether this worker heard that request `id` of `flow` has ended.
+    fn has_ended(&self, flow: &str, id: &str) -> bool {
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&(flow.to_owned(), id.to_owned()))
+    }
+
+    /// Waits for a free slot for an entry this worker holds; meanwhile its lease is renewed
+    /// with the running ones', so that nobody reclaims it.
+    async fn slot_for(&self, delivery: &Delivery) -> OwnedSemaphorePermit {
+        let key = delivery.key();
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        permit
+    }
+
     /// Runs one delivered entry to its script; returns the instances its completion handed to
     /// this worker, each with its slot. Redis errors leave the entry pending; it is then
     /// reclaimed after its lease, by this worker or another.
-    async fn process(
-        &self,
-        mut delivery: Delivery,
-        permit: OwnedSemaphorePermit,
-    ) -> Vec<(Delivery, OwnedSemaphorePermit)> {
+    async fn process(&self, mut delivery: Delivery, permit: OwnedSemaphorePermit) -> Vec<Handed> {
         match self.try_process(&mut delivery, permit).await {
             Ok(handed) => handed,
             Err(error) => {
@@ -514,7 +540,7 @@ impl<C: Codec> Worker<C> {
         &self,
         delivery: &mut Delivery,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Vec<(Delivery, OwnedSemaphorePermit)>, EngineError> {
+    ) -> Result<Vec<Handed>, EngineError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
         let instance = Instance::parse_key(&delivery.instance).filter(|i| {
@@ -603,9 +629,19 @@ impl<C: Codec> Worker<C> {
         let span = exec::vertex_span(vertex, &ctx);
         span.record("worker", self.consumer.as_str());
         crate::trace::set_parent(&span, &tp);
-        let result = tokio::select! {
-            result = exec::attempt_in(span.clone(), vertex, &parts, ctx) => Some(result),
-            () = cancel.cancelled() => None,
+        // Registered first, checked second: news of the request's end that came before the
+        // registration is in `ended`, news that comes after cancels it through `running`. (An
+        // instance handed off by a completion starts without a script to tell it.)
+        if self.has_ended(delivery.flow, &delivery.request) {
+            cancel.cancel();
+        }
+        let result = if cancel.is_cancelled() {
+            None
+        } else {
+            tokio::select! {
+                result = exec::attempt_in(span.clone(), vertex, &parts, ctx) => Some(result),
+                () = cancel.cancelled() => None,
+            }
         };
         let handed_on = crate::trace::hand_on(&span, Some(&tp));
         self.running
@@ -734,13 +770,15 @@ impl<C: Codec> Worker<C> {
         done: Done<'_>,
         advance: Advance,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Vec<(Delivery, OwnedSemaphorePermit)>, EngineError> {
+    ) -> Result<Vec<Handed>, EngineError> {
         let config = &self.engine.inner.config;
         let plan = &flow.plan;
         let completes = advance.completes;
         // The slot this attempt held, and as many free ones as there are instances that may
-        // become ready (up to a batch): the script hands off that many at most.
+        // become ready (up to a batch): the script hands off that many, or
+        // `HAND_OFF_AHEAD` if more, which then wait here for a slot.
         let mut permits = Vec::new();
+        let mut budget = 0;
         if !completes && !advance.arrivals.is_empty() {
             permits.push(permit);
             let wanted = advance.arrivals.len().min(config.batch.max(1));
@@ -750,7 +788,10 @@ impl<C: Codec> Worker<C> {
                     Err(_) => break,
                 }
             }
+            budget = permits.len().max(wanted.min(HAND_OFF_AHEAD));
         }
+        // Handed-off instances take the reserved slots in order; the first keeps this one.
+        permits.reverse();
         let mut store: Vec<(String, Value)> =
             Vec::with_capacity(advance.store.len() + advance.sizes.len() + advance.skipped.len());
         for (slot, value) in advance.store {
@@ -782,7 +823,7 @@ impl<C: Codec> Worker<C> {
             Value::from(millis(config.retention).to_string()),
             Value::from(done.traceparent.as_str()),
             Value::from(self.consumer.as_str()),
-            Value::from(permits.len().to_string()),
+            Value::from(budget.to_string()),
             Value::from(store.len().to_string()),
         ]);
         for (field, value) in store {
@@ -832,13 +873,13 @@ impl<C: Codec> Worker<C> {
             let count = count.as_u64().unwrap_or(0) as usize;
             let values: Vec<Option<Bytes>> =
                 reply.by_ref().take(count).map(optional_bytes).collect();
-            let (Some(entry), Some(instance), Some(permit)) =
-                (entry.as_string(), instance.as_string(), permits.pop())
-            else {
-                return Err(EngineError::Protocol(
-                    "the completion script handed off more than it was allowed".into(),
-                ));
+            let (Some(entry), Some(instance)) = (entry.as_string(), instance.as_string()) else {
+                return Err(EngineError::Protocol(format!(
+                    "the completion script answered an unreadable hand-off of `{}`",
+                    delivery.instance
+                )));
             };
+            let permit = permits.pop();
             handed.push((
                 Delivery {
                     flow: delivery.flow,
