@@ -115,6 +115,13 @@ pub struct RedisConfig {
     pub max_lost_deliveries: u32,
     /// Most entries one worker reads at once. Default 64.
     pub batch: usize,
+    /// How many of the instances a completion makes ready it hands to its own worker beyond
+    /// the worker's free slots (they wait there for one, their lease renewed; the rest go to
+    /// the ready stream for any worker). Default 32: a fan-out or for-each of up to 32 items
+    /// stays on the worker that made it ready, which spares each item a read and a start
+    /// script; wider ones spread. Lower it when a few wide fan-outs of slow nodes should
+    /// spread over many idle workers; 1 hands off only what fits, or a chain's next vertex.
+    pub hand_off_ahead: usize,
     /// How often due retries are moved back to the ready streams. Default 50 ms.
     pub retry_poll: Duration,
     /// How long a command may wait for Redis (queued while it is unreachable, say) before it
@@ -133,6 +140,7 @@ impl RedisConfig {
             unfinished_ttl: Duration::from_secs(7 * 24 * 3600),
             max_lost_deliveries: 3,
             batch: 64,
+            hand_off_ahead: 32,
             retry_poll: Duration::from_millis(50),
             command_timeout: Duration::from_secs(5),
         }

@@ -45,12 +45,6 @@ use crate::state::RequestFailure;
 /// The consumer group every worker of every process joins.
 const GROUP: &str = "workers";
 
-/// How many of the instances a completion makes ready it hands to its own worker even when the
-/// worker has no free slot for them yet (they wait here for one, their lease renewed): enough
-/// for a two-way fan-out to skip the ready stream, few enough that a wide fan-out or a
-/// for-each is left to every worker.
-const HAND_OFF_AHEAD: usize = 2;
-
 /// An instance a completion handed to this worker, with the slot reserved for it if there was
 /// a free one.
 type Handed = (Delivery, Option<OwnedSemaphorePermit>);
@@ -775,8 +769,8 @@ impl<C: Codec> Worker<C> {
         let plan = &flow.plan;
         let completes = advance.completes;
         // The slot this attempt held, and as many free ones as there are instances that may
-        // become ready (up to a batch): the script hands off that many, or
-        // `HAND_OFF_AHEAD` if more, which then wait here for a slot.
+        // become ready (up to a batch): the script hands off that many, or up to
+        // `hand_off_ahead` if more, which then wait here for a slot.
         let mut permits = Vec::new();
         let mut budget = 0;
         if !completes && !advance.arrivals.is_empty() {
@@ -788,7 +782,7 @@ impl<C: Codec> Worker<C> {
                     Err(_) => break,
                 }
             }
-            budget = permits.len().max(wanted.min(HAND_OFF_AHEAD));
+            budget = permits.len().max(wanted.min(config.hand_off_ahead.max(1)));
         }
         // Handed-off instances take the reserved slots in order; the first keeps this one.
         permits.reverse();
