@@ -256,6 +256,11 @@ fn garbage_keys_are_rejected() {
         " 5",
         "5.4294967296", // an item past u32
         "5,3",
+        // Not canonical: these would name the same instance as `5` or `5.3`.
+        "+5",
+        "05",
+        "5.+3",
+        "5.03",
     ] {
         assert_eq!(Instance::parse_key(key), None, "key {key:?}");
     }

@@ -66,7 +66,9 @@ impl Instance {
         let items = parts
             .map(|p| p.parse().ok())
             .collect::<Option<Vec<u32>>>()?;
-        Some(Self { vertex, items })
+        let instance = Self { vertex, items };
+        // Only the canonical spelling: `05` or `+5` would name the same instance as `5`.
+        (instance.key() == key).then_some(instance)
     }
 }
 
