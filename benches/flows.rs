@@ -513,7 +513,12 @@ async fn bench(args: &Args, redis: bool) {
     }
 
     for workload in args.workloads.iter().filter(|w| *w != "memory") {
-        let n = args.n.get(workload.as_str()).copied().unwrap_or(100);
+        // Wider fan-outs than 32 run fewer flows: about 16,000 branches in all.
+        let n = match args.n.get(workload.as_str()) {
+            Some(&n) => n,
+            None if workload.starts_with("fanout") => (16_000 / fan_width(workload)).max(8),
+            None => 100,
+        };
         let workers_cpu =
             |workers: &[Child]| workers.iter().map(|c| cpu_seconds(c.id())).sum::<f64>();
         let worker_cpu0 = workers_cpu(&workers);
@@ -535,14 +540,8 @@ async fn bench(args: &Args, redis: bool) {
                 )
             }
             fan if fan.starts_with("fanout") => {
-                // Wider fan-outs run fewer flows (about 16,000 branches in all), and report
-                // branches per second too, for the cost-per-branch curve.
+                // Branches per second too, for the cost-per-branch curve.
                 let width = fan_width(fan);
-                let n = if fan == "fanout32" {
-                    n
-                } else {
-                    (16_000 / width).max(8)
-                };
                 let (elapsed, submit) = throughput(&driver, workload, n).await;
                 format!(
                     "\"elapsed_s\":{elapsed:.3},\"submit_s\":{submit:.3},\"flows_per_s\":{:.1},\"width\":{width},\"branches_per_s\":{:.0}",

@@ -1,6 +1,6 @@
 //! What a node can know about the execution it is part of.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,8 @@ struct Inner {
     flow: &'static str,
     request_id: RequestId,
     vertex: Arc<str>,
-    idempotency_key: String,
+    /// Built on first use: most nodes never ask, and every vertex run makes a context.
+    idempotency_key: OnceLock<String>,
     cancel: CancellationToken,
 }
 
@@ -45,13 +46,12 @@ impl Context {
         attempt: u32,
         cancel: CancellationToken,
     ) -> Self {
-        let idempotency_key = format!("{flow}:{request_id}:{vertex}");
         Self {
             inner: Arc::new(Inner {
                 flow,
                 request_id,
                 vertex,
-                idempotency_key,
+                idempotency_key: OnceLock::new(),
                 cancel,
             }),
             attempt,
@@ -102,7 +102,10 @@ impl Context {
     /// `flow:request:vertex`: the same for every attempt and every redelivery of this vertex in
     /// this request, and different for any other. Use it to deduplicate side effects.
     pub fn idempotency_key(&self) -> &str {
-        &self.inner.idempotency_key
+        let inner = &*self.inner;
+        inner
+            .idempotency_key
+            .get_or_init(|| format!("{}:{}:{}", inner.flow, inner.request_id, inner.vertex))
     }
 
     /// Whether the request was stopped or has failed elsewhere; a long node should give up.
