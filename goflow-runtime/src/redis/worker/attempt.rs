@@ -1,0 +1,250 @@
+//! Running one delivered entry: waiting for its slot, starting it, running its vertex under
+//! the entry's trace context and the request's cancellation, then going on with the instances
+//! its completion hands back to this worker. This decides which script records each step; the
+//! calls to those scripts are in `record`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::record::{Done, Failed, Start};
+use super::{Delivery, Handed, Running, Worker};
+use crate::codec::Codec;
+use crate::context::Context;
+use crate::error::Failure;
+use crate::exec;
+use crate::plan::{Inputs, Instance, Plan};
+use crate::redis::{millis, now_ms, EngineError};
+use crate::request_id::RequestId;
+
+impl<C: Codec> Worker<C> {
+    /// Runs a delivered entry in the slot `permit` holds, then, each in a slot of its own, the
+    /// instances its completion handed to this worker, and theirs in turn: the first in this
+    /// task, the others in tasks of their own.
+    pub(super) fn drive(
+        self: Arc<Self>,
+        delivery: Delivery,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut branches = JoinSet::new();
+            let mut next = Some((delivery, permit));
+            while let Some((delivery, permit)) = next {
+                let permit = match permit {
+                    Some(permit) => permit,
+                    None => self.slot_for(&delivery).await,
+                };
+                let mut handed = self.process(delivery, permit).await.into_iter();
+                next = handed.next();
+                for (delivery, permit) in handed {
+                    branches.spawn(Arc::clone(&self).drive(delivery, permit));
+                }
+            }
+            while branches.join_next().await.is_some() {}
+        })
+    }
+
+    /// Waits for a free slot for an entry this worker holds; meanwhile its lease is renewed
+    /// with the running ones', so that nobody reclaims it.
+    async fn slot_for(&self, delivery: &Delivery) -> OwnedSemaphorePermit {
+        let key = delivery.key();
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        permit
+    }
+
+    /// Runs one delivered entry to its script; returns the instances its completion handed to
+    /// this worker, each with its slot. Redis errors leave the entry pending; it is then
+    /// reclaimed after its lease, by this worker or another.
+    async fn process(&self, mut delivery: Delivery, permit: OwnedSemaphorePermit) -> Vec<Handed> {
+        match self.try_process(&mut delivery, permit).await {
+            Ok(handed) => handed,
+            Err(error) => {
+                tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn try_process(
+        &self,
+        delivery: &mut Delivery,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<Handed>, EngineError> {
+        let flow = self.engine.flow(delivery.flow)?;
+        let plan = &flow.plan;
+        let instance = Instance::parse_key(&delivery.instance).filter(|i| {
+            i.vertex() < plan.vertices().len() && i.items().len() == plan.vertex(i.vertex()).depth()
+        });
+        let (Ok(request), Some(instance)) = (RequestId::parse(&delivery.request), instance) else {
+            // Not ours to understand (another deployment's plan, or damage): never retry it.
+            tracing::error!(
+                flow = delivery.flow,
+                entry = delivery.entry,
+                "dropping an unreadable entry"
+            );
+            let failure = Failure::Codec("unreadable stream entry".into());
+            let at = Failed {
+                request: &delivery.request,
+                instance: None,
+                attempts: 0,
+            };
+            return self
+                .fail(flow, delivery, at, &failure, None)
+                .await
+                .map(|()| Vec::new());
+        };
+        let vertex = plan.vertex(instance.vertex());
+        let inputs = plan.inputs_of(&instance);
+        let at = |attempts| Failed {
+            request: delivery.request.as_str(),
+            instance: Some(&instance),
+            attempts,
+        };
+        let (started, failed, tp, values) = match delivery.started.take() {
+            // Handed off by a completion: started there, with its inputs read.
+            Some(values) => (1, 0, delivery.traceparent.clone(), values),
+            None => match self.start(flow, delivery, &request, &inputs).await? {
+                Start::Run {
+                    started,
+                    failed,
+                    traceparent,
+                    values,
+                } => (started, failed, traceparent, values),
+                Start::Skip => return Ok(Vec::new()),
+                Start::Lost { started, lost } => {
+                    let failure = Failure::Lost(lost);
+                    let at = at(started);
+                    return self
+                        .fail(flow, delivery, at, &failure, None)
+                        .await
+                        .map(|()| Vec::new());
+                }
+            },
+        };
+        let Some(parts) = input_parts(plan, &inputs, values) else {
+            // Stored inputs are never removed while the request runs: an engine bug, or keys
+            // written by something else. Retrying would find the same.
+            let failure = Failure::Codec(format!(
+                "the stored inputs of `{}` are incomplete",
+                plan.name_of(&instance)
+            ));
+            return self
+                .fail(flow, delivery, at(started), &failure, None)
+                .await
+                .map(|()| Vec::new());
+        };
+
+        let cancel = CancellationToken::new();
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                delivery.key(),
+                Running {
+                    flow: delivery.flow,
+                    request: request.clone(),
+                    cancel: cancel.clone(),
+                },
+            );
+        let ctx = Context::new(
+            plan.flow(),
+            request.clone(),
+            plan.name_of(&instance),
+            started,
+            cancel.clone(),
+        );
+        // The vertex's span continues the trace its entry carried (the span that enqueued it,
+        // maybe in another process); the instances it enqueues carry this span's context.
+        let span = exec::vertex_span(vertex, &ctx);
+        span.record("worker", self.consumer.as_str());
+        crate::trace::set_parent(&span, &tp);
+        // Registered first, checked second: news of the request's end that came before the
+        // registration is in `ended`, news that comes after cancels it through `running`. (An
+        // instance handed off by a completion starts without a script to tell it.)
+        if self.has_ended(delivery.flow, &delivery.request) {
+            cancel.cancel();
+        }
+        let result = if cancel.is_cancelled() {
+            None
+        } else {
+            tokio::select! {
+                result = exec::attempt_in(span.clone(), vertex, &parts, ctx) => Some(result),
+                () = cancel.cancelled() => None,
+            }
+        };
+        let handed_on = crate::trace::hand_on(&span, Some(&tp));
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&delivery.key());
+
+        match result {
+            Some(Ok(output)) => match plan.advance(&instance, output.clone()) {
+                Ok(advance) => {
+                    let done = Done {
+                        request: &request,
+                        instance: &instance,
+                        output,
+                        traceparent: handed_on,
+                    };
+                    self.complete(flow, delivery, done, advance, permit).await
+                }
+                // A conditional's output or a for-each's collection the plan cannot read: the
+                // same bytes would not decode on a retry either.
+                Err(error) => self
+                    .fail(flow, delivery, at(started), &Failure::from(error), None)
+                    .await
+                    .map(|()| Vec::new()),
+            },
+            Some(Err(failure)) => {
+                let failures = failed + 1;
+                let retry = failure.is_retryable() && failures < vertex.options().max_attempts();
+                let due =
+                    retry.then(|| now_ms() + millis(vertex.options().backoff_before(failures + 1)));
+                self.fail(flow, delivery, at(started), &failure, due)
+                    .await
+                    .map(|()| Vec::new())
+            }
+            // Stopped: the script only acknowledges the entry, as the request has ended.
+            None => {
+                let failure = Failure::Error("stopped".into());
+                self.fail(flow, delivery, at(started), &failure, None)
+                    .await
+                    .map(|()| Vec::new())
+            }
+        }
+    }
+}
+
+/// The input parts of an instance from the values the start script read (`None` for a missing
+/// one): every slot's value; the first present one; or a gather's items framed as one sequence
+/// (the start script reads their number first). `None` if a value the instance needs is
+/// missing.
+fn input_parts(plan: &Plan, inputs: &Inputs, values: Vec<Option<Bytes>>) -> Option<Vec<Bytes>> {
+    match inputs {
+        Inputs::Slots(slots) if values.len() == slots.len() => values.into_iter().collect(),
+        Inputs::Slots(_) => None,
+        Inputs::FirstOf(_) => values.into_iter().flatten().next().map(|part| vec![part]),
+        Inputs::Gather { .. } => {
+            let mut values = values.into_iter();
+            let count: usize = std::str::from_utf8(&values.next()??).ok()?.parse().ok()?;
+            let items = values.collect::<Option<Vec<Bytes>>>()?;
+            (items.len() == count).then(|| vec![plan.frame(&items)])
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The worker side: reads ready vertex instances, runs them, and moves their requests on.
+//!
+//! One worker runs up to `concurrency` attempts at once. When an attempt completes, its
+//! completion script hands the instances it makes ready to this same worker, as many as it has
+//! free slots for (the slot of the attempt that completed included), through the direct stream
+//! (see `complete.lua`): the worker runs them at once, without reading them or starting them in
+//! a script of their own, so a chain costs one script per vertex. Its tasks:
+//! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
+//!   on its own connection, asking for as many entries as it has free slots (up to the
+//!   configured batch);
+//! - the reclaimer: every half lease, `XAUTOCLAIM`s entries whose holder has not renewed them
+//!   for a lease (its worker died) and runs them;
+//! - the renewer: every third of a lease, resets the idle time of the entries it is running,
+//!   so that long attempts keep their lease;
+//! - the promoter: moves due retries back to the ready streams;
+//! - the stop listener: cancels running attempts of stopped requests;
+//! - the backlog sampler: every few seconds, the length and consumer-group lag of the ready
+//!   streams, as metrics (see `crate::metrics`).
+//!
+//! This file holds the [`Worker`], how it starts, and what its parts share: the stream entries
+//! it holds and the attempts it runs. The tasks above are in `tasks`; running one delivered
+//! entry is in `attempt`; the start, completion and failure scripts an attempt is recorded by
+//! are in `record`.
+
+mod attempt;
+mod record;
+mod tasks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use fred::prelude::{ClientLike, StreamsInterface};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{connect_client, EngineError, Flow, RedisEngine};
+use crate::codec::Codec;
+use crate::request_id::RequestId;
+
+/// The consumer group every worker of every process joins.
+const GROUP: &str = "workers";
+
+/// An instance a completion handed to this worker, with the slot reserved for it if there was
+/// a free one.
+type Handed = (Delivery, Option<OwnedSemaphorePermit>);
+
+/// Runs the registered workflows' vertices; see the module docs.
+pub struct Worker<C: Codec> {
+    engine: RedisEngine<C>,
+    consumer: String,
+    /// One permit per attempt that may run at once.
+    slots: Arc<Semaphore>,
+    /// Attempts in progress, by entry (entry ids are unique per stream only).
+    running: Arc<Mutex<HashMap<EntryKey, Running>>>,
+    /// Entries delivered to this worker that wait for a free slot; their leases are renewed
+    /// too, so that nobody reclaims them meanwhile.
+    held: Arc<Mutex<std::collections::HashSet<EntryKey>>>,
+    /// Requests this worker heard were stopped (or failed elsewhere), by flow and id, with
+    /// when: an attempt registered in `running` after the news came checks here, so that no
+    /// attempt starts (or runs on uncancelled) once its request has ended.
+    ended: Mutex<HashMap<(String, String), std::time::Instant>>,
+}
+
+/// A stream entry of this worker: its flow, stream and id.
+type EntryKey = (&'static str, Source, String);
+
+/// The stream an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    /// The ready stream, read by every worker.
+    Ready,
+    /// The direct stream: handed to this worker by a completion (or reclaimed from a lost one).
+    Direct,
+}
+
+impl Source {
+    fn key(self, flow: &Flow) -> &str {
+        match self {
+            Source::Ready => &flow.keys.ready,
+            Source::Direct => &flow.keys.direct,
+        }
+    }
+}
+
+/// An attempt in progress: its stream entry and how to cancel it.
+struct Running {
+    flow: &'static str,
+    request: RequestId,
+    cancel: CancellationToken,
+}
+
+/// A delivered stream entry.
+struct Delivery {
+    flow: &'static str,
+    source: Source,
+    entry: String,
+    request: String,
+    /// The instance's [key](crate::plan::Instance::key), as the entry holds it.
+    instance: String,
+    /// The `traceparent` of the span that enqueued it (empty for retries of old entries).
+    traceparent: String,
+    /// For an instance handed off by a completion: already started (attempt 1), with the
+    /// values of its inputs as the start script would have read them.
+    started: Option<Vec<Option<Bytes>>>,
+}
+
+impl Delivery {
+    /// A delivery read from `source`'s stream.
+    fn read(
+        flow: &'static str,
+        source: Source,
+        entry: String,
+        fields: &HashMap<String, String>,
+    ) -> Self {
+        Self {
+            flow,
+            source,
+            entry,
+            request: fields.get("r").cloned().unwrap_or_default(),
+            instance: fields.get("v").cloned().unwrap_or_default(),
+            traceparent: fields.get("tp").cloned().unwrap_or_default(),
+            started: None,
+        }
+    }
+
+    fn key(&self) -> EntryKey {
+        (self.flow, self.source, self.entry.clone())
+    }
+}
+
+impl<C: Codec> RedisEngine<C> {
+    /// A worker running up to `concurrency` attempts at once. Its consumer name is unique to
+    /// this process and worker.
+    pub fn worker(&self, concurrency: usize) -> Worker<C> {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".to_owned());
+        Worker {
+            engine: self.clone(),
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            consumer: format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..)),
+            running: Arc::default(),
+            held: Arc::default(),
+            ended: Mutex::default(),
+        }
+    }
+}
+
+impl<C: Codec> Worker<C> {
+    /// This worker's consumer name in the group.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops reading and lets the running attempts
+    /// finish (unread entries stay in the streams for other workers).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
+        let this = Arc::new(self);
+        this.create_groups().await?;
+        // Blocking reads get their own connection, so they never delay other commands.
+        let reader = connect_client(&this.engine.inner.config.url, None).await?;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(Arc::clone(&this).reclaim_loop(shutdown.clone()));
+        tasks.spawn(Arc::clone(&this).renew_loop(shutdown.clone()));
+        tasks.spawn(Arc::clone(&this).promote_loop(shutdown.clone()));
+        tasks.spawn(Arc::clone(&this).stop_listener(shutdown.clone()));
+        tasks.spawn(Arc::clone(&this).sample_backlog(shutdown.clone()));
+        if !this.engine.inner.hooks.is_empty() {
+            tasks.spawn(super::hooks::run(
+                this.engine.clone(),
+                this.consumer.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let read = Arc::clone(&this).read_loop(&reader, shutdown.clone()).await;
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        // `QUIT` would queue behind the blocked read; close in the background instead.
+        tokio::spawn(async move {
+            let _ = reader.quit().await;
+        });
+        read
+    }
+
+    async fn create_groups(&self) -> Result<(), EngineError> {
+        for flow in self.engine.inner.flows.values() {
+            for source in [Source::Ready, Source::Direct] {
+                let created: Result<(), fred::error::Error> = self
+                    .engine
+                    .inner
+                    .client
+                    .xgroup_create(source.key(flow), GROUP, "0", true)
+                    .await;
+                match created {
+                    Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! The three scripts an attempt is recorded by, one function each: `start` (may it run, and
+//! on which inputs), `complete` (store its output, set what it makes ready going, take the
+//! hand-offs) and `fail` (a retry, or the instance's and its request's end). Each builds its
+//! script's keys and arguments and reads its answer; the scripts themselves are in `lua/`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fred::prelude::{PubsubInterface, Value};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{Delivery, Handed, Source, Worker, GROUP};
+use crate::codec::Codec;
+use crate::error::Failure;
+use crate::plan::{Advance, Inputs, Instance, Need, Slot};
+use crate::redis::client::control_channel;
+use crate::redis::keys::fields;
+use crate::redis::scripts::{self, COMPLETE, FAIL, START};
+use crate::redis::{millis, now_ms, EngineError, Flow};
+use crate::request_id::RequestId;
+use crate::state::RequestFailure;
+
+impl<C: Codec> Worker<C> {
+    /// The start script: whether a delivered instance runs (with its attempt number and input
+    /// values), is dropped or parked, or has been lost too often.
+    pub(super) async fn start(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        request: &RequestId,
+        inputs: &Inputs,
+    ) -> Result<Start, EngineError> {
+        let config = &self.engine.inner.config;
+        let mut args = vec![
+            Value::from(GROUP),
+            Value::from(delivery.entry.as_str()),
+            Value::from(delivery.instance.as_str()),
+            Value::from(now_ms().to_string()),
+            Value::from(self.consumer.as_str()),
+            Value::from(config.max_lost_deliveries.to_string()),
+        ];
+        match inputs {
+            Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
+                args.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+            }
+            Inputs::Gather { exit, items } => {
+                let vertex = Instance::parse_key(&delivery.instance).map_or(0, |i| i.vertex());
+                let gathering = Instance::new(vertex, items.clone());
+                args.push(Value::from("*"));
+                args.push(Value::from(fields::size(&gathering)));
+                args.push(Value::from(fields::gathered_prefix(*exit, items)));
+            }
+        }
+        let keys = vec![
+            flow.keys.request(request),
+            delivery.source.key(flow).to_owned(),
+            flow.keys.parked(request),
+        ];
+        let reply = scripts::call(&START, &self.engine.inner.client, keys, args)
+            .await?
+            .into_array();
+        let word = reply
+            .first()
+            .and_then(|v| v.as_str().map(|s| s.to_string()));
+        let number = |i: usize| reply.get(i).and_then(Value::as_u64).unwrap_or(0) as u32;
+        match word.as_deref() {
+            Some("run") => {}
+            Some("drop" | "parked") => return Ok(Start::Skip),
+            Some("lost") => {
+                return Ok(Start::Lost {
+                    started: number(1),
+                    lost: number(3),
+                })
+            }
+            _ => {
+                return Err(EngineError::Protocol(format!(
+                    "start script answered {reply:?}"
+                )))
+            }
+        }
+        let (started, failed) = (number(1), number(2));
+        // The entry's trace context, else the request's (as submitted).
+        let traceparent = if delivery.traceparent.is_empty() {
+            reply
+                .get(3)
+                .and_then(|v| v.as_str().map(|s| s.to_string()))
+                .unwrap_or_default()
+        } else {
+            delivery.traceparent.clone()
+        };
+        let values = reply.into_iter().skip(4).map(optional_bytes).collect();
+        Ok(Start::Run {
+            started,
+            failed,
+            traceparent,
+            values,
+        })
+    }
+
+    /// Applies what a completed instance sets going
+    /// ([`Plan::advance`](crate::plan::Plan::advance)), in one script.
+    pub(super) async fn complete(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        done: Done<'_>,
+        advance: Advance,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<Handed>, EngineError> {
+        let config = &self.engine.inner.config;
+        let plan = &flow.plan;
+        let completes = advance.completes;
+        // The slot this attempt held, and as many free ones as there are instances that may
+        // become ready (up to a batch): the script hands off that many, or up to
+        // `hand_off_ahead` if more, which then wait here for a slot.
+        let mut permits = Vec::new();
+        let mut budget = 0;
+        if !completes && !advance.arrivals.is_empty() {
+            permits.push(permit);
+            let wanted = advance.arrivals.len().min(config.batch.max(1));
+            while permits.len() < wanted {
+                match Arc::clone(&self.slots).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            budget = permits.len().max(wanted.min(config.hand_off_ahead.max(1)));
+        }
+        // Handed-off instances take the reserved slots in order; the first keeps this one.
+        permits.reverse();
+        let mut store: Vec<(String, Value)> =
+            Vec::with_capacity(advance.store.len() + advance.sizes.len() + advance.skipped.len());
+        for (slot, value) in advance.store {
+            // The exit's output is stored once, as the request's.
+            if completes && matches!(&slot, Slot::Output(i) if i == done.instance) {
+                continue;
+            }
+            store.push((fields::slot(&slot), Value::Bytes(value)));
+        }
+        for (gathering, size) in &advance.sizes {
+            store.push((fields::size(gathering), Value::from(size.to_string())));
+        }
+        for skipped in &advance.skipped {
+            store.push((fields::status(skipped), Value::from("skipped")));
+        }
+        let mut args = Vec::with_capacity(12 + 2 * store.len() + 5 * advance.arrivals.len());
+        args.extend([
+            Value::from(GROUP),
+            Value::from(delivery.entry.as_str()),
+            Value::from(done.request.as_str()),
+            Value::from(delivery.instance.as_str()),
+            if completes {
+                Value::Bytes(done.output)
+            } else {
+                Value::from("")
+            },
+            Value::from(now_ms().to_string()),
+            Value::from(if completes { "1" } else { "0" }),
+            Value::from(millis(config.retention).to_string()),
+            Value::from(done.traceparent.as_str()),
+            Value::from(self.consumer.as_str()),
+            Value::from(budget.to_string()),
+            Value::from(store.len().to_string()),
+        ]);
+        for (field, value) in store {
+            args.push(Value::from(field));
+            args.push(value);
+        }
+        for (next, need) in &advance.arrivals {
+            let (need, counter) = match need {
+                Need::One => (Value::from("1"), String::new()),
+                Need::Count(n) => (Value::from(n.to_string()), fields::arrivals(next)),
+                Need::Size => (Value::from(fields::size(next)), fields::arrivals(next)),
+            };
+            args.push(Value::from(next.key()));
+            args.push(need);
+            args.push(Value::from(counter));
+            // What a hand-off reads as the instance's inputs; a gather (its items are read in
+            // batches) is always queued.
+            match plan.inputs_of(next) {
+                Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
+                    args.push(Value::from(slots.len().to_string()));
+                    args.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+                }
+                Inputs::Gather { .. } => args.push(Value::from("-")),
+            }
+        }
+        let keys = vec![
+            flow.keys.request(done.request),
+            delivery.source.key(flow).to_owned(),
+            flow.keys.parked(done.request),
+            flow.keys.done.clone(),
+            flow.keys.ready.clone(),
+            flow.keys.direct.clone(),
+        ];
+        let reply = scripts::call(&COMPLETE, &self.engine.inner.client, keys, args)
+            .await?
+            .into_array();
+        let mut reply = reply.into_iter();
+        if reply.next().and_then(|w| w.as_string()).as_deref() == Some("completed") {
+            // The script completed the request: its one end.
+            crate::metrics::flow_finished(plan.flow(), crate::state::RequestStatus::Completed);
+        }
+        // The instances handed to this worker: entry id, instance key, its input values.
+        let mut handed = Vec::new();
+        while let (Some(entry), Some(instance), Some(count)) =
+            (reply.next(), reply.next(), reply.next())
+        {
+            let count = count.as_u64().unwrap_or(0) as usize;
+            let values: Vec<Option<Bytes>> =
+                reply.by_ref().take(count).map(optional_bytes).collect();
+            let (Some(entry), Some(instance)) = (entry.as_string(), instance.as_string()) else {
+                return Err(EngineError::Protocol(format!(
+                    "the completion script answered an unreadable hand-off of `{}`",
+                    delivery.instance
+                )));
+            };
+            let permit = permits.pop();
+            handed.push((
+                Delivery {
+                    flow: delivery.flow,
+                    source: Source::Direct,
+                    entry,
+                    request: delivery.request.clone(),
+                    instance,
+                    traceparent: done.traceparent.clone(),
+                    started: Some(values),
+                },
+                permit,
+            ));
+        }
+        Ok(handed)
+    }
+
+    /// Records a failed attempt: a retry when `retry_at` is set, else the instance's final
+    /// failure (and the request's).
+    pub(super) async fn fail(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        at: Failed<'_>,
+        failure: &Failure,
+        retry_at: Option<u64>,
+    ) -> Result<(), EngineError> {
+        let plan = &flow.plan;
+        // The failure names the instance (`verify[3]`); metrics, the vertex (bounded labels).
+        let (name, label) = match at.instance {
+            Some(instance) => (
+                plan.name_of(instance).to_string(),
+                plan.vertex(instance.vertex()).path().to_string(),
+            ),
+            None => (delivery.instance.clone(), delivery.instance.clone()),
+        };
+        let record = RequestFailure {
+            vertex: name,
+            attempts: at.attempts,
+            failure: failure.clone(),
+        };
+        let json = serde_json::to_vec(&record).map_err(|e| EngineError::Protocol(e.to_string()))?;
+        let request = at.request;
+        let id = RequestId::parse(request)
+            .unwrap_or_else(|_| RequestId::parse("invalid").expect("valid"));
+        let keys = vec![
+            flow.keys.request(&id),
+            delivery.source.key(flow).to_owned(),
+            flow.keys.parked(&id),
+            flow.keys.done.clone(),
+            flow.keys.delayed.clone(),
+            flow.keys.dead.clone(),
+        ];
+        let recorded = !matches!(failure, Failure::Lost(_));
+        let args = vec![
+            Value::from(GROUP),
+            Value::from(delivery.entry.as_str()),
+            Value::from(request),
+            Value::from(delivery.instance.as_str()),
+            Value::Bytes(Bytes::from(json)),
+            Value::from(now_ms().to_string()),
+            Value::from(retry_at.map(|t| t.to_string()).unwrap_or_default()),
+            Value::from(millis(self.engine.inner.config.retention).to_string()),
+            Value::from(if recorded { "1" } else { "0" }),
+        ];
+        let outcome = scripts::call(&FAIL, &self.engine.inner.client, keys, args).await?;
+        match outcome.as_str().as_deref() {
+            Some("retry") => crate::metrics::retry_scheduled(plan.flow(), label),
+            Some("failed") => {
+                // The script failed the request (its one end) and dead-lettered the instance.
+                crate::metrics::flow_finished(plan.flow(), crate::state::RequestStatus::Failed);
+                crate::metrics::dead_lettered(plan.flow(), label);
+                // This failure ended the request: cancel its other running attempts, on every
+                // worker, as a stop does.
+                let channel = control_channel(&self.engine.inner.config.prefix);
+                self.engine
+                    .inner
+                    .client
+                    .publish::<(), _, _>(channel, format!("{} {request}", plan.flow()))
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// What the start script decided.
+pub(super) enum Start {
+    /// Run attempt `started` (`failed` of the earlier ones failed), on these input values.
+    Run {
+        started: u32,
+        failed: u32,
+        traceparent: String,
+        values: Vec<Option<Bytes>>,
+    },
+    /// Not to run: dropped (finished, expired) or parked (paused).
+    Skip,
+    /// Delivered and lost (its worker died) more often than allowed.
+    Lost { started: u32, lost: u32 },
+}
+
+/// A script's reply value as bytes; `None` for nil (a missing field).
+fn optional_bytes(value: Value) -> Option<Bytes> {
+    match value {
+        Value::Null => None,
+        value => value.into_bytes(),
+    }
+}
+
+/// The instance whose attempt failed, for [`Worker::fail`].
+pub(super) struct Failed<'a> {
+    /// The request id, as the entry holds it.
+    pub(super) request: &'a str,
+    /// The instance; `None` when the entry could not be read.
+    pub(super) instance: Option<&'a Instance>,
+    /// Attempts started.
+    pub(super) attempts: u32,
+}
+
+/// A completed attempt, for [`Worker::complete`].
+pub(super) struct Done<'a> {
+    pub(super) request: &'a RequestId,
+    pub(super) instance: &'a Instance,
+    pub(super) output: Bytes,
+    /// The trace context the instances it enqueues carry.
+    pub(super) traceparent: String,
+}

@@ -1,0 +1,300 @@
+//! The worker's tasks (see the module docs of `worker`), each a loop that [`Worker::run`]
+//! starts and its shutdown ends: reading, reclaiming, renewing leases, promoting retries,
+//! sampling the backlog, and listening for stops. Apart from running an attempt because they
+//! only find entries (or news) and pass them on; what happens to an entry is in `attempt`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::{ClientLike, EventInterface, PubsubInterface, StreamsInterface, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Delivery, Source, Worker, GROUP};
+use crate::codec::Codec;
+use crate::redis::client::control_channel;
+use crate::redis::scripts::{self, PROMOTE};
+use crate::redis::{connect_client, millis, now_ms, EngineError, StreamEntry, StreamRead};
+
+impl<C: Codec> Worker<C> {
+    pub(super) async fn read_loop(
+        self: Arc<Self>,
+        reader: &fred::prelude::Client,
+        shutdown: CancellationToken,
+    ) -> Result<(), EngineError> {
+        let flows: Vec<(&'static str, String)> = self
+            .engine
+            .inner
+            .flows
+            .iter()
+            .map(|(name, flow)| (*name, flow.keys.ready.clone()))
+            .collect();
+        let keys: Vec<String> = flows.iter().map(|(_, key)| key.clone()).collect();
+        let ids: Vec<&str> = flows.iter().map(|_| ">").collect();
+        let batch = self.engine.inner.config.batch.max(1);
+        let mut attempts = JoinSet::new();
+        loop {
+            // Wait for one free slot, then take every other free one, up to a batch.
+            let first = tokio::select! {
+                permit = Arc::clone(&self.slots).acquire_owned() => permit.expect("never closed"),
+                () = shutdown.cancelled() => break,
+            };
+            let mut permits = vec![first];
+            while permits.len() < batch {
+                match Arc::clone(&self.slots).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let read: Result<StreamRead, _> = tokio::select! {
+                read = reader.xreadgroup_map(GROUP, self.consumer.as_str(), Some(permits.len() as u64), Some(1000), false, keys.clone(), ids.clone()) => read,
+                () = shutdown.cancelled() => break,
+            };
+            let streams = match read {
+                Ok(streams) => streams,
+                Err(error) => {
+                    if error.details().starts_with("NOGROUP") {
+                        // The server lost its data (a restart without persistence).
+                        let _ = self.create_groups().await;
+                    } else {
+                        tracing::warn!(%error, "reading ready vertices failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    continue;
+                }
+            };
+            for (name, key) in &flows {
+                for (entry, fields) in streams.get(key.as_str()).into_iter().flatten() {
+                    // COUNT is per stream: entries beyond the free slots are delivered to this
+                    // worker all the same, so they wait here for a slot.
+                    let permit = permits.pop();
+                    let delivery = Delivery::read(name, Source::Ready, entry.clone(), fields);
+                    attempts.spawn(Arc::clone(&self).drive(delivery, permit));
+                }
+            }
+            while attempts.try_join_next().is_some() {}
+        }
+        // Let running attempts finish: their entries are acknowledged by their own scripts.
+        while attempts.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    pub(super) async fn reclaim_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let lease = self.engine.inner.config.lease;
+        let mut attempts = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(lease / 2) => {}
+                () = shutdown.cancelled() => break,
+            }
+            for (name, flow) in &self.engine.inner.flows {
+                for source in [Source::Ready, Source::Direct] {
+                    let claimed: Result<(String, Vec<StreamEntry>), _> = self
+                        .engine
+                        .inner
+                        .client
+                        .xautoclaim_values(
+                            source.key(flow),
+                            GROUP,
+                            self.consumer.as_str(),
+                            millis(lease),
+                            "0-0",
+                            Some(self.engine.inner.config.batch as u64),
+                            false,
+                        )
+                        .await;
+                    let entries = match claimed {
+                        Ok((_, entries)) => entries,
+                        Err(error) => {
+                            tracing::warn!(%error, flow = name, "reclaiming entries failed");
+                            continue;
+                        }
+                    };
+                    if !entries.is_empty() {
+                        crate::metrics::entries_reclaimed(name, entries.len() as u64);
+                    }
+                    for (entry, fields) in entries {
+                        tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
+                        let permit = tokio::select! {
+                            permit = Arc::clone(&self.slots).acquire_owned() => permit.expect("never closed"),
+                            () = shutdown.cancelled() => break,
+                        };
+                        let delivery = Delivery::read(name, source, entry, &fields);
+                        attempts.spawn(Arc::clone(&self).drive(delivery, Some(permit)));
+                    }
+                }
+            }
+            while attempts.try_join_next().is_some() {}
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+
+    pub(super) async fn renew_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let lease = self.engine.inner.config.lease;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(lease / 3) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let by_stream: HashMap<(&'static str, Source), Vec<String>> = {
+                let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                let mut by_stream: HashMap<(&'static str, Source), Vec<String>> = HashMap::new();
+                for (flow, source, entry) in running.keys().chain(held.iter()) {
+                    by_stream
+                        .entry((flow, *source))
+                        .or_default()
+                        .push(entry.clone());
+                }
+                by_stream
+            };
+            for ((name, source), entries) in by_stream {
+                let Ok(flow) = self.engine.flow(name) else {
+                    continue;
+                };
+                // Claiming our own entries with JUSTID resets their idle time.
+                let renewed: Result<Value, _> = self
+                    .engine
+                    .inner
+                    .client
+                    .xclaim(
+                        source.key(flow),
+                        GROUP,
+                        self.consumer.as_str(),
+                        0,
+                        entries,
+                        None,
+                        None,
+                        None,
+                        false,
+                        true,
+                    )
+                    .await;
+                if let Err(error) = renewed {
+                    tracing::warn!(%error, flow = name, "renewing leases failed");
+                }
+            }
+        }
+    }
+
+    pub(super) async fn promote_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = self.engine.inner.config.retry_poll;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => return,
+            }
+            for flow in self.engine.inner.flows.values() {
+                let moved = scripts::call(
+                    &PROMOTE,
+                    &self.engine.inner.client,
+                    vec![flow.keys.delayed.clone(), flow.keys.ready.clone()],
+                    vec![Value::from(now_ms().to_string()), Value::from("100")],
+                )
+                .await;
+                if let Err(error) = moved {
+                    tracing::warn!(%error, "moving due retries failed");
+                }
+            }
+        }
+    }
+
+    /// Samples each ready stream's length (`XLEN`) and the workers' group lag (`lag` in
+    /// `XINFO GROUPS`, Redis 7) into gauges: at start, then every few seconds.
+    pub(super) async fn sample_backlog(self: Arc<Self>, shutdown: CancellationToken) {
+        let client = &self.engine.inner.client;
+        loop {
+            for (name, flow) in &self.engine.inner.flows {
+                let length: Result<u64, _> = client.xlen(flow.keys.ready.clone()).await;
+                let groups: Result<Value, _> = client.xinfo_groups(flow.keys.ready.clone()).await;
+                match (length, groups) {
+                    (Ok(length), Ok(groups)) => {
+                        crate::metrics::stream_backlog(name, length, group_lag(groups, GROUP));
+                    }
+                    (Err(error), _) | (_, Err(error)) => {
+                        tracing::debug!(%error, flow = name, "sampling the stream backlog failed");
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(crate::metrics::BACKLOG_SAMPLE_EVERY) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    pub(super) async fn stop_listener(self: Arc<Self>, shutdown: CancellationToken) {
+        let subscriber = match connect_client(&self.engine.inner.config.url, None).await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "stop listener could not connect");
+                return;
+            }
+        };
+        let channel = control_channel(&self.engine.inner.config.prefix);
+        let mut messages = subscriber.message_rx();
+        // Subscribe again after every reconnection.
+        let mut reconnects = subscriber.reconnect_rx();
+        if let Err(error) = subscriber.subscribe(channel.clone()).await {
+            tracing::error!(%error, "stop listener could not subscribe");
+        }
+        loop {
+            tokio::select! {
+                message = messages.recv() => {
+                    let Ok(message) = message else { continue };
+                    let Some(text) = message.value.as_str().map(|s| s.to_string()) else { continue };
+                    let mut words = text.split(' ');
+                    let (Some(flow), Some(id)) = (words.next(), words.next()) else { continue };
+                    self.note_ended(flow, id);
+                    let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                    for attempt in running.values() {
+                        if attempt.flow == flow && attempt.request.as_str() == id {
+                            attempt.cancel.cancel();
+                        }
+                    }
+                }
+                Ok(_) = reconnects.recv() => {
+                    let _ = subscriber.subscribe(channel.clone()).await;
+                }
+                () = shutdown.cancelled() => break,
+            }
+        }
+        let _ = subscriber.quit().await;
+    }
+
+    /// Remembers that request `id` of `flow` has ended (for [`Self::has_ended`]), for a few
+    /// leases.
+    fn note_ended(&self, flow: &str, id: &str) {
+        let keep = self.engine.inner.config.lease * 4;
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.retain(|_, at| at.elapsed() < keep);
+        ended.insert((flow.to_owned(), id.to_owned()), std::time::Instant::now());
+    }
+
+    /// Whether this worker heard that request `id` of `flow` has ended.
+    pub(super) fn has_ended(&self, flow: &str, id: &str) -> bool {
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&(flow.to_owned(), id.to_owned()))
+    }
+}
+
+/// The `lag` of consumer group `group` in an `XINFO GROUPS` reply; `None` when Redis cannot
+/// tell (it answers nil, or is older than 7 and has no such field).
+fn group_lag(groups: Value, group: &str) -> Option<u64> {
+    groups.into_array().into_iter().find_map(|info| {
+        let fields: HashMap<String, Value> = info
+            .into_map()
+            .ok()?
+            .inner()
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.as_str()?.to_owned(), value)))
+            .collect();
+        if fields.get("name")?.as_string()? != group {
+            return None;
+        }
+        fields.get("lag")?.as_u64()
+    })
+}
