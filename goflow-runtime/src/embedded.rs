@@ -492,7 +492,7 @@ async fn execute_tracked(
     // Declared after `tasks`, so dropped first: the cancellation is signalled before the
     // remaining vertex tasks are aborted.
     let _cancel_on_return = cancel.clone().drop_guard();
-    let mut progress = Progress::new(input.clone());
+    let mut progress = Progress::new(input.clone()).with_room_for(plan.vertices().len());
     let mut control = tracker.map(|t| {
         let mut rx = t.control.subscribe();
         // A pause or stop may have come before this task started: act on the current value.

@@ -25,6 +25,14 @@ impl Progress {
         progress
     }
 
+    /// Reserves room for `values` stored values (one per vertex of a plan without `each`), so
+    /// that the map does not grow step by step as the request runs.
+    #[must_use]
+    pub fn with_room_for(mut self, values: usize) -> Self {
+        self.values.reserve(values);
+        self
+    }
+
     /// Applies an [`Advance`] (skipped instances aside, which only the request's state
     /// records) and returns the instances that thereby have all their inputs.
     pub fn apply(&mut self, advance: Advance) -> Vec<Instance> {
@@ -33,7 +41,11 @@ impl Progress {
         let mut ready = Vec::new();
         for (instance, need) in advance.arrivals {
             let need = match need {
-                Need::One => 1,
+                // Its one arrival: nothing to count.
+                Need::One => {
+                    ready.push(instance);
+                    continue;
+                }
                 Need::Count(n) => n,
                 Need::Size => self.sizes.get(&instance).copied().unwrap_or(0),
             };
