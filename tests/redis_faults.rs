@@ -313,6 +313,32 @@ impl WorkerProcesses {
     fn spawn(count: usize, config: &RedisConfig) -> Self {
         Self((0..count).map(|_| worker_process(config)).collect())
     }
+
+    /// SIGKILLs the first worker once it holds entries of `flow` (read or handed off); returns
+    /// its consumer name and how many entries it held when it died (asserted above zero).
+    async fn kill_first_holding(
+        &mut self,
+        client: &Client,
+        config: &RedisConfig,
+        flow: &str,
+    ) -> (String, u64) {
+        let victim_tag = format!("-{}-", self.0[0].id());
+        let held_by_victim = async || {
+            pending_on_both(client, config, flow)
+                .await
+                .into_iter()
+                .find(|(consumer, _)| consumer.contains(&victim_tag))
+        };
+        wait_until("the victim holds entries", LIMIT, async || {
+            held_by_victim().await.is_some_and(|(_, held)| held > 0)
+        })
+        .await;
+        self.0[0].kill().expect("SIGKILL the worker");
+        self.0[0].wait().expect("reap the worker");
+        let (victim, lost) = held_by_victim().await.expect("the victim's consumer");
+        assert!(lost > 0, "the kill landed while the worker held entries");
+        (victim, lost)
+    }
 }
 
 /// Starts this test binary again as a worker process of `config`'s server and prefix.
@@ -419,22 +445,9 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
         },
     )
     .await;
-    let victim_pid = workers.0[0].id();
-    let victim_tag = format!("-{victim_pid}-");
-    let held_by_victim = async || {
-        pending_on_both(&client, &config, Kyc::NAME)
-            .await
-            .into_iter()
-            .find(|(consumer, _)| consumer.contains(&victim_tag))
-    };
-    wait_until("the victim holds entries", LIMIT, async || {
-        held_by_victim().await.is_some_and(|(_, held)| held > 0)
-    })
-    .await;
-    workers.0[0].kill().expect("SIGKILL the worker");
-    workers.0[0].wait().expect("reap the worker");
-    let (victim, lost) = held_by_victim().await.expect("the victim's consumer");
-    assert!(lost > 0, "the kill landed while the worker held entries");
+    let (victim, lost) = workers
+        .kill_first_holding(&client, &config, Kyc::NAME)
+        .await;
 
     // Every request completes with its own output.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -574,22 +587,9 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
         async || items_done().await >= ITEMS as usize / 10,
     )
     .await;
-    let victim_pid = workers.0[0].id();
-    let victim_tag = format!("-{victim_pid}-");
-    let held_by_victim = async || {
-        pending_on_both(&client, &config, Sweep::NAME)
-            .await
-            .into_iter()
-            .find(|(consumer, _)| consumer.contains(&victim_tag))
-    };
-    wait_until("the victim holds entries", LIMIT, async || {
-        held_by_victim().await.is_some_and(|(_, held)| held > 0)
-    })
-    .await;
-    workers.0[0].kill().expect("SIGKILL the worker");
-    workers.0[0].wait().expect("reap the worker");
-    let (victim, lost) = held_by_victim().await.expect("the victim's consumer");
-    assert!(lost > 0, "the kill landed while the worker held entries");
+    let (victim, lost) = workers
+        .kill_first_holding(&client, &config, Sweep::NAME)
+        .await;
 
     // The request completes with every item, in order (`tally` checks the order).
     let expected_sum = 3 * u64::from(ITEMS) * u64::from(ITEMS - 1) / 2;

@@ -157,9 +157,11 @@ async fn finish_hooks_run_once_per_request() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A for-each and a conditional on Redis. Their workflows are built by hand (a `Workflow`
-// implementation over `PlanBuilder`), as `workflow!` would build them; their graphs list the
-// vertices only, which is all the engine reads of a graph (its structural hash).
+// A for-each and a conditional on Redis. The conditional is built by hand (a `Workflow`
+// implementation over `PlanBuilder`) so that its selector can fail, which `workflow!` rules out
+// at compile time (the arms must cover every variant): it stands for an output that cannot be
+// decoded. Its graph lists the vertices only, which is all the engine reads of a graph (its
+// structural hash).
 
 /// What a sweep runs over.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -261,46 +263,9 @@ fn vertex<S: goflow::Step>(name: &'static str) -> goflow::GraphVertex {
     goflow::GraphVertex::new(name, S::describe())
 }
 
-/// `list -> each { verify -> weigh } => total`.
-pub struct Sweep;
-
-impl Workflow for Sweep {
-    const NAME: &'static str = "sweep";
-    type Input = Batch;
-    type Output = Vec<u64>;
-
-    fn graph() -> &'static goflow::Graph {
-        static GRAPH: OnceLock<goflow::Graph> = OnceLock::new();
-        GRAPH.get_or_init(|| {
-            let vertices = vec![
-                vertex::<list>("list"),
-                vertex::<verify>("verify"),
-                vertex::<weigh>("weigh"),
-                vertex::<total>("total"),
-            ];
-            goflow::Graph::new("sweep", vertices, Vec::new(), 0, 3)
-        })
-    }
-
-    fn build<C: goflow::Codec>(plan: &mut goflow::PlanBuilder<C>) -> goflow::Fragment {
-        let list = plan.node::<list>("list");
-        plan.enter_each();
-        let verify = plan.node::<verify>("verify");
-        let weigh = plan.node::<weigh>("weigh");
-        plan.leave_each();
-        let total = plan.node::<total>("total");
-        plan.connect(verify, weigh);
-        plan.each::<Item>(list, &[verify], weigh, total);
-        goflow::Fragment {
-            entry: list.entry,
-            exit: total.exit,
-        }
-    }
-
-    fn local_plan() -> &'static Arc<goflow::Plan> {
-        static PLAN: OnceLock<Arc<goflow::Plan>> = OnceLock::new();
-        PLAN.get_or_init(|| Arc::new(goflow::Plan::new::<Self, MsgPack>(MsgPack)))
-    }
+workflow! {
+    /// A for-each whose body is a chain.
+    pub Sweep = list -> each { verify -> weigh } => total;
 }
 
 /// `classify ? { Small => inc, Large => halve -> shrink, Zero => } -> report`.
