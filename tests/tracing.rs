@@ -231,8 +231,19 @@ fn every_span_of_a_request_shares_one_trace_on_both_engines() {
             .unwrap()
             .to_owned();
 
-        provider.force_flush().unwrap();
-        let spans = exporter.get_finished_spans().unwrap();
+        // A span is exported when it closes, which for the HTTP span is when the last task
+        // holding it (the request's, which the handler's wait does not join) lets go: shortly
+        // after the response, not before it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let spans = loop {
+            provider.force_flush().unwrap();
+            let spans = exporter.get_finished_spans().unwrap();
+            let http_closed = spans.iter().any(|s| s.name == "goflow.http");
+            if http_closed || std::time::Instant::now() > deadline {
+                break spans;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         let caller_context = |span: &tracing::Span| {
             use opentelemetry::trace::TraceContextExt as _;
             use tracing_opentelemetry::OpenTelemetrySpanExt as _;
