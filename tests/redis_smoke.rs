@@ -62,8 +62,7 @@ async fn kyc_runs_on_redis() {
         .connect()
         .await
         .unwrap();
-    let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(engine.worker(4).run(shutdown.clone()));
+    let worker = support::LocalWorker::start(&engine, 4);
 
     assert_eq!(engine.run::<Kyc>("alice".into()).await.unwrap(), "verified");
     let id = engine.submit::<Kyc>(&"bob".into()).await.unwrap();
@@ -79,8 +78,7 @@ async fn kyc_runs_on_redis() {
     assert_eq!(state.status, RequestStatus::Completed);
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
 
-    shutdown.cancel();
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,8 +463,7 @@ async fn a_failing_item_fails_the_request_and_is_named_with_its_index() {
         .connect()
         .await
         .unwrap();
-    let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(engine.worker(8).run(shutdown.clone()));
+    let worker = support::LocalWorker::start(&engine, 8);
 
     let id = engine.submit::<Sweep>(&batch(100, Some(37))).await.unwrap();
     let failure = match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
@@ -496,8 +493,7 @@ async fn a_failing_item_fails_the_request_and_is_named_with_its_index() {
     let recorded: goflow::RequestFailure = serde_json::from_str(&letters[0].1["failure"]).unwrap();
     assert_eq!(recorded, failure);
 
-    shutdown.cancel();
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -507,8 +503,7 @@ async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
         .connect()
         .await
         .unwrap();
-    let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(engine.worker(8).run(shutdown.clone()));
+    let worker = support::LocalWorker::start(&engine, 8);
 
     let slow = Batch {
         count: 50,
@@ -554,8 +549,7 @@ async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
     let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
 
-    shutdown.cancel();
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -566,8 +560,7 @@ async fn a_for_each_over_thousands_of_items_is_one_completion() {
         .connect()
         .await
         .unwrap();
-    let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(engine.worker(64).run(shutdown.clone()));
+    let worker = support::LocalWorker::start(&engine, 64);
 
     let id = engine.submit::<Sweep>(&batch(4500, None)).await.unwrap();
     match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
@@ -577,8 +570,7 @@ async fn a_for_each_over_thousands_of_items_is_one_completion() {
         other => panic!("{other:?}"),
     }
 
-    shutdown.cancel();
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -588,8 +580,7 @@ async fn a_conditional_runs_one_arm_and_skips_the_others() {
         .connect()
         .await
         .unwrap();
-    let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(engine.worker(4).run(shutdown.clone()));
+    let worker = support::LocalWorker::start(&engine, 4);
 
     use VertexStatus::{Done, Skipped};
     let cases = [
@@ -638,6 +629,5 @@ async fn a_conditional_runs_one_arm_and_skips_the_others() {
     assert_eq!(statuses["classify"], VertexStatus::Failed);
     assert_eq!(statuses["inc"], VertexStatus::Pending);
 
-    shutdown.cancel();
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
