@@ -50,9 +50,16 @@ async fn refuse(user: String) -> Result<String, NodeError> {
     }
 }
 
+/// `n` bytes of output, to straddle the done event's inline limit.
+#[node]
+async fn fill(n: usize) -> String {
+    "x".repeat(n)
+}
+
 workflow! {
     pub Kyc = get_image -> [detect, score] => verdict;
     pub Screen = refuse;
+    pub Fill = fill;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,6 +86,50 @@ async fn kyc_runs_on_redis() {
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
 
     worker.stop().await;
+}
+
+/// A small output rides on the done event (the waiter reads no state); a large one, or any
+/// with the limit at 0, is read from the state. Either way every waiter gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_reach_waiters_with_or_without_the_done_event_carrying_them() {
+    for limit in [256, 0] {
+        let mut config = support::config("inline");
+        config.inline_output_limit = limit;
+        let url = config.url.clone();
+        let done_key = format!("{}:done", support::flow_tag(&config.prefix, Fill::NAME));
+        let engine = RedisEngine::builder(config)
+            .register::<Fill>()
+            .connect()
+            .await
+            .unwrap();
+        let worker = support::LocalWorker::start(&engine, 4);
+        for n in [10, 100_000] {
+            assert_eq!(
+                engine.run::<Fill>(n).await.unwrap().len(),
+                n,
+                "run, {n} bytes"
+            );
+            let id = engine.submit::<Fill>(&n).await.unwrap();
+            match engine.wait::<Fill>(&id, Duration::from_secs(10)).await {
+                Ok(RequestOutcome::Completed(out)) => assert_eq!(out.len(), n),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Four events: the first two (10 bytes) carry the output under the default limit.
+        let client = support::raw_client(&url).await;
+        let carried: Vec<bool> = support::stream_entries(&client, &done_key)
+            .await
+            .iter()
+            .map(|(_, fields)| fields.contains_key("out"))
+            .collect();
+        let expected = if limit == 0 {
+            [false; 4]
+        } else {
+            [true, true, false, false]
+        };
+        assert_eq!(carried, expected, "limit {limit}");
+        worker.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use super::keys::fields;
 use super::scripts::{self, CONTROL, SUBMIT};
-use super::{millis, now_ms, EngineError, RedisEngine};
+use super::{millis, now_ms, DoneEvent, EngineError, RedisEngine};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::node::Data as _;
@@ -27,8 +27,20 @@ type WaitKey = (&'static str, RequestId);
 /// Requests being waited for, woken by the listener of the completion streams.
 #[derive(Default)]
 pub(crate) struct Waiters {
-    waiting: Mutex<HashMap<WaitKey, Vec<oneshot::Sender<()>>>>,
+    /// Each woken with the request's done event: a completed request's small output comes
+    /// with it, which spares the waiter a read of the request's state.
+    waiting: Mutex<HashMap<WaitKey, Vec<oneshot::Sender<DoneEvent>>>>,
     listener: OnceCell<()>,
+}
+
+/// How a wait for a request's end came out.
+enum Waited {
+    /// No such request (or it has expired).
+    Missing,
+    /// Its done event arrived.
+    Ended(DoneEvent),
+    /// It had ended before the wait, or the wait timed out: its state tells.
+    Read,
 }
 
 impl<C: Codec> RedisEngine<C> {
@@ -114,37 +126,45 @@ impl<C: Codec> RedisEngine<C> {
         id: &RequestId,
         timeout: Duration,
     ) -> Result<Option<RequestState>, EngineError> {
-        if !self.wait_until_final(flow, id, timeout).await? {
+        if let Waited::Missing = self.wait_until_final(flow, id, timeout).await? {
             return Ok(None);
         }
         self.status(flow, id).await
     }
 
-    /// Waits up to `timeout` for the request to end; `false` if there is no such request.
-    /// Reads only the status field until then: the whole state is read once, by the caller.
+    /// Waits up to `timeout` for the request to end. Reads only the status field until then:
+    /// the state is read once, by the caller, if the done event does not tell it all.
     async fn wait_until_final(
         &self,
         flow: &str,
         id: &RequestId,
         timeout: Duration,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Waited, EngineError> {
         let entry = self.flow(flow)?;
         let flow: &'static str = entry.plan.flow();
         let key = entry.keys.request(id);
-        self.start_listener().await?;
-        let woken = self.register_waiter(flow, id)?;
-        let status: Option<String> = self.inner.client.hget(&key, "st").await?;
-        let exists = status.is_some();
-        let ended = status
-            .as_deref()
-            .and_then(RequestStatus::parse)
-            .is_some_and(RequestStatus::is_final);
-        if exists && !ended {
-            // Woken or not, the state then says how it ended (or that it has not).
-            let _ = tokio::time::timeout(timeout, woken).await;
-        }
+        let woken = self.register_waiter(flow, id).await?;
+        let status: Result<Option<String>, _> = self.inner.client.hget(&key, "st").await;
+        let waited = match status {
+            Err(error) => {
+                drop(woken);
+                self.forget_waiter(flow, id);
+                return Err(error.into());
+            }
+            Ok(None) => Waited::Missing,
+            Ok(Some(status))
+                if RequestStatus::parse(&status).is_some_and(RequestStatus::is_final) =>
+            {
+                Waited::Read
+            }
+            Ok(Some(_)) => match tokio::time::timeout(timeout, woken).await {
+                Ok(Ok(ended)) => Waited::Ended(ended),
+                // Timed out: the state says that it has not ended.
+                _ => Waited::Read,
+            },
+        };
         self.forget_waiter(flow, id);
-        Ok(exists)
+        Ok(waited)
     }
 
     /// Waits up to `timeout` for a request of `W` to end.
@@ -153,10 +173,36 @@ impl<C: Codec> RedisEngine<C> {
         id: &RequestId,
         timeout: Duration,
     ) -> Result<RequestOutcome<W::Output>, EngineError> {
-        let missing =
-            || EngineError::Protocol(format!("request `{id}` of `{}` does not exist", W::NAME));
-        if !self.wait_until_final(W::NAME, id, timeout).await? {
-            return Err(missing());
+        match self.wait_until_final(W::NAME, id, timeout).await? {
+            Waited::Missing => Err(missing::<W>(id)),
+            Waited::Ended(ended) => self.outcome::<W>(id, Some(ended)).await,
+            Waited::Read => self.outcome::<W>(id, None).await,
+        }
+    }
+
+    /// The outcome of a request from its done event when that tells it all (a stop, or a
+    /// completion with its output), else from its state.
+    async fn outcome<W: Workflow>(
+        &self,
+        id: &RequestId,
+        ended: Option<DoneEvent>,
+    ) -> Result<RequestOutcome<W::Output>, EngineError> {
+        match ended {
+            Some(DoneEvent {
+                status: RequestStatus::Completed,
+                output: Some(output),
+                ..
+            }) => {
+                return Ok(RequestOutcome::Completed(W::Output::decode_with(
+                    &self.inner.codec,
+                    &output,
+                )?))
+            }
+            Some(DoneEvent {
+                status: RequestStatus::Stopped,
+                ..
+            }) => return Ok(RequestOutcome::Stopped),
+            _ => {}
         }
         // Only what the outcome needs, not the whole state.
         let key = self.flow(W::NAME)?.keys.request(id);
@@ -168,7 +214,7 @@ impl<C: Codec> RedisEngine<C> {
         let status = status
             .as_deref()
             .and_then(RequestStatus::parse)
-            .ok_or_else(missing)?;
+            .ok_or_else(|| missing::<W>(id))?;
         Ok(match status {
             RequestStatus::Completed => {
                 let output = output.ok_or_else(|| {
@@ -191,18 +237,42 @@ impl<C: Codec> RedisEngine<C> {
 
     /// Submits a request of `W` and waits for it to end, reporting failures as the embedded
     /// engine does. The request id is generated.
+    ///
+    /// It listens for the request's end before submitting it, so a small output
+    /// ([`RedisConfig::inline_output_limit`](super::RedisConfig::inline_output_limit)) comes
+    /// with the done event: the submit script is the only command this sends.
     pub async fn run<W: Workflow>(&self, input: W::Input) -> Result<W::Output, Error> {
         let engine_error = |e: EngineError| Error::Engine {
             flow: W::NAME,
             message: e.to_string(),
         };
-        let id = self.submit::<W>(&input).await.map_err(engine_error)?;
-        loop {
-            match self
-                .wait::<W>(&id, Duration::from_secs(3600))
+        let id = RequestId::generate();
+        let woken = self
+            .register_waiter(W::NAME, &id)
+            .await
+            .map_err(engine_error)?;
+        let submitted = self.submit_as::<W>(id.clone(), &input).await;
+        let ended = match submitted {
+            // Ours, so not ended before the listening began: its done event will come.
+            Ok(true) => tokio::time::timeout(Duration::from_secs(3600), woken)
                 .await
-                .map_err(engine_error)?
-            {
+                .ok()
+                .and_then(Result::ok),
+            // A generated id is never taken, but if it were, that request's state tells.
+            Ok(false) => None,
+            Err(error) => {
+                drop(woken);
+                self.forget_waiter(W::NAME, &id);
+                return Err(engine_error(error));
+            }
+        };
+        self.forget_waiter(W::NAME, &id);
+        let mut outcome = match ended {
+            Some(ended) => self.outcome::<W>(&id, Some(ended)).await,
+            None => self.wait::<W>(&id, Duration::from_secs(3600)).await,
+        };
+        loop {
+            match outcome.map_err(engine_error)? {
                 RequestOutcome::Completed(output) => return Ok(output),
                 RequestOutcome::Failed(failure) => {
                     return Err(Error::Failed {
@@ -218,7 +288,9 @@ impl<C: Codec> RedisEngine<C> {
                         request_id: id,
                     })
                 }
-                RequestOutcome::Pending(_) => {}
+                RequestOutcome::Pending(_) => {
+                    outcome = self.wait::<W>(&id, Duration::from_secs(3600)).await;
+                }
             }
         }
     }
@@ -288,11 +360,15 @@ impl<C: Codec> RedisEngine<C> {
         }
     }
 
-    fn register_waiter(
+    /// Listens for the done event of a request of `flow` (the listener starts on first use):
+    /// any event after this call reaches the receiver. Undone by
+    /// [`forget_waiter`](Self::forget_waiter), once the receiver is dropped.
+    async fn register_waiter(
         &self,
         flow: &'static str,
         id: &RequestId,
-    ) -> Result<oneshot::Receiver<()>, EngineError> {
+    ) -> Result<oneshot::Receiver<DoneEvent>, EngineError> {
+        self.start_listener().await?;
         let (tx, rx) = oneshot::channel();
         let mut waiting = self
             .inner
@@ -330,7 +406,7 @@ impl<C: Codec> RedisEngine<C> {
                 let client = super::connect_client(&self.inner.config.url, None).await?;
                 let mut flows = Vec::new();
                 for (name, flow) in &self.inner.flows {
-                    let last: Vec<super::StreamEntry> = client
+                    let last: Vec<super::DoneEntry> = client
                         .xrevrange_values(flow.keys.done.clone(), "+", "-", Some(1))
                         .await?;
                     let from = last
@@ -347,6 +423,11 @@ impl<C: Codec> RedisEngine<C> {
     }
 }
 
+/// The error for a request that does not exist.
+fn missing<W: Workflow>(id: &RequestId) -> EngineError {
+    EngineError::Protocol(format!("request `{id}` of `{}` does not exist", W::NAME))
+}
+
 /// Reads completions until the engine is dropped.
 async fn listen<C: Codec>(
     inner: std::sync::Weak<super::Inner<C>>,
@@ -356,7 +437,7 @@ async fn listen<C: Codec>(
     loop {
         let keys: Vec<String> = flows.iter().map(|(_, key, _)| key.clone()).collect();
         let ids: Vec<String> = flows.iter().map(|(_, _, id)| id.clone()).collect();
-        let read: Result<super::StreamRead, _> =
+        let read: Result<super::DoneRead, _> =
             client.xread_map(Some(1000), Some(1000), keys, ids).await;
         let Some(inner) = inner.upgrade() else {
             let _ = fred::prelude::ClientLike::quit(&client).await;
@@ -372,12 +453,12 @@ async fn listen<C: Codec>(
                 for (name, key, last) in &mut flows {
                     for (entry_id, fields) in streams.get(key.as_str()).into_iter().flatten() {
                         *last = entry_id.clone();
-                        let Some(id) = fields.get("r").and_then(|r| RequestId::parse(r).ok())
-                        else {
+                        let Some(event) = DoneEvent::parse(fields) else {
                             continue;
                         };
-                        for waiter in waiting.remove(&(*name, id)).into_iter().flatten() {
-                            let _ = waiter.send(());
+                        let woken = waiting.remove(&(*name, event.request.clone()));
+                        for waiter in woken.into_iter().flatten() {
+                            let _ = waiter.send(event.clone());
                         }
                     }
                 }

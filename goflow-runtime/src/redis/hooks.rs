@@ -11,10 +11,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use fred::prelude::{ClientLike, StreamsInterface};
 use tokio_util::sync::CancellationToken;
 
-use super::{connect_client, millis, RedisEngine, StreamEntry, StreamRead};
+use super::{connect_client, millis, DoneEntry, DoneEvent, DoneRead, RedisEngine};
 use crate::codec::Codec;
 use crate::request_id::RequestId;
 use crate::state::{RequestFailure, RequestStatus};
@@ -83,11 +84,11 @@ pub(crate) async fn run<C: Codec>(
     let lease = millis(inner.config.lease);
     let mut last_reclaim = std::time::Instant::now();
     loop {
-        let mut events: HashMap<String, Vec<StreamEntry>> = HashMap::new();
+        let mut events: HashMap<String, Vec<DoneEntry>> = HashMap::new();
         if last_reclaim.elapsed() >= inner.config.lease / 2 {
             last_reclaim = std::time::Instant::now();
             for (_, key) in &streams {
-                let claimed: Result<(String, Vec<StreamEntry>), _> = inner
+                let claimed: Result<(String, Vec<DoneEntry>), _> = inner
                     .client
                     .xautoclaim_values(
                         key.clone(),
@@ -104,7 +105,7 @@ pub(crate) async fn run<C: Codec>(
                 }
             }
         }
-        let read: Result<StreamRead, _> = tokio::select! {
+        let read: Result<DoneRead, _> = tokio::select! {
             read = reader.xreadgroup_map(GROUP, consumer.as_str(), Some(64), Some(1000), false, keys.clone(), ids.clone()) => read,
             () = shutdown.cancelled() => break,
         };
@@ -150,10 +151,13 @@ pub(crate) async fn run<C: Codec>(
 async fn event<C: Codec>(
     engine: &RedisEngine<C>,
     flow: &'static str,
-    fields: &HashMap<String, String>,
+    fields: &HashMap<String, Bytes>,
 ) -> Option<Finished> {
-    let request_id = RequestId::parse(fields.get("r")?).ok()?;
-    let status = RequestStatus::parse(fields.get("st")?)?;
+    let DoneEvent {
+        request: request_id,
+        status,
+        ..
+    } = DoneEvent::parse(fields)?;
     let failure = match status {
         RequestStatus::Failed => engine
             .status(flow, &request_id)

@@ -80,6 +80,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
 
 pub use self::hooks::Finished;
@@ -93,6 +94,7 @@ pub use crate::state::{
 use self::keys::FlowKeys;
 use crate::codec::{Codec, CodecError, MsgPack};
 use crate::plan::Plan;
+use crate::request_id::RequestId;
 pub(crate) use crate::state::now_ms;
 use crate::workflow::Workflow;
 
@@ -127,6 +129,11 @@ pub struct RedisConfig {
     /// How long a command may wait for Redis (queued while it is unreachable, say) before it
     /// fails. Default 5 s. Blocking reads use connections of their own, without it.
     pub command_timeout: Duration,
+    /// The largest encoded output (bytes) that a completed request's done event carries, so
+    /// that a client waiting for it has the outcome without reading the request's state.
+    /// Larger outputs are only in the state. Default 256; 0 never carries one. The done
+    /// stream keeps about 100,000 events, so this bounds its memory too.
+    pub inline_output_limit: usize,
 }
 
 impl RedisConfig {
@@ -143,6 +150,7 @@ impl RedisConfig {
             hand_off_ahead: 32,
             retry_poll: Duration::from_millis(50),
             command_timeout: Duration::from_secs(5),
+            inline_output_limit: 256,
         }
     }
 }
@@ -354,6 +362,35 @@ pub(crate) type StreamEntry = (String, HashMap<String, String>);
 
 /// The entries read from several streams, by stream key.
 pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String, String, String>;
+
+/// The done events read from several streams, by stream key: values as bytes, as an event
+/// may carry an encoded output.
+pub(crate) type DoneRead = fred::types::streams::XReadResponse<String, String, String, Bytes>;
+
+/// A done event as read: its id and fields.
+pub(crate) type DoneEntry = (String, HashMap<String, Bytes>);
+
+/// What a done event (`r`, `st`, and `out` when it carries the output) says.
+#[derive(Debug, Clone)]
+pub(crate) struct DoneEvent {
+    pub(crate) request: RequestId,
+    pub(crate) status: RequestStatus,
+    /// A completed request's output, when small enough to ride on the event
+    /// ([`RedisConfig::inline_output_limit`]).
+    pub(crate) output: Option<Bytes>,
+}
+
+impl DoneEvent {
+    /// `None` for an event that does not name a request and a status.
+    pub(crate) fn parse(fields: &HashMap<String, Bytes>) -> Option<Self> {
+        let text = |field: &str| fields.get(field).and_then(|v| std::str::from_utf8(v).ok());
+        Some(Self {
+            request: RequestId::parse(text("r")?).ok()?,
+            status: RequestStatus::parse(text("st")?)?,
+            output: fields.get("out").cloned(),
+        })
+    }
+}
 
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

@@ -14,7 +14,9 @@
 -- KEYS: 1 request hash, 2 the entry's stream, 3 parked list, 4 completion stream,
 --       5 ready stream, 6 direct stream
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 the request's output when this
---       completes it (else empty), 6 now, 7 `1` if this completes the request, 8 retention of
+--       completes it (else empty), 6 now, 7 `1` if this completes the request, `2` if it does
+--       and the done event carries the output (a small one, for waiting clients), else `0`,
+--       8 retention of
 --       finished requests (ms), 9 traceparent for the instances it enqueues, 10 consumer,
 --       11 hand-off budget, 12 number P of fields to store, 13..12+2P (field, value) pairs,
 --       then per arrival: instance, need, arrivals field, K, then K input fields (K = `-`
@@ -36,7 +38,7 @@ local update = {'s:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6]}
 for i = 13, last do
   update[#update + 1] = ARGV[i]
 end
-if ARGV[7] == '1' then
+if ARGV[7] ~= '0' then
   update[#update + 1] = 'st'
   update[#update + 1] = 'completed'
   update[#update + 1] = 'out'
@@ -46,7 +48,12 @@ if ARGV[7] == '1' then
   chunked('HSET', req, update)
   redis.call('PEXPIRE', req, ARGV[8])
   redis.call('DEL', parked)
-  redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed')
+  if ARGV[7] == '2' then
+    redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed',
+      'out', ARGV[5])
+  else
+    redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed')
+  end
   ack()
   return {'completed'}
 end

@@ -143,6 +143,12 @@ impl<C: Codec> Worker<C> {
         for skipped in &advance.skipped {
             store.push((fields::status(skipped), Value::from("skipped")));
         }
+        // A small output also rides on the done event, for the waiting client.
+        let ending = match (completes, done.output.len() <= config.inline_output_limit) {
+            (false, _) => "0",
+            (true, false) => "1",
+            (true, true) => "2",
+        };
         let mut args = Vec::with_capacity(12 + 2 * store.len() + 5 * advance.arrivals.len());
         args.extend([
             Value::from(GROUP),
@@ -155,7 +161,7 @@ impl<C: Codec> Worker<C> {
                 Value::from("")
             },
             Value::from(now_ms().to_string()),
-            Value::from(if completes { "1" } else { "0" }),
+            Value::from(ending),
             Value::from(millis(config.retention).to_string()),
             Value::from(done.traceparent.as_str()),
             Value::from(self.consumer.as_str()),
