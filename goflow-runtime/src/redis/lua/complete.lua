@@ -16,13 +16,14 @@
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 the request's output when this
 --       completes it (else empty), 6 now, 7 `1` if this completes the request, `2` if it does
 --       and the done event carries the output (a small one, for waiting clients), else `0`,
---       8 retention of
---       finished requests (ms), 9 traceparent for the instances it enqueues, 10 consumer,
---       11 hand-off budget, 12 number P of fields to store, 13..12+2P (field, value) pairs,
+--       8 retention of finished requests (ms), 9 traceparent for the instances it enqueues,
+--       10 consumer, 11 hand-off budget, 12 number P of fields to store, 13..12+2P (field, value) pairs,
 --       then per arrival: instance, need, arrivals field, K, then K input fields (K = `-`
 --       when the instance cannot be handed off). Need is `1` (ready now; no arrivals
 --       field), a number of arrivals (a join), or the name of the field holding that number
---       (a gather: one per item).
+--       (a gather: one per item). The K input fields are those a hand-off reads here: the
+--       inputs this completion stores itself (its own output, say) are not listed, as the
+--       worker has them.
 -- Answers {word, then per handed-off instance: entry id, instance key, K, K input values
 -- (nil when missing)}, word being `completed` or `ok`.
 -- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `st`, `vs`)
@@ -57,9 +58,9 @@ if ARGV[7] ~= '0' then
   ack()
   return {'completed'}
 end
--- Stored first: instances handed off below read their inputs from the hash.
-chunked('HSET', req, update)
-update = {}
+-- Everything is written in one HSET at the end: nothing below reads a field this completion
+-- writes (a hand-off reads only the inputs the worker does not hold, and a gather's size is
+-- stored by an earlier completion than its items').
 local budget = tonumber(ARGV[11])
 local out = {'ok'}
 -- Starts `s` for this consumer; false if the direct stream cannot take it (no group yet).
@@ -115,9 +116,7 @@ while i <= #ARGV do
     end
   end
 end
-if #update > 0 then
-  chunked('HSET', req, update)
-end
+chunked('HSET', req, update)
 if #park > 0 then
   chunked('RPUSH', parked, park)
   redis.call('PEXPIRE', parked, redis.call('PTTL', req))

@@ -3,6 +3,7 @@
 //! hand-offs) and `fail` (a retry, or the instance's and its request's end). Each builds its
 //! script's keys and arguments and reads its answer; the scripts themselves are in `lua/`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -130,12 +131,19 @@ impl<C: Codec> Worker<C> {
         permits.reverse();
         let mut store: Vec<(String, Value)> =
             Vec::with_capacity(advance.store.len() + advance.sizes.len() + advance.skipped.len());
+        // What this completion stores, by field: a hand-off takes these inputs from here
+        // rather than reading them back (a chain's next vertex needs only this output).
+        let mut stored: HashMap<String, Bytes> = HashMap::new();
         for (slot, value) in advance.store {
             // The exit's output is stored once, as the request's.
             if completes && matches!(&slot, Slot::Output(i) if i == done.instance) {
                 continue;
             }
-            store.push((fields::slot(&slot), Value::Bytes(value)));
+            let field = fields::slot(&slot);
+            if budget > 0 {
+                stored.insert(field.clone(), value.clone());
+            }
+            store.push((field, Value::Bytes(value)));
         }
         for (gathering, size) in &advance.sizes {
             store.push((fields::size(gathering), Value::from(size.to_string())));
@@ -172,6 +180,8 @@ impl<C: Codec> Worker<C> {
             args.push(Value::from(field));
             args.push(value);
         }
+        // Per instance that may be handed off: its inputs, held here or read by the script.
+        let mut held: HashMap<String, Vec<HandedInput>> = HashMap::new();
         for (next, need) in &advance.arrivals {
             let (need, counter) = match need {
                 Need::One => (Value::from("1"), String::new()),
@@ -181,12 +191,30 @@ impl<C: Codec> Worker<C> {
             args.push(Value::from(next.key()));
             args.push(need);
             args.push(Value::from(counter));
-            // What a hand-off reads as the instance's inputs; a gather (its items are read in
-            // batches) is always queued.
+            // What a hand-off reads as the instance's inputs, less those stored here; a gather
+            // (its items are read in batches) is always queued.
             match plan.inputs_of(next) {
                 Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
-                    args.push(Value::from(slots.len().to_string()));
-                    args.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+                    let inputs: Vec<HandedInput> = slots
+                        .iter()
+                        .map(|slot| {
+                            let field = fields::slot(slot);
+                            match stored.get(&field) {
+                                Some(value) => HandedInput::Held(value.clone()),
+                                None => HandedInput::Read(field),
+                            }
+                        })
+                        .collect();
+                    let read = inputs.iter().filter_map(|input| match input {
+                        HandedInput::Read(field) => Some(Value::from(field.as_str())),
+                        HandedInput::Held(_) => None,
+                    });
+                    let read: Vec<Value> = read.collect();
+                    args.push(Value::from(read.len().to_string()));
+                    args.extend(read);
+                    if budget > 0 {
+                        held.insert(next.key(), inputs);
+                    }
                 }
                 Inputs::Gather { .. } => args.push(Value::from("-")),
             }
@@ -213,14 +241,32 @@ impl<C: Codec> Worker<C> {
             (reply.next(), reply.next(), reply.next())
         {
             let count = count.as_u64().unwrap_or(0) as usize;
-            let values: Vec<Option<Bytes>> =
-                reply.by_ref().take(count).map(optional_bytes).collect();
-            let (Some(entry), Some(instance)) = (entry.as_string(), instance.as_string()) else {
-                return Err(EngineError::Protocol(format!(
+            let mut read = reply.by_ref().take(count).map(optional_bytes);
+            let unreadable = || {
+                EngineError::Protocol(format!(
                     "the completion script answered an unreadable hand-off of `{}`",
                     delivery.instance
-                )));
+                ))
             };
+            let (Some(entry), Some(instance)) = (entry.as_string(), instance.as_string()) else {
+                return Err(unreadable());
+            };
+            // The inputs in slot order: those held here, and those the script read.
+            let inputs = held.remove(&instance).ok_or_else(unreadable)?;
+            let reads = inputs
+                .iter()
+                .filter(|input| matches!(input, HandedInput::Read(_)))
+                .count();
+            if reads != count {
+                return Err(unreadable());
+            }
+            let values: Vec<Option<Bytes>> = inputs
+                .into_iter()
+                .map(|input| match input {
+                    HandedInput::Held(value) => Some(value),
+                    HandedInput::Read(_) => read.next().flatten(),
+                })
+                .collect();
             let permit = permits.pop();
             handed.push((
                 Delivery {
@@ -321,6 +367,13 @@ pub(super) enum Start {
     Skip,
     /// Delivered and lost (its worker died) more often than allowed.
     Lost { started: u32, lost: u32 },
+}
+
+/// One input of an instance a completion may hand off: a value the completion stores itself,
+/// or a field the script reads.
+enum HandedInput {
+    Held(Bytes),
+    Read(String),
 }
 
 /// A script's reply value as bytes; `None` for nil (a missing field).
