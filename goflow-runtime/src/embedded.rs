@@ -11,10 +11,13 @@
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -267,9 +270,11 @@ pub(crate) async fn run_typed<W: Workflow, C: Codec>(
 
 /// Executes one request of `plan` on encoded input; returns the encoded output of the exit.
 ///
-/// Every vertex whose inputs are complete runs as its own task, so independent branches run in
-/// parallel. The first vertex to fail for good fails the request: the others are cancelled
-/// (their `Context` reports it, and their tasks are aborted).
+/// Every vertex starts as soon as its inputs are complete. One that starts while others of the
+/// request run gets a task of its own, so independent branches run in parallel; one that has
+/// the request to itself (the entry, each vertex of a chain) runs in the request's task, which
+/// spares it a task and a cross-thread wake-up. The first vertex to fail for good fails the
+/// request: the others are cancelled (their `Context` reports it, and they are dropped).
 pub async fn execute(plan: Arc<Plan>, request_id: RequestId, input: Bytes) -> Result<Bytes, Error> {
     // A run request (untracked, so never stopped) is counted here, from start to end.
     crate::metrics::flow_started(plan.flow());
@@ -488,9 +493,8 @@ async fn execute_tracked(
     tracker: Option<&Arc<Tracked>>,
 ) -> Result<Bytes, Error> {
     let cancel = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    // Declared after `tasks`, so dropped first: the cancellation is signalled before the
-    // remaining vertex tasks are aborted.
+    // The cancellation is signalled on return, before the vertices still running are dropped
+    // (declared after it, `running` would be dropped first).
     let _cancel_on_return = cancel.clone().drop_guard();
     let mut progress = Progress::new(input.clone()).with_room_for(plan.vertices().len());
     let mut control = tracker.map(|t| {
@@ -513,8 +517,9 @@ async fn execute_tracked(
         tracker,
         span: &span,
     };
+    let mut running = Running::default();
     launch.ready(
-        &mut tasks,
+        &mut running,
         &mut parked,
         Instance::root(plan.entry()),
         vec![input],
@@ -522,20 +527,15 @@ async fn execute_tracked(
 
     loop {
         // With nothing running and nothing parked, the exit can no longer be reached.
-        if tasks.is_empty() && parked.is_empty() {
+        if running.is_empty() && parked.is_empty() {
             return Err(Error::Internal {
                 flow: plan.flow(),
                 message: "no vertex left to run before the exit vertex completed".to_owned(),
             });
         }
         tokio::select! {
-            joined = tasks.join_next(), if !tasks.is_empty() => {
-                let Some(joined) = joined else { continue };
-                // Node panics are caught inside the task, so a join error is an engine bug.
-                let (done, outcome) = joined.map_err(|e| Error::Internal {
-                    flow: plan.flow(),
-                    message: format!("vertex task ended abnormally: {e}"),
-                })?;
+            finished = running.next(plan.flow()), if !running.is_empty() => {
+                let (done, outcome) = finished?;
                 let Outcome { attempts, result } = outcome;
                 // A conditional's or a for-each's output that the plan cannot route fails the
                 // vertex like a failed attempt.
@@ -586,7 +586,7 @@ async fn execute_tracked(
                         flow: plan.flow(),
                         message: format!("`{}` became ready before its inputs", plan.name_of(&next)),
                     })?;
-                    launch.ready(&mut tasks, &mut parked, next, parts);
+                    launch.ready(&mut running, &mut parked, next, parts);
                 }
             }
             to = changed(&mut control) => match to {
@@ -595,7 +595,7 @@ async fn execute_tracked(
                 }
                 Control::Run => {
                     for (instance, parts) in std::mem::take(&mut parked) {
-                        launch.ready(&mut tasks, &mut parked, instance, parts);
+                        launch.ready(&mut running, &mut parked, instance, parts);
                     }
                 }
                 Control::Pause => {}
@@ -628,7 +628,7 @@ struct Launch<'a> {
 impl Launch<'_> {
     fn ready(
         &self,
-        tasks: &mut JoinSet<(Instance, Outcome)>,
+        running: &mut Running,
         parked: &mut Vec<(Instance, Vec<Bytes>)>,
         instance: Instance,
         parts: Vec<Bytes>,
@@ -660,7 +660,7 @@ impl Launch<'_> {
         );
         let plan = Arc::clone(plan);
         let tracker = self.tracker.cloned();
-        tasks.spawn(
+        running.start(
             async move {
                 let vertex = plan.vertex(instance.vertex());
                 let on_retry = |attempt: u32, failure: &Failure| {
@@ -678,5 +678,54 @@ impl Launch<'_> {
             }
             .instrument(self.span.clone()),
         );
+    }
+}
+
+/// A vertex run: the instance and how its attempts went.
+type Finished = (Instance, Outcome);
+
+/// The vertices of a request that are running. A vertex that has the request to itself runs
+/// inside the request's own task (a chain runs there from end to end, without a task or a
+/// cross-thread wake-up per vertex); one that starts beside others gets a task of its own,
+/// so that independent branches run in parallel. Dropping this cancels them all.
+#[derive(Default)]
+struct Running {
+    /// The vertex running in the request's task, if any.
+    inline: Option<BoxFuture<'static, Finished>>,
+    tasks: JoinSet<Finished>,
+}
+
+impl Running {
+    fn is_empty(&self) -> bool {
+        self.inline.is_none() && self.tasks.is_empty()
+    }
+
+    fn start(&mut self, vertex: impl Future<Output = Finished> + Send + 'static) {
+        if self.is_empty() {
+            self.inline = Some(Box::pin(vertex));
+        } else {
+            self.tasks.spawn(vertex);
+        }
+    }
+
+    /// The next vertex to finish. Call only when not [empty](Self::is_empty).
+    async fn next(&mut self, flow: &'static str) -> Result<Finished, Error> {
+        let inline = std::future::poll_fn(|cx| match &mut self.inline {
+            Some(vertex) => vertex.as_mut().poll(cx),
+            None => Poll::Pending,
+        });
+        tokio::select! {
+            finished = inline => {
+                self.inline = None;
+                Ok(finished)
+            }
+            Some(joined) = self.tasks.join_next() => {
+                // Node panics are caught inside the task, so a join error is an engine bug.
+                joined.map_err(|e| Error::Internal {
+                    flow,
+                    message: format!("vertex task ended abnormally: {e}"),
+                })
+            }
+        }
     }
 }
