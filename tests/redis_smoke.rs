@@ -56,10 +56,30 @@ async fn fill(n: usize) -> String {
     "x".repeat(n)
 }
 
+/// Attempts of `gauged` running now, and the most seen at once.
+static GAUGED: (
+    std::sync::atomic::AtomicUsize,
+    std::sync::atomic::AtomicUsize,
+) = (
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+);
+
+#[node]
+async fn gauged(n: u32) -> u32 {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = GAUGED.0.fetch_add(1, SeqCst) + 1;
+    GAUGED.1.fetch_max(now, SeqCst);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    GAUGED.0.fetch_sub(1, SeqCst);
+    n
+}
+
 workflow! {
     pub Kyc = get_image -> [detect, score] => verdict;
     pub Screen = refuse;
     pub Fill = fill;
+    pub Gauged = gauged;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,6 +105,31 @@ async fn kyc_runs_on_redis() {
     assert_eq!(state.status, RequestStatus::Completed);
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
 
+    worker.stop().await;
+}
+
+/// The worker reads and starts the next entries while its slots are busy, but never runs more
+/// attempts at once than its concurrency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_runs_no_more_attempts_at_once_than_its_concurrency() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let engine = RedisEngine::builder(support::config("slots"))
+        .register::<Gauged>()
+        .connect()
+        .await
+        .unwrap();
+    let worker = support::LocalWorker::start(&engine, 2);
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        ids.push((n, engine.submit::<Gauged>(&n).await.unwrap()));
+    }
+    for (n, id) in &ids {
+        match engine.wait::<Gauged>(id, Duration::from_secs(20)).await {
+            Ok(RequestOutcome::Completed(out)) => assert_eq!(out, *n),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(GAUGED.1.load(SeqCst), 2, "most attempts at once");
     worker.stop().await;
 }
 

@@ -22,26 +22,37 @@ use crate::redis::{millis, now_ms, EngineError};
 use crate::request_id::RequestId;
 
 impl<C: Codec> Worker<C> {
-    /// Runs a delivered entry in the slot `permit` holds, then, each in a slot of its own, the
-    /// instances its completion handed to this worker, and theirs in turn: the first in this
-    /// task, the others in tasks of their own.
+    /// Runs a delivered entry, then, each in a slot of its own, the instances its completion
+    /// handed to this worker, and theirs in turn: the first in this task, the others in tasks
+    /// of their own.
+    ///
+    /// `slot` is the slot reserved for the entry, if any; else it waits for one. An entry read
+    /// or reclaimed (not handed off) is started first, and only then waits for its slot,
+    /// holding its place in the intake (`intake`) meanwhile: the start script's round trip
+    /// overlaps the attempts still running, instead of keeping a slot idle.
     pub(super) fn drive(
         self: Arc<Self>,
         delivery: Delivery,
-        permit: Option<OwnedSemaphorePermit>,
+        slot: Option<OwnedSemaphorePermit>,
+        intake: Option<OwnedSemaphorePermit>,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let mut branches = JoinSet::new();
-            let mut next = Some((delivery, permit));
-            while let Some((delivery, permit)) = next {
-                let permit = match permit {
-                    Some(permit) => permit,
+            let mut intake = intake;
+            let mut next = Some((delivery, slot));
+            while let Some((mut delivery, slot)) = next.take() {
+                let Some(begun) = self.begin(&mut delivery).await else {
+                    break;
+                };
+                let slot = match slot {
+                    Some(slot) => slot,
                     None => self.slot_for(&delivery).await,
                 };
-                let mut handed = self.process(delivery, permit).await.into_iter();
+                drop(intake.take());
+                let mut handed = self.process(delivery, begun, slot).await.into_iter();
                 next = handed.next();
-                for (delivery, permit) in handed {
-                    branches.spawn(Arc::clone(&self).drive(delivery, permit));
+                for (delivery, slot) in handed {
+                    branches.spawn(Arc::clone(&self).drive(delivery, slot, None));
                 }
             }
             while branches.join_next().await.is_some() {}
@@ -67,24 +78,20 @@ impl<C: Codec> Worker<C> {
         permit
     }
 
-    /// Runs one delivered entry to its script; returns the instances its completion handed to
-    /// this worker, each with its slot. Redis errors leave the entry pending; it is then
-    /// reclaimed after its lease, by this worker or another.
-    async fn process(&self, mut delivery: Delivery, permit: OwnedSemaphorePermit) -> Vec<Handed> {
-        match self.try_process(&mut delivery, permit).await {
-            Ok(handed) => handed,
+    /// Reads a delivered entry and starts it (an instance handed off by a completion was
+    /// started there): `None` if it is not to run, having recorded why. Redis errors leave
+    /// the entry pending; it is then reclaimed after its lease, by this worker or another.
+    async fn begin(&self, delivery: &mut Delivery) -> Option<Begun> {
+        match self.try_begin(delivery).await {
+            Ok(begun) => begun,
             Err(error) => {
                 tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
-                Vec::new()
+                None
             }
         }
     }
 
-    async fn try_process(
-        &self,
-        delivery: &mut Delivery,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<Vec<Handed>, EngineError> {
+    async fn try_begin(&self, delivery: &mut Delivery) -> Result<Option<Begun>, EngineError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
         let instance = Instance::parse_key(&delivery.instance).filter(|i| {
@@ -103,19 +110,11 @@ impl<C: Codec> Worker<C> {
                 instance: None,
                 attempts: 0,
             };
-            return self
-                .fail(flow, delivery, at, &failure, None)
-                .await
-                .map(|()| Vec::new());
+            self.fail(flow, delivery, at, &failure, None).await?;
+            return Ok(None);
         };
-        let vertex = plan.vertex(instance.vertex());
         let inputs = plan.inputs_of(&instance);
-        let at = |attempts| Failed {
-            request: delivery.request.as_str(),
-            instance: Some(&instance),
-            attempts,
-        };
-        let (started, failed, tp, values) = match delivery.started.take() {
+        let (started, failed, traceparent, values) = match delivery.started.take() {
             // Handed off by a completion: started there, with its inputs read.
             Some(values) => (1, 0, delivery.traceparent.clone(), values),
             None => match self.start(flow, delivery, &request, &inputs).await? {
@@ -125,16 +124,70 @@ impl<C: Codec> Worker<C> {
                     traceparent,
                     values,
                 } => (started, failed, traceparent, values),
-                Start::Skip => return Ok(Vec::new()),
+                Start::Skip => return Ok(None),
                 Start::Lost { started, lost } => {
-                    let failure = Failure::Lost(lost);
-                    let at = at(started);
-                    return self
-                        .fail(flow, delivery, at, &failure, None)
-                        .await
-                        .map(|()| Vec::new());
+                    let at = Failed {
+                        request: &delivery.request,
+                        instance: Some(&instance),
+                        attempts: started,
+                    };
+                    self.fail(flow, delivery, at, &Failure::Lost(lost), None)
+                        .await?;
+                    return Ok(None);
                 }
             },
+        };
+        Ok(Some(Begun {
+            request,
+            instance,
+            inputs,
+            started,
+            failed,
+            traceparent,
+            values,
+        }))
+    }
+
+    /// Runs one started entry in the slot `permit` holds, to its script; returns the
+    /// instances its completion handed to this worker, each with its slot. Redis errors leave
+    /// the entry pending; it is then reclaimed after its lease, by this worker or another.
+    async fn process(
+        &self,
+        delivery: Delivery,
+        begun: Begun,
+        permit: OwnedSemaphorePermit,
+    ) -> Vec<Handed> {
+        match self.try_process(&delivery, begun, permit).await {
+            Ok(handed) => handed,
+            Err(error) => {
+                tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn try_process(
+        &self,
+        delivery: &Delivery,
+        begun: Begun,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<Handed>, EngineError> {
+        let flow = self.engine.flow(delivery.flow)?;
+        let plan = &flow.plan;
+        let Begun {
+            request,
+            instance,
+            inputs,
+            started,
+            failed,
+            traceparent: tp,
+            values,
+        } = begun;
+        let vertex = plan.vertex(instance.vertex());
+        let at = |attempts| Failed {
+            request: delivery.request.as_str(),
+            instance: Some(&instance),
+            attempts,
         };
         let Some(parts) = input_parts(plan, &inputs, values) else {
             // Stored inputs are never removed while the request runs: an engine bug, or keys
@@ -229,6 +282,19 @@ impl<C: Codec> Worker<C> {
             }
         }
     }
+}
+
+/// A delivered entry that is to run: what it is, which attempt, and its inputs' values.
+pub(super) struct Begun {
+    request: RequestId,
+    instance: Instance,
+    inputs: Inputs,
+    /// Attempts started, this one included.
+    started: u32,
+    /// Attempts that ended in a recorded failure.
+    failed: u32,
+    traceparent: String,
+    values: Vec<Option<Bytes>>,
 }
 
 /// The input parts of an instance from the values the start script read (`None` for a missing

@@ -6,8 +6,11 @@
 //! (see `complete.lua`): the worker runs them at once, without reading them or starting them in
 //! a script of their own, so a chain costs one script per vertex. Its tasks:
 //! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
-//!   on its own connection, asking for as many entries as it has free slots (up to the
-//!   configured batch);
+//!   on its own connection, asking for as many entries as it has room for in its intake (up
+//!   to the configured batch). The intake holds as many entries as there are slots: each
+//!   entry read is started at once (its start script) and then waits there for a slot, so
+//!   the start's round trip overlaps the attempts running meanwhile instead of keeping a slot
+//!   idle; a started entry shows as `running` from then on, as a handed-off one does;
 //! - the reclaimer: every half lease, `XAUTOCLAIM`s entries whose holder has not renewed them
 //!   for a lease (its worker died) and runs them;
 //! - the renewer: every third of a lease, resets the idle time of the entries it is running,
@@ -52,6 +55,10 @@ pub struct Worker<C: Codec> {
     consumer: String,
     /// One permit per attempt that may run at once.
     slots: Arc<Semaphore>,
+    /// One permit per entry read (or reclaimed) that may wait for a slot, started: as many as
+    /// there are slots, so that the next entries are read and started while the slots are
+    /// busy, and no more.
+    intake: Arc<Semaphore>,
     /// Attempts in progress, by entry (entry ids are unique per stream only).
     running: Arc<Mutex<HashMap<EntryKey, Running>>>,
     /// Entries delivered to this worker that wait for a free slot; their leases are renewed
@@ -143,6 +150,7 @@ impl<C: Codec> RedisEngine<C> {
         Worker {
             engine: self.clone(),
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            intake: Arc::new(Semaphore::new(concurrency.max(1))),
             consumer: format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             running: Arc::default(),
             held: Arc::default(),

@@ -35,14 +35,15 @@ impl<C: Codec> Worker<C> {
         let batch = self.engine.inner.config.batch.max(1);
         let mut attempts = JoinSet::new();
         loop {
-            // Wait for one free slot, then take every other free one, up to a batch.
+            // Wait for room in the intake, then take all there is, up to a batch: the entries
+            // read are started at once and wait there for a slot (see `drive`).
             let first = tokio::select! {
-                permit = Arc::clone(&self.slots).acquire_owned() => permit.expect("never closed"),
+                permit = Arc::clone(&self.intake).acquire_owned() => permit.expect("never closed"),
                 () = shutdown.cancelled() => break,
             };
             let mut permits = vec![first];
             while permits.len() < batch {
-                match Arc::clone(&self.slots).try_acquire_owned() {
+                match Arc::clone(&self.intake).try_acquire_owned() {
                     Ok(permit) => permits.push(permit),
                     Err(_) => break,
                 }
@@ -66,11 +67,11 @@ impl<C: Codec> Worker<C> {
             };
             for (name, key) in &flows {
                 for (entry, fields) in streams.get(key.as_str()).into_iter().flatten() {
-                    // COUNT is per stream: entries beyond the free slots are delivered to this
-                    // worker all the same, so they wait here for a slot.
-                    let permit = permits.pop();
+                    // COUNT is per stream: entries beyond the room taken are delivered to this
+                    // worker all the same, so they wait here for a slot without a place.
+                    let place = permits.pop();
                     let delivery = Delivery::read(name, Source::Ready, entry.clone(), fields);
-                    attempts.spawn(Arc::clone(&self).drive(delivery, permit));
+                    attempts.spawn(Arc::clone(&self).drive(delivery, None, place));
                 }
             }
             while attempts.try_join_next().is_some() {}
@@ -116,12 +117,12 @@ impl<C: Codec> Worker<C> {
                     }
                     for (entry, fields) in entries {
                         tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
-                        let permit = tokio::select! {
-                            permit = Arc::clone(&self.slots).acquire_owned() => permit.expect("never closed"),
+                        let place = tokio::select! {
+                            permit = Arc::clone(&self.intake).acquire_owned() => permit.expect("never closed"),
                             () = shutdown.cancelled() => break,
                         };
                         let delivery = Delivery::read(name, source, entry, &fields);
-                        attempts.spawn(Arc::clone(&self).drive(delivery, Some(permit)));
+                        attempts.spawn(Arc::clone(&self).drive(delivery, None, Some(place)));
                     }
                 }
             }
