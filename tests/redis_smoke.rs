@@ -3,7 +3,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use goflow::prelude::*;
@@ -75,11 +75,21 @@ async fn gauged(n: u32) -> u32 {
     n
 }
 
+/// How often `counted` ran, per input.
+static COUNTED: LazyLock<Mutex<HashMap<u32, u32>>> = LazyLock::new(Mutex::default);
+
+#[node]
+async fn counted(n: u32) -> u32 {
+    *COUNTED.lock().unwrap().entry(n).or_default() += 1;
+    n
+}
+
 workflow! {
     pub Kyc = get_image -> [detect, score] => verdict;
     pub Screen = refuse;
     pub Fill = fill;
     pub Gauged = gauged;
+    pub Counted = counted;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +141,46 @@ async fn a_worker_runs_no_more_attempts_at_once_than_its_concurrency() {
     }
     assert_eq!(GAUGED.1.load(SeqCst), 2, "most attempts at once");
     worker.stop().await;
+}
+
+/// Entries queued before the worker starts are read and started several at once (one start
+/// script for the read): those of stopped requests are dropped there, the others run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_read_together_start_together_and_the_stopped_ones_never_run() {
+    let engine = RedisEngine::builder(support::config("batch-start"))
+        .register::<Counted>()
+        .connect()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..16u32 {
+        let id = engine.submit::<Counted>(&n).await.unwrap();
+        if n % 2 == 1 {
+            assert_eq!(
+                engine.stop(Counted::NAME, &id).await.unwrap(),
+                goflow::Transition::Done(RequestStatus::Stopped)
+            );
+        }
+        ids.push((n, id));
+    }
+    let worker = support::LocalWorker::start(&engine, 8);
+    for (n, id) in &ids {
+        match engine.wait::<Counted>(id, Duration::from_secs(20)).await {
+            Ok(RequestOutcome::Completed(out)) if n % 2 == 0 => assert_eq!(out, *n),
+            Ok(RequestOutcome::Stopped) if n % 2 == 1 => {}
+            other => panic!("request {n}: {other:?}"),
+        }
+    }
+    worker.stop().await;
+    let counted = COUNTED.lock().unwrap();
+    for n in 0..16u32 {
+        let expected = u32::from(n % 2 == 0);
+        assert_eq!(
+            counted.get(&n).copied().unwrap_or(0),
+            expected,
+            "runs of {n}"
+        );
+    }
 }
 
 /// A small output rides on the done event (the waiter reads no state); a large one, or any

@@ -13,7 +13,16 @@ macro_rules! script {
 }
 
 script!(SUBMIT, "submit.lua");
-script!(START, "start.lua");
+/// The start script takes a batch (the entries of one read): `start.lua` is the body of a
+/// function that `batch.lua` runs once per entry.
+pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(concat!(
+        "local function one(KEYS, ARGV)\n",
+        include_str!("lua/start.lua"),
+        "end\n",
+        include_str!("lua/batch.lua"),
+    ))
+});
 // The scripts that end an attempt share their opening.
 script!(COMPLETE, "attempt_end.lua", "complete.lua");
 script!(FAIL, "attempt_end.lua", "fail.lua");

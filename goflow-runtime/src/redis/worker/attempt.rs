@@ -94,10 +94,7 @@ impl<C: Codec> Worker<C> {
     async fn try_begin(&self, delivery: &mut Delivery) -> Result<Option<Begun>, EngineError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
-        let instance = Instance::parse_key(&delivery.instance).filter(|i| {
-            i.vertex() < plan.vertices().len() && i.items().len() == plan.vertex(i.vertex()).depth()
-        });
-        let (Ok(request), Some(instance)) = (RequestId::parse(&delivery.request), instance) else {
+        let Some((request, instance)) = delivery.identify(plan) else {
             // Not ours to understand (another deployment's plan, or damage): never retry it.
             tracing::error!(
                 flow = delivery.flow,
@@ -113,30 +110,35 @@ impl<C: Codec> Worker<C> {
             self.fail(flow, delivery, at, &failure, None).await?;
             return Ok(None);
         };
-        let inputs = plan.inputs_of(&instance);
-        let (started, failed, traceparent, values) = match delivery.started.take() {
-            // Handed off by a completion: started there, with its inputs read.
-            Some(values) => (1, 0, delivery.traceparent.clone(), values),
-            None => match self.start(flow, delivery, &request, &inputs).await? {
-                Start::Run {
-                    started,
-                    failed,
-                    traceparent,
-                    values,
-                } => (started, failed, traceparent, values),
-                Start::Skip => return Ok(None),
-                Start::Lost { started, lost } => {
-                    let at = Failed {
-                        request: &delivery.request,
-                        instance: Some(&instance),
-                        attempts: started,
-                    };
-                    self.fail(flow, delivery, at, &Failure::Lost(lost), None)
-                        .await?;
-                    return Ok(None);
-                }
-            },
+        if delivery.start.is_none() {
+            self.start(flow, std::slice::from_mut(delivery)).await?;
+        }
+        let (started, failed, traceparent, values) = match delivery.start.take() {
+            Some(Start::Run {
+                started,
+                failed,
+                traceparent,
+                values,
+            }) => (started, failed, traceparent, values),
+            Some(Start::Skip) => return Ok(None),
+            Some(Start::Lost { started, lost }) => {
+                let at = Failed {
+                    request: &delivery.request,
+                    instance: Some(&instance),
+                    attempts: started,
+                };
+                self.fail(flow, delivery, at, &Failure::Lost(lost), None)
+                    .await?;
+                return Ok(None);
+            }
+            None => {
+                return Err(EngineError::Protocol(format!(
+                    "no start decision for `{}`",
+                    delivery.instance
+                )))
+            }
         };
+        let inputs = plan.inputs_of(&instance);
         Ok(Some(Begun {
             request,
             instance,

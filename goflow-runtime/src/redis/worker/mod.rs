@@ -32,7 +32,6 @@ mod tasks;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use fred::prelude::{ClientLike, StreamsInterface};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -59,6 +58,8 @@ pub struct Worker<C: Codec> {
     /// there are slots, so that the next entries are read and started while the slots are
     /// busy, and no more.
     intake: Arc<Semaphore>,
+    /// How much room the reader waits for in the intake before it reads: half of it.
+    read_when_free: u32,
     /// Attempts in progress, by entry (entry ids are unique per stream only).
     running: Arc<Mutex<HashMap<EntryKey, Running>>>,
     /// Entries delivered to this worker that wait for a free slot; their leases are renewed
@@ -108,9 +109,10 @@ struct Delivery {
     instance: String,
     /// The `traceparent` of the span that enqueued it (empty for retries of old entries).
     traceparent: String,
-    /// For an instance handed off by a completion: already started (attempt 1), with the
-    /// values of its inputs as the start script would have read them.
-    started: Option<Vec<Option<Bytes>>>,
+    /// What starting it decided, once it is started: by its read's start script, or, for an
+    /// instance handed off by a completion, by that completion (attempt 1, with the values of
+    /// its inputs).
+    start: Option<record::Start>,
 }
 
 impl Delivery {
@@ -128,8 +130,16 @@ impl Delivery {
             request: fields.get("r").cloned().unwrap_or_default(),
             instance: fields.get("v").cloned().unwrap_or_default(),
             traceparent: fields.get("tp").cloned().unwrap_or_default(),
-            started: None,
+            start: None,
         }
+    }
+
+    /// Its request and instance, if the entry names ones of `plan`.
+    fn identify(&self, plan: &crate::plan::Plan) -> Option<(RequestId, crate::plan::Instance)> {
+        let instance = crate::plan::Instance::parse_key(&self.instance).filter(|i| {
+            i.vertex() < plan.vertices().len() && i.items().len() == plan.vertex(i.vertex()).depth()
+        })?;
+        Some((RequestId::parse(&self.request).ok()?, instance))
     }
 
     fn key(&self) -> EntryKey {
@@ -151,6 +161,7 @@ impl<C: Codec> RedisEngine<C> {
             engine: self.clone(),
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             intake: Arc::new(Semaphore::new(concurrency.max(1))),
+            read_when_free: u32::try_from(concurrency.max(1).div_ceil(2)).unwrap_or(u32::MAX),
             consumer: format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             running: Arc::default(),
             held: Arc::default(),

@@ -22,80 +22,69 @@ use crate::request_id::RequestId;
 use crate::state::RequestFailure;
 
 impl<C: Codec> Worker<C> {
-    /// The start script: whether a delivered instance runs (with its attempt number and input
-    /// values), is dropped or parked, or has been lost too often.
+    /// The start script, in one call for several delivered entries of `flow` (the entries of
+    /// one read): sets each readable entry's [`start`](Delivery::start) to whether it runs
+    /// (with its attempt number and input values), is dropped or parked, or has been lost too
+    /// often. Unreadable entries are left as they are.
     pub(super) async fn start(
         &self,
         flow: &Flow,
-        delivery: &Delivery,
-        request: &RequestId,
-        inputs: &Inputs,
-    ) -> Result<Start, EngineError> {
+        deliveries: &mut [Delivery],
+    ) -> Result<(), EngineError> {
         let config = &self.engine.inner.config;
-        let mut args = vec![
-            Value::from(GROUP),
-            Value::from(delivery.entry.as_str()),
-            Value::from(delivery.instance.as_str()),
-            Value::from(now_ms().to_string()),
-            Value::from(self.consumer.as_str()),
-            Value::from(config.max_lost_deliveries.to_string()),
-        ];
-        match inputs {
-            Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
-                args.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+        let mut keys = Vec::with_capacity(3 * deliveries.len());
+        let mut args = vec![Value::from("3")];
+        let mut starting = Vec::with_capacity(deliveries.len());
+        for (n, delivery) in deliveries.iter().enumerate() {
+            let Some((request, instance)) = delivery.identify(&flow.plan) else {
+                continue;
+            };
+            let mut own = vec![
+                Value::from(GROUP),
+                Value::from(delivery.entry.as_str()),
+                Value::from(delivery.instance.as_str()),
+                Value::from(now_ms().to_string()),
+                Value::from(self.consumer.as_str()),
+                Value::from(config.max_lost_deliveries.to_string()),
+            ];
+            match flow.plan.inputs_of(&instance) {
+                Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
+                    own.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+                }
+                Inputs::Gather { exit, items } => {
+                    let gathering = Instance::new(instance.vertex(), items.clone());
+                    own.push(Value::from("*"));
+                    own.push(Value::from(fields::size(&gathering)));
+                    own.push(Value::from(fields::gathered_prefix(exit, &items)));
+                }
             }
-            Inputs::Gather { exit, items } => {
-                let vertex = Instance::parse_key(&delivery.instance).map_or(0, |i| i.vertex());
-                let gathering = Instance::new(vertex, items.clone());
-                args.push(Value::from("*"));
-                args.push(Value::from(fields::size(&gathering)));
-                args.push(Value::from(fields::gathered_prefix(*exit, items)));
-            }
+            keys.extend([
+                flow.keys.request(&request),
+                delivery.source.key(flow).to_owned(),
+                flow.keys.parked(&request),
+            ]);
+            args.push(Value::from(own.len().to_string()));
+            args.extend(own);
+            starting.push(n);
         }
-        let keys = vec![
-            flow.keys.request(request),
-            delivery.source.key(flow).to_owned(),
-            flow.keys.parked(request),
-        ];
-        let reply = scripts::call(&START, &self.engine.inner.client, keys, args)
+        if starting.is_empty() {
+            return Ok(());
+        }
+        let replies = scripts::call(&START, &self.engine.inner.client, keys, args)
             .await?
             .into_array();
-        let word = reply
-            .first()
-            .and_then(|v| v.as_str().map(|s| s.to_string()));
-        let number = |i: usize| reply.get(i).and_then(Value::as_u64).unwrap_or(0) as u32;
-        match word.as_deref() {
-            Some("run") => {}
-            Some("drop" | "parked") => return Ok(Start::Skip),
-            Some("lost") => {
-                return Ok(Start::Lost {
-                    started: number(1),
-                    lost: number(3),
-                })
-            }
-            _ => {
-                return Err(EngineError::Protocol(format!(
-                    "start script answered {reply:?}"
-                )))
-            }
+        if replies.len() != starting.len() {
+            return Err(EngineError::Protocol(format!(
+                "the start script answered {} replies for {} entries",
+                replies.len(),
+                starting.len()
+            )));
         }
-        let (started, failed) = (number(1), number(2));
-        // The entry's trace context, else the request's (as submitted).
-        let traceparent = if delivery.traceparent.is_empty() {
-            reply
-                .get(3)
-                .and_then(|v| v.as_str().map(|s| s.to_string()))
-                .unwrap_or_default()
-        } else {
-            delivery.traceparent.clone()
-        };
-        let values = reply.into_iter().skip(4).map(optional_bytes).collect();
-        Ok(Start::Run {
-            started,
-            failed,
-            traceparent,
-            values,
-        })
+        for (n, reply) in starting.into_iter().zip(replies) {
+            let delivery = &mut deliveries[n];
+            delivery.start = Some(read_start(delivery, reply.into_array())?);
+        }
+        Ok(())
     }
 
     /// Applies what a completed instance sets going
@@ -276,7 +265,13 @@ impl<C: Codec> Worker<C> {
                     request: delivery.request.clone(),
                     instance,
                     traceparent: done.traceparent.clone(),
-                    started: Some(values),
+                    // Started by the completion script: attempt 1, on the inputs it read.
+                    start: Some(Start::Run {
+                        started: 1,
+                        failed: 0,
+                        traceparent: done.traceparent.clone(),
+                        values,
+                    }),
                 },
                 permit,
             ));
@@ -354,7 +349,48 @@ impl<C: Codec> Worker<C> {
     }
 }
 
+/// One entry's answer of the start script.
+fn read_start(delivery: &Delivery, reply: Vec<Value>) -> Result<Start, EngineError> {
+    let word = reply
+        .first()
+        .and_then(|v| v.as_str().map(|s| s.to_string()));
+    let number = |i: usize| reply.get(i).and_then(Value::as_u64).unwrap_or(0) as u32;
+    match word.as_deref() {
+        Some("run") => {}
+        Some("drop" | "parked") => return Ok(Start::Skip),
+        Some("lost") => {
+            return Ok(Start::Lost {
+                started: number(1),
+                lost: number(3),
+            })
+        }
+        _ => {
+            return Err(EngineError::Protocol(format!(
+                "start script answered {reply:?}"
+            )))
+        }
+    }
+    let (started, failed) = (number(1), number(2));
+    // The entry's trace context, else the request's (as submitted).
+    let traceparent = if delivery.traceparent.is_empty() {
+        reply
+            .get(3)
+            .and_then(|v| v.as_str().map(|s| s.to_string()))
+            .unwrap_or_default()
+    } else {
+        delivery.traceparent.clone()
+    };
+    let values = reply.into_iter().skip(4).map(optional_bytes).collect();
+    Ok(Start::Run {
+        started,
+        failed,
+        traceparent,
+        values,
+    })
+}
+
 /// What the start script decided.
+#[derive(Debug)]
 pub(super) enum Start {
     /// Run attempt `started` (`failed` of the earlier ones failed), on these input values.
     Run {

@@ -35,13 +35,21 @@ impl<C: Codec> Worker<C> {
         let batch = self.engine.inner.config.batch.max(1);
         let mut attempts = JoinSet::new();
         loop {
-            // Wait for room in the intake, then take all there is, up to a batch: the entries
-            // read are started at once and wait there for a slot (see `drive`).
-            let first = tokio::select! {
-                permit = Arc::clone(&self.intake).acquire_owned() => permit.expect("never closed"),
+            // Wait for room for half the intake, then take all there is, up to a batch: the
+            // entries read are started at once, in one script call, and wait there for a slot
+            // (see `drive`). Reading only once half the intake has moved on to slots makes
+            // reads and starts of several entries at once under load; the slots never wait,
+            // as the other half is there for them. An idle worker has all the room at once.
+            let room = tokio::select! {
+                permit = Arc::clone(&self.intake).acquire_many_owned(self.read_when_free) => permit.expect("never closed"),
                 () = shutdown.cancelled() => break,
             };
-            let mut permits = vec![first];
+            let mut permits: Vec<_> = Vec::with_capacity(batch);
+            let mut room = room;
+            while room.num_permits() > 1 {
+                permits.push(room.split(1).expect("more than one permit"));
+            }
+            permits.push(room);
             while permits.len() < batch {
                 match Arc::clone(&self.intake).try_acquire_owned() {
                     Ok(permit) => permits.push(permit),
@@ -66,11 +74,27 @@ impl<C: Codec> Worker<C> {
                 }
             };
             for (name, key) in &flows {
-                for (entry, fields) in streams.get(key.as_str()).into_iter().flatten() {
-                    // COUNT is per stream: entries beyond the room taken are delivered to this
-                    // worker all the same, so they wait here for a slot without a place.
+                let mut deliveries: Vec<Delivery> = streams
+                    .get(key.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|(entry, fields)| {
+                        Delivery::read(name, Source::Ready, entry.clone(), fields)
+                    })
+                    .collect();
+                if deliveries.is_empty() {
+                    continue;
+                }
+                // Started together; any left unstarted (a Redis error) start on their own.
+                if let Ok(flow) = self.engine.flow(name) {
+                    if let Err(error) = self.start(flow, &mut deliveries).await {
+                        tracing::warn!(%error, flow = name, "starting the entries read failed");
+                    }
+                }
+                for delivery in deliveries {
+                    // COUNT is per stream: entries beyond the room taken are delivered to
+                    // this worker all the same, so they wait here for a slot without a place.
                     let place = permits.pop();
-                    let delivery = Delivery::read(name, Source::Ready, entry.clone(), fields);
                     attempts.spawn(Arc::clone(&self).drive(delivery, None, place));
                 }
             }
