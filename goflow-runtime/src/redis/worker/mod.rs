@@ -7,10 +7,11 @@
 //! a script of their own, so a chain costs one script per vertex. Its tasks:
 //! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
 //!   on its own connection, asking for as many entries as it has room for in its intake (up
-//!   to the configured batch). The intake holds as many entries as there are slots: each
-//!   entry read is started at once (its start script) and then waits there for a slot, so
-//!   the start's round trip overlaps the attempts running meanwhile instead of keeping a slot
-//!   idle; a started entry shows as `running` from then on, as a handed-off one does;
+//!   to the configured batch), once half of it is free. The intake holds as many entries as
+//!   there are slots: the entries of one read are started at once, in one call of the start
+//!   script, and then wait there for a slot, so the start's round trip overlaps the attempts
+//!   running meanwhile instead of keeping a slot idle; a started entry shows as `running`
+//!   from then on, as a handed-off one does;
 //! - the reclaimer: every half lease, `XAUTOCLAIM`s entries whose holder has not renewed them
 //!   for a lease (its worker died) and runs them;
 //! - the renewer: every third of a lease, resets the idle time of the entries it is running,
