@@ -21,6 +21,10 @@
 //! `--workers N` runs N worker processes (scaling), `--workloads chain100` a 100-step chain
 //! (cost per vertex against chain10).
 //!
+//! The Redis engine's driver (the client that submits and waits) runs on a current-thread
+//! runtime, as the peers' drivers run on one thread; `--driver-runtime multi` gives it tokio's
+//! multi-thread runtime.
+//!
 //! `--trace` records every span through OpenTelemetry (a batch processor into an in-memory
 //! exporter, in the driver and the worker alike), to measure what tracing costs; the system
 //! name then ends in `-traced`.
@@ -133,6 +137,8 @@ struct Args {
     trace: bool,
     /// Worker processes (each with `concurrency` slots).
     workers: usize,
+    /// The Redis driver's tokio runtime: `current` (one thread, the default) or `multi`.
+    driver_runtime: String,
 }
 
 fn args() -> Args {
@@ -188,6 +194,7 @@ fn args() -> Args {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1)
             .max(1),
+        driver_runtime: value("--driver-runtime").unwrap_or_else(|| "current".to_owned()),
     }
 }
 
@@ -596,18 +603,30 @@ fn main() {
     }
     let args = args();
     let _tracing = args.trace.then(install_tracing);
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(async {
-        if args.embedded {
-            bench(&args, false).await;
+    if args.embedded {
+        // The embedded engine runs in this process: all its threads.
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        runtime.block_on(bench(&args, false));
+    }
+    if args.redis {
+        // The Redis engine's driver only submits and waits, on one thread, as the peers'
+        // drivers do (BullMQ's is a Node process); `--driver-runtime multi` gives it tokio's
+        // multi-thread runtime instead, whose hand-offs between threads cost it more CPU.
+        let runtime = match args.driver_runtime.as_str() {
+            "multi" => tokio::runtime::Runtime::new(),
+            "current" => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            other => panic!("--driver-runtime is `current` or `multi`, not `{other}`"),
         }
-        if args.redis {
+        .expect("tokio runtime");
+        runtime.block_on(async {
             if args.workloads.iter().any(|w| w == "memory") {
                 memory(&args, args.n["memory"]).await;
             }
             if args.workloads.iter().any(|w| w != "memory") {
                 bench(&args, true).await;
             }
-        }
-    });
+        });
+    }
 }
