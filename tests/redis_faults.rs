@@ -405,6 +405,7 @@ fn worker_process_entry() {
         let engine = kyc(config)
             .register::<Poison>()
             .register::<Sweep>()
+            .register::<CrashOnce>()
             .connect()
             .await
             .expect("worker connects");
@@ -1147,11 +1148,36 @@ async fn linger(ctx: Context, n: u32) -> u32 {
     n + 1
 }
 
+/// Kills the worker process running it the first time, when the file at `path` does not
+/// exist yet (it creates it); returns the path after that.
+#[node]
+async fn crash_once(ctx: Context, path: String) -> String {
+    record_run(&ctx, "crash_once");
+    if !std::path::Path::new(&path).exists() {
+        std::fs::write(&path, b"crashed").expect("write the marker");
+        std::process::exit(101);
+    }
+    path
+}
+
+#[node]
+async fn pass_on(ctx: Context, path: String) -> String {
+    record_run(&ctx, "pass_on");
+    path
+}
+
+#[node]
+async fn finish(path: String) -> String {
+    path + "!"
+}
+
 workflow! {
     /// Kills its worker on 666.
     pub Poison = poison -> double;
     /// Outlives its lease.
     pub Linger = linger -> double;
+    /// A chain whose middle vertex kills its worker once, after the entry was moved on to it.
+    pub CrashOnce = pass_on -> crash_once -> finish;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1208,6 +1234,70 @@ async fn a_vertex_that_kills_every_worker_is_failed_as_lost_and_dead_lettered() 
         .expect("a harmless request completes")
         .unwrap();
     assert_eq!(output, 42);
+}
+
+/// A completion moves its entry on to the next vertex of a chain instead of adding one. When
+/// the worker dies running that vertex, the worker that reclaims the entry runs the vertex it
+/// carries (as a lost delivery), not the one it was added for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_moved_on_to_the_next_vertex_is_reclaimed_for_that_vertex() {
+    let server = RedisServer::start();
+    let mut config = support::config_at(&server.url(), "moved");
+    config.lease = Duration::from_secs(1);
+    let engine = RedisEngine::builder(config.clone())
+        .register::<CrashOnce>()
+        .connect()
+        .await
+        .expect("connect");
+    let client = raw_client(&config.url).await;
+    let marker = std::env::temp_dir().join(format!(
+        "goflow-moved-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let path = marker.to_string_lossy().into_owned();
+    let mut workers = WorkerProcesses::spawn(1, &config);
+
+    let id = engine.submit::<CrashOnce>(&path).await.unwrap();
+    // The worker dies in `crash_once`; a new one takes the entry over after its lease.
+    wait_until("the worker dies", LIMIT, async || {
+        workers.0[0].try_wait().unwrap().is_some()
+    })
+    .await;
+    workers.0[0] = worker_process(&config);
+    assert_eq!(
+        completed::<CrashOnce>(&engine, &id).await,
+        format!("{path}!")
+    );
+    let _ = std::fs::remove_file(&marker);
+
+    let state = engine.status(CrashOnce::NAME, &id).await.unwrap().unwrap();
+    let attempts = |path: &str| state.vertices[vertex_index(&state, path)].attempts;
+    assert_eq!(attempts("pass_on"), 1, "{state:?}");
+    assert_eq!(attempts("crash_once"), 2, "{state:?}");
+    assert_eq!(attempts("finish"), 1, "{state:?}");
+    // One entry carried the whole chain: the ready stream got one, the direct stream none,
+    // and nothing is left pending.
+    let tag = support::flow_tag(&config.prefix, CrashOnce::NAME);
+    for stream in ["ready", "direct"] {
+        let key = format!("{tag}:{stream}");
+        assert_eq!(
+            raw::<u64>(&client, "XLEN", vec![key.as_str().into()]).await,
+            0
+        );
+        assert!(pending_by_consumer(&client, &key).await.is_empty(), "{key}");
+    }
+    let added: Vec<fred::prelude::Value> = raw(
+        &client,
+        "XINFO",
+        vec!["STREAM".into(), format!("{tag}:direct").into()],
+    )
+    .await;
+    let entries_added = added
+        .chunks(2)
+        .find(|pair| pair[0].as_str().as_deref() == Some("entries-added"))
+        .and_then(|pair| pair[1].as_u64());
+    assert_eq!(entries_added, Some(0), "the direct stream was never used");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

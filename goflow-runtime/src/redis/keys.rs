@@ -6,7 +6,10 @@
 //! The request hash's fields that hold values and counters are named in [`fields`]; the
 //! scripts name the per-instance bookkeeping fields (`s:`, `a:`, `f:`, `t0:`, `t1:`, `w:`,
 //! `e:`, each followed by the instance key) themselves, and `RequestState::from_fields` reads
-//! them.
+//! them. They also name the field of a stream entry that a completion moved on to another
+//! instance (`m:r:<entry id>` in the ready stream, `m:d:<entry id>` in the direct stream; see
+//! `complete.lua`), telling the two streams apart by their keys' endings, `:ready` and
+//! `:direct`.
 
 use crate::plan::{Instance, Slot, VertexId};
 use crate::request_id::RequestId;
@@ -137,5 +140,13 @@ mod tests {
             assert!(key.starts_with("{goflow:kyc}:"), "{key}");
         }
         assert_eq!(keys.request(&id), "{goflow:kyc}:req:r1");
+    }
+
+    #[test]
+    fn the_scripts_tell_the_streams_apart_by_their_endings() {
+        let keys = FlowKeys::new("goflow", "kyc");
+        assert!(keys.ready.ends_with(":ready"));
+        assert!(keys.direct.ends_with(":direct"));
+        assert!(!keys.direct.ends_with(":ready"));
     }
 }

@@ -2,23 +2,31 @@
 -- front of each when they are loaded. Both take KEYS 1 request hash, 2 the entry's stream
 -- (ready or direct) and ARGV
 -- 1 group, 2 entry id, 4 instance key, 6 now; the entry is acknowledged (and deleted) on every
--- path. An attempt of a request that has expired, of an instance already finished (a
--- redelivery), or of a request that has already ended records nothing (a late running instance
--- is marked cancelled).
+-- path, except by a duplicate once the entry carries another instance. An attempt of a request
+-- that has expired, of an instance already finished (a redelivery), or of a request that has
+-- already ended records nothing (a late running instance is marked cancelled).
 local req, stream = KEYS[1], KEYS[2]
 local v = ARGV[4]
 local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
-local got = redis.call('HMGET', req, 'st', 's:' .. v, 'tp')
-local st, vs = got[1], got[2]
+-- The field naming the instance this entry carries once a completion moved it on (see
+-- complete.lua): `m:r:<entry id>` for an entry of the ready stream, `m:d:<entry id>` for one
+-- of the direct stream (the stream keys end in `:ready` and `:direct`).
+local carrier = 'm:' .. (string.sub(stream, -6) == ':ready' and 'r:' or 'd:') .. ARGV[2]
+local got = redis.call('HMGET', req, 'st', 's:' .. v, 'tp', carrier)
+local st, vs, carries = got[1], got[2], got[4]
 if not st then
   ack()
   return 'expired'
 end
 if vs == 'done' or vs == 'failed' then
-  ack()
+  -- A late duplicate (its worker lost the entry, and the one that reclaimed it finished this
+  -- instance first) leaves the entry alone if it has been moved on to another instance since.
+  if not carries or carries == v then
+    ack()
+  end
   return 'duplicate'
 end
 if st == 'stopped' or st == 'failed' or st == 'completed' then

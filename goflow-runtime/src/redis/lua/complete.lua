@@ -24,9 +24,17 @@
 --       (a gather: one per item). The K input fields are those a hand-off reads here: the
 --       inputs this completion stores itself (its own output, say) are not listed, as the
 --       worker has them.
--- Answers {word, then per handed-off instance: entry id, instance key, K, K input values
--- (nil when missing)}, word being `completed` or `ok`.
--- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `st`, `vs`)
+-- Answers {word, then per handed-off instance: entry id (`=` for this entry), instance key, K,
+-- K input values (nil when missing)}, word being `completed` or `ok`.
+--
+-- Moving on: the first instance handed off is carried by this entry instead of a new one. The
+-- entry stays pending for this worker, unacknowledged, and the request's field `carrier`
+-- (`m:<r|d>:<entry id>`, see attempt_end.lua) names the instance it now carries; a worker
+-- that reclaims the entry after a crash learns it from the start script. A chain thus keeps
+-- one entry from end to end, which spares each hop an XADD, an XCLAIM, an XACK and an XDEL.
+-- The field is removed when the entry is acknowledged, except at the request's end (it
+-- expires with the request).
+-- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `carrier`, `st`, `vs`, `carries`)
 local parked, done, ready_stream, direct = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- HSET and RPUSH in bounded chunks: Lua unpacks at most a few thousand values.
 local function chunked(command, key, list)
@@ -58,18 +66,28 @@ if ARGV[7] ~= '0' then
   ack()
   return {'completed'}
 end
+-- Whether an instance handed off below is carried by this entry (the first one is).
+local carried = false
 -- Everything is written in one HSET at the end: nothing below reads a field this completion
 -- writes (a hand-off reads only the inputs the worker does not hold, and a gather's size is
 -- stored by an earlier completion than its items').
 local budget = tonumber(ARGV[11])
 local out = {'ok'}
--- Starts `s` for this consumer; false if the direct stream cannot take it (no group yet).
+-- Starts `s` for this consumer, carried by this entry or by a new one; false if the direct
+-- stream cannot take it (no group yet).
 local function hand_off(s, first, k)
-  local id = redis.call('XADD', direct, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
-  local claimed = redis.pcall('XCLAIM', direct, ARGV[1], ARGV[10], 0, id, 'FORCE', 'JUSTID')
-  if type(claimed) ~= 'table' or #claimed == 0 then
-    redis.call('XDEL', direct, id)
-    return false
+  local id = '='
+  if carried then
+    id = redis.call('XADD', direct, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
+    local claimed = redis.pcall('XCLAIM', direct, ARGV[1], ARGV[10], 0, id, 'FORCE', 'JUSTID')
+    if type(claimed) ~= 'table' or #claimed == 0 then
+      redis.call('XDEL', direct, id)
+      return false
+    end
+  else
+    carried = true
+    update[#update + 1] = carrier
+    update[#update + 1] = s
   end
   update[#update + 1] = 's:' .. s
   update[#update + 1] = 'running'
@@ -121,5 +139,10 @@ if #park > 0 then
   chunked('RPUSH', parked, park)
   redis.call('PEXPIRE', parked, redis.call('PTTL', req))
 end
-ack()
+if not carried then
+  ack()
+  if carries then
+    redis.call('HDEL', req, carrier)
+  end
+end
 return out

@@ -8,6 +8,9 @@
 --       of items, and the prefix of the items' fields (item n is the prefix followed by n)
 -- Answers {'run', attempt, failed attempts, traceparent, inputs...}, a missing input being
 -- nil; for a gather the inputs are the number of items (nil if unknown), then the items.
+-- Or {'moved', instance key} when a completion has moved the entry on to another instance
+-- (see complete.lua; a reclaimed entry whose worker died after that): the worker starts that
+-- instance instead, on the same entry.
 local req, stream, parked = KEYS[1], KEYS[2], KEYS[3]
 local v = ARGV[3]
 local gather = ARGV[7] == '*'
@@ -15,8 +18,10 @@ local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
--- One read for the request's status, the instance's state and the inputs.
-local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp'}
+-- The field naming the instance the entry carries once moved on (as in attempt_end.lua).
+local carrier = 'm:' .. (string.sub(stream, -6) == ':ready' and 'r:' or 'd:') .. ARGV[2]
+-- One read for the request's status, the instance's state, the entry and the inputs.
+local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp', carrier}
 if gather then
   fields[#fields + 1] = ARGV[8]
 else
@@ -35,6 +40,9 @@ end
 if st == 'stopped' or st == 'failed' or st == 'completed' then
   ack()
   return {'drop', st}
+end
+if got[7] and got[7] ~= v then
+  return {'moved', got[7]}
 end
 if vs == 'done' or vs == 'failed' or vs == 'skipped' then
   ack()
@@ -68,12 +76,12 @@ if st == 'queued' then
 end
 redis.call('HSET', req, unpack(update))
 local out = {'run', started, failed, got[6] or ''}
-for i = 7, #got do
+for i = 8, #got do
   out[#out + 1] = got[i]
 end
-if gather and got[7] then
+if gather and got[8] then
   -- The items, a bounded number of fields per read (Lua unpacks at most a few thousand).
-  local n = tonumber(got[7])
+  local n = tonumber(got[8])
   for first = 0, n - 1, 1000 do
     local names = {}
     for i = first, math.min(first + 999, n - 1) do

@@ -94,60 +94,75 @@ impl<C: Codec> Worker<C> {
     async fn try_begin(&self, delivery: &mut Delivery) -> Result<Option<Begun>, EngineError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
-        let Some((request, instance)) = delivery.identify(plan) else {
-            // Not ours to understand (another deployment's plan, or damage): never retry it.
-            tracing::error!(
-                flow = delivery.flow,
-                entry = delivery.entry,
-                "dropping an unreadable entry"
-            );
-            let failure = Failure::Codec("unreadable stream entry".into());
-            let at = Failed {
-                request: &delivery.request,
-                instance: None,
-                attempts: 0,
+        // An entry moved on by a completion names the instance it was added for: the start
+        // script answers the one it carries now, and that one is started instead. (Each move
+        // is a completion; a few in a row mean workers are racing for it: leave it then.)
+        for _ in 0..MOST_MOVES {
+            let Some((request, instance)) = delivery.identify(plan) else {
+                // Not ours to understand (another deployment's plan, or damage): never retry.
+                tracing::error!(
+                    flow = delivery.flow,
+                    entry = delivery.entry,
+                    "dropping an unreadable entry"
+                );
+                let failure = Failure::Codec("unreadable stream entry".into());
+                let at = Failed {
+                    request: &delivery.request,
+                    instance: None,
+                    attempts: 0,
+                };
+                self.fail(flow, delivery, at, &failure, None).await?;
+                return Ok(None);
             };
-            self.fail(flow, delivery, at, &failure, None).await?;
-            return Ok(None);
-        };
-        if delivery.start.is_none() {
-            self.start(flow, std::slice::from_mut(delivery)).await?;
-        }
-        let (started, failed, traceparent, values) = match delivery.start.take() {
-            Some(Start::Run {
+            if delivery.start.is_none() {
+                self.start(flow, std::slice::from_mut(delivery)).await?;
+            }
+            let (started, failed, traceparent, values) = match delivery.start.take() {
+                Some(Start::Run {
+                    started,
+                    failed,
+                    traceparent,
+                    values,
+                }) => (started, failed, traceparent, values),
+                Some(Start::Skip) => return Ok(None),
+                Some(Start::Moved(carried)) => {
+                    delivery.instance = carried;
+                    // The trace context of the span that moved it on is not kept.
+                    delivery.traceparent.clear();
+                    continue;
+                }
+                Some(Start::Lost { started, lost }) => {
+                    let at = Failed {
+                        request: &delivery.request,
+                        instance: Some(&instance),
+                        attempts: started,
+                    };
+                    self.fail(flow, delivery, at, &Failure::Lost(lost), None)
+                        .await?;
+                    return Ok(None);
+                }
+                None => {
+                    return Err(EngineError::Protocol(format!(
+                        "no start decision for `{}`",
+                        delivery.instance
+                    )))
+                }
+            };
+            let inputs = plan.inputs_of(&instance);
+            return Ok(Some(Begun {
+                request,
+                instance,
+                inputs,
                 started,
                 failed,
                 traceparent,
                 values,
-            }) => (started, failed, traceparent, values),
-            Some(Start::Skip) => return Ok(None),
-            Some(Start::Lost { started, lost }) => {
-                let at = Failed {
-                    request: &delivery.request,
-                    instance: Some(&instance),
-                    attempts: started,
-                };
-                self.fail(flow, delivery, at, &Failure::Lost(lost), None)
-                    .await?;
-                return Ok(None);
-            }
-            None => {
-                return Err(EngineError::Protocol(format!(
-                    "no start decision for `{}`",
-                    delivery.instance
-                )))
-            }
-        };
-        let inputs = plan.inputs_of(&instance);
-        Ok(Some(Begun {
-            request,
-            instance,
-            inputs,
-            started,
-            failed,
-            traceparent,
-            values,
-        }))
+            }));
+        }
+        Err(EngineError::Protocol(format!(
+            "entry `{}` moved on more than {MOST_MOVES} times while being started",
+            delivery.entry
+        )))
     }
 
     /// Runs one started entry in the slot `permit` holds, to its script; returns the
@@ -257,7 +272,19 @@ impl<C: Codec> Worker<C> {
                         output,
                         traceparent: handed_on,
                     };
-                    self.complete(flow, delivery, done, advance, permit).await
+                    // The entry may be moved on to a successor rather than acknowledged: its
+                    // lease is renewed meanwhile, as for any entry this worker holds.
+                    let key = delivery.key();
+                    self.held
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key.clone());
+                    let handed = self.complete(flow, delivery, done, advance, permit).await;
+                    self.held
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                    handed
                 }
                 // A conditional's output or a for-each's collection the plan cannot read: the
                 // same bytes would not decode on a retry either.
@@ -285,6 +312,10 @@ impl<C: Codec> Worker<C> {
         }
     }
 }
+
+/// How many times in a row a delivered entry may turn out to have been moved on while it is
+/// started (see [`Worker::drive`]).
+const MOST_MOVES: usize = 4;
 
 /// A delivered entry that is to run: what it is, which attempt, and its inputs' values.
 pub(super) struct Begun {

@@ -257,10 +257,16 @@ impl<C: Codec> Worker<C> {
                 })
                 .collect();
             let permit = permits.pop();
+            // `=`: carried on by this entry (see `complete.lua`), else a new direct entry.
+            let (source, entry) = if entry == "=" {
+                (delivery.source, delivery.entry.clone())
+            } else {
+                (Source::Direct, entry)
+            };
             handed.push((
                 Delivery {
                     flow: delivery.flow,
-                    source: Source::Direct,
+                    source,
                     entry,
                     request: delivery.request.clone(),
                     instance,
@@ -358,6 +364,11 @@ fn read_start(delivery: &Delivery, reply: Vec<Value>) -> Result<Start, EngineErr
     match word.as_deref() {
         Some("run") => {}
         Some("drop" | "parked") => return Ok(Start::Skip),
+        Some("moved") => {
+            if let Some(instance) = reply.get(1).and_then(Value::as_string) {
+                return Ok(Start::Moved(instance));
+            }
+        }
         Some("lost") => {
             return Ok(Start::Lost {
                 started: number(1),
@@ -403,6 +414,9 @@ pub(super) enum Start {
     Skip,
     /// Delivered and lost (its worker died) more often than allowed.
     Lost { started: u32, lost: u32 },
+    /// The entry was moved on to this instance by a completion (a reclaimed entry whose
+    /// worker died after that): start this one instead.
+    Moved(String),
 }
 
 /// One input of an instance a completion may hand off: a value the completion stores itself,
