@@ -18,7 +18,10 @@
 //!   the flow's direct stream and, with `XCLAIM ... FORCE`, straight into that worker's pending
 //!   list, so a lease covers them from the first moment and a dead worker's are reclaimed like
 //!   any others. Nobody reads the direct stream; the worker runs them without a read or a start
-//!   script, which makes a chain one script per vertex. The rest are queued as usual.
+//!   script, which makes a chain one script per vertex. The rest are queued as usual. The
+//!   first of them is carried by the finished instance's own entry instead, which stays
+//!   pending (the request hash names the instance it now carries; a reclaiming worker's start
+//!   script says so), so a chain keeps one entry from end to end.
 //! - **No lost work.** An entry is acknowledged only by that final script. Entries of a worker
 //!   that died (running or prefetched) are claimed by the survivors once their lease has
 //!   expired (`XAUTOCLAIM`); long attempts renew their lease. Lost deliveries do not use up

@@ -3,8 +3,9 @@
 //! One worker runs up to `concurrency` attempts at once. When an attempt completes, its
 //! completion script hands the instances it makes ready to this same worker, as many as it has
 //! free slots for (the slot of the attempt that completed included), through the direct stream
-//! (see `complete.lua`): the worker runs them at once, without reading them or starting them in
-//! a script of their own, so a chain costs one script per vertex. Its tasks:
+//! (see `complete.lua`), the first of them on the entry of the attempt that completed, moved
+//! on to it: the worker runs them at once, without reading them or starting them in a script
+//! of their own, so a chain costs one script per vertex. Its tasks:
 //! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
 //!   on its own connection, asking for as many entries as it has room for in its intake (up
 //!   to the configured batch), once half of it is free. The intake holds as many entries as
