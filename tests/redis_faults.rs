@@ -406,6 +406,7 @@ fn worker_process_entry() {
             .register::<Poison>()
             .register::<Sweep>()
             .register::<CrashOnce>()
+            .register::<StallThenHold>()
             .connect()
             .await
             .expect("worker connects");
@@ -1171,6 +1172,31 @@ async fn finish(path: String) -> String {
     path + "!"
 }
 
+/// Waits in its first attempt until the file `release` appears in `dir` (marking `started`
+/// and, before returning, `returned`); later attempts return at once.
+#[node]
+async fn stall_first(ctx: Context, dir: String) -> String {
+    let dir_path = std::path::Path::new(&dir);
+    if ctx.attempt() == 1 {
+        std::fs::write(dir_path.join("started"), b"").expect("mark");
+        while !dir_path.join("release").exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        std::fs::write(dir_path.join("returned"), b"").expect("mark");
+    }
+    dir
+}
+
+/// Hangs in its first attempt (marking `holding` in `dir`), until its worker is killed.
+#[node]
+async fn hold_first(ctx: Context, dir: String) -> String {
+    if ctx.attempt() == 1 {
+        std::fs::write(std::path::Path::new(&dir).join("holding"), b"").expect("mark");
+        std::future::pending::<()>().await;
+    }
+    dir
+}
+
 workflow! {
     /// Kills its worker on 666.
     pub Poison = poison -> double;
@@ -1178,6 +1204,8 @@ workflow! {
     pub Linger = linger -> double;
     /// A chain whose middle vertex kills its worker once, after the entry was moved on to it.
     pub CrashOnce = pass_on -> crash_once -> finish;
+    /// A chain whose first vertex stalls and whose second hangs, each in its first attempt.
+    pub StallThenHold = stall_first -> hold_first -> finish;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1298,6 +1326,83 @@ async fn an_entry_moved_on_to_the_next_vertex_is_reclaimed_for_that_vertex() {
         .find(|pair| pair[0].as_str().as_deref() == Some("entries-added"))
         .and_then(|pair| pair[1].as_u64());
     assert_eq!(entries_added, Some(0), "the direct stream was never used");
+}
+
+/// A worker that stalls past its lease (stopped by SIGSTOP) loses its entry to another, which
+/// runs the vertex and moves the entry on to the next one. When the stalled worker wakes and
+/// finishes the first vertex too, its completion is a duplicate and must leave the entry
+/// pending: the next vertex lives on it. Then the second worker dies, and the entry is
+/// reclaimed for the vertex it carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_duplicate_leaves_a_moved_entry_pending() {
+    let server = RedisServer::start();
+    let mut config = support::config_at(&server.url(), "late");
+    config.lease = Duration::from_secs(1);
+    let engine = RedisEngine::builder(config.clone())
+        .register::<StallThenHold>()
+        .connect()
+        .await
+        .expect("connect");
+    let client = raw_client(&config.url).await;
+    let ready = ready_key(&config, StallThenHold::NAME);
+    let dir = std::env::temp_dir().join(format!(
+        "goflow-late-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marked = |name: &str| dir.join(name).exists();
+    let signal = |sig: &str, child: &Child| {
+        let status = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig}");
+    };
+
+    // Worker A starts `stall_first` and is stopped in it.
+    let mut workers = WorkerProcesses::spawn(1, &config);
+    let id = engine
+        .submit::<StallThenHold>(&dir.to_string_lossy().into_owned())
+        .await
+        .unwrap();
+    wait_until("A runs stall_first", LIMIT, async || marked("started")).await;
+    signal("-STOP", &workers.0[0]);
+
+    // Worker B reclaims the entry after its lease, runs `stall_first` again, and moves the
+    // entry on to `hold_first`, which hangs.
+    workers.0.push(worker_process(&config));
+    wait_until("B runs hold_first", LIMIT, async || marked("holding")).await;
+
+    // A wakes and finishes `stall_first`: a duplicate, which must not acknowledge the entry.
+    std::fs::write(dir.join("release"), b"").unwrap();
+    signal("-CONT", &workers.0[0]);
+    wait_until("A's stall_first returns", LIMIT, async || {
+        marked("returned")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pending = pending_by_consumer(&client, &ready).await;
+    assert_eq!(
+        pending.values().sum::<u64>(),
+        1,
+        "the moved entry is pending: {pending:?}"
+    );
+
+    // B dies; A reclaims the entry for `hold_first` (its second attempt returns).
+    workers.0[1].kill().unwrap();
+    let output = completed::<StallThenHold>(&engine, &id).await;
+    assert_eq!(output, format!("{}!", dir.to_string_lossy()));
+    let state = engine
+        .status(StallThenHold::NAME, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let attempts = |path: &str| state.vertices[vertex_index(&state, path)].attempts;
+    assert_eq!(attempts("stall_first"), 2, "{state:?}");
+    assert_eq!(attempts("hold_first"), 2, "{state:?}");
+    assert_eq!(attempts("finish"), 1, "{state:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
