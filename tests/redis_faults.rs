@@ -1131,6 +1131,31 @@ async fn an_exhausted_vertex_is_dead_lettered_with_its_failure() {
 // ---------------------------------------------------------------------------------------------
 // Lost deliveries and leases.
 
+/// A server of the test's own whose leases last 1 s, an engine of it with `W` registered, and a
+/// plain client (the server stops when the first value is dropped).
+async fn short_lease<W: Workflow>(test: &str) -> (RedisServer, RedisConfig, RedisEngine, Client) {
+    let server = RedisServer::start();
+    let mut config = support::config_at(&server.url(), test);
+    config.lease = Duration::from_secs(1);
+    let engine = RedisEngine::builder(config.clone())
+        .register::<W>()
+        .connect()
+        .await
+        .expect("connect");
+    let client = raw_client(&config.url).await;
+    (server, config, engine, client)
+}
+
+/// A path of its own in the temporary directory, for the files worker processes and the test
+/// signal each other with.
+fn scratch_path(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "goflow-{test}-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ))
+}
+
 /// Kills the worker process running it when given 666.
 #[node]
 async fn poison(ctx: Context, n: u32) -> u32 {
@@ -1210,15 +1235,7 @@ workflow! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vertex_that_kills_every_worker_is_failed_as_lost_and_dead_lettered() {
-    let server = RedisServer::start();
-    let mut config = support::config_at(&server.url(), "poison");
-    config.lease = Duration::from_secs(1);
-    let engine = RedisEngine::builder(config.clone())
-        .register::<Poison>()
-        .connect()
-        .await
-        .expect("connect");
-    let client = raw_client(&config.url).await;
+    let (_server, config, engine, client) = short_lease::<Poison>("poison").await;
     let mut workers = WorkerProcesses::spawn(1, &config);
 
     // Each delivery kills its worker; a new worker takes the entry over after its lease.
@@ -1269,20 +1286,8 @@ async fn a_vertex_that_kills_every_worker_is_failed_as_lost_and_dead_lettered() 
 /// carries (as a lost delivery), not the one it was added for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_moved_on_to_the_next_vertex_is_reclaimed_for_that_vertex() {
-    let server = RedisServer::start();
-    let mut config = support::config_at(&server.url(), "moved");
-    config.lease = Duration::from_secs(1);
-    let engine = RedisEngine::builder(config.clone())
-        .register::<CrashOnce>()
-        .connect()
-        .await
-        .expect("connect");
-    let client = raw_client(&config.url).await;
-    let marker = std::env::temp_dir().join(format!(
-        "goflow-moved-{}-{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
+    let (_server, config, engine, client) = short_lease::<CrashOnce>("moved").await;
+    let marker = scratch_path("moved");
     let path = marker.to_string_lossy().into_owned();
     let mut workers = WorkerProcesses::spawn(1, &config);
 
@@ -1335,21 +1340,9 @@ async fn an_entry_moved_on_to_the_next_vertex_is_reclaimed_for_that_vertex() {
 /// reclaimed for the vertex it carries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_duplicate_leaves_a_moved_entry_pending() {
-    let server = RedisServer::start();
-    let mut config = support::config_at(&server.url(), "late");
-    config.lease = Duration::from_secs(1);
-    let engine = RedisEngine::builder(config.clone())
-        .register::<StallThenHold>()
-        .connect()
-        .await
-        .expect("connect");
-    let client = raw_client(&config.url).await;
+    let (_server, config, engine, client) = short_lease::<StallThenHold>("late").await;
     let ready = ready_key(&config, StallThenHold::NAME);
-    let dir = std::env::temp_dir().join(format!(
-        "goflow-late-{}-{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
+    let dir = scratch_path("late");
     std::fs::create_dir_all(&dir).unwrap();
     let marked = |name: &str| dir.join(name).exists();
     let signal = |sig: &str, child: &Child| {

@@ -11,10 +11,6 @@ local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
--- The field naming the instance this entry carries once a completion moved it on (see
--- complete.lua): `m:r:<entry id>` for an entry of the ready stream, `m:d:<entry id>` for one
--- of the direct stream (the stream keys end in `:ready` and `:direct`).
-local carrier = 'm:' .. (string.sub(stream, -6) == ':ready' and 'r:' or 'd:') .. ARGV[2]
 local got = redis.call('HMGET', req, 'st', 's:' .. v, 'tp', carrier)
 local st, vs, carries = got[1], got[2], got[4]
 if not st then

@@ -29,12 +29,13 @@
 --
 -- Moving on: the first instance handed off is carried by this entry instead of a new one. The
 -- entry stays pending for this worker, unacknowledged, and the request's field `carrier`
--- (`m:<r|d>:<entry id>`, see attempt_end.lua) names the instance it now carries; a worker
+-- (`m:<r|d>:<entry id>`, see carrier.lua) names the instance it now carries; a worker
 -- that reclaims the entry after a crash learns it from the start script. A chain thus keeps
 -- one entry from end to end, which spares each hop an XADD, an XCLAIM, an XACK and an XDEL.
 -- The field is removed when the entry is acknowledged, except at the request's end (it
 -- expires with the request).
--- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `carrier`, `st`, `vs`, `carries`)
+-- (after carrier.lua and attempt_end.lua: `carrier`, `req`, `stream`, `v`, `ack`, `st`, `vs`,
+-- `carries`)
 local parked, done, ready_stream, direct = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- HSET and RPUSH in bounded chunks: Lua unpacks at most a few thousand values.
 local function chunked(command, key, list)

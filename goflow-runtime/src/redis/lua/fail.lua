@@ -6,7 +6,8 @@
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 failure (JSON), 6 now,
 --       7 retry due time (ms) or empty for a final failure, 8 retention (ms), 9 `1` if this
 --       failure is a recorded attempt (a lost delivery is not)
--- (after attempt_end.lua: `req`, `stream`, `v`, `ack`, `got`, `st`, `vs`)
+-- (after carrier.lua and attempt_end.lua: `carrier`, `req`, `stream`, `v`, `ack`, `got`, `st`,
+-- `vs`, `carries`)
 local parked, done, delayed, dlq = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 if ARGV[9] == '1' then
   redis.call('HINCRBY', req, 'f:' .. v, 1)

@@ -18,8 +18,6 @@ local function ack()
   redis.call('XACK', stream, ARGV[1], ARGV[2])
   redis.call('XDEL', stream, ARGV[2])
 end
--- The field naming the instance the entry carries once moved on (as in attempt_end.lua).
-local carrier = 'm:' .. (string.sub(stream, -6) == ':ready' and 'r:' or 'd:') .. ARGV[2]
 -- One read for the request's status, the instance's state, the entry and the inputs.
 local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp', carrier}
 if gather then
