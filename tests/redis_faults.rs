@@ -216,21 +216,6 @@ fn ready_key(config: &RedisConfig, flow: &str) -> String {
     format!("{}:ready", support::flow_tag(&config.prefix, flow))
 }
 
-/// Entries pending per consumer on both of a flow's streams: the ready stream, and the direct
-/// stream of instances handed off by completions.
-async fn pending_on_both(
-    client: &Client,
-    config: &RedisConfig,
-    flow: &str,
-) -> HashMap<String, u64> {
-    let tag = support::flow_tag(&config.prefix, flow);
-    let mut pending = pending_by_consumer(client, &format!("{tag}:ready")).await;
-    for (consumer, held) in pending_by_consumer(client, &format!("{tag}:direct")).await {
-        *pending.entry(consumer).or_default() += held;
-    }
-    pending
-}
-
 /// Adds a ready-stream entry for `vertex` of request `id` by hand, as a redelivery would.
 async fn add_entry(client: &Client, stream: &str, id: &RequestId, vertex: usize) -> String {
     raw(
@@ -324,7 +309,7 @@ impl WorkerProcesses {
     ) -> (String, u64) {
         let victim_tag = format!("-{}-", self.0[0].id());
         let held_by_victim = async || {
-            pending_on_both(client, config, flow)
+            pending_by_consumer(client, &ready_key(config, flow))
                 .await
                 .into_iter()
                 .find(|(consumer, _)| consumer.contains(&victim_tag))
@@ -406,6 +391,7 @@ fn worker_process_entry() {
             .register::<Poison>()
             .register::<Sweep>()
             .register::<CrashOnce>()
+            .register::<CrashInDiamond>()
             .register::<StallThenHold>()
             .connect()
             .await
@@ -506,7 +492,7 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
         raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
         0
     );
-    let pending = pending_on_both(&client, &config, Kyc::NAME).await;
+    let pending = pending_by_consumer(&client, &ready_key(&config, Kyc::NAME)).await;
     assert!(pending.values().all(|&n| n == 0), "{pending:?}");
     assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
     // The survivors are still serving.
@@ -657,7 +643,7 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
         raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
         0
     );
-    let pending = pending_on_both(&client, &config, Sweep::NAME).await;
+    let pending = pending_by_consumer(&client, &ready_key(&config, Sweep::NAME)).await;
     assert!(pending.values().all(|&n| n == 0), "{pending:?}");
     assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
     println!(
@@ -1197,6 +1183,27 @@ async fn finish(path: String) -> String {
     path + "!"
 }
 
+/// Hangs in its first attempt (until its worker dies); returns its input after that.
+#[node]
+async fn hang_first(ctx: Context, path: String) -> String {
+    if ctx.attempt() == 1 {
+        std::future::pending::<()>().await;
+    }
+    path
+}
+
+/// Joins two paths; its first attempt marks `<a>.joining` and waits for `<a>.go` first.
+#[node]
+async fn both(ctx: Context, a: String, b: String) -> String {
+    if ctx.attempt() == 1 {
+        std::fs::write(format!("{a}.joining"), b"").expect("mark");
+        while !std::path::Path::new(&format!("{a}.go")).exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    format!("{a}+{b}")
+}
+
 /// Waits in its first attempt until the file `release` appears in `dir` (marking `started`
 /// and, before returning, `returned`); later attempts return at once.
 #[node]
@@ -1229,6 +1236,9 @@ workflow! {
     pub Linger = linger -> double;
     /// A chain whose middle vertex kills its worker once, after the entry was moved on to it.
     pub CrashOnce = pass_on -> crash_once -> finish;
+    /// A diamond whose branches run together: one kills its worker once, the other hangs
+    /// in its first attempt.
+    pub CrashInDiamond = pass_on -> [crash_once, hang_first] => both;
     /// A chain whose first vertex stalls and whose second hangs, each in its first attempt.
     pub StallThenHold = stall_first -> hold_first -> finish;
 }
@@ -1309,28 +1319,85 @@ async fn an_entry_moved_on_to_the_next_vertex_is_reclaimed_for_that_vertex() {
     assert_eq!(attempts("pass_on"), 1, "{state:?}");
     assert_eq!(attempts("crash_once"), 2, "{state:?}");
     assert_eq!(attempts("finish"), 1, "{state:?}");
-    // One entry carried the whole chain: the ready stream got one, the direct stream none,
-    // and nothing is left pending.
-    let tag = support::flow_tag(&config.prefix, CrashOnce::NAME);
-    for stream in ["ready", "direct"] {
-        let key = format!("{tag}:{stream}");
-        assert_eq!(
-            raw::<u64>(&client, "XLEN", vec![key.as_str().into()]).await,
-            0
-        );
-        assert!(pending_by_consumer(&client, &key).await.is_empty(), "{key}");
-    }
-    let added: Vec<fred::prelude::Value> = raw(
-        &client,
-        "XINFO",
-        vec!["STREAM".into(), format!("{tag}:direct").into()],
-    )
-    .await;
-    let entries_added = added
+    // One entry carried the whole chain, and nothing is left of it.
+    assert_one_entry_carried_it_all(&client, &ready_key(&config, CrashOnce::NAME)).await;
+}
+
+/// Asserts that `stream` got one entry in all, which is gone (acknowledged and deleted).
+async fn assert_one_entry_carried_it_all(client: &Client, stream: &str) {
+    assert_eq!(raw::<u64>(client, "XLEN", vec![stream.into()]).await, 0);
+    assert!(
+        pending_by_consumer(client, stream).await.is_empty(),
+        "{stream}"
+    );
+    let info: Vec<fred::prelude::Value> =
+        raw(client, "XINFO", vec!["STREAM".into(), stream.into()]).await;
+    let entries_added = info
         .chunks(2)
         .find(|pair| pair[0].as_str().as_deref() == Some("entries-added"))
         .and_then(|pair| pair[1].as_u64());
-    assert_eq!(entries_added, Some(0), "the direct stream was never used");
+    assert_eq!(entries_added, Some(1), "one entry carried the request");
+}
+
+/// A completion hands both branches of a diamond to its worker on its own entry, which then
+/// carries the two at once. When the worker dies running them, the worker that reclaims the
+/// entry runs both (as lost deliveries) at once, having reclaimed it once, and the join fires
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_carrying_both_branches_is_reclaimed_for_both() {
+    let (_server, config, engine, client) = short_lease::<CrashInDiamond>("branches").await;
+    let marker = scratch_path("branches");
+    let path = marker.to_string_lossy().into_owned();
+    let mut workers = WorkerProcesses::spawn(1, &config);
+
+    let id = engine.submit::<CrashInDiamond>(&path).await.unwrap();
+    wait_until("the worker dies", LIMIT, async || {
+        workers.0[0].try_wait().unwrap().is_some()
+    })
+    .await;
+    workers.0[0] = worker_process(&config);
+    // The join runs on the entry too: reclaimed once, it was delivered twice in all (a
+    // branch left behind would have kept it unrenewed, to be reclaimed again).
+    let joining = format!("{path}.joining");
+    wait_until("the join runs", LIMIT, async || {
+        std::path::Path::new(&joining).exists()
+    })
+    .await;
+    let ready = ready_key(&config, CrashInDiamond::NAME);
+    let pending: Vec<Vec<fred::prelude::Value>> = raw(
+        &client,
+        "XPENDING",
+        vec![
+            ready.as_str().into(),
+            "workers".into(),
+            "-".into(),
+            "+".into(),
+            "10".into(),
+        ],
+    )
+    .await;
+    let deliveries: Vec<u64> = pending.iter().filter_map(|e| e.get(3)?.as_u64()).collect();
+    assert_eq!(deliveries, vec![2], "{pending:?}");
+    std::fs::write(format!("{path}.go"), b"").unwrap();
+    assert_eq!(
+        completed::<CrashInDiamond>(&engine, &id).await,
+        format!("{path}+{path}")
+    );
+    for file in [marker.clone(), joining.into(), format!("{path}.go").into()] {
+        let _ = std::fs::remove_file(file);
+    }
+
+    let state = engine
+        .status(CrashInDiamond::NAME, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let attempts = |path: &str| state.vertices[vertex_index(&state, path)].attempts;
+    assert_eq!(attempts("pass_on"), 1, "{state:?}");
+    assert_eq!(attempts("crash_once"), 2, "{state:?}");
+    assert_eq!(attempts("hang_first"), 2, "{state:?}");
+    assert_eq!(attempts("both"), 1, "{state:?}");
+    assert_one_entry_carried_it_all(&client, &ready_key(&config, CrashInDiamond::NAME)).await;
 }
 
 /// A worker that stalls past its lease (stopped by SIGSTOP) loses its entry to another, which

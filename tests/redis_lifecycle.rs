@@ -746,7 +746,7 @@ async fn finished_requests_expire_after_their_retention() {
         .iter()
         .flat_map(|flow| {
             let tag = support::flow_tag(&prefix, flow);
-            ["ready", "direct", "delayed", "done", "dead"].map(|k| format!("{tag}:{k}"))
+            ["ready", "delayed", "done", "dead"].map(|k| format!("{tag}:{k}"))
         })
         .collect();
     let pattern = format!("{{{prefix}:*");
@@ -758,15 +758,13 @@ async fn finished_requests_expire_after_their_retention() {
     .await;
     assert!(!keys.is_empty(), "the per-flow streams remain");
     for flow in [Gated::NAME, Diamond::NAME] {
-        for stream in ["ready", "direct"] {
-            let stream = format!("{}:{stream}", support::flow_tag(&prefix, flow));
-            assert_eq!(
-                raw::<u64>(&running.client, "XLEN", vec![stream.as_str().into()]).await,
-                0
-            );
-            let pending = pending_by_consumer(&running.client, &stream).await;
-            assert!(pending.values().all(|&n| n == 0), "{flow}: {pending:?}");
-        }
+        let stream = format!("{}:ready", support::flow_tag(&prefix, flow));
+        assert_eq!(
+            raw::<u64>(&running.client, "XLEN", vec![stream.as_str().into()]).await,
+            0
+        );
+        let pending = pending_by_consumer(&running.client, &stream).await;
+        assert!(pending.values().all(|&n| n == 0), "{flow}: {pending:?}");
         let delayed = format!("{}:delayed", support::flow_tag(&prefix, flow));
         assert_eq!(
             raw::<u64>(&running.client, "ZCARD", vec![delayed.into()]).await,

@@ -6,10 +6,8 @@
 //! The request hash's fields that hold values and counters are named in [`fields`]; the
 //! scripts name the per-instance bookkeeping fields (`s:`, `a:`, `f:`, `t0:`, `t1:`, `w:`,
 //! `e:`, each followed by the instance key) themselves, and `RequestState::from_fields` reads
-//! them. They also name the field of a stream entry that a completion moved on to another
-//! instance (`m:r:<entry id>` in the ready stream, `m:d:<entry id>` in the direct stream; see
-//! `complete.lua`), telling the two streams apart by their keys' endings, `:ready` and
-//! `:direct`.
+//! them. They also name the field listing the instances a stream entry carries once a
+//! completion handed it on (`m:<entry id>`; see `entry.lua`).
 
 use crate::plan::{Instance, Slot, VertexId};
 use crate::request_id::RequestId;
@@ -20,10 +18,6 @@ pub(crate) struct FlowKeys {
     tag: String,
     /// Stream of ready vertices, read by the workers' consumer group.
     pub(crate) ready: String,
-    /// Stream of instances a completion handed to the worker that completed their parent:
-    /// never read, its entries are claimed into that worker's pending list as they are added
-    /// (and reclaimed from it like any entry if the worker dies).
-    pub(crate) direct: String,
     /// Sorted set of retries waiting for their backoff, scored by due time (ms).
     pub(crate) delayed: String,
     /// Capped stream of request completions (completed, failed, stopped), for waiters.
@@ -37,7 +31,6 @@ impl FlowKeys {
         let tag = format!("{{{prefix}:{flow}}}");
         Self {
             ready: format!("{tag}:ready"),
-            direct: format!("{tag}:direct"),
             delayed: format!("{tag}:delayed"),
             done: format!("{tag}:done"),
             dead: format!("{tag}:dead"),
@@ -130,7 +123,6 @@ mod tests {
         let id = RequestId::parse("r1").unwrap();
         for key in [
             keys.ready.clone(),
-            keys.direct.clone(),
             keys.delayed.clone(),
             keys.done.clone(),
             keys.dead.clone(),
@@ -140,13 +132,5 @@ mod tests {
             assert!(key.starts_with("{goflow:kyc}:"), "{key}");
         }
         assert_eq!(keys.request(&id), "{goflow:kyc}:req:r1");
-    }
-
-    #[test]
-    fn the_scripts_tell_the_streams_apart_by_their_endings() {
-        let keys = FlowKeys::new("goflow", "kyc");
-        assert!(keys.ready.ends_with(":ready"));
-        assert!(keys.direct.ends_with(":direct"));
-        assert!(!keys.direct.ends_with(":ready"));
     }
 }

@@ -14,14 +14,14 @@
 //!   exactly once. [`Context::idempotency_key`](crate::Context::idempotency_key) lets nodes
 //!   make their own side effects idempotent.
 //! - **Hand-off.** That script also starts, for the worker that ran the instance, the
-//!   instances it makes ready, as many as the worker has free slots for: their entries go to
-//!   the flow's direct stream and, with `XCLAIM ... FORCE`, straight into that worker's pending
-//!   list, so a lease covers them from the first moment and a dead worker's are reclaimed like
-//!   any others. Nobody reads the direct stream; the worker runs them without a read or a start
-//!   script, which makes a chain one script per vertex. The rest are queued as usual. The
-//!   first of them is carried by the finished instance's own entry instead, which stays
-//!   pending (the request hash names the instance it now carries; a reclaiming worker's start
-//!   script says so), so a chain keeps one entry from end to end.
+//!   instances it makes ready, as many as the worker has free slots for: the finished
+//!   instance's own entry carries them, staying pending for that worker instead of being
+//!   acknowledged (the request hash names the instances it carries; a reclaiming worker's
+//!   start script answers them), so a lease covers them from the first moment and a dead
+//!   worker's are reclaimed like any others. The worker runs them without a read or a start
+//!   script, which makes a chain one script per vertex, and a chain or a diamond keeps one
+//!   entry from end to end. The rest are queued as usual. Each carried instance lets go of the
+//!   entry when its attempt ends; the last one acknowledges it.
 //! - **No lost work.** An entry is acknowledged only by that final script. Entries of a worker
 //!   that died (running or prefetched) are claimed by the survivors once their lease has
 //!   expired (`XAUTOCLAIM`); long attempts renew their lease. Lost deliveries do not use up
@@ -45,7 +45,6 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `T:ready` | stream | ready instances: `r` request id, `v` instance key, `tp` traceparent |
-//! | `T:direct` | stream | instances handed off to the worker that made them ready (same fields); only ever in a pending list |
 //! | `T:delayed` | sorted set | retries by due time (ms): `request instance traceparent` |
 //! | `T:done` | stream (capped) | request ends: `r`, `st` (`completed`, `failed`, `stopped`) |
 //! | `T:dead` | stream (capped) | instances failed for good: `r`, `v`, `failure` (JSON) |

@@ -18,16 +18,16 @@ script!(SUBMIT, "submit.lua");
 pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(concat!(
         "local function one(KEYS, ARGV)\n",
-        include_str!("lua/carrier.lua"),
+        include_str!("lua/entry.lua"),
         include_str!("lua/start.lua"),
         "end\n",
         include_str!("lua/batch.lua"),
     ))
 });
-// The scripts that end an attempt share their opening, after `carrier.lua` (which the start
+// The scripts that end an attempt share their opening, after `entry.lua` (which the start
 // script shares too).
-script!(COMPLETE, "carrier.lua", "attempt_end.lua", "complete.lua");
-script!(FAIL, "carrier.lua", "attempt_end.lua", "fail.lua");
+script!(COMPLETE, "entry.lua", "attempt_end.lua", "complete.lua");
+script!(FAIL, "entry.lua", "attempt_end.lua", "fail.lua");
 script!(PROMOTE, "promote.lua");
 script!(CONTROL, "control.lua");
 

@@ -5,14 +5,15 @@
 -- completes the request at its exit.
 --
 -- Hand-off: the first ready instances, up to the budget the worker has free slots for, are
--- started here for this worker instead of being queued for anyone: their entry goes to the
--- direct stream and, with XCLAIM FORCE, straight into this consumer's pending list, so a lease
--- covers it exactly as if it had been read (a crashed worker's entries are reclaimed the same
--- way); nobody reads the direct stream otherwise. The worker then runs them without a read or
--- a start script: one script per vertex.
+-- started here for this worker instead of being queued for anyone: this entry carries them
+-- (see entry.lua), pending for this worker, so a lease covers them exactly as if they had been
+-- read (a crashed worker's entries are reclaimed the same way). The worker then runs them
+-- without a read or a start script: one script per vertex, and a chain (or a kyc's diamond)
+-- keeps one entry from end to end, which spares each hand-off an XADD, an XCLAIM, an XACK and
+-- an XDEL.
 --
 -- KEYS: 1 request hash, 2 the entry's stream, 3 parked list, 4 completion stream,
---       5 ready stream, 6 direct stream
+--       5 ready stream
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 the request's output when this
 --       completes it (else empty), 6 now, 7 `1` if this completes the request, `2` if it does
 --       and the done event carries the output (a small one, for waiting clients), else `0`,
@@ -24,19 +25,11 @@
 --       (a gather: one per item). The K input fields are those a hand-off reads here: the
 --       inputs this completion stores itself (its own output, say) are not listed, as the
 --       worker has them.
--- Answers {word, then per handed-off instance: entry id (`=` for this entry), instance key, K,
--- K input values (nil when missing)}, word being `completed` or `ok`.
---
--- Moving on: the first instance handed off is carried by this entry instead of a new one. The
--- entry stays pending for this worker, unacknowledged, and the request's field `carrier`
--- (`m:<r|d>:<entry id>`, see carrier.lua) names the instance it now carries; a worker
--- that reclaims the entry after a crash learns it from the start script. A chain thus keeps
--- one entry from end to end, which spares each hop an XADD, an XCLAIM, an XACK and an XDEL.
--- The field is removed when the entry is acknowledged, except at the request's end (it
--- expires with the request).
--- (after carrier.lua and attempt_end.lua: `carrier`, `req`, `stream`, `v`, `ack`, `st`, `vs`,
--- `carries`)
-local parked, done, ready_stream, direct = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- Answers {word, then per handed-off instance: instance key, K, K input values (nil when
+-- missing)}, word being `completed` or `ok`.
+-- (after entry.lua and attempt_end.lua: `carrier`, `ack`, `req`, `v`, `st`, `vs`, `carries`,
+-- `others`)
+local parked, done, ready_stream = KEYS[3], KEYS[4], KEYS[5]
 -- HSET and RPUSH in bounded chunks: Lua unpacks at most a few thousand values.
 local function chunked(command, key, list)
   for first = 1, #list, 4000 do
@@ -67,29 +60,14 @@ if ARGV[7] ~= '0' then
   ack()
   return {'completed'}
 end
--- Whether an instance handed off below is carried by this entry (the first one is).
-local carried = false
 -- Everything is written in one HSET at the end: nothing below reads a field this completion
 -- writes (a hand-off reads only the inputs the worker does not hold, and a gather's size is
 -- stored by an earlier completion than its items').
 local budget = tonumber(ARGV[11])
 local out = {'ok'}
--- Starts `s` for this consumer, carried by this entry or by a new one; false if the direct
--- stream cannot take it (no group yet).
+-- Starts `s` for this consumer, carried by this entry, with the K inputs named from ARGV[first].
 local function hand_off(s, first, k)
-  local id = '='
-  if carried then
-    id = redis.call('XADD', direct, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
-    local claimed = redis.pcall('XCLAIM', direct, ARGV[1], ARGV[10], 0, id, 'FORCE', 'JUSTID')
-    if type(claimed) ~= 'table' or #claimed == 0 then
-      redis.call('XDEL', direct, id)
-      return false
-    end
-  else
-    carried = true
-    update[#update + 1] = carrier
-    update[#update + 1] = s
-  end
+  others[#others + 1] = s
   update[#update + 1] = 's:' .. s
   update[#update + 1] = 'running'
   update[#update + 1] = 'a:' .. s
@@ -98,7 +76,6 @@ local function hand_off(s, first, k)
   update[#update + 1] = ARGV[10]
   update[#update + 1] = 't0:' .. s
   update[#update + 1] = ARGV[6]
-  out[#out + 1] = id
   out[#out + 1] = s
   out[#out + 1] = k
   if k > 0 then
@@ -107,7 +84,6 @@ local function hand_off(s, first, k)
       out[#out + 1] = got[j] or false
     end
   end
-  return true
 end
 local park = {}
 local i = last + 1
@@ -126,7 +102,8 @@ while i <= #ARGV do
       update[#update + 1] = 's:' .. s
       update[#update + 1] = 'parked'
       park[#park + 1] = s
-    elseif budget > 0 and k ~= '-' and hand_off(s, first, tonumber(k)) then
+    elseif budget > 0 and k ~= '-' then
+      hand_off(s, first, tonumber(k))
       budget = budget - 1
     else
       update[#update + 1] = 's:' .. s
@@ -135,12 +112,17 @@ while i <= #ARGV do
     end
   end
 end
+-- The entry goes on carrying the instances it carried besides this one, and those handed off.
+if #others > 0 then
+  update[#update + 1] = carrier
+  update[#update + 1] = table.concat(others, ' ')
+end
 chunked('HSET', req, update)
 if #park > 0 then
   chunked('RPUSH', parked, park)
   redis.call('PEXPIRE', parked, redis.call('PTTL', req))
 end
-if not carried then
+if #others == 0 then
   ack()
   if carries then
     redis.call('HDEL', req, carrier)

@@ -1,23 +1,19 @@
 -- A worker is about to run a delivered instance. Decides, atomically with the request's state,
 -- whether it runs (and returns its inputs), is parked (request paused), or is dropped
 -- (request finished, instance already done, or request expired).
--- KEYS: 1 request hash, 2 the entry's stream (ready, or direct for a reclaimed hand-off),
---       3 parked list
+-- KEYS: 1 request hash, 2 the entry's stream, 3 parked list
 -- ARGV: 1 group, 2 entry id, 3 instance key, 4 now, 5 consumer, 6 lost deliveries allowed,
 --       7.. the fields holding its inputs; or, for a gather, `*`, the field holding its number
 --       of items, and the prefix of the items' fields (item n is the prefix followed by n)
 -- Answers {'run', attempt, failed attempts, traceparent, inputs...}, a missing input being
 -- nil; for a gather the inputs are the number of items (nil if unknown), then the items.
--- Or {'moved', instance key} when a completion has moved the entry on to another instance
--- (see complete.lua; a reclaimed entry whose worker died after that): the worker starts that
--- instance instead, on the same entry.
-local req, stream, parked = KEYS[1], KEYS[2], KEYS[3]
+-- Or {'moved', instance keys...} when completions have handed the entry on to other instances
+-- (see entry.lua; a reclaimed entry whose worker died after that): the worker starts those
+-- instead, on the same entry.
+-- (after entry.lua: `carrier`, `ack`, `carried_besides`, `release`)
+local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
 local gather = ARGV[7] == '*'
-local function ack()
-  redis.call('XACK', stream, ARGV[1], ARGV[2])
-  redis.call('XDEL', stream, ARGV[2])
-end
 -- One read for the request's status, the instance's state, the entry and the inputs.
 local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp', carrier}
 if gather then
@@ -39,18 +35,19 @@ if st == 'stopped' or st == 'failed' or st == 'completed' then
   ack()
   return {'drop', st}
 end
-if got[7] and got[7] ~= v then
-  return {'moved', got[7]}
+local others, named = carried_besides(got[7], v)
+if got[7] and not named then
+  return {'moved', unpack(others)}
 end
 if vs == 'done' or vs == 'failed' or vs == 'skipped' then
-  ack()
+  release(got[7], others)
   return {'drop', vs}
 end
 if st == 'paused' then
   redis.call('HSET', req, 's:' .. v, 'parked', 'ut', ARGV[4])
   redis.call('RPUSH', parked, v)
   redis.call('PEXPIRE', parked, redis.call('PTTL', req))
-  ack()
+  release(got[7], others)
   return {'parked'}
 end
 -- Attempts started, and attempts that ended in a recorded failure: a start that never ended

@@ -41,7 +41,13 @@ impl<C: Codec> Worker<C> {
             let mut intake = intake;
             let mut next = Some((delivery, slot));
             while let Some((mut delivery, slot)) = next.take() {
-                let Some(begun) = self.begin(&mut delivery).await else {
+                // A reclaimed entry may carry several instances: the others run beside this.
+                let mut carried = Vec::new();
+                let begun = self.begin(&mut delivery, &mut carried).await;
+                for delivery in carried {
+                    branches.spawn(Arc::clone(&self).drive(delivery, None, None));
+                }
+                let Some(begun) = begun else {
                     break;
                 };
                 let slot = match slot {
@@ -81,8 +87,11 @@ impl<C: Codec> Worker<C> {
     /// Reads a delivered entry and starts it (an instance handed off by a completion was
     /// started there): `None` if it is not to run, having recorded why. Redis errors leave
     /// the entry pending; it is then reclaimed after its lease, by this worker or another.
-    async fn begin(&self, delivery: &mut Delivery) -> Option<Begun> {
-        match self.try_begin(delivery).await {
+    ///
+    /// An entry that completions handed on to other instances starts the first of them
+    /// instead, and adds the others, to be started, to `carried`.
+    async fn begin(&self, delivery: &mut Delivery, carried: &mut Vec<Delivery>) -> Option<Begun> {
+        match self.try_begin(delivery, carried).await {
             Ok(begun) => begun,
             Err(error) => {
                 tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
@@ -91,11 +100,15 @@ impl<C: Codec> Worker<C> {
         }
     }
 
-    async fn try_begin(&self, delivery: &mut Delivery) -> Result<Option<Begun>, EngineError> {
+    async fn try_begin(
+        &self,
+        delivery: &mut Delivery,
+        carried: &mut Vec<Delivery>,
+    ) -> Result<Option<Begun>, EngineError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
-        // An entry moved on by a completion names the instance it was added for: the start
-        // script answers the one it carries now, and that one is started instead. (Each move
+        // An entry handed on by completions names the instance it was added for: the start
+        // script answers the ones it carries now, and those are started instead. (Each move
         // is a completion; a few in a row mean workers are racing for it: leave it then.)
         for _ in 0..MOST_MOVES {
             let Some((request, instance)) = delivery.identify(plan) else {
@@ -125,10 +138,17 @@ impl<C: Codec> Worker<C> {
                     values,
                 }) => (started, failed, traceparent, values),
                 Some(Start::Skip) => return Ok(None),
-                Some(Start::Moved(carried)) => {
-                    delivery.instance = carried;
-                    // The trace context of the span that moved it on is not kept.
-                    delivery.traceparent.clear();
+                Some(Start::Moved(instances)) => {
+                    let mut instances = instances.into_iter();
+                    let Some(first) = instances.next() else {
+                        return Ok(None);
+                    };
+                    for instance in instances {
+                        if !carried.iter().any(|d| d.instance == instance) {
+                            carried.push(delivery.carrying(instance));
+                        }
+                    }
+                    *delivery = delivery.carrying(first);
                     continue;
                 }
                 Some(Start::Lost { started, lost }) => {
@@ -160,7 +180,7 @@ impl<C: Codec> Worker<C> {
             }));
         }
         Err(EngineError::Protocol(format!(
-            "entry `{}` moved on more than {MOST_MOVES} times while being started",
+            "entry `{}` handed on more than {MOST_MOVES} times while being started",
             delivery.entry
         )))
     }
@@ -272,7 +292,7 @@ impl<C: Codec> Worker<C> {
                         output,
                         traceparent: handed_on,
                     };
-                    // The entry may be moved on to a successor rather than acknowledged: its
+                    // The entry may carry successors on rather than be acknowledged: its
                     // lease is renewed meanwhile, as for any entry this worker holds.
                     let key = delivery.key();
                     self.held
@@ -313,7 +333,7 @@ impl<C: Codec> Worker<C> {
     }
 }
 
-/// How many times in a row a delivered entry may turn out to have been moved on while it is
+/// How many times in a row a delivered entry may turn out to have been handed on while it is
 /// started (see [`Worker::drive`]).
 const MOST_MOVES: usize = 4;
 

@@ -2,10 +2,10 @@
 //!
 //! One worker runs up to `concurrency` attempts at once. When an attempt completes, its
 //! completion script hands the instances it makes ready to this same worker, as many as it has
-//! free slots for (the slot of the attempt that completed included), through the direct stream
-//! (see `complete.lua`), the first of them on the entry of the attempt that completed, moved
-//! on to it: the worker runs them at once, without reading them or starting them in a script
-//! of their own, so a chain costs one script per vertex. Its tasks:
+//! free slots for (the slot of the attempt that completed included), on the entry of the
+//! attempt that completed, which carries them from then on (see `entry.lua`): the worker runs
+//! them at once, without reading them or starting them in a script of their own, so a chain
+//! costs one script per vertex. Its tasks:
 //! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
 //!   on its own connection, asking for as many entries as it has room for in its intake (up
 //!   to the configured batch), once half of it is free. The intake holds as many entries as
@@ -39,7 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{connect_client, EngineError, Flow, RedisEngine};
+use super::{connect_client, EngineError, RedisEngine};
 use crate::codec::Codec;
 use crate::request_id::RequestId;
 
@@ -62,7 +62,7 @@ pub struct Worker<C: Codec> {
     intake: Arc<Semaphore>,
     /// How much room the reader waits for in the intake before it reads: half of it.
     read_when_free: u32,
-    /// Attempts in progress, by entry (entry ids are unique per stream only).
+    /// Attempts in progress, by entry and instance.
     running: Arc<Mutex<HashMap<EntryKey, Running>>>,
     /// Entries delivered to this worker that wait for a free slot; their leases are renewed
     /// too, so that nobody reclaims them meanwhile.
@@ -73,26 +73,9 @@ pub struct Worker<C: Codec> {
     ended: Mutex<HashMap<(String, String), std::time::Instant>>,
 }
 
-/// A stream entry of this worker: its flow, stream and id.
-type EntryKey = (&'static str, Source, String);
-
-/// The stream an entry is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Source {
-    /// The ready stream, read by every worker.
-    Ready,
-    /// The direct stream: handed to this worker by a completion (or reclaimed from a lost one).
-    Direct,
-}
-
-impl Source {
-    fn key(self, flow: &Flow) -> &str {
-        match self {
-            Source::Ready => &flow.keys.ready,
-            Source::Direct => &flow.keys.direct,
-        }
-    }
-}
+/// An instance a stream entry of this worker delivers or carries: its flow, the entry's id and
+/// the instance's key (an entry may carry several instances at once; see `entry.lua`).
+type EntryKey = (&'static str, String, String);
 
 /// An attempt in progress: its stream entry and how to cancel it.
 struct Running {
@@ -104,7 +87,7 @@ struct Running {
 /// A delivered stream entry.
 struct Delivery {
     flow: &'static str,
-    source: Source,
+    /// Its entry in the flow's ready stream.
     entry: String,
     request: String,
     /// The instance's [key](crate::plan::Instance::key), as the entry holds it.
@@ -118,16 +101,10 @@ struct Delivery {
 }
 
 impl Delivery {
-    /// A delivery read from `source`'s stream.
-    fn read(
-        flow: &'static str,
-        source: Source,
-        entry: String,
-        fields: &HashMap<String, String>,
-    ) -> Self {
+    /// A delivery read from the ready stream.
+    fn read(flow: &'static str, entry: String, fields: &HashMap<String, String>) -> Self {
         Self {
             flow,
-            source,
             entry,
             request: fields.get("r").cloned().unwrap_or_default(),
             instance: fields.get("v").cloned().unwrap_or_default(),
@@ -145,7 +122,20 @@ impl Delivery {
     }
 
     fn key(&self) -> EntryKey {
-        (self.flow, self.source, self.entry.clone())
+        (self.flow, self.entry.clone(), self.instance.clone())
+    }
+
+    /// The same entry delivering another instance it carries, to be started.
+    fn carrying(&self, instance: String) -> Self {
+        Self {
+            flow: self.flow,
+            entry: self.entry.clone(),
+            request: self.request.clone(),
+            instance,
+            // The trace context of the span that handed it on is not kept.
+            traceparent: String::new(),
+            start: None,
+        }
     }
 }
 
@@ -210,17 +200,15 @@ impl<C: Codec> Worker<C> {
 
     async fn create_groups(&self) -> Result<(), EngineError> {
         for flow in self.engine.inner.flows.values() {
-            for source in [Source::Ready, Source::Direct] {
-                let created: Result<(), fred::error::Error> = self
-                    .engine
-                    .inner
-                    .client
-                    .xgroup_create(source.key(flow), GROUP, "0", true)
-                    .await;
-                match created {
-                    Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e.into()),
-                    _ => {}
-                }
+            let created: Result<(), fred::error::Error> = self
+                .engine
+                .inner
+                .client
+                .xgroup_create(&flow.keys.ready, GROUP, "0", true)
+                .await;
+            match created {
+                Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e.into()),
+                _ => {}
             }
         }
         Ok(())

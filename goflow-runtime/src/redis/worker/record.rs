@@ -10,7 +10,7 @@ use bytes::Bytes;
 use fred::prelude::{PubsubInterface, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Delivery, Handed, Source, Worker, GROUP};
+use super::{Delivery, Handed, Worker, GROUP};
 use crate::codec::Codec;
 use crate::error::Failure;
 use crate::plan::{Advance, Inputs, Instance, Need, Slot};
@@ -60,7 +60,7 @@ impl<C: Codec> Worker<C> {
             }
             keys.extend([
                 flow.keys.request(&request),
-                delivery.source.key(flow).to_owned(),
+                flow.keys.ready.clone(),
                 flow.keys.parked(&request),
             ]);
             args.push(Value::from(own.len().to_string()));
@@ -210,11 +210,10 @@ impl<C: Codec> Worker<C> {
         }
         let keys = vec![
             flow.keys.request(done.request),
-            delivery.source.key(flow).to_owned(),
+            flow.keys.ready.clone(),
             flow.keys.parked(done.request),
             flow.keys.done.clone(),
             flow.keys.ready.clone(),
-            flow.keys.direct.clone(),
         ];
         let reply = scripts::call(&COMPLETE, &self.engine.inner.client, keys, args)
             .await?
@@ -224,11 +223,10 @@ impl<C: Codec> Worker<C> {
             // The script completed the request: its one end.
             crate::metrics::flow_finished(plan.flow(), crate::state::RequestStatus::Completed);
         }
-        // The instances handed to this worker: entry id, instance key, its input values.
+        // The instances handed to this worker, carried by this entry: instance key, its input
+        // values.
         let mut handed = Vec::new();
-        while let (Some(entry), Some(instance), Some(count)) =
-            (reply.next(), reply.next(), reply.next())
-        {
+        while let (Some(instance), Some(count)) = (reply.next(), reply.next()) {
             let count = count.as_u64().unwrap_or(0) as usize;
             let mut read = reply.by_ref().take(count).map(optional_bytes);
             let unreadable = || {
@@ -237,7 +235,7 @@ impl<C: Codec> Worker<C> {
                     delivery.instance
                 ))
             };
-            let (Some(entry), Some(instance)) = (entry.as_string(), instance.as_string()) else {
+            let Some(instance) = instance.as_string() else {
                 return Err(unreadable());
             };
             // The inputs in slot order: those held here, and those the script read.
@@ -257,17 +255,10 @@ impl<C: Codec> Worker<C> {
                 })
                 .collect();
             let permit = permits.pop();
-            // `=`: carried on by this entry (see `complete.lua`), else a new direct entry.
-            let (source, entry) = if entry == "=" {
-                (delivery.source, delivery.entry.clone())
-            } else {
-                (Source::Direct, entry)
-            };
             handed.push((
                 Delivery {
                     flow: delivery.flow,
-                    source,
-                    entry,
+                    entry: delivery.entry.clone(),
                     request: delivery.request.clone(),
                     instance,
                     traceparent: done.traceparent.clone(),
@@ -315,7 +306,7 @@ impl<C: Codec> Worker<C> {
             .unwrap_or_else(|_| RequestId::parse("invalid").expect("valid"));
         let keys = vec![
             flow.keys.request(&id),
-            delivery.source.key(flow).to_owned(),
+            flow.keys.ready.clone(),
             flow.keys.parked(&id),
             flow.keys.done.clone(),
             flow.keys.delayed.clone(),
@@ -365,8 +356,9 @@ fn read_start(delivery: &Delivery, reply: Vec<Value>) -> Result<Start, EngineErr
         Some("run") => {}
         Some("drop" | "parked") => return Ok(Start::Skip),
         Some("moved") => {
-            if let Some(instance) = reply.get(1).and_then(Value::as_string) {
-                return Ok(Start::Moved(instance));
+            let carried: Option<Vec<String>> = reply.iter().skip(1).map(Value::as_string).collect();
+            if let Some(carried) = carried.filter(|c| !c.is_empty()) {
+                return Ok(Start::Moved(carried));
             }
         }
         Some("lost") => {
@@ -414,9 +406,9 @@ pub(super) enum Start {
     Skip,
     /// Delivered and lost (its worker died) more often than allowed.
     Lost { started: u32, lost: u32 },
-    /// The entry was moved on to this instance by a completion (a reclaimed entry whose
-    /// worker died after that): start this one instead.
-    Moved(String),
+    /// Completions handed the entry on to these instances (a reclaimed entry whose worker died
+    /// after that): start them instead.
+    Moved(Vec<String>),
 }
 
 /// One input of an instance a completion may hand off: a value the completion stores itself,

@@ -3,7 +3,7 @@
 //! sampling the backlog, and listening for stops. Apart from running an attempt because they
 //! only find entries (or news) and pass them on; what happens to an entry is in `attempt`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use fred::prelude::{ClientLike, EventInterface, PubsubInterface, StreamsInterfac
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Delivery, Source, Worker, GROUP};
+use super::{Delivery, Worker, GROUP};
 use crate::codec::Codec;
 use crate::redis::client::control_channel;
 use crate::redis::scripts::{self, PROMOTE};
@@ -78,9 +78,7 @@ impl<C: Codec> Worker<C> {
                     .get(key.as_str())
                     .into_iter()
                     .flatten()
-                    .map(|(entry, fields)| {
-                        Delivery::read(name, Source::Ready, entry.clone(), fields)
-                    })
+                    .map(|(entry, fields)| Delivery::read(name, entry.clone(), fields))
                     .collect();
                 if deliveries.is_empty() {
                     continue;
@@ -114,40 +112,38 @@ impl<C: Codec> Worker<C> {
                 () = shutdown.cancelled() => break,
             }
             for (name, flow) in &self.engine.inner.flows {
-                for source in [Source::Ready, Source::Direct] {
-                    let claimed: Result<(String, Vec<StreamEntry>), _> = self
-                        .engine
-                        .inner
-                        .client
-                        .xautoclaim_values(
-                            source.key(flow),
-                            GROUP,
-                            self.consumer.as_str(),
-                            millis(lease),
-                            "0-0",
-                            Some(self.engine.inner.config.batch as u64),
-                            false,
-                        )
-                        .await;
-                    let entries = match claimed {
-                        Ok((_, entries)) => entries,
-                        Err(error) => {
-                            tracing::warn!(%error, flow = name, "reclaiming entries failed");
-                            continue;
-                        }
+                let claimed: Result<(String, Vec<StreamEntry>), _> = self
+                    .engine
+                    .inner
+                    .client
+                    .xautoclaim_values(
+                        &flow.keys.ready,
+                        GROUP,
+                        self.consumer.as_str(),
+                        millis(lease),
+                        "0-0",
+                        Some(self.engine.inner.config.batch as u64),
+                        false,
+                    )
+                    .await;
+                let entries = match claimed {
+                    Ok((_, entries)) => entries,
+                    Err(error) => {
+                        tracing::warn!(%error, flow = name, "reclaiming entries failed");
+                        continue;
+                    }
+                };
+                if !entries.is_empty() {
+                    crate::metrics::entries_reclaimed(name, entries.len() as u64);
+                }
+                for (entry, fields) in entries {
+                    tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
+                    let place = tokio::select! {
+                        permit = Arc::clone(&self.intake).acquire_owned() => permit.expect("never closed"),
+                        () = shutdown.cancelled() => break,
                     };
-                    if !entries.is_empty() {
-                        crate::metrics::entries_reclaimed(name, entries.len() as u64);
-                    }
-                    for (entry, fields) in entries {
-                        tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
-                        let place = tokio::select! {
-                            permit = Arc::clone(&self.intake).acquire_owned() => permit.expect("never closed"),
-                            () = shutdown.cancelled() => break,
-                        };
-                        let delivery = Delivery::read(name, source, entry, &fields);
-                        attempts.spawn(Arc::clone(&self).drive(delivery, None, Some(place)));
-                    }
+                    let delivery = Delivery::read(name, entry, &fields);
+                    attempts.spawn(Arc::clone(&self).drive(delivery, None, Some(place)));
                 }
             }
             while attempts.try_join_next().is_some() {}
@@ -162,19 +158,17 @@ impl<C: Codec> Worker<C> {
                 () = tokio::time::sleep(lease / 3) => {}
                 () = shutdown.cancelled() => return,
             }
-            let by_stream: HashMap<(&'static str, Source), Vec<String>> = {
+            // An entry carrying several instances is renewed once.
+            let by_flow: HashMap<&'static str, HashSet<String>> = {
                 let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
                 let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-                let mut by_stream: HashMap<(&'static str, Source), Vec<String>> = HashMap::new();
-                for (flow, source, entry) in running.keys().chain(held.iter()) {
-                    by_stream
-                        .entry((flow, *source))
-                        .or_default()
-                        .push(entry.clone());
+                let mut by_flow: HashMap<&'static str, HashSet<String>> = HashMap::new();
+                for (flow, entry, _) in running.keys().chain(held.iter()) {
+                    by_flow.entry(flow).or_default().insert(entry.clone());
                 }
-                by_stream
+                by_flow
             };
-            for ((name, source), entries) in by_stream {
+            for (name, entries) in by_flow {
                 let Ok(flow) = self.engine.flow(name) else {
                     continue;
                 };
@@ -184,11 +178,11 @@ impl<C: Codec> Worker<C> {
                     .inner
                     .client
                     .xclaim(
-                        source.key(flow),
+                        &flow.keys.ready,
                         GROUP,
                         self.consumer.as_str(),
                         0,
-                        entries,
+                        entries.into_iter().collect::<Vec<_>>(),
                         None,
                         None,
                         None,
