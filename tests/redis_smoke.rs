@@ -118,6 +118,42 @@ async fn kyc_runs_on_redis() {
     worker.stop().await;
 }
 
+/// A server that forgets its scripts (`SCRIPT FLUSH`, or a restart) gets each again on its
+/// next call, from the client and the worker alike, and the call goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_run_on_after_the_server_forgets_its_scripts() {
+    let (_server, config) = support::own_server("noscript");
+    let client = support::raw_client(&config.url).await;
+    let engine = RedisEngine::builder(config)
+        .register::<Kyc>()
+        .connect()
+        .await
+        .unwrap();
+    let worker = support::LocalWorker::start(&engine, 4);
+    assert_eq!(engine.run::<Kyc>("alice".into()).await.unwrap(), "verified");
+
+    let flushed: String = support::raw(&client, "SCRIPT", vec!["FLUSH".into()]).await;
+    assert_eq!(flushed, "OK");
+    // Submit, start, complete and control scripts, each called once more after the flush.
+    let id = engine.submit::<Kyc>(&"alice".into()).await.unwrap();
+    match engine
+        .wait::<Kyc>(&id, Duration::from_secs(10))
+        .await
+        .unwrap()
+    {
+        RequestOutcome::Completed(out) => assert_eq!(out, "verified"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        engine.pause("kyc", &id).await.unwrap(),
+        goflow::redis::Transition::Conflict(RequestStatus::Completed)
+    );
+    let state = engine.status("kyc", &id).await.unwrap().unwrap();
+    assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
+
+    worker.stop().await;
+}
+
 /// The worker reads and starts the next entries while its slots are busy, but never runs more
 /// attempts at once than its concurrency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

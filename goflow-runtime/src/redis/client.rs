@@ -81,21 +81,20 @@ impl<C: Codec> RedisEngine<C> {
             request_id = id.as_str()
         );
         let traceparent = crate::trace::hand_on(&span, None);
-        let reply = scripts::call(
-            &SUBMIT,
-            &self.inner.client,
-            vec![flow.keys.request(id), flow.keys.ready.clone()],
-            vec![
+        let reply = scripts::call(&SUBMIT, &self.inner.client, || {
+            let keys = vec![flow.keys.request(id), flow.keys.ready.clone()];
+            let args = vec![
                 Value::from(id.as_str()),
-                Value::Bytes(input),
+                Value::Bytes(input.clone()),
                 Value::from(now_ms().to_string()),
                 Value::from(Instance::root(flow.plan.entry()).key()),
                 Value::from(millis(config.unfinished_ttl).to_string()),
                 Value::from(flow.hash.as_str()),
-                Value::from(traceparent),
+                Value::from(traceparent.as_str()),
                 Value::from(fields::slot(&Slot::Input)),
-            ],
-        )
+            ];
+            (keys, args)
+        })
         .instrument(span)
         .await?;
         let created = reply.into_array().first().and_then(Value::as_i64) == Some(1);
@@ -330,22 +329,21 @@ impl<C: Codec> RedisEngine<C> {
         action: &str,
     ) -> Result<Transition, EngineError> {
         let entry = self.flow(flow)?;
-        let reply = scripts::call(
-            &CONTROL,
-            &self.inner.client,
-            vec![
+        let reply = scripts::call(&CONTROL, &self.inner.client, || {
+            let keys = vec![
                 entry.keys.request(id),
                 entry.keys.ready.clone(),
                 entry.keys.parked(id),
                 entry.keys.done.clone(),
-            ],
-            vec![
+            ];
+            let args = vec![
                 Value::from(action),
                 Value::from(id.as_str()),
                 Value::from(now_ms().to_string()),
                 Value::from(millis(self.inner.config.retention).to_string()),
-            ],
-        )
+            ];
+            (keys, args)
+        })
         .await?;
         let reply = reply.into_array();
         let word = |i: usize| reply.get(i).and_then(|v| v.as_str().map(|s| s.to_string()));

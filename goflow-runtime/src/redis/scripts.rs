@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use fred::prelude::{Client, Value};
+use fred::prelude::{Client, LuaInterface, Value};
 use fred::types::scripts::Script;
 
 macro_rules! script {
@@ -31,13 +31,24 @@ script!(FAIL, "entry.lua", "attempt_end.lua", "fail.lua");
 script!(PROMOTE, "promote.lua");
 script!(CONTROL, "control.lua");
 
-/// Runs a script by hash, loading it first if the server does not have it (after a restart,
-/// or on first use).
+/// Runs a script by hash with the keys and arguments `build` makes, loading the script first
+/// if the server does not have it (after a restart, or on first use).
+///
+/// `build` runs again only in that case: a script's arguments are built once per call rather
+/// than copied in case the server wants the script (`Script::evalsha_with_reload` copies
+/// every argument of every call, which costs the worker an allocation per argument).
 pub(crate) async fn call(
     script: &Script,
     client: &Client,
-    keys: Vec<String>,
-    args: Vec<Value>,
+    build: impl Fn() -> (Vec<String>, Vec<Value>),
 ) -> Result<Value, fred::error::Error> {
-    script.evalsha_with_reload(client, keys, args).await
+    let (keys, args) = build();
+    match client.evalsha(script.sha1().clone(), keys, args).await {
+        Err(error) if error.details().starts_with("NOSCRIPT") => {
+            script.load(client).await?;
+            let (keys, args) = build();
+            client.evalsha(script.sha1().clone(), keys, args).await
+        }
+        result => result,
+    }
 }

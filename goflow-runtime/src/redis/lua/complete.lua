@@ -50,7 +50,11 @@ if ARGV[7] ~= '0' then
   update[#update + 1] = ARGV[6]
   chunked('HSET', req, update)
   redis.call('PEXPIRE', req, ARGV[8])
-  redis.call('DEL', parked)
+  -- Instances are parked only while the request is paused: resuming or stopping it enqueues
+  -- or drops them, and deletes the list.
+  if st == 'paused' then
+    redis.call('DEL', parked)
+  end
   if ARGV[7] == '2' then
     redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed',
       'out', ARGV[5])

@@ -32,45 +32,52 @@ impl<C: Codec> Worker<C> {
         deliveries: &mut [Delivery],
     ) -> Result<(), EngineError> {
         let config = &self.engine.inner.config;
-        let mut keys = Vec::with_capacity(3 * deliveries.len());
-        let mut args = vec![Value::from("3")];
-        let mut starting = Vec::with_capacity(deliveries.len());
-        for (n, delivery) in deliveries.iter().enumerate() {
-            let Some((request, instance)) = delivery.identify(&flow.plan) else {
-                continue;
-            };
-            let mut own = vec![
-                Value::from(GROUP),
-                Value::from(delivery.entry.as_str()),
-                Value::from(delivery.instance.as_str()),
-                Value::from(now_ms().to_string()),
-                Value::from(self.consumer.as_str()),
-                Value::from(config.max_lost_deliveries.to_string()),
-            ];
-            match flow.plan.inputs_of(&instance) {
-                Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
-                    own.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
-                }
-                Inputs::Gather { exit, items } => {
-                    let gathering = Instance::new(instance.vertex(), items.clone());
-                    own.push(Value::from("*"));
-                    own.push(Value::from(fields::size(&gathering)));
-                    own.push(Value::from(fields::gathered_prefix(exit, &items)));
-                }
-            }
-            keys.extend([
-                flow.keys.request(&request),
-                flow.keys.ready.clone(),
-                flow.keys.parked(&request),
-            ]);
-            args.push(Value::from(own.len().to_string()));
-            args.extend(own);
-            starting.push(n);
-        }
+        let starting: Vec<(usize, RequestId, Instance)> = deliveries
+            .iter()
+            .enumerate()
+            .filter_map(|(n, delivery)| {
+                let (request, instance) = delivery.identify(&flow.plan)?;
+                Some((n, request, instance))
+            })
+            .collect();
         if starting.is_empty() {
             return Ok(());
         }
-        let replies = scripts::call(&START, &self.engine.inner.client, keys, args)
+        let build = || {
+            let mut keys = Vec::with_capacity(3 * starting.len());
+            let mut args = vec![Value::from("3")];
+            for (n, request, instance) in &starting {
+                let delivery = &deliveries[*n];
+                let mut own = vec![
+                    Value::from(GROUP),
+                    Value::from(delivery.entry.as_str()),
+                    Value::from(delivery.instance.as_str()),
+                    Value::from(now_ms().to_string()),
+                    Value::from(self.consumer.as_str()),
+                    Value::from(config.max_lost_deliveries.to_string()),
+                ];
+                match flow.plan.inputs_of(instance) {
+                    Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
+                        own.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
+                    }
+                    Inputs::Gather { exit, items } => {
+                        let gathering = Instance::new(instance.vertex(), items.clone());
+                        own.push(Value::from("*"));
+                        own.push(Value::from(fields::size(&gathering)));
+                        own.push(Value::from(fields::gathered_prefix(exit, &items)));
+                    }
+                }
+                keys.extend([
+                    flow.keys.request(request),
+                    flow.keys.ready.clone(),
+                    flow.keys.parked(request),
+                ]);
+                args.push(Value::from(own.len().to_string()));
+                args.extend(own);
+            }
+            (keys, args)
+        };
+        let replies = scripts::call(&START, &self.engine.inner.client, build)
             .await?
             .into_array();
         if replies.len() != starting.len() {
@@ -80,7 +87,7 @@ impl<C: Codec> Worker<C> {
                 starting.len()
             )));
         }
-        for (n, reply) in starting.into_iter().zip(replies) {
+        for ((n, _, _), reply) in starting.into_iter().zip(replies) {
             let delivery = &mut deliveries[n];
             delivery.start = Some(read_start(delivery, reply.into_array())?);
         }
@@ -118,27 +125,44 @@ impl<C: Codec> Worker<C> {
         }
         // Handed-off instances take the reserved slots in order; the first keeps this one.
         permits.reverse();
-        let mut store: Vec<(String, Value)> =
-            Vec::with_capacity(advance.store.len() + advance.sizes.len() + advance.skipped.len());
-        // What this completion stores, by field: a hand-off takes these inputs from here
-        // rather than reading them back (a chain's next vertex needs only this output).
-        let mut stored: HashMap<String, Bytes> = HashMap::new();
-        for (slot, value) in advance.store {
-            // The exit's output is stored once, as the request's.
-            if completes && matches!(&slot, Slot::Output(i) if i == done.instance) {
-                continue;
-            }
-            let field = fields::slot(&slot);
-            if budget > 0 {
-                stored.insert(field.clone(), value.clone());
-            }
-            store.push((field, Value::Bytes(value)));
-        }
-        for (gathering, size) in &advance.sizes {
-            store.push((fields::size(gathering), Value::from(size.to_string())));
-        }
-        for skipped in &advance.skipped {
-            store.push((fields::status(skipped), Value::from("skipped")));
+        // What this completion stores, by field; the exit's output is stored once, as the
+        // request's.
+        let store: Vec<(String, &Bytes)> = advance
+            .store
+            .iter()
+            .filter(|(slot, _)| {
+                !(completes && matches!(slot, Slot::Output(i) if i == done.instance))
+            })
+            .map(|(slot, value)| (fields::slot(slot), value))
+            .collect();
+        let stored: HashMap<&str, &Bytes> = if budget > 0 {
+            store
+                .iter()
+                .map(|(field, value)| (field.as_str(), *value))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        // Per instance that may be handed off, its inputs: held here (this completion stores
+        // them; a chain's next vertex needs only this output), or read by the script. A
+        // gather (its items are read in batches) is always queued.
+        let mut inputs: Vec<Option<Vec<HandedInput>>> = Vec::with_capacity(advance.arrivals.len());
+        for (next, _) in &advance.arrivals {
+            inputs.push(match plan.inputs_of(next) {
+                Inputs::Slots(slots) | Inputs::FirstOf(slots) => Some(
+                    slots
+                        .iter()
+                        .map(|slot| {
+                            let field = fields::slot(slot);
+                            match stored.get(field.as_str()) {
+                                Some(value) => HandedInput::Held((*value).clone()),
+                                None => HandedInput::Read(field),
+                            }
+                        })
+                        .collect(),
+                ),
+                Inputs::Gather { .. } => None,
+            });
         }
         // A small output also rides on the done event, for the waiting client.
         let ending = match (completes, done.output.len() <= config.inline_output_limit) {
@@ -146,78 +170,81 @@ impl<C: Codec> Worker<C> {
             (true, false) => "1",
             (true, true) => "2",
         };
-        let mut args = Vec::with_capacity(12 + 2 * store.len() + 5 * advance.arrivals.len());
-        args.extend([
-            Value::from(GROUP),
-            Value::from(delivery.entry.as_str()),
-            Value::from(done.request.as_str()),
-            Value::from(delivery.instance.as_str()),
-            if completes {
-                Value::Bytes(done.output)
-            } else {
-                Value::from("")
-            },
-            Value::from(now_ms().to_string()),
-            Value::from(ending),
-            Value::from(millis(config.retention).to_string()),
-            Value::from(done.traceparent.as_str()),
-            Value::from(self.consumer.as_str()),
-            Value::from(budget.to_string()),
-            Value::from(store.len().to_string()),
-        ]);
-        for (field, value) in store {
-            args.push(Value::from(field));
-            args.push(value);
-        }
-        // Per instance that may be handed off: its inputs, held here or read by the script.
-        let mut held: HashMap<String, Vec<HandedInput>> = HashMap::new();
-        for (next, need) in &advance.arrivals {
-            let (need, counter) = match need {
-                Need::One => (Value::from("1"), String::new()),
-                Need::Count(n) => (Value::from(n.to_string()), fields::arrivals(next)),
-                Need::Size => (Value::from(fields::size(next)), fields::arrivals(next)),
-            };
-            args.push(Value::from(next.key()));
-            args.push(need);
-            args.push(Value::from(counter));
-            // What a hand-off reads as the instance's inputs, less those stored here; a gather
-            // (its items are read in batches) is always queued.
-            match plan.inputs_of(next) {
-                Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
-                    let inputs: Vec<HandedInput> = slots
-                        .iter()
-                        .map(|slot| {
-                            let field = fields::slot(slot);
-                            match stored.get(&field) {
-                                Some(value) => HandedInput::Held(value.clone()),
-                                None => HandedInput::Read(field),
-                            }
-                        })
-                        .collect();
-                    let read = inputs.iter().filter_map(|input| match input {
-                        HandedInput::Read(field) => Some(Value::from(field.as_str())),
-                        HandedInput::Held(_) => None,
-                    });
-                    let read: Vec<Value> = read.collect();
-                    args.push(Value::from(read.len().to_string()));
-                    args.extend(read);
-                    if budget > 0 {
-                        held.insert(next.key(), inputs);
-                    }
-                }
-                Inputs::Gather { .. } => args.push(Value::from("-")),
+        let sizes = advance.sizes.len() + advance.skipped.len();
+        let build = || {
+            let mut args =
+                Vec::with_capacity(12 + 2 * (store.len() + sizes) + 5 * advance.arrivals.len());
+            args.extend([
+                Value::from(GROUP),
+                Value::from(delivery.entry.as_str()),
+                Value::from(done.request.as_str()),
+                Value::from(delivery.instance.as_str()),
+                if completes {
+                    Value::Bytes(done.output.clone())
+                } else {
+                    Value::from("")
+                },
+                Value::from(now_ms().to_string()),
+                Value::from(ending),
+                Value::from(millis(config.retention).to_string()),
+                Value::from(done.traceparent.as_str()),
+                Value::from(self.consumer.as_str()),
+                Value::from(budget.to_string()),
+                Value::from((store.len() + sizes).to_string()),
+            ]);
+            for (field, value) in &store {
+                args.push(Value::from(field.as_str()));
+                args.push(Value::Bytes((*value).clone()));
             }
-        }
-        let keys = vec![
-            flow.keys.request(done.request),
-            flow.keys.ready.clone(),
-            flow.keys.parked(done.request),
-            flow.keys.done.clone(),
-            flow.keys.ready.clone(),
-        ];
-        let reply = scripts::call(&COMPLETE, &self.engine.inner.client, keys, args)
+            for (gathering, size) in &advance.sizes {
+                args.push(Value::from(fields::size(gathering)));
+                args.push(Value::from(size.to_string()));
+            }
+            for skipped in &advance.skipped {
+                args.push(Value::from(fields::status(skipped)));
+                args.push(Value::from("skipped"));
+            }
+            for ((next, need), inputs) in advance.arrivals.iter().zip(&inputs) {
+                let (need, counter) = match need {
+                    Need::One => (Value::from("1"), String::new()),
+                    Need::Count(n) => (Value::from(n.to_string()), fields::arrivals(next)),
+                    Need::Size => (Value::from(fields::size(next)), fields::arrivals(next)),
+                };
+                args.push(Value::from(next.key()));
+                args.push(need);
+                args.push(Value::from(counter));
+                // The inputs a hand-off reads, less those held here.
+                match inputs {
+                    Some(inputs) => {
+                        let read = inputs.iter().filter_map(|input| match input {
+                            HandedInput::Read(field) => Some(Value::from(field.as_str())),
+                            HandedInput::Held(_) => None,
+                        });
+                        let read: Vec<Value> = read.collect();
+                        args.push(Value::from(read.len().to_string()));
+                        args.extend(read);
+                    }
+                    None => args.push(Value::from("-")),
+                }
+            }
+            let keys = vec![
+                flow.keys.request(done.request),
+                flow.keys.ready.clone(),
+                flow.keys.parked(done.request),
+                flow.keys.done.clone(),
+                flow.keys.ready.clone(),
+            ];
+            (keys, args)
+        };
+        let reply = scripts::call(&COMPLETE, &self.engine.inner.client, build)
             .await?
             .into_array();
+        // The inputs of the instances that may have been handed off, by instance key.
+        let mut held: HashMap<String, Vec<HandedInput>> = HashMap::new();
+        if budget > 0 {
+            let arrivals = advance.arrivals.iter().zip(inputs);
+            held.extend(arrivals.filter_map(|((next, _), inputs)| Some((next.key(), inputs?))));
+        }
         let mut reply = reply.into_iter();
         if reply.next().and_then(|w| w.as_string()).as_deref() == Some("completed") {
             // The script completed the request: its one end.
@@ -304,27 +331,31 @@ impl<C: Codec> Worker<C> {
         let request = at.request;
         let id = RequestId::parse(request)
             .unwrap_or_else(|_| RequestId::parse("invalid").expect("valid"));
-        let keys = vec![
-            flow.keys.request(&id),
-            flow.keys.ready.clone(),
-            flow.keys.parked(&id),
-            flow.keys.done.clone(),
-            flow.keys.delayed.clone(),
-            flow.keys.dead.clone(),
-        ];
         let recorded = !matches!(failure, Failure::Lost(_));
-        let args = vec![
-            Value::from(GROUP),
-            Value::from(delivery.entry.as_str()),
-            Value::from(request),
-            Value::from(delivery.instance.as_str()),
-            Value::Bytes(Bytes::from(json)),
-            Value::from(now_ms().to_string()),
-            Value::from(retry_at.map(|t| t.to_string()).unwrap_or_default()),
-            Value::from(millis(self.engine.inner.config.retention).to_string()),
-            Value::from(if recorded { "1" } else { "0" }),
-        ];
-        let outcome = scripts::call(&FAIL, &self.engine.inner.client, keys, args).await?;
+        let json = Bytes::from(json);
+        let build = || {
+            let keys = vec![
+                flow.keys.request(&id),
+                flow.keys.ready.clone(),
+                flow.keys.parked(&id),
+                flow.keys.done.clone(),
+                flow.keys.delayed.clone(),
+                flow.keys.dead.clone(),
+            ];
+            let args = vec![
+                Value::from(GROUP),
+                Value::from(delivery.entry.as_str()),
+                Value::from(request),
+                Value::from(delivery.instance.as_str()),
+                Value::Bytes(json.clone()),
+                Value::from(now_ms().to_string()),
+                Value::from(retry_at.map(|t| t.to_string()).unwrap_or_default()),
+                Value::from(millis(self.engine.inner.config.retention).to_string()),
+                Value::from(if recorded { "1" } else { "0" }),
+            ];
+            (keys, args)
+        };
+        let outcome = scripts::call(&FAIL, &self.engine.inner.client, build).await?;
         match outcome.as_str().as_deref() {
             Some("retry") => crate::metrics::retry_scheduled(plan.flow(), label),
             Some("failed") => {

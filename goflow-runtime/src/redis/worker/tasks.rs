@@ -205,12 +205,13 @@ impl<C: Codec> Worker<C> {
                 () = shutdown.cancelled() => return,
             }
             for flow in self.engine.inner.flows.values() {
-                let moved = scripts::call(
-                    &PROMOTE,
-                    &self.engine.inner.client,
-                    vec![flow.keys.delayed.clone(), flow.keys.ready.clone()],
-                    vec![Value::from(now_ms().to_string()), Value::from("100")],
-                )
+                let moved = scripts::call(&PROMOTE, &self.engine.inner.client, || {
+                    let keys = vec![flow.keys.delayed.clone(), flow.keys.ready.clone()];
+                    (
+                        keys,
+                        vec![Value::from(now_ms().to_string()), Value::from("100")],
+                    )
+                })
                 .await;
                 if let Err(error) = moved {
                     tracing::warn!(%error, "moving due retries failed");
