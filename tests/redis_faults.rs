@@ -257,10 +257,33 @@ async fn completed<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> W::Outp
 where
     W::Output: std::fmt::Debug,
 {
-    match engine.wait::<W>(id, LIMIT).await.expect("wait") {
-        RequestOutcome::Completed(output) => output,
-        other => panic!("request {id} did not complete: {other:?}"),
+    support::completed::<W>(engine, id, LIMIT).await
+}
+
+/// Asserts how many attempts each vertex of request `id` started, by path.
+async fn assert_attempts<W: Workflow>(engine: &RedisEngine, id: &RequestId, want: &[(&str, u32)]) {
+    let state = engine.status(W::NAME, id).await.unwrap().unwrap();
+    for (path, attempts) in want {
+        let vertex = &state.vertices[vertex_index(&state, path)];
+        assert_eq!(vertex.attempts, *attempts, "{path}: {state:?}");
     }
+}
+
+/// Submits `input` to a worker process that the workflow kills, waits for it to die, and
+/// starts another in its place, which takes the entry over after its lease.
+async fn outlive_a_worker<W: Workflow>(
+    engine: &RedisEngine,
+    config: &RedisConfig,
+    input: &W::Input,
+) -> (WorkerProcesses, RequestId) {
+    let mut workers = WorkerProcesses::spawn(1, config);
+    let id = engine.submit::<W>(input).await.unwrap();
+    wait_until("the worker dies", LIMIT, async || {
+        workers.0[0].try_wait().unwrap().is_some()
+    })
+    .await;
+    workers.0[0] = worker_process(config);
+    (workers, id)
 }
 
 async fn failed<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> RequestFailure
@@ -1299,26 +1322,16 @@ async fn an_entry_moved_on_to_the_next_vertex_is_reclaimed_for_that_vertex() {
     let (_server, config, engine, client) = short_lease::<CrashOnce>("moved").await;
     let marker = scratch_path("moved");
     let path = marker.to_string_lossy().into_owned();
-    let mut workers = WorkerProcesses::spawn(1, &config);
-
-    let id = engine.submit::<CrashOnce>(&path).await.unwrap();
-    // The worker dies in `crash_once`; a new one takes the entry over after its lease.
-    wait_until("the worker dies", LIMIT, async || {
-        workers.0[0].try_wait().unwrap().is_some()
-    })
-    .await;
-    workers.0[0] = worker_process(&config);
+    // The worker dies in `crash_once`.
+    let (_workers, id) = outlive_a_worker::<CrashOnce>(&engine, &config, &path).await;
     assert_eq!(
         completed::<CrashOnce>(&engine, &id).await,
         format!("{path}!")
     );
     let _ = std::fs::remove_file(&marker);
 
-    let state = engine.status(CrashOnce::NAME, &id).await.unwrap().unwrap();
-    let attempts = |path: &str| state.vertices[vertex_index(&state, path)].attempts;
-    assert_eq!(attempts("pass_on"), 1, "{state:?}");
-    assert_eq!(attempts("crash_once"), 2, "{state:?}");
-    assert_eq!(attempts("finish"), 1, "{state:?}");
+    let want = [("pass_on", 1), ("crash_once", 2), ("finish", 1)];
+    assert_attempts::<CrashOnce>(&engine, &id, &want).await;
     // One entry carried the whole chain, and nothing is left of it.
     assert_one_entry_carried_it_all(&client, &ready_key(&config, CrashOnce::NAME)).await;
 }
@@ -1348,14 +1361,7 @@ async fn an_entry_carrying_both_branches_is_reclaimed_for_both() {
     let (_server, config, engine, client) = short_lease::<CrashInDiamond>("branches").await;
     let marker = scratch_path("branches");
     let path = marker.to_string_lossy().into_owned();
-    let mut workers = WorkerProcesses::spawn(1, &config);
-
-    let id = engine.submit::<CrashInDiamond>(&path).await.unwrap();
-    wait_until("the worker dies", LIMIT, async || {
-        workers.0[0].try_wait().unwrap().is_some()
-    })
-    .await;
-    workers.0[0] = worker_process(&config);
+    let (_workers, id) = outlive_a_worker::<CrashInDiamond>(&engine, &config, &path).await;
     // The join runs on the entry too: reclaimed once, it was delivered twice in all (a
     // branch left behind would have kept it unrenewed, to be reclaimed again).
     let joining = format!("{path}.joining");
@@ -1387,16 +1393,13 @@ async fn an_entry_carrying_both_branches_is_reclaimed_for_both() {
         let _ = std::fs::remove_file(file);
     }
 
-    let state = engine
-        .status(CrashInDiamond::NAME, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    let attempts = |path: &str| state.vertices[vertex_index(&state, path)].attempts;
-    assert_eq!(attempts("pass_on"), 1, "{state:?}");
-    assert_eq!(attempts("crash_once"), 2, "{state:?}");
-    assert_eq!(attempts("hang_first"), 2, "{state:?}");
-    assert_eq!(attempts("both"), 1, "{state:?}");
+    let want = [
+        ("pass_on", 1),
+        ("crash_once", 2),
+        ("hang_first", 2),
+        ("both", 1),
+    ];
+    assert_attempts::<CrashInDiamond>(&engine, &id, &want).await;
     assert_one_entry_carried_it_all(&client, &ready_key(&config, CrashInDiamond::NAME)).await;
 }
 
@@ -1453,15 +1456,8 @@ async fn a_late_duplicate_leaves_a_moved_entry_pending() {
     workers.0[1].kill().unwrap();
     let output = completed::<StallThenHold>(&engine, &id).await;
     assert_eq!(output, format!("{}!", dir.to_string_lossy()));
-    let state = engine
-        .status(StallThenHold::NAME, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    let attempts = |path: &str| state.vertices[vertex_index(&state, path)].attempts;
-    assert_eq!(attempts("stall_first"), 2, "{state:?}");
-    assert_eq!(attempts("hold_first"), 2, "{state:?}");
-    assert_eq!(attempts("finish"), 1, "{state:?}");
+    let want = [("stall_first", 2), ("hold_first", 2), ("finish", 1)];
+    assert_attempts::<StallThenHold>(&engine, &id, &want).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -103,14 +103,8 @@ async fn kyc_runs_on_redis() {
 
     assert_eq!(engine.run::<Kyc>("alice".into()).await.unwrap(), "verified");
     let id = engine.submit::<Kyc>(&"bob".into()).await.unwrap();
-    match engine
-        .wait::<Kyc>(&id, Duration::from_secs(10))
-        .await
-        .unwrap()
-    {
-        RequestOutcome::Completed(out) => assert_eq!(out, "rejected"),
-        other => panic!("{other:?}"),
-    }
+    let output = support::completed::<Kyc>(&engine, &id, Duration::from_secs(10)).await;
+    assert_eq!(output, "rejected");
     let state = engine.status("kyc", &id).await.unwrap().unwrap();
     assert_eq!(state.status, RequestStatus::Completed);
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
@@ -136,14 +130,8 @@ async fn flows_run_on_after_the_server_forgets_its_scripts() {
     assert_eq!(flushed, "OK");
     // Submit, start, complete and control scripts, each called once more after the flush.
     let id = engine.submit::<Kyc>(&"alice".into()).await.unwrap();
-    match engine
-        .wait::<Kyc>(&id, Duration::from_secs(10))
-        .await
-        .unwrap()
-    {
-        RequestOutcome::Completed(out) => assert_eq!(out, "verified"),
-        other => panic!("{other:?}"),
-    }
+    let output = support::completed::<Kyc>(&engine, &id, Duration::from_secs(10)).await;
+    assert_eq!(output, "verified");
     assert_eq!(
         engine.pause("kyc", &id).await.unwrap(),
         goflow::redis::Transition::Conflict(RequestStatus::Completed)

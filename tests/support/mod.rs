@@ -279,6 +279,21 @@ pub async fn pending_by_consumer(
         .unwrap_or_default()
 }
 
+/// The output of request `id`, which must complete within `limit`.
+pub async fn completed<W: goflow::Workflow>(
+    engine: &goflow::redis::RedisEngine,
+    id: &goflow::RequestId,
+    limit: Duration,
+) -> W::Output
+where
+    W::Output: std::fmt::Debug,
+{
+    match engine.wait::<W>(id, limit).await.expect("wait") {
+        goflow::redis::RequestOutcome::Completed(output) => output,
+        other => panic!("request {id} did not complete: {other:?}"),
+    }
+}
+
 /// A server of the test's own and settings for it, as [`config_at`] makes them. The server is
 /// killed when the returned [`RedisServer`] is dropped, so keep it for the whole test.
 pub fn own_server(test: &str) -> (RedisServer, RedisConfig) {
