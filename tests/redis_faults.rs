@@ -960,6 +960,86 @@ workflow! {
     pub Unavailable = unavailable -> double;
 }
 
+/// Fails its first attempt, retryably.
+#[node(retries = 2, backoff = "10ms")]
+async fn flaky_once(ctx: Context, n: u32) -> Result<u32, NodeError> {
+    record_run(&ctx, "flaky_once");
+    if runs(ctx.request_id(), "flaky_once") == 1 {
+        return Err(NodeError::new("flaky_once attempt 1"));
+    }
+    Ok(n + 1)
+}
+
+/// Waits at its gate.
+#[node]
+async fn gated_twin(ctx: Context, n: u32) -> u32 {
+    pass_gate(&ctx, "gated_twin").await;
+    n + 2
+}
+
+#[node]
+async fn add(a: u32, b: u32) -> u32 {
+    a + b
+}
+
+workflow! {
+    /// A diamond whose one branch fails once while the other waits at its gate.
+    pub RetryBeside = double -> [flaky_once, gated_twin] => add;
+}
+
+/// Both branches of a diamond ride on the entry of the vertex before them. The one that fails
+/// lets go of the entry for its retry (which gets an entry of its own); the one still running
+/// keeps it pending, and the join it hands on acknowledges it at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_branch_leaves_the_entry_to_the_branch_beside_it() {
+    let (_server, config) = support::own_server("beside");
+    let client = raw_client(&config.url).await;
+    let ready = ready_key(&config, RetryBeside::NAME);
+    let holding = Running::start(config, |c| {
+        RedisEngine::builder(c).register::<RetryBeside>()
+    })
+    .await;
+    let engine = &holding.engine;
+    let id = RequestId::parse("beside-1").unwrap();
+    close_gate(&id, "gated_twin");
+    assert!(engine
+        .submit_as::<RetryBeside>(id.clone(), &5)
+        .await
+        .unwrap());
+
+    wait_until("flaky_once completes on its retry", LIMIT, async || {
+        let state = engine
+            .status(RetryBeside::NAME, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        state.vertices[vertex_index(&state, "flaky_once")].status == VertexStatus::Done
+    })
+    .await;
+    let pending = pending_by_consumer(&client, &ready).await;
+    assert_eq!(
+        pending.values().sum::<u64>(),
+        1,
+        "the entry carrying gated_twin is pending: {pending:?}"
+    );
+
+    open_gate(&id, "gated_twin");
+    assert_eq!(completed::<RetryBeside>(engine, &id).await, 10 + 1 + 10 + 2);
+    let want = [
+        ("double", 1),
+        ("flaky_once", 2),
+        ("gated_twin", 1),
+        ("add", 1),
+    ];
+    assert_attempts::<RetryBeside>(engine, &id, &want).await;
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
+        0
+    );
+    assert!(pending_by_consumer(&client, &ready).await.is_empty());
+    holding.finish().await;
+}
+
 fn failing(config: RedisConfig) -> RedisEngineBuilder {
     RedisEngine::builder(config)
         .register::<Flaky>()
