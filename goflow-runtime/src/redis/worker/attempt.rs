@@ -141,7 +141,10 @@ impl<C: Codec> Worker<C> {
                 Some(Start::Moved(instances)) => {
                     let mut instances = instances.into_iter();
                     let Some(first) = instances.next() else {
-                        return Ok(None);
+                        return Err(EngineError::Protocol(format!(
+                            "entry `{}` was handed on to no instance",
+                            delivery.entry
+                        )));
                     };
                     for instance in instances {
                         if !carried.iter().any(|d| d.instance == instance) {
