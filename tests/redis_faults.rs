@@ -563,15 +563,7 @@ workflow! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
     const ITEMS: u32 = 1000;
-    let server = RedisServer::start();
-    let mut config = support::config_at(&server.url(), "crash-each");
-    config.lease = Duration::from_secs(1);
-    let engine = RedisEngine::builder(config.clone())
-        .register::<Sweep>()
-        .connect()
-        .await
-        .expect("connect");
-    let client = raw_client(&config.url).await;
+    let (_server, config, engine, client) = short_lease::<Sweep>("crash-each").await;
     let ready = ready_key(&config, Sweep::NAME);
     let tag = support::flow_tag(&config.prefix, Sweep::NAME);
 
