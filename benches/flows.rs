@@ -394,10 +394,13 @@ impl Driver {
     }
 
     async fn run<W: Workflow<Input = String, Output = String>>(&self, x: String) -> String {
+        // Each engine's future is boxed: a flow's task then holds only the one it runs (the
+        // Redis client's future is several kB; unboxed, every embedded flow's task would carry
+        // room for it too).
         match self {
-            Driver::Embedded(engine) => engine.run::<W>(x).await.expect("flow succeeds"),
+            Driver::Embedded(engine) => Box::pin(engine.run::<W>(x)).await.expect("flow succeeds"),
             // Submits and waits for the outcome, as a client does.
-            Driver::Redis(engine) => engine.run::<W>(x).await.expect("flow succeeds"),
+            Driver::Redis(engine) => Box::pin(engine.run::<W>(x)).await.expect("flow succeeds"),
         }
     }
 }
