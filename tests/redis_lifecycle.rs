@@ -180,6 +180,8 @@ workflow! {
     pub Gated = prepare -> hold -> finish;
     /// A fan-out, a join and a tail, with a little async work in each.
     pub Diamond = split -> [left, right] => join -> tail;
+    /// A chain whose entry vertex waits at a gate the test controls.
+    pub HeldFirst = hold -> finish;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,6 +262,7 @@ fn builder(config: RedisConfig) -> RedisEngineBuilder {
     RedisEngine::builder(config)
         .register::<Gated>()
         .register::<Diamond>()
+        .register::<HeldFirst>()
 }
 
 async fn outcome<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> RequestOutcome<W::Output> {
@@ -472,6 +475,106 @@ async fn stopping_a_paused_request_drops_its_parked_vertices() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(runs(&id, "finish"), 0);
+    running.finish().await;
+}
+
+/// A small input rides on the entry vertex's entry, and the worker that reads it runs the vertex
+/// at once, without asking whether it may: a pause or stop that comes before any worker has
+/// read the entry takes it back. Paused, the entry vertex is parked at once and runs when the
+/// request is resumed; stopped, it never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_or_stop_before_any_worker_reads_the_entry_takes_it_back() {
+    let (_server, config) = support::own_server("take-back");
+    let client = raw_client(&config.url).await;
+    let submitter = builder(config.clone()).connect().await.expect("connect");
+    let paused = submitter.submit::<Gated>(&4).await.unwrap();
+    let stopped = submitter.submit::<Gated>(&5).await.unwrap();
+    assert_eq!(
+        submitter.pause(Gated::NAME, &paused).await.unwrap(),
+        Transition::Done(RequestStatus::Paused)
+    );
+    assert_eq!(
+        submitter.stop(Gated::NAME, &stopped).await.unwrap(),
+        Transition::Done(RequestStatus::Stopped)
+    );
+    let ready = format!("{}:ready", support::flow_tag(&config.prefix, Gated::NAME));
+    assert_eq!(raw::<u64>(&client, "XLEN", vec![ready.into()]).await, 0);
+
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    let state = running.state(&paused).await;
+    let at = vertex_index(&state, "prepare");
+    assert_eq!(state.vertices[at].status, VertexStatus::Parked, "{state:?}");
+    // Give a wrongly delivered entry the chance to run; it must not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs(&paused, "prepare"), 0);
+    assert_eq!(runs(&stopped, "prepare"), 0);
+
+    assert_eq!(
+        engine.resume(Gated::NAME, &paused).await.unwrap(),
+        Transition::Done(RequestStatus::Running)
+    );
+    match outcome::<Gated>(engine, &paused).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, 13),
+        other => panic!("{other:?}"),
+    }
+    for node in ["prepare", "hold", "finish"] {
+        assert_eq!(runs(&paused, node), 1, "{node}");
+    }
+    assert!(matches!(
+        outcome::<Gated>(engine, &stopped).await,
+        RequestOutcome::Stopped
+    ));
+    assert_eq!(runs(&stopped, "prepare"), 0);
+    running.finish().await;
+}
+
+/// An entry vertex that runs at once (its entry carried the input) records its start with its
+/// end, or on its own once it runs long: the request's state shows it running on its worker
+/// meanwhile, and one attempt in the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_vertex_run_at_once_shows_running_while_it_runs_long() {
+    let (_server, config) = support::own_server("at-once");
+    let running = Running::start(config).await;
+    let engine = &running.engine;
+    let id = RequestId::generate();
+    close_gate(&id);
+    assert!(engine.submit_as::<HeldFirst>(id.clone(), &4).await.unwrap());
+    wait_until(&format!("hold runs for {id}"), LIMIT, async || {
+        runs(&id, "hold") == 1
+    })
+    .await;
+    let state_of = async || {
+        engine
+            .status(HeldFirst::NAME, &id)
+            .await
+            .unwrap()
+            .expect("a state")
+    };
+    let at = vertex_index(&state_of().await, "hold");
+    wait_until("hold shows running", LIMIT, async || {
+        let state = state_of().await;
+        let hold = &state.vertices[at];
+        hold.status == VertexStatus::Running
+            && hold.attempts == 1
+            && hold.worker.is_some()
+            && hold.started_at_ms.is_some()
+            && state.status == RequestStatus::Running
+    })
+    .await;
+    open_gate(&id);
+    match outcome::<HeldFirst>(engine, &id).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, 11),
+        other => panic!("{other:?}"),
+    }
+    let state = state_of().await;
+    assert!(
+        state
+            .vertices
+            .iter()
+            .all(|v| v.status == VertexStatus::Done && v.attempts == 1 && v.worker.is_some()),
+        "{state:?}"
+    );
     running.finish().await;
 }
 
@@ -742,7 +845,7 @@ async fn finished_requests_expire_after_their_retention() {
 
     // Once the retention has passed, only the per-flow keys are left.
     let prefix = engine.config().prefix.clone();
-    let per_flow: Vec<String> = [Gated::NAME, Diamond::NAME]
+    let per_flow: Vec<String> = [Gated::NAME, Diamond::NAME, HeldFirst::NAME]
         .iter()
         .flat_map(|flow| {
             let tag = support::flow_tag(&prefix, flow);

@@ -92,6 +92,13 @@ impl<C: Codec> RedisEngine<C> {
                 Value::from(flow.hash.as_str()),
                 Value::from(traceparent.as_str()),
                 Value::from(fields::slot(&Slot::Input)),
+                Value::from(
+                    if input.len() <= config.inline_input_limit && !input.is_empty() {
+                        "1"
+                    } else {
+                        "0"
+                    },
+                ),
             ];
             (keys, args)
         })
@@ -341,6 +348,7 @@ impl<C: Codec> RedisEngine<C> {
                 Value::from(id.as_str()),
                 Value::from(now_ms().to_string()),
                 Value::from(millis(self.inner.config.retention).to_string()),
+                Value::from(super::worker::GROUP),
             ];
             (keys, args)
         })

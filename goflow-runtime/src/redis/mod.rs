@@ -22,6 +22,14 @@
 //!   script, which makes a chain one script per vertex, and a chain or a diamond keeps one
 //!   entry from end to end. The rest are queued as usual. Each carried instance lets go of the
 //!   entry when its attempt ends; the last one acknowledges it.
+//! - **Run at once.** A request's first entry carries its input when it is small
+//!   ([`RedisConfig::inline_input_limit`]), and the worker that reads it runs the entry vertex
+//!   at once rather than first asking (in a start script) whether it may and for its input:
+//!   its completion records its start (or the attempt does, once it runs long, or before it
+//!   records a failure). A pause or stop that comes before any worker has read the entry takes
+//!   it back from the stream, so that a paused request's entry vertex is parked and a stopped
+//!   one's never runs; once read, it runs like any running vertex. A delivery lost with its
+//!   worker before it recorded anything still counts against `max_lost_deliveries`.
 //! - **No lost work.** An entry is acknowledged only by that final script. Entries of a worker
 //!   that died (running or prefetched) are claimed by the survivors once their lease has
 //!   expired (`XAUTOCLAIM`); long attempts renew their lease. Lost deliveries do not use up
@@ -44,7 +52,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `T:ready` | stream | ready instances: `r` request id, `v` instance key, `tp` traceparent |
+//! | `T:ready` | stream | ready instances: `r` request id, `v` instance key, `tp` traceparent, and on a request's first entry maybe `i` its input |
 //! | `T:delayed` | sorted set | retries by due time (ms): `request instance traceparent` |
 //! | `T:done` | stream (capped) | request ends: `r`, `st` (`completed`, `failed`, `stopped`) |
 //! | `T:dead` | stream (capped) | instances failed for good: `r`, `v`, `failure` (JSON) |
@@ -57,7 +65,9 @@
 //! `sweep/verify[3]`). The request hash holds:
 //!
 //! - the request: `st` status, `ct`/`ut`/`ft` created/updated/finished (ms), `h` plan hash,
-//!   `tp` traceparent, `out` output, `err` failure (JSON), `ev` the failed instance's key;
+//!   `tp` traceparent, `out` output, `err` failure (JSON), `ev` the failed instance's key, `q`
+//!   the first entry's id and instance when it carries the input (until a pause or stop takes
+//!   it back);
 //! - values (named in `keys::fields`): `in` the input, `o:<key>` an instance's output (a
 //!   conditional's: the chosen variant's payload), `o:<key>#<n>` item `n` of the collection a
 //!   for-each source produced;
@@ -136,6 +146,12 @@ pub struct RedisConfig {
     /// Larger outputs are only in the state. Default 256; 0 never carries one. The done
     /// stream keeps about 100,000 events, so this bounds its memory too.
     pub inline_output_limit: usize,
+    /// The largest encoded input (bytes) that a request's ready entry carries besides its
+    /// state. The worker that reads such an entry runs the entry vertex at once, instead of
+    /// first asking Redis whether it may and for its input (a round trip, about a sixth of an
+    /// idle request's latency); its completion records its start. Larger inputs are only in
+    /// the state. Default 256; 0 never carries one.
+    pub inline_input_limit: usize,
 }
 
 impl RedisConfig {
@@ -153,6 +169,7 @@ impl RedisConfig {
             retry_poll: Duration::from_millis(50),
             command_timeout: Duration::from_secs(5),
             inline_output_limit: 256,
+            inline_input_limit: 256,
         }
     }
 }
@@ -360,10 +377,10 @@ pub(crate) async fn connect_client(
 }
 
 /// A stream entry as read: its id and fields.
-pub(crate) type StreamEntry = (String, HashMap<String, String>);
+pub(crate) type StreamEntry = (String, HashMap<String, Bytes>);
 
 /// The entries read from several streams, by stream key.
-pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String, String, String>;
+pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String, String, Bytes>;
 
 /// The done events read from several streams, by stream key: values as bytes, as an event
 /// may carry an encoded output.

@@ -28,6 +28,7 @@ pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
 // script shares too).
 script!(COMPLETE, "entry.lua", "attempt_end.lua", "complete.lua");
 script!(FAIL, "entry.lua", "attempt_end.lua", "fail.lua");
+script!(BEGAN, "began.lua");
 script!(PROMOTE, "promote.lua");
 script!(CONTROL, "control.lua");
 

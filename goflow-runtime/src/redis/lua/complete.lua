@@ -18,7 +18,9 @@
 --       completes it (else empty), 6 now, 7 `1` if this completes the request, `2` if it does
 --       and the done event carries the output (a small one, for waiting clients), else `0`,
 --       8 retention of finished requests (ms), 9 traceparent for the instances it enqueues,
---       10 consumer, 11 hand-off budget, 12 number P of fields to store, 13..12+2P (field, value) pairs,
+--       10 consumer, 11 hand-off budget, 12 number P of fields to store, 13 when the attempt
+--       began (ms) if it ran at once on the input its entry carried, without a start script
+--       (else empty), 14..13+2P (field, value) pairs,
 --       then per arrival: instance, need, arrivals field, K, then K input fields (K = `-`
 --       when the instance cannot be handed off). Need is `1` (ready now; no arrivals
 --       field), a number of arrivals (a join), or the name of the field holding that number
@@ -36,9 +38,24 @@ local function chunked(command, key, list)
     redis.call(command, key, unpack(list, first, math.min(first + 3999, #list)))
   end
 end
-local last = 12 + 2 * tonumber(ARGV[12])
+local last = 13 + 2 * tonumber(ARGV[12])
 local update = {'s:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6]}
-for i = 13, last do
+-- An attempt that ran at once (see ARGV 13) records its start here, unless it ran long enough to
+-- record it on its own (began.lua). It ran even if the request was paused meanwhile: the pause
+-- parks what comes after it.
+if ARGV[13] ~= '' and vs == 'queued' then
+  update[#update + 1] = 'a:' .. v
+  update[#update + 1] = '1'
+  update[#update + 1] = 'w:' .. v
+  update[#update + 1] = ARGV[10]
+  update[#update + 1] = 't0:' .. v
+  update[#update + 1] = ARGV[13]
+  if st == 'queued' and ARGV[7] == '0' then
+    update[#update + 1] = 'st'
+    update[#update + 1] = 'running'
+  end
+end
+for i = 14, last do
   update[#update + 1] = ARGV[i]
 end
 if ARGV[7] ~= '0' then

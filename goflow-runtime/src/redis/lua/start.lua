@@ -3,8 +3,10 @@
 -- (request finished, instance already done, or request expired).
 -- KEYS: 1 request hash, 2 the entry's stream, 3 parked list
 -- ARGV: 1 group, 2 entry id, 3 instance key, 4 now, 5 consumer, 6 lost deliveries allowed,
---       7.. the fields holding its inputs; or, for a gather, `*`, the field holding its number
---       of items, and the prefix of the items' fields (item n is the prefix followed by n)
+--       7 `1` if the entry was delivered before and carried its input (that delivery ran at
+--       once, and recorded its start only if it ran long: see began.lua), 8.. the fields
+--       holding its inputs; or, for a gather, `*`, the field holding its number of items, and
+--       the prefix of the items' fields (item n is the prefix followed by n)
 -- Answers {'run', attempt, failed attempts, traceparent, inputs...}, a missing input being
 -- nil; for a gather the inputs are the number of items (nil if unknown), then the items.
 -- Or {'moved', instance keys...} when completions have handed the entry on to other instances
@@ -13,13 +15,13 @@
 -- (after entry.lua: `carrier`, `ack`, `carried_besides`, `release`)
 local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
-local gather = ARGV[7] == '*'
+local gather = ARGV[8] == '*'
 -- One read for the request's status, the instance's state, the entry and the inputs.
 local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp', carrier}
 if gather then
-  fields[#fields + 1] = ARGV[8]
+  fields[#fields + 1] = ARGV[9]
 else
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
 end
@@ -53,7 +55,10 @@ end
 -- Attempts started, and attempts that ended in a recorded failure: a start that never ended
 -- (its worker died) is a lost delivery, which does not use up the node's retries but is
 -- bounded so that an instance that kills its worker every time ends up dead-lettered.
-local started = tonumber(got[3] or '0') + 1
+-- An entry that carried its input and was delivered before, with no start recorded: that
+-- delivery ran at once and was lost before it recorded anything, so it counts.
+local recorded = got[3] or (ARGV[7] == '1' and '1') or '0'
+local started = tonumber(recorded) + 1
 local failed = tonumber(got[4] or '0')
 local lost = started - 1 - failed
 if lost > tonumber(ARGV[6]) then
@@ -80,7 +85,7 @@ if gather and got[8] then
   for first = 0, n - 1, 1000 do
     local names = {}
     for i = first, math.min(first + 999, n - 1) do
-      names[#names + 1] = ARGV[9] .. i
+      names[#names + 1] = ARGV[10] .. i
     end
     for _, value in ipairs(redis.call('HMGET', req, unpack(names))) do
       out[#out + 1] = value

@@ -2,13 +2,24 @@
 -- submitting twice with the same id never starts a second run.
 -- KEYS: 1 request hash, 2 ready stream
 -- ARGV: 1 request id, 2 encoded input, 3 now (ms), 4 entry instance key, 5 ttl while unfinished
---       (ms), 6 plan hash, 7 traceparent, 8 the field holding the input
+--       (ms), 6 plan hash, 7 traceparent, 8 the field holding the input, 9 `1` if the entry
+--       carries the input too (a small one: the worker that reads it runs the entry vertex at
+--       once, without a start script; see `worker::attempt`)
 local req, stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', req) == 1 then
   return {0, redis.call('HGET', req, 'st')}
 end
-redis.call('HSET', req, 'st', 'queued', ARGV[8], ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3],
-  'h', ARGV[6], 'tp', ARGV[7], 's:' .. ARGV[4], 'queued')
+if ARGV[9] == '1' then
+  -- The request's `q` names the entry (and its instance), so that a pause or stop that comes
+  -- before any worker has read it can take it back (see control.lua).
+  local entry = redis.call('XADD', stream, '*', 'r', ARGV[1], 'v', ARGV[4], 'tp', ARGV[7], 'i',
+    ARGV[2])
+  redis.call('HSET', req, 'st', 'queued', ARGV[8], ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3],
+    'h', ARGV[6], 'tp', ARGV[7], 's:' .. ARGV[4], 'queued', 'q', entry .. ' ' .. ARGV[4])
+else
+  redis.call('XADD', stream, '*', 'r', ARGV[1], 'v', ARGV[4], 'tp', ARGV[7])
+  redis.call('HSET', req, 'st', 'queued', ARGV[8], ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3],
+    'h', ARGV[6], 'tp', ARGV[7], 's:' .. ARGV[4], 'queued')
+end
 redis.call('PEXPIRE', req, ARGV[5])
-redis.call('XADD', stream, '*', 'r', ARGV[1], 'v', ARGV[4], 'tp', ARGV[7])
 return {1, 'queued'}

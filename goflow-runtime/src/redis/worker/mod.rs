@@ -12,7 +12,8 @@
 //!   there are slots: the entries of one read are started at once, in one call of the start
 //!   script, and then wait there for a slot, so the start's round trip overlaps the attempts
 //!   running meanwhile instead of keeping a slot idle; a started entry shows as `running`
-//!   from then on, as a handed-off one does;
+//!   from then on, as a handed-off one does. A request's first entry that carries its input
+//!   is not started: it runs at once, and its completion records its start (see `attempt`);
 //! - the reclaimer: every half lease, `XAUTOCLAIM`s entries whose holder has not renewed them
 //!   for a lease (its worker died) and runs them;
 //! - the renewer: every third of a lease, resets the idle time of the entries it is running,
@@ -40,11 +41,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{connect_client, EngineError, RedisEngine};
+use bytes::Bytes;
+
 use crate::codec::Codec;
 use crate::request_id::RequestId;
 
 /// The consumer group every worker of every process joins.
-const GROUP: &str = "workers";
+pub(crate) const GROUP: &str = "workers";
 
 /// An instance a completion handed to this worker, with the slot reserved for it if there was
 /// a free one.
@@ -94,6 +97,13 @@ struct Delivery {
     instance: String,
     /// The `traceparent` of the span that enqueued it (empty for retries of old entries).
     traceparent: String,
+    /// The request's input, if the entry carries it (the entry vertex's entry, as submitted).
+    input: Option<Bytes>,
+    /// Whether the entry was reclaimed from a lost worker, rather than read.
+    reclaimed: bool,
+    /// When the attempt began (ms), if it runs at once on the input the entry carries,
+    /// without a start script: its start is recorded with its end (or once it runs long).
+    at_once: Option<u64>,
     /// What starting it decided, once it is started: by its read's start script, or, for an
     /// instance handed off by a completion, by that completion (attempt 1, with the values of
     /// its inputs).
@@ -101,16 +111,56 @@ struct Delivery {
 }
 
 impl Delivery {
-    /// A delivery read from the ready stream.
-    fn read(flow: &'static str, entry: String, fields: &HashMap<String, String>) -> Self {
+    /// A delivery read from the ready stream, or reclaimed from a lost worker.
+    fn read(
+        flow: &'static str,
+        entry: String,
+        fields: &HashMap<String, Bytes>,
+        reclaimed: bool,
+    ) -> Self {
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .map(|value| String::from_utf8_lossy(value).into_owned())
+                .unwrap_or_default()
+        };
         Self {
             flow,
+            request: text("r"),
+            instance: text("v"),
+            traceparent: text("tp"),
+            input: fields.get("i").cloned(),
+            reclaimed,
+            at_once: None,
             entry,
-            request: fields.get("r").cloned().unwrap_or_default(),
-            instance: fields.get("v").cloned().unwrap_or_default(),
-            traceparent: fields.get("tp").cloned().unwrap_or_default(),
             start: None,
         }
+    }
+
+    /// Whether this first delivery of an entry vertex can run at once, on the input its entry
+    /// carries (`plan` being its flow's), and if so, marks it started: attempt 1, on that
+    /// input, its start to be recorded by its completion.
+    fn run_at_once(&mut self, plan: &crate::plan::Plan) -> bool {
+        let Some(input) = self.input.clone().filter(|_| !self.reclaimed) else {
+            return false;
+        };
+        let entry = matches!(
+            self.identify(plan),
+            Some((_, instance)) if matches!(
+                plan.inputs_of(&instance),
+                crate::plan::Inputs::Slots(slots) if slots == [crate::plan::Slot::Input]
+            )
+        );
+        if entry {
+            self.start = Some(record::Start::Run {
+                started: 1,
+                failed: 0,
+                traceparent: self.traceparent.clone(),
+                values: vec![Some(input)],
+            });
+            self.at_once = Some(crate::redis::now_ms());
+        }
+        entry
     }
 
     /// Its request and instance, if the entry names ones of `plan`.
@@ -134,6 +184,9 @@ impl Delivery {
             instance,
             // The trace context of the span that handed it on is not kept.
             traceparent: String::new(),
+            input: None,
+            reclaimed: false,
+            at_once: None,
             start: None,
         }
     }

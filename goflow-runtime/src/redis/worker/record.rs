@@ -16,7 +16,7 @@ use crate::error::Failure;
 use crate::plan::{Advance, Inputs, Instance, Need, Slot};
 use crate::redis::client::control_channel;
 use crate::redis::keys::fields;
-use crate::redis::scripts::{self, COMPLETE, FAIL, START};
+use crate::redis::scripts::{self, BEGAN, COMPLETE, FAIL, START};
 use crate::redis::{millis, now_ms, EngineError, Flow};
 use crate::request_id::RequestId;
 use crate::state::RequestFailure;
@@ -55,6 +55,12 @@ impl<C: Codec> Worker<C> {
                     Value::from(now_ms().to_string()),
                     Value::from(self.consumer.as_str()),
                     Value::from(config.max_lost_deliveries.to_string()),
+                    // Its earlier delivery may have run at once, recording nothing.
+                    Value::from(if delivery.reclaimed && delivery.input.is_some() {
+                        "1"
+                    } else {
+                        "0"
+                    }),
                 ];
                 match flow.plan.inputs_of(instance) {
                     Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
@@ -173,7 +179,7 @@ impl<C: Codec> Worker<C> {
         let sizes = advance.sizes.len() + advance.skipped.len();
         let build = || {
             let mut args =
-                Vec::with_capacity(12 + 2 * (store.len() + sizes) + 5 * advance.arrivals.len());
+                Vec::with_capacity(13 + 2 * (store.len() + sizes) + 5 * advance.arrivals.len());
             args.extend([
                 Value::from(GROUP),
                 Value::from(delivery.entry.as_str()),
@@ -191,6 +197,12 @@ impl<C: Codec> Worker<C> {
                 Value::from(self.consumer.as_str()),
                 Value::from(budget.to_string()),
                 Value::from((store.len() + sizes).to_string()),
+                Value::from(
+                    delivery
+                        .at_once
+                        .map(|began| began.to_string())
+                        .unwrap_or_default(),
+                ),
             ]);
             for (field, value) in &store {
                 args.push(Value::from(field.as_str()));
@@ -289,6 +301,9 @@ impl<C: Codec> Worker<C> {
                     request: delivery.request.clone(),
                     instance,
                     traceparent: done.traceparent.clone(),
+                    input: None,
+                    reclaimed: false,
+                    at_once: None,
                     // Started by the completion script: attempt 1, on the inputs it read.
                     start: Some(Start::Run {
                         started: 1,
@@ -303,6 +318,29 @@ impl<C: Codec> Worker<C> {
         Ok(handed)
     }
 
+    /// Records the start of an attempt that runs at once (see [`Delivery::at_once`]), if it
+    /// has not been recorded: once it runs long, and before its failure is recorded.
+    pub(super) async fn began(&self, flow: &Flow, delivery: &Delivery) -> Result<(), EngineError> {
+        let Some(began) = delivery.at_once else {
+            return Ok(());
+        };
+        let Ok(request) = RequestId::parse(&delivery.request) else {
+            return Ok(());
+        };
+        scripts::call(&BEGAN, &self.engine.inner.client, || {
+            let keys = vec![flow.keys.request(&request)];
+            let args = vec![
+                Value::from(delivery.instance.as_str()),
+                Value::from(began.to_string()),
+                Value::from(self.consumer.as_str()),
+                Value::from(now_ms().to_string()),
+            ];
+            (keys, args)
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Records a failed attempt: a retry when `retry_at` is set, else the instance's final
     /// failure (and the request's).
     pub(super) async fn fail(
@@ -314,6 +352,8 @@ impl<C: Codec> Worker<C> {
         retry_at: Option<u64>,
     ) -> Result<(), EngineError> {
         let plan = &flow.plan;
+        // An attempt that ran at once records its start first, as the failure counts it.
+        self.began(flow, delivery).await?;
         // The failure names the instance (`verify[3]`); metrics, the vertex (bounded labels).
         let (name, label) = match at.instance {
             Some(instance) => (

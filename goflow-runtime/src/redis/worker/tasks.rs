@@ -78,13 +78,24 @@ impl<C: Codec> Worker<C> {
                     .get(key.as_str())
                     .into_iter()
                     .flatten()
-                    .map(|(entry, fields)| Delivery::read(name, entry.clone(), fields))
+                    .map(|(entry, fields)| Delivery::read(name, entry.clone(), fields, false))
                     .collect();
                 if deliveries.is_empty() {
                     continue;
                 }
-                // Started together; any left unstarted (a Redis error) start on their own.
+                // Entry vertices whose entries carry their input run at once; the others are
+                // started together (any left unstarted by a Redis error start on their own).
                 if let Ok(flow) = self.engine.flow(name) {
+                    let mut later = Vec::with_capacity(deliveries.len());
+                    for mut delivery in deliveries {
+                        if delivery.run_at_once(&flow.plan) {
+                            let place = permits.pop();
+                            attempts.spawn(Arc::clone(&self).drive(delivery, None, place));
+                        } else {
+                            later.push(delivery);
+                        }
+                    }
+                    deliveries = later;
                     if let Err(error) = self.start(flow, &mut deliveries).await {
                         tracing::warn!(%error, flow = name, "starting the entries read failed");
                     }
@@ -142,7 +153,7 @@ impl<C: Codec> Worker<C> {
                         permit = Arc::clone(&self.intake).acquire_owned() => permit.expect("never closed"),
                         () = shutdown.cancelled() => break,
                     };
-                    let delivery = Delivery::read(name, entry, &fields);
+                    let delivery = Delivery::read(name, entry, &fields, true);
                     attempts.spawn(Arc::clone(&self).drive(delivery, None, Some(place)));
                 }
             }
