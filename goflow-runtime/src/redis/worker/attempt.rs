@@ -64,6 +64,10 @@ impl<C: Codec> Worker<C> {
                     None => self.slot_for(&delivery).await,
                 };
                 drop(intake.take());
+                // An attempt that runs at once begins now that it has its slot.
+                if delivery.at_once.is_some() {
+                    delivery.at_once = Some(now_ms());
+                }
                 let mut handed = self.process(delivery, begun, slot).await.into_iter();
                 next = handed.next();
                 for (delivery, slot) in handed {

@@ -101,8 +101,9 @@ struct Delivery {
     input: Option<Bytes>,
     /// Whether the entry was reclaimed from a lost worker, rather than read.
     reclaimed: bool,
-    /// When the attempt began (ms), if it runs at once on the input the entry carries,
-    /// without a start script: its start is recorded with its end (or once it runs long).
+    /// When the attempt began (ms; set when it was read, then when it got its slot), if it
+    /// runs at once on the input the entry carries, without a start script: its start is
+    /// recorded with its end (or once it runs long).
     at_once: Option<u64>,
     /// What starting it decided, once it is started: by its read's start script, or, for an
     /// instance handed off by a completion, by that completion (attempt 1, with the values of
