@@ -168,42 +168,54 @@ async fn a_worker_runs_no_more_attempts_at_once_than_its_concurrency() {
 }
 
 /// Entries queued before the worker starts are read and started several at once (one start
-/// script for the read): those of stopped requests are dropped there, the others run once.
+/// script for the read): those of stopped requests are dropped there, the others run once. With
+/// the input on the entry (`inline_input_limit`, the default), they run at once instead, and a
+/// stop that comes before the read takes the stopped request's entry back: the same requests
+/// run, once each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_read_together_start_together_and_the_stopped_ones_never_run() {
-    let engine = RedisEngine::builder(support::config("batch-start"))
-        .register::<Counted>()
-        .connect()
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for n in 0..16u32 {
-        let id = engine.submit::<Counted>(&n).await.unwrap();
-        if n % 2 == 1 {
+    for (limit, first) in [(0, 0u32), (256, 100)] {
+        let mut config = support::config("batch-start");
+        config.inline_input_limit = limit;
+        let client = support::raw_client(&config.url).await;
+        let ready = format!("{}:ready", support::flow_tag(&config.prefix, Counted::NAME));
+        let engine = RedisEngine::builder(config)
+            .register::<Counted>()
+            .connect()
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for n in first..first + 16 {
+            let id = engine.submit::<Counted>(&n).await.unwrap();
+            if n % 2 == 1 {
+                assert_eq!(
+                    engine.stop(Counted::NAME, &id).await.unwrap(),
+                    goflow::Transition::Done(RequestStatus::Stopped)
+                );
+            }
+            ids.push((n, id));
+        }
+        // Taken back, or left for the worker to drop.
+        let queued: u64 = support::raw(&client, "XLEN", vec![ready.as_str().into()]).await;
+        assert_eq!(queued, if limit == 0 { 16 } else { 8 }, "limit {limit}");
+        let worker = support::LocalWorker::start(&engine, 8);
+        for (n, id) in &ids {
+            match engine.wait::<Counted>(id, Duration::from_secs(20)).await {
+                Ok(RequestOutcome::Completed(out)) if n % 2 == 0 => assert_eq!(out, *n),
+                Ok(RequestOutcome::Stopped) if n % 2 == 1 => {}
+                other => panic!("request {n}, limit {limit}: {other:?}"),
+            }
+        }
+        worker.stop().await;
+        let counted = COUNTED.lock().unwrap();
+        for n in first..first + 16 {
+            let expected = u32::from(n % 2 == 0);
             assert_eq!(
-                engine.stop(Counted::NAME, &id).await.unwrap(),
-                goflow::Transition::Done(RequestStatus::Stopped)
+                counted.get(&n).copied().unwrap_or(0),
+                expected,
+                "runs of {n}, limit {limit}"
             );
         }
-        ids.push((n, id));
-    }
-    let worker = support::LocalWorker::start(&engine, 8);
-    for (n, id) in &ids {
-        match engine.wait::<Counted>(id, Duration::from_secs(20)).await {
-            Ok(RequestOutcome::Completed(out)) if n % 2 == 0 => assert_eq!(out, *n),
-            Ok(RequestOutcome::Stopped) if n % 2 == 1 => {}
-            other => panic!("request {n}: {other:?}"),
-        }
-    }
-    worker.stop().await;
-    let counted = COUNTED.lock().unwrap();
-    for n in 0..16u32 {
-        let expected = u32::from(n % 2 == 0);
-        assert_eq!(
-            counted.get(&n).copied().unwrap_or(0),
-            expected,
-            "runs of {n}"
-        );
     }
 }
 
