@@ -40,16 +40,20 @@ local function chunked(command, key, list)
 end
 local last = 13 + 2 * tonumber(ARGV[12])
 local update = {'s:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6]}
+-- Records the first attempt of `s`, by this consumer, begun at `t0`.
+local function first_attempt(s, t0)
+  update[#update + 1] = 'a:' .. s
+  update[#update + 1] = '1'
+  update[#update + 1] = 'w:' .. s
+  update[#update + 1] = ARGV[10]
+  update[#update + 1] = 't0:' .. s
+  update[#update + 1] = t0
+end
 -- An attempt that ran at once (see ARGV 13) records its start here, unless it ran long enough to
 -- record it on its own (began.lua). It ran even if the request was paused meanwhile: the pause
 -- parks what comes after it.
 if ARGV[13] ~= '' and vs == 'queued' then
-  update[#update + 1] = 'a:' .. v
-  update[#update + 1] = '1'
-  update[#update + 1] = 'w:' .. v
-  update[#update + 1] = ARGV[10]
-  update[#update + 1] = 't0:' .. v
-  update[#update + 1] = ARGV[13]
+  first_attempt(v, ARGV[13])
   if st == 'queued' and ARGV[7] == '0' then
     update[#update + 1] = 'st'
     update[#update + 1] = 'running'
@@ -91,12 +95,7 @@ local function hand_off(s, first, k)
   others[#others + 1] = s
   update[#update + 1] = 's:' .. s
   update[#update + 1] = 'running'
-  update[#update + 1] = 'a:' .. s
-  update[#update + 1] = '1'
-  update[#update + 1] = 'w:' .. s
-  update[#update + 1] = ARGV[10]
-  update[#update + 1] = 't0:' .. s
-  update[#update + 1] = ARGV[6]
+  first_attempt(s, ARGV[6])
   out[#out + 1] = s
   out[#out + 1] = k
   if k > 0 then
