@@ -35,14 +35,13 @@ mod tasks;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use fred::prelude::{ClientLike, StreamsInterface};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{connect_client, EngineError, RedisEngine};
-use bytes::Bytes;
-
 use crate::codec::Codec;
 use crate::request_id::RequestId;
 
