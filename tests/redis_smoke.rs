@@ -7,7 +7,9 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use goflow::prelude::*;
-use goflow::redis::{Finished, RedisEngine, RequestOutcome, RequestStatus, VertexStatus};
+use goflow::redis::{
+    Finished, RedisConfig, RedisEngine, RequestOutcome, RequestStatus, VertexStatus,
+};
 use goflow::MsgPack;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -92,13 +94,18 @@ workflow! {
     pub Counted = counted;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kyc_runs_on_redis() {
-    let engine = RedisEngine::builder(support::config("smoke"))
-        .register::<Kyc>()
+/// An engine with `W` registered, connected with `config`.
+async fn engine_of<W: Workflow>(config: RedisConfig) -> RedisEngine {
+    RedisEngine::builder(config)
+        .register::<W>()
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyc_runs_on_redis() {
+    let engine = engine_of::<Kyc>(support::config("smoke")).await;
     let worker = support::LocalWorker::start(&engine, 4);
 
     assert_eq!(engine.run::<Kyc>("alice".into()).await.unwrap(), "verified");
@@ -118,11 +125,7 @@ async fn kyc_runs_on_redis() {
 async fn flows_run_on_after_the_server_forgets_its_scripts() {
     let (_server, config) = support::own_server("noscript");
     let client = support::raw_client(&config.url).await;
-    let engine = RedisEngine::builder(config)
-        .register::<Kyc>()
-        .connect()
-        .await
-        .unwrap();
+    let engine = engine_of::<Kyc>(config).await;
     let worker = support::LocalWorker::start(&engine, 4);
     assert_eq!(engine.run::<Kyc>("alice".into()).await.unwrap(), "verified");
 
@@ -147,11 +150,7 @@ async fn flows_run_on_after_the_server_forgets_its_scripts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_runs_no_more_attempts_at_once_than_its_concurrency() {
     use std::sync::atomic::Ordering::SeqCst;
-    let engine = RedisEngine::builder(support::config("slots"))
-        .register::<Gauged>()
-        .connect()
-        .await
-        .unwrap();
+    let engine = engine_of::<Gauged>(support::config("slots")).await;
     let worker = support::LocalWorker::start(&engine, 2);
     let mut ids = Vec::new();
     for n in 0..12 {
@@ -179,11 +178,7 @@ async fn entries_read_together_start_together_and_the_stopped_ones_never_run() {
         config.inline_input_limit = limit;
         let client = support::raw_client(&config.url).await;
         let ready = format!("{}:ready", support::flow_tag(&config.prefix, Counted::NAME));
-        let engine = RedisEngine::builder(config)
-            .register::<Counted>()
-            .connect()
-            .await
-            .unwrap();
+        let engine = engine_of::<Counted>(config).await;
         let mut ids = Vec::new();
         for n in first..first + 16 {
             let id = engine.submit::<Counted>(&n).await.unwrap();
@@ -228,11 +223,7 @@ async fn outputs_reach_waiters_with_or_without_the_done_event_carrying_them() {
         config.inline_output_limit = limit;
         let url = config.url.clone();
         let done_key = format!("{}:done", support::flow_tag(&config.prefix, Fill::NAME));
-        let engine = RedisEngine::builder(config)
-            .register::<Fill>()
-            .connect()
-            .await
-            .unwrap();
+        let engine = engine_of::<Fill>(config).await;
         let worker = support::LocalWorker::start(&engine, 4);
         for n in [10, 100_000] {
             assert_eq!(
@@ -565,11 +556,7 @@ fn batch(count: u32, bad: Option<u32>) -> Batch {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_for_each_runs_its_body_once_per_item_and_gathers_in_order() {
-    let engine = RedisEngine::builder(support::config("each"))
-        .register::<Sweep>()
-        .connect()
-        .await
-        .unwrap();
+    let engine = engine_of::<Sweep>(support::config("each")).await;
     let shutdown = CancellationToken::new();
     let workers = [
         tokio::spawn(engine.worker(8).run(shutdown.clone())),
@@ -640,11 +627,7 @@ async fn a_for_each_runs_its_body_once_per_item_and_gathers_in_order() {
 async fn a_failing_item_fails_the_request_and_is_named_with_its_index() {
     let config = support::config("each-fail");
     let dead = format!("{}:dead", support::flow_tag(&config.prefix, Sweep::NAME));
-    let engine = RedisEngine::builder(config)
-        .register::<Sweep>()
-        .connect()
-        .await
-        .unwrap();
+    let engine = engine_of::<Sweep>(config).await;
     let worker = support::LocalWorker::start(&engine, 8);
 
     let id = engine.submit::<Sweep>(&batch(100, Some(37))).await.unwrap();
@@ -680,11 +663,7 @@ async fn a_failing_item_fails_the_request_and_is_named_with_its_index() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
-    let engine = RedisEngine::builder(support::config("each-pause"))
-        .register::<Sweep>()
-        .connect()
-        .await
-        .unwrap();
+    let engine = engine_of::<Sweep>(support::config("each-pause")).await;
     let worker = support::LocalWorker::start(&engine, 8);
 
     let slow = Batch {
@@ -737,11 +716,7 @@ async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_for_each_over_thousands_of_items_is_one_completion() {
     // More items than one Lua `unpack` takes: the scripts store, enqueue and gather in chunks.
-    let engine = RedisEngine::builder(support::config("each-big"))
-        .register::<Sweep>()
-        .connect()
-        .await
-        .unwrap();
+    let engine = engine_of::<Sweep>(support::config("each-big")).await;
     let worker = support::LocalWorker::start(&engine, 64);
 
     let id = engine.submit::<Sweep>(&batch(4500, None)).await.unwrap();
@@ -757,11 +732,7 @@ async fn a_for_each_over_thousands_of_items_is_one_completion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conditional_runs_one_arm_and_skips_the_others() {
-    let engine = RedisEngine::builder(support::config("branch"))
-        .register::<Classify>()
-        .connect()
-        .await
-        .unwrap();
+    let engine = engine_of::<Classify>(support::config("branch")).await;
     let worker = support::LocalWorker::start(&engine, 4);
 
     use VertexStatus::{Done, Skipped};
