@@ -9,17 +9,18 @@ local req, stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', req) == 1 then
   return {0, redis.call('HGET', req, 'st')}
 end
+local state = {'st', 'queued', ARGV[8], ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3], 'h', ARGV[6],
+  'tp', ARGV[7], 's:' .. ARGV[4], 'queued'}
 if ARGV[9] == '1' then
-  -- The request's `q` names the entry (and its instance), so that a pause or stop that comes
-  -- before any worker has read it can take it back (see control.lua).
   local entry = redis.call('XADD', stream, '*', 'r', ARGV[1], 'v', ARGV[4], 'tp', ARGV[7], 'i',
     ARGV[2])
-  redis.call('HSET', req, 'st', 'queued', ARGV[8], ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3],
-    'h', ARGV[6], 'tp', ARGV[7], 's:' .. ARGV[4], 'queued', 'q', entry .. ' ' .. ARGV[4])
+  -- `q` names the entry (and its instance), so that a pause or stop that comes before any
+  -- worker has read it can take it back (see control.lua).
+  state[#state + 1] = 'q'
+  state[#state + 1] = entry .. ' ' .. ARGV[4]
 else
   redis.call('XADD', stream, '*', 'r', ARGV[1], 'v', ARGV[4], 'tp', ARGV[7])
-  redis.call('HSET', req, 'st', 'queued', ARGV[8], ARGV[2], 'ct', ARGV[3], 'ut', ARGV[3],
-    'h', ARGV[6], 'tp', ARGV[7], 's:' .. ARGV[4], 'queued')
 end
+redis.call('HSET', req, unpack(state))
 redis.call('PEXPIRE', req, ARGV[5])
 return {1, 'queued'}
