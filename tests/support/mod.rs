@@ -37,14 +37,21 @@ impl RedisServer {
             fastrand::u32(..)
         ));
         std::fs::create_dir_all(&dir).expect("create a temporary directory for redis-server");
-        let port = free_port();
         let mut server = Self {
             child: None,
-            port,
+            port: free_port(),
             dir,
         };
-        server.spawn();
-        server
+        // The free port may be taken by someone else (another test's server) before this one
+        // binds it: then try another.
+        for _ in 0..5 {
+            if server.spawn() {
+                return server;
+            }
+            server.kill();
+            server.port = free_port();
+        }
+        panic!("redis-server found no free port in 5 tries: {INSTALL_HINT}");
     }
 
     /// The server's URL.
@@ -85,10 +92,16 @@ impl RedisServer {
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "redis-server could not listen on port {} again",
+            self.port
+        );
     }
 
-    fn spawn(&mut self) {
+    /// Starts redis-server on this port; `false` if it is not the one that ends up serving it
+    /// (it exited: the port was taken).
+    fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -98,15 +111,26 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("could not start redis-server ({e}): {INSTALL_HINT}"));
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on port {} within 10 s: {INSTALL_HINT}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().ok().flatten().is_some() {
+                    return false;
+                }
+            }
+            match server_pid(self.port) {
+                Some(serving) => return serving == pid,
+                None => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "redis-server did not listen on port {} within 10 s: {INSTALL_HINT}",
+                        self.port
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
         }
     }
 }
@@ -116,6 +140,28 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The process id of the Redis server listening on `port` (`INFO server`), if one answers.
+fn server_pid(port: u16) -> Option<u32> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.windows(11).any(|w| w == b"process_id:") || !reply.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&reply);
+    let line = text.lines().find(|l| l.starts_with("process_id:"))?;
+    line["process_id:".len()..].trim().parse().ok()
 }
 
 fn free_port() -> u16 {
