@@ -47,20 +47,13 @@
 
 pub use goflow_macros::node;
 pub use goflow_runtime::{
-    exec, execute, Accepts, Advance, ArmSpec, Codec, CodecError, Collection, Context, Data,
-    EdgeKind, Embedded, Error, Failure, Feed, Fragment, Graph, GraphEach, GraphEdge, GraphVertex,
-    Inputs, Instance, InvalidRequestId, Joins, Json, MsgPack, Need, Node, NodeError, NodeOptions,
-    Plan, PlanBuilder, PlanVertex, Progress, RequestFailure, RequestId, RequestOutcome,
-    RequestState, RequestStatus, Slot, Step, Transition, VertexId, VertexKind, VertexState,
-    VertexStatus, Workflow, MAX_REQUEST_ID_LEN,
+    codec, dsl, embedded, graph, request, Context, EmbeddedEngine, Engine, Error, Node, NodeError,
+    RequestId, Workflow,
 };
 
-/// The Redis streams engine: workflows across processes and hosts. See its module docs for
-/// the guarantees and the key layout.
 #[cfg(feature = "redis")]
 pub use goflow_runtime::redis;
 
-/// `FlowService`: HTTP routes per workflow, workers, settings from the environment.
 #[cfg(feature = "http")]
 pub use goflow_runtime::service;
 
@@ -106,8 +99,10 @@ macro_rules! workflow {
     };
 }
 
-/// Everything a file declaring nodes and workflows needs.
+/// Everything a file declaring nodes and workflows needs: the macros, [`Workflow`],
+/// [`Context`], [`NodeError`], and [`RunLocal`](embedded::RunLocal) for `Kyc::run_local`.
 pub mod prelude {
+    pub use crate::embedded::RunLocal;
     pub use crate::{node, workflow, Context, NodeError, Workflow};
 }
 

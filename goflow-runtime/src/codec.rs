@@ -1,7 +1,10 @@
 //! Payload codecs: how vertex inputs and outputs travel between vertices (and, with the Redis
-//! engine, between processes).
+//! engine, between processes). The default is [`MsgPack`]; [`Json`] is there for inspection.
+//! Values passed between vertices are [`Data`].
 
 use bytes::Bytes;
+
+pub use crate::node::Data;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

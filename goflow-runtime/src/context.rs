@@ -71,6 +71,12 @@ impl Context {
         )
     }
 
+    /// The token that cancels this attempt (the engine's handle on it).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn cancellation(&self) -> CancellationToken {
+        self.inner.cancel.clone()
+    }
+
     /// The same context for another attempt.
     pub(crate) fn with_attempt(&self, attempt: u32) -> Self {
         Self {

@@ -4,6 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::codec::CodecError;
+use crate::lifecycle::{Control, RequestStatus};
+use crate::request::RequestFailure;
+use crate::request_id::RequestId;
 
 /// The error a node returns.
 ///
@@ -56,15 +59,8 @@ impl NodeError {
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for NodeError {
     fn from(error: E) -> Self {
         // The chain of sources is part of the message: it is what a user reads in a failure.
-        let mut message = error.to_string();
-        let mut cause = error.source();
-        while let Some(inner) = cause {
-            message.push_str(": ");
-            message.push_str(&inner.to_string());
-            cause = inner.source();
-        }
         Self {
-            message,
+            message: chain(&error),
             permanent: false,
             source: Some(Box::new(error)),
         }
@@ -89,13 +85,14 @@ impl fmt::Debug for NodeError {
 /// Why one attempt of a vertex failed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Failure {
     /// The node returned an error; the message is the error's.
     Error(String),
     /// The node returned an error marked [`NodeError::permanent`].
     Permanent(String),
     /// The attempt ran longer than the node's `timeout` and was cancelled.
-    Timeout(#[serde(with = "crate::millis")] Duration),
+    Timeout(#[serde(with = "crate::time")] Duration),
     /// The node panicked; the message is the panic's payload when it was a string.
     Panic(String),
     /// The vertex's input could not be decoded into the node's parameter types, or its output
@@ -104,6 +101,10 @@ pub enum Failure {
     /// With the Redis engine: this many deliveries of the vertex ended with their worker
     /// (it crashed or was killed) before finishing, more than the engine allows.
     Lost(u32),
+    /// With the Redis engine: the request was submitted on another graph of the workflow
+    /// than the worker's (a deploy changed it), so the worker did not run its vertices; the
+    /// detail names both graphs' structural hashes.
+    Version(String),
 }
 
 impl Failure {
@@ -127,6 +128,10 @@ impl fmt::Display for Failure {
                 f,
                 "lost: {deliveries} deliveries ended with their worker before finishing"
             ),
+            Failure::Version(detail) => write!(
+                f,
+                "submitted on another graph of the workflow than this worker's: {detail}"
+            ),
         }
     }
 }
@@ -147,26 +152,67 @@ impl From<CodecError> for Failure {
     }
 }
 
-/// The error of running a workflow.
+/// The error of running, submitting, reading or controlling a request, on either engine.
+///
+/// Following the convention of `std` and thiserror, the message of a variant does not repeat
+/// its [`source`](std::error::Error::source): print the chain (anyhow and eyre do) for the
+/// whole story.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A vertex failed on its last allowed attempt, which fails the whole request.
+    /// A vertex failed on its last allowed attempt, which failed the whole request.
     #[error(
-        "workflow `{flow}` failed at vertex `{vertex}` after {attempts} attempt(s): {failure}"
+        "request `{request_id}` of `{flow}` failed at vertex `{}` after {} attempt(s): {}",
+        failure.vertex,
+        failure.attempts,
+        failure.failure
     )]
     Failed {
         /// The workflow's name.
         flow: &'static str,
-        /// The failed vertex's path (`verify/face_match` for a vertex of a sub-workflow).
-        vertex: String,
-        /// How many attempts were made.
-        attempts: u32,
-        /// Why the last attempt failed.
-        failure: Failure,
+        /// The request.
+        request_id: RequestId,
+        /// Which vertex failed, after how many attempts, and why.
+        failure: RequestFailure,
+    },
+    /// The request was stopped before it completed.
+    #[error("request `{request_id}` of `{flow}` was stopped")]
+    Stopped {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The request.
+        request_id: RequestId,
+    },
+    /// No such request: never submitted, or its state has expired.
+    #[error("no request `{request_id}` of `{flow}` (never submitted, or expired)")]
+    UnknownRequest {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The request.
+        request_id: RequestId,
+    },
+    /// The engine does not run a workflow of this name (the Redis engine runs those
+    /// registered with it).
+    #[error("no workflow named `{flow}` is registered with this engine")]
+    UnknownFlow {
+        /// The name asked for.
+        flow: String,
+    },
+    /// Pause, resume or stop does not apply to the request's status (pausing a finished
+    /// request, resuming a running one).
+    #[error("cannot {action} request `{request_id}` of `{flow}`: it is {status}")]
+    Conflict {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The request.
+        request_id: RequestId,
+        /// What was asked.
+        action: Control,
+        /// The request's status, from which `action` does not apply.
+        status: RequestStatus,
     },
     /// The workflow's input could not be encoded or its output decoded.
-    #[error("workflow `{flow}`: {source}")]
+    #[error("workflow `{flow}`: a payload could not be encoded or decoded")]
     Codec {
         /// The workflow's name.
         flow: &'static str,
@@ -174,21 +220,13 @@ pub enum Error {
         #[source]
         source: CodecError,
     },
-    /// The request was stopped before it completed.
-    #[error("workflow `{flow}`: request `{request_id}` was stopped")]
-    Stopped {
-        /// The workflow's name.
-        flow: &'static str,
-        /// The request.
-        request_id: crate::request_id::RequestId,
-    },
-    /// The engine's storage or transport failed (Redis unreachable, say).
-    #[error("workflow `{flow}`: engine error: {message}")]
+    /// The engine's storage or transport failed (Redis unreachable, say). Whether the
+    /// operation took effect is unknown: retry it with the same request id.
+    #[error("the engine's storage failed")]
     Engine {
-        /// The workflow's name.
-        flow: &'static str,
-        /// What went wrong.
-        message: String,
+        /// What failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The engine itself broke an invariant; this is a bug in goflow, please report it.
     #[error("workflow `{flow}`: internal engine error: {message}")]
@@ -204,10 +242,36 @@ impl Error {
     /// The failure of the vertex that failed the request, if that is what happened.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Error::Failed { failure, .. } => Some(failure),
+            Error::Failed { failure, .. } => Some(&failure.failure),
             _ => None,
         }
     }
+
+    /// An [`Error::Engine`] from the storage's own error.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn engine(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Engine {
+            source: Box::new(source),
+        }
+    }
+
+    /// An [`Error::Codec`] of workflow `flow`.
+    pub(crate) fn codec(flow: &'static str) -> impl Fn(CodecError) -> Self {
+        move |source| Error::Codec { flow, source }
+    }
+}
+
+/// An error and its chain of sources, one after the other (`a: b: c`): what logs and HTTP
+/// answers show.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::node::NodeOptions;
+pub use crate::node::NodeOptions;
 
 /// The shape of a workflow as written in `workflow!`. Sub-workflows appear as one vertex
 /// holding their own graph.

@@ -1,50 +1,58 @@
 //! The runtime of goflow: the traits that `#[node]` and `workflow!` implement, a workflow's
-//! graph as data, payload codecs, the execution plan, and the embedded engine.
+//! graph as data, payload codecs, the execution plan, the lifecycle core, and the engines.
 //!
-//! Use it through the `goflow` crate, which re-exports everything here together with the
-//! macros. The core (traits, graph, plan, codec) does no I/O; engines are leaves on top.
+//! Use it through the `goflow` crate, which re-exports this crate's public items together with
+//! the macros, and documents them with examples.
+//!
+//! # Layout
+//!
+//! At the centre, with no I/O: the traits ([`Node`], [`Workflow`], [`dsl`]), the graph as data
+//! ([`graph`]), codecs ([`codec`]), the plan (what each vertex takes and what its output sets
+//! going), the lifecycle core (statuses, the control table, the retry policy, the sweep when a
+//! request ends; its words are in [`request`]), and the attempt runner. The engines are leaves
+//! on top, both behind the one [`Engine`] interface: [`embedded`] in this process, `redis`
+//! (feature `redis`) across processes; `service` (feature `http`) serves either over HTTP.
 
-mod codec;
+pub mod codec;
 mod context;
-mod embedded;
+pub mod embedded;
+mod engine;
 mod error;
-pub mod exec;
-mod graph;
+mod exec;
+pub mod graph;
+mod lifecycle;
 mod metrics;
-mod millis;
 mod node;
 mod plan;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod request;
 mod request_id;
 #[cfg(feature = "http")]
 pub mod service;
-mod state;
 mod step;
+mod sync;
+mod time;
 #[cfg(any(feature = "redis", feature = "http"))]
 mod trace;
 mod workflow;
 
-pub use codec::{Codec, CodecError, Json, MsgPack};
 pub use context::Context;
-pub use embedded::{execute, Embedded};
-pub use error::{Error, Failure, NodeError};
-pub use graph::{EdgeKind, Graph, GraphEach, GraphEdge, GraphVertex, VertexKind};
-pub use node::{Data, Node, NodeOptions};
-pub use plan::{
-    Advance, ArmSpec, Feed, Fragment, Inputs, Instance, Need, Plan, PlanBuilder, PlanVertex,
-    Progress, SelectFn, Slot, VertexId,
-};
-pub use request_id::{InvalidRequestId, RequestId, MAX_REQUEST_ID_LEN};
-pub use state::{
-    RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition, VertexState,
-    VertexStatus,
-};
-pub use step::{Accepts, Collection, Joins, Step};
+pub use embedded::{EmbeddedEngine, RunLocal};
+pub use engine::Engine;
+pub use error::{Error, NodeError};
+pub use node::Node;
+pub use request_id::RequestId;
 pub use workflow::Workflow;
 
-/// Support for the code `#[node]` and `workflow!` generate. Not public API: anything here may
-/// change in any release.
+/// The traits `workflow!` uses to let rustc check every edge of a graph. Users do not
+/// implement them; they appear in compile errors, which these docs explain.
+pub mod dsl {
+    pub use crate::step::{Accepts, Collection, Joins, Step};
+}
+
+/// Support for the code `#[node]` and `workflow!` generate, and for goflow's own tests and
+/// benchmarks. Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec::{Codec, CodecError, MsgPack};
@@ -52,9 +60,12 @@ pub mod __private {
     pub use crate::error::NodeError;
     pub use crate::graph::{Graph, GraphEdge, GraphVertex, VertexKind};
     pub use crate::node::{Data, Node, NodeOptions};
-    pub use crate::plan::{ArmSpec, Fragment, Plan, PlanBuilder};
+    pub use crate::plan::{
+        Advance, ArmSpec, Feed, Fragment, Inputs, Instance, Need, Plan, PlanBuilder, PlanVertex,
+        Progress, SelectFn, Slot, VertexId,
+    };
     pub use crate::step::{accepts, joins, max_nesting, Accepts, Collection, Joins, Step};
-    pub use crate::workflow::Workflow;
+    pub use crate::workflow::{BuildPlan, Workflow};
     pub use bytes::Bytes;
     pub use core::convert::Into;
     pub use core::future::Future;

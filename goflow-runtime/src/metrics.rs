@@ -1,19 +1,20 @@
 //! The engines' metrics, emitted through the [`metrics`](https://docs.rs/metrics) facade.
 //!
 //! The library only emits: nothing is recorded until the application installs a recorder
-//! (`FlowService` installs a Prometheus one and serves it on `GET /metrics`). Every metric has
-//! one function here, called at the one place where its event happens:
+//! (`FlowService` installs a Prometheus one when asked to, and serves it on `GET /metrics`).
+//! Every metric has one function here, called where its event happens, once per event on
+//! either engine:
 //!
 //! | metric | labels | counted |
 //! |---|---|---|
-//! | `goflow_flows_started_total` | `flow` | a request is created: Redis `submit_encoded` when the submit script created it; embedded `submit_encoded` when the id was new, and `execute` (`run`, `run_as`) |
-//! | `goflow_flows_completed_total`, `goflow_flows_failed_total`, `goflow_flows_stopped_total` | `flow` | a request ends, once: on Redis where the script that ends it says so (the worker, when `complete.lua` answers `completed` or `fail.lua` answers `failed`; the client's `stop`, when the transition is `Done(Stopped)`); embedded in `Tracked::finish` (submitted requests) and `execute` (run requests) |
-//! | `goflow_vertex_duration_seconds` (histogram) | `flow`, `vertex`, `outcome` | each attempt, in [`exec::attempt_in`](crate::exec::attempt_in), shared by both engines: `ok`, `error`, `timeout`, `panic`, or `cancelled` (the attempt was dropped: its request was stopped or failed elsewhere) |
-//! | `goflow_vertices_in_flight` (gauge) | `flow` | attempts running in this process, around the same attempt |
-//! | `goflow_vertex_retries_total` | `flow`, `vertex` | a failed attempt is retried: Redis when `fail.lua` answers `retry`; embedded in `with_retries`' `on_retry` |
-//! | `goflow_vertices_dead_lettered_total` | `flow`, `vertex` | Redis: a vertex failed for good and was appended to the dead-letter stream (`fail.lua` answers `failed`) |
-//! | `goflow_entries_reclaimed_total` | `flow` | Redis: entries a worker took over from a lost worker (`XAUTOCLAIM`) |
-//! | `goflow_stream_length`, `goflow_consumer_group_lag` (gauges) | `flow` | Redis: sampled by each worker every [`BACKLOG_SAMPLE_EVERY`] (`XLEN` of the ready stream, `lag` of the group `workers` in `XINFO GROUPS`) |
+//! | `goflow_flows_started_total` | `flow` | a request is created (a submission under an id that exists creates nothing), or run |
+//! | `goflow_flows_completed_total`, `goflow_flows_failed_total`, `goflow_flows_stopped_total` | `flow` | a request ends, once, by whatever ended it |
+//! | `goflow_vertex_duration_seconds` (histogram) | `flow`, `vertex`, `outcome` | each attempt: `ok`, `error`, `timeout`, `panic`, or `cancelled` (the attempt was dropped: its request was stopped or failed elsewhere) |
+//! | `goflow_vertices_in_flight` (gauge) | `flow` | attempts running in this process |
+//! | `goflow_vertex_retries_total` | `flow`, `vertex` | a failed attempt is to be retried |
+//! | `goflow_vertices_dead_lettered_total` | `flow`, `vertex` | Redis: a vertex failed for good and was appended to the dead-letter stream |
+//! | `goflow_entries_reclaimed_total` | `flow` | Redis: entries a worker took over from a lost worker |
+//! | `goflow_stream_length`, `goflow_consumer_group_lag` (gauges) | `flow` | Redis: sampled by each worker every [`BACKLOG_SAMPLE_EVERY`] (the ready stream's length, and the workers' group lag) |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use ::metrics::SharedString;
 
 use crate::error::Failure;
-use crate::state::RequestStatus;
+use crate::lifecycle::RequestStatus;
 
 /// Requests created.
 pub(crate) const FLOWS_STARTED: &str = "goflow_flows_started_total";
@@ -154,6 +155,17 @@ pub(crate) fn stream_backlog(flow: &'static str, length: u64, lag: Option<u64>) 
     }
 }
 
+/// The word for how an attempt ended, in its metric's `outcome` label and its span's
+/// `outcome` field: `ok`, `error`, `timeout` or `panic`.
+pub(crate) fn outcome<T>(result: &Result<T, Failure>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(Failure::Timeout(_)) => "timeout",
+        Err(Failure::Panic(_)) => "panic",
+        Err(_) => "error",
+    }
+}
+
 /// The metrics of one running attempt: counted in flight from [`start`](Self::start); its
 /// duration and outcome recorded by [`finish`](Self::finish), or as `cancelled` if it is
 /// dropped first (its future was dropped).
@@ -175,14 +187,9 @@ impl AttemptMeter {
         }
     }
 
-    /// Records the attempt's outcome (the same words as the attempt's span).
+    /// Records the attempt's outcome.
     pub(crate) fn finish<T>(mut self, result: &Result<T, Failure>) {
-        self.record(match result {
-            Ok(_) => "ok",
-            Err(Failure::Timeout(_)) => "timeout",
-            Err(Failure::Panic(_)) => "panic",
-            Err(_) => "error",
-        });
+        self.record(outcome(result));
     }
 
     fn record(&mut self, outcome: &'static str) {

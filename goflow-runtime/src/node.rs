@@ -72,15 +72,16 @@ pub trait Node: Send + Sync + 'static {
 /// Serialized (in a workflow's graph) with durations in milliseconds: `timeout_ms`,
 /// `backoff_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct NodeOptions {
     /// Attempts after the first one, for failures that may pass (errors, timeouts, panics).
     pub retries: u32,
     /// How long one attempt may run before it is cancelled; `None` means no limit.
-    #[serde(rename = "timeout_ms", with = "crate::millis::option")]
+    #[serde(rename = "timeout_ms", with = "crate::time::option")]
     pub timeout: Option<Duration>,
     /// The delay before the first retry; each later retry doubles it (up to
     /// [`NodeOptions::MAX_BACKOFF`]), then a random jitter of up to half is taken off.
-    #[serde(rename = "backoff_ms", with = "crate::millis")]
+    #[serde(rename = "backoff_ms", with = "crate::time")]
     pub backoff: Duration,
 }
 
@@ -91,6 +92,27 @@ impl NodeOptions {
         timeout: None,
         backoff: Duration::from_millis(100),
     };
+
+    /// These options with `retries` attempts after the first.
+    #[must_use]
+    pub const fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// These options with an attempt cancelled after `timeout`.
+    #[must_use]
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// These options with `backoff` before the first retry.
+    #[must_use]
+    pub const fn with_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
 
     /// The longest delay between two attempts.
     pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -126,11 +148,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
-        let options = NodeOptions {
-            retries: 40,
-            timeout: None,
-            backoff: Duration::from_millis(100),
-        };
+        let options = NodeOptions::DEFAULT
+            .with_retries(40)
+            .with_backoff(Duration::from_millis(100));
         for _ in 0..100 {
             let first = options.backoff_before(2);
             assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));

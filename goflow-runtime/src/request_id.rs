@@ -10,10 +10,10 @@ use std::sync::Arc;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(Arc<str>);
 
-/// The longest request id accepted.
-pub const MAX_REQUEST_ID_LEN: usize = 64;
-
 impl RequestId {
+    /// The longest request id accepted.
+    pub const MAX_LEN: usize = 64;
+
     /// A fresh, unique, time-ordered id.
     pub fn generate() -> Self {
         Self(uuid::Uuid::now_v7().simple().to_string().into())
@@ -22,7 +22,7 @@ impl RequestId {
     /// Validates a client-chosen id.
     pub fn parse(id: &str) -> Result<Self, InvalidRequestId> {
         let valid = !id.is_empty()
-            && id.len() <= MAX_REQUEST_ID_LEN
+            && id.len() <= Self::MAX_LEN
             && id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -42,6 +42,37 @@ impl RequestId {
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for RequestId {
+    type Err = InvalidRequestId;
+
+    /// [`RequestId::parse`].
+    fn from_str(id: &str) -> Result<Self, InvalidRequestId> {
+        Self::parse(id)
+    }
+}
+
+impl TryFrom<&str> for RequestId {
+    type Error = InvalidRequestId;
+
+    /// [`RequestId::parse`].
+    fn try_from(id: &str) -> Result<Self, InvalidRequestId> {
+        Self::parse(id)
+    }
+}
+
+// `Eq`, `Ord` and `Hash` are those of the text, so maps keyed by id can be read with a `&str`.
+impl std::borrow::Borrow<str> for RequestId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for RequestId {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 
@@ -88,5 +119,10 @@ mod tests {
         }
         assert!(RequestId::parse(&"a".repeat(64)).is_ok());
         assert!(RequestId::parse("order-42_B").is_ok());
+        assert_eq!(
+            "order-42".parse::<RequestId>().unwrap().as_str(),
+            "order-42"
+        );
+        assert!(RequestId::try_from("a b").is_err());
     }
 }

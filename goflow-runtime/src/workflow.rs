@@ -1,18 +1,17 @@
 //! The workflow trait, implemented by `workflow!` for each workflow type it declares.
 
-use std::future::Future;
 use std::sync::Arc;
 
-use crate::codec::{Codec, MsgPack};
-use crate::embedded;
-use crate::error::Error;
+use crate::codec::Codec;
 use crate::graph::Graph;
 use crate::node::Data;
 use crate::plan::{Fragment, Plan, PlanBuilder};
-use crate::request_id::RequestId;
 
 /// A workflow: a typed DAG of nodes, declared with `workflow!`.
-pub trait Workflow: Send + Sync + Sized + 'static {
+///
+/// Run one with an engine ([`EmbeddedEngine`](crate::EmbeddedEngine) in-process, or the Redis
+/// engine across processes), or with [`RunLocal::run_local`](crate::RunLocal::run_local).
+pub trait Workflow: BuildPlan + Send + Sync + Sized + 'static {
     /// The workflow's name: the type name in snake_case (`FraudSweep` → `"fraud_sweep"`).
     const NAME: &'static str;
     /// The workflow's doc comment in `workflow!`, trimmed; empty without one.
@@ -24,26 +23,15 @@ pub trait Workflow: Send + Sync + Sized + 'static {
 
     /// The workflow's shape as data.
     fn graph() -> &'static Graph;
+}
 
+/// How a workflow turns into a [`Plan`]: written by `workflow!` beside [`Workflow`]. A
+/// supertrait of its own so that `Workflow` shows only what users read; not public API.
+#[doc(hidden)]
+pub trait BuildPlan {
     /// Adds the workflow's vertices and edges to a plan; returns its entry and exit.
-    #[doc(hidden)]
     fn build<C: Codec>(plan: &mut PlanBuilder<C>) -> Fragment;
 
     /// The plan `run_local` executes (default codec), built once.
-    #[doc(hidden)]
     fn local_plan() -> &'static Arc<Plan>;
-
-    /// Runs one request to completion on the embedded (in-process) engine.
-    ///
-    /// Vertices run as tokio tasks, so fan-out branches run in parallel; this must be called
-    /// inside a tokio runtime. For many requests, or another codec, use
-    /// [`Embedded`](crate::Embedded).
-    fn run_local(input: Self::Input) -> impl Future<Output = Result<Self::Output, Error>> + Send {
-        embedded::run_typed::<Self, _>(
-            Arc::clone(Self::local_plan()),
-            MsgPack,
-            RequestId::generate(),
-            input,
-        )
-    }
 }

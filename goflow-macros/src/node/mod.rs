@@ -126,20 +126,17 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
         quote!(#p::Ok(#call))
     };
 
-    let retries = options.retries.unwrap_or(0);
-    let timeout = match options.timeout {
-        Some(t) => {
-            let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
-            quote!(#p::Some(#p::Duration::from_nanos(#nanos)))
-        }
-        None => quote!(#p::None),
-    };
-    let backoff = {
-        let nanos = options.backoff.map_or(100_000_000, |b| {
-            u64::try_from(b.as_nanos()).unwrap_or(u64::MAX)
-        });
-        quote!(#p::Duration::from_nanos(#nanos))
-    };
+    // Only the options given are set: the defaults live once, in `NodeOptions::DEFAULT`.
+    let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let retries = options.retries.map(|n| quote!(.with_retries(#n)));
+    let timeout = options.timeout.map(|t| {
+        let t = nanos(t);
+        quote!(.with_timeout(#p::Duration::from_nanos(#t)))
+    });
+    let backoff = options.backoff.map(|b| {
+        let b = nanos(b);
+        quote!(.with_backoff(#p::Duration::from_nanos(#b)))
+    });
     let joins = (arity > 1).then(|| quote!(impl #p::Joins<#arity, #input_type> for #ident {}));
     // The type is `pub` whatever the function's visibility: a `pub` workflow names it in its
     // associated types, where a less visible type is a hard error (E0446). It is a field-less
@@ -165,11 +162,7 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
             const ARITY: usize = #arity;
 
             fn options() -> #p::NodeOptions {
-                #p::NodeOptions {
-                    retries: #retries,
-                    timeout: #timeout,
-                    backoff: #backoff,
-                }
+                #p::NodeOptions::DEFAULT #retries #timeout #backoff
             }
 
             fn call(

@@ -306,7 +306,9 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
                     #(#bodies)*
                 })
             }
+        }
 
+        impl #p::BuildPlan for #ident {
             fn build<__GoflowC: #p::Codec>(
                 __goflow_plan: &mut #p::PlanBuilder<__GoflowC>,
             ) -> #p::Fragment {

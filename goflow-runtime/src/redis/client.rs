@@ -1,24 +1,30 @@
-//! The client side of the Redis engine: submit requests, read their state, wait for them,
-//! pause, resume and stop them. Needs no worker in the same process.
+//! The client side of the Redis engine, its [`Engine`] implementation: submit requests, read
+//! their state, wait for them, pause, resume and stop them. Needs no worker in the same
+//! process.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{HashesInterface, PubsubInterface, StreamsInterface, Value};
+use fred::prelude::{ClientLike, HashesInterface, PubsubInterface, StreamsInterface, Value};
 use tokio::sync::{oneshot, OnceCell};
 use tracing::Instrument as _;
 
-use super::keys::fields;
+use super::protocol::{control_channel, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS};
 use super::scripts::{self, CONTROL, SUBMIT};
-use super::{millis, now_ms, DoneEvent, EngineError, RedisEngine};
+use super::{
+    connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry, StreamRead,
+};
 use crate::codec::Codec;
+use crate::engine::{self, Engine};
 use crate::error::Error;
-use crate::node::Data as _;
-use crate::plan::{Instance, Slot};
+use crate::lifecycle::{Control, RequestStatus};
+use crate::plan::Instance;
+use crate::request::{RequestFailure, RequestOutcome, RequestState};
 use crate::request_id::RequestId;
-use crate::state::{RequestFailure, RequestOutcome, RequestState, RequestStatus, Transition};
+use crate::sync::lock;
+use crate::time::{millis, now_ms};
 use crate::workflow::Workflow;
 
 /// A request being waited for: its workflow and id.
@@ -40,47 +46,87 @@ enum Waited {
     /// Its done event arrived.
     Ended(DoneEvent),
     /// It had ended before the wait, or the wait timed out: its state tells.
-    Read,
+    ReadState,
 }
 
-impl<C: Codec> RedisEngine<C> {
-    /// Submits a request of `W` under a fresh id.
-    pub async fn submit<W: Workflow>(&self, input: &W::Input) -> Result<RequestId, EngineError> {
+impl<C: Codec> engine::sealed::Sealed for RedisEngine<C> {}
+
+impl<C: Codec> Engine for RedisEngine<C> {
+    type Codec = C;
+
+    fn codec(&self) -> &C {
+        &self.inner.codec
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    /// Submits a request of `W` and waits for it to end.
+    ///
+    /// It listens for the request's end before submitting it, so a small output
+    /// ([`RedisConfig::inline_output_limit`](super::RedisConfig::inline_output_limit)) comes
+    /// with the done event: the submit script is the only command this sends.
+    async fn run<W: Workflow>(&self, input: W::Input) -> Result<W::Output, Error> {
         let id = RequestId::generate();
-        self.submit_as::<W>(id.clone(), input).await?;
-        Ok(id)
+        let flow = self.flow(W::NAME).map_err(|e| e.into_error(W::NAME))?;
+        let woken = self
+            .register_waiter(flow, &id)
+            .await
+            .map_err(|e| e.into_error(W::NAME))?;
+        let submitted = self.submit_as::<W>(id.clone(), &input).await;
+        let ended = match submitted {
+            // Ours, so not ended before the listening began: its done event will come.
+            // (An hour's bound, in case the listener lost it in a long outage.)
+            Ok(true) => tokio::time::timeout(Duration::from_secs(3600), woken)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            // A generated id is never taken, but if it were, that request's state tells.
+            Ok(false) => None,
+            Err(error) => {
+                self.forget_waiter(flow, &id);
+                return Err(error);
+            }
+        };
+        self.forget_waiter(flow, &id);
+        let mut outcome = self.outcome::<W>(&id, ended).await?;
+        // Only a lost listener (Redis unreachable for long) wakes a run before its end.
+        while let RequestOutcome::Pending(_) = outcome {
+            outcome = self.wait::<W>(&id, Duration::from_secs(3600)).await?;
+        }
+        engine::run_result(W::NAME, id, outcome)
     }
 
-    /// Submits a request of `W` under `id`, unless a request with that id exists: returns
-    /// `true` if this call created it. The same id never starts a second run, which makes
-    /// retried submissions safe.
-    pub async fn submit_as<W: Workflow>(
+    async fn wait<W: Workflow>(
         &self,
-        id: RequestId,
-        input: &W::Input,
-    ) -> Result<bool, EngineError> {
-        let input = input.encode_with(&self.inner.codec)?;
-        self.submit_encoded(W::NAME, &id, input).await
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Result<RequestOutcome<W::Output>, Error> {
+        match self.wait_until_final(W::NAME, id, timeout).await? {
+            Waited::Missing => Err(Error::UnknownRequest {
+                flow: W::NAME,
+                request_id: id.clone(),
+            }),
+            Waited::Ended(ended) => self.outcome::<W>(id, Some(ended)).await,
+            Waited::ReadState => self.outcome::<W>(id, None).await,
+        }
     }
 
-    /// [`submit_as`](Self::submit_as) for an already encoded input (the HTTP service decodes
-    /// and re-encodes it with the engine's codec).
-    pub async fn submit_encoded(
+    async fn submit_encoded(
         &self,
         flow: &str,
         id: &RequestId,
         input: Bytes,
-    ) -> Result<bool, EngineError> {
-        let flow = self.flow(flow)?;
+    ) -> Result<bool, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
         let config = &self.inner.config;
         // The request's span, under the caller's (the HTTP request's, when submitted over
         // HTTP): every vertex span of the request descends from it, in whatever process.
-        let span = tracing::info_span!(
-            "goflow.request",
-            flow = flow.plan.flow(),
-            request_id = id.as_str()
-        );
+        let span = tracing::info_span!("goflow.request", flow = name, request_id = id.as_str());
         let traceparent = crate::trace::hand_on(&span, None);
+        let carries_input = input.len() <= config.inline_input_limit && !input.is_empty();
         let reply = scripts::call(&SUBMIT, &self.inner.client, || {
             let keys = vec![flow.keys.request(id), flow.keys.ready.clone()];
             let args = vec![
@@ -91,51 +137,155 @@ impl<C: Codec> RedisEngine<C> {
                 Value::from(millis(config.unfinished_ttl).to_string()),
                 Value::from(flow.hash.as_str()),
                 Value::from(traceparent.as_str()),
-                Value::from(fields::slot(&Slot::Input)),
-                Value::from(
-                    if input.len() <= config.inline_input_limit && !input.is_empty() {
-                        "1"
-                    } else {
-                        "0"
-                    },
-                ),
+                Value::from(if carries_input { "1" } else { "0" }),
             ];
             (keys, args)
         })
         .instrument(span)
-        .await?;
+        .await
+        .map_err(|e| RedisError::from(e).into_error(name))?;
         let created = reply.into_array().first().and_then(Value::as_i64) == Some(1);
         if created {
             // Counted by the one call whose script created the request.
-            crate::metrics::flow_started(flow.plan.flow());
+            crate::metrics::flow_started(name);
         }
         Ok(created)
     }
 
-    /// The state of a request; `None` if there is no such request (or it has expired).
-    pub async fn status(
-        &self,
-        flow: &str,
-        id: &RequestId,
-    ) -> Result<Option<RequestState>, EngineError> {
-        let entry = self.flow(flow)?;
-        let fields: HashMap<String, Bytes> =
-            self.inner.client.hgetall(entry.keys.request(id)).await?;
-        Ok(RequestState::from_fields(&entry.plan, id.clone(), fields))
+    async fn state(&self, flow: &str, id: &RequestId) -> Result<RequestState, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        self.read_state(flow, id)
+            .await
+            .map_err(|e| e.into_error(flow.plan.flow()))?
+            .ok_or_else(|| Error::UnknownRequest {
+                flow: flow.plan.flow(),
+                request_id: id.clone(),
+            })
     }
 
-    /// Waits up to `timeout` for a request of workflow `flow` to end, and returns its state
-    /// then (ended or not); `None` if there is no such request.
-    pub async fn wait_state(
+    async fn wait_state(
         &self,
         flow: &str,
         id: &RequestId,
         timeout: Duration,
-    ) -> Result<Option<RequestState>, EngineError> {
+    ) -> Result<RequestState, Error> {
         if let Waited::Missing = self.wait_until_final(flow, id, timeout).await? {
-            return Ok(None);
+            let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+            return Err(Error::UnknownRequest {
+                flow: flow.plan.flow(),
+                request_id: id.clone(),
+            });
         }
-        self.status(flow, id).await
+        self.state(flow, id).await
+    }
+
+    async fn control(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        action: Control,
+    ) -> Result<RequestStatus, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let reply = self
+            .control_script(flow, id, action)
+            .await
+            .map_err(|e| e.into_error(name))?;
+        let status = reply.map_err(|found| match found {
+            Some(status) => Error::Conflict {
+                flow: name,
+                request_id: id.clone(),
+                action,
+                status,
+            },
+            None => Error::UnknownRequest {
+                flow: name,
+                request_id: id.clone(),
+            },
+        })?;
+        if status.is_final() {
+            // The control script ended it just now (it answers a conflict to a request that
+            // has ended), so this is the request's one end.
+            crate::metrics::flow_finished(name, status);
+            // Workers cancel the request's running attempts; one that misses this message
+            // still cannot record anything, as the request has ended.
+            self.announce_end(name, id)
+                .await
+                .map_err(|e| e.into_error(name))?;
+        }
+        Ok(status)
+    }
+
+    async fn ready(&self) -> Result<(), Error> {
+        match tokio::time::timeout(Duration::from_secs(2), self.inner.client.ping::<()>(None)).await
+        {
+            Ok(answer) => answer.map_err(|e| RedisError::from(e).into_error("")),
+            Err(_) => Err(Error::engine(RedisError::Protocol(
+                "redis did not answer PING within 2 s".into(),
+            ))),
+        }
+    }
+}
+
+impl<C: Codec> RedisEngine<C> {
+    /// The state of request `id` of `flow` from its hash; `None` if it does not exist.
+    pub(crate) async fn read_state(
+        &self,
+        flow: &Flow,
+        id: &RequestId,
+    ) -> Result<Option<RequestState>, RedisError> {
+        let fields: HashMap<String, Bytes> =
+            self.inner.client.hgetall(flow.keys.request(id)).await?;
+        Ok(super::state::read(&flow.plan, id.clone(), fields))
+    }
+
+    /// Tells the workers that request `id` of `flow` has ended (stopped, or failed), so that
+    /// they cancel its running attempts.
+    pub(crate) async fn announce_end(&self, flow: &str, id: &RequestId) -> Result<(), RedisError> {
+        let channel = control_channel(&self.inner.config.prefix);
+        self.inner
+            .client
+            .publish::<(), _, _>(channel, format!("{flow} {id}"))
+            .await?;
+        Ok(())
+    }
+
+    /// Runs the control script: the new status, or the status from which `action` does not
+    /// apply (`None`: no such request).
+    async fn control_script(
+        &self,
+        flow: &Flow,
+        id: &RequestId,
+        action: Control,
+    ) -> Result<Result<RequestStatus, Option<RequestStatus>>, RedisError> {
+        let reply = scripts::call(&CONTROL, &self.inner.client, || {
+            let keys = vec![
+                flow.keys.request(id),
+                flow.keys.ready.clone(),
+                flow.keys.parked(id),
+                flow.keys.done.clone(),
+            ];
+            let args = vec![
+                Value::from(action.as_str()),
+                Value::from(id.as_str()),
+                Value::from(now_ms().to_string()),
+                Value::from(millis(self.inner.config.retention).to_string()),
+                Value::from(GROUP),
+            ];
+            (keys, args)
+        })
+        .await?;
+        let reply = reply.into_array();
+        let word = |i: usize| reply.get(i).and_then(|v| v.as_str().map(|s| s.to_string()));
+        let status = word(1).and_then(|w| w.parse::<RequestStatus>().ok());
+        match (word(0).as_deref(), status) {
+            (Some("ok"), Some(status)) => Ok(Ok(status)),
+            (Some("conflict"), Some(status)) => Ok(Err(Some(status))),
+            (Some("missing"), _) => Ok(Err(None)),
+            _ => Err(RedisError::Protocol(format!(
+                "control script answered {reply:?}"
+            ))),
+        }
     }
 
     /// Waits up to `timeout` for the request to end. Reads only the status field until then:
@@ -145,225 +295,95 @@ impl<C: Codec> RedisEngine<C> {
         flow: &str,
         id: &RequestId,
         timeout: Duration,
-    ) -> Result<Waited, EngineError> {
-        let entry = self.flow(flow)?;
-        let flow: &'static str = entry.plan.flow();
-        let key = entry.keys.request(id);
-        let woken = self.register_waiter(flow, id).await?;
-        let status: Result<Option<String>, _> = self.inner.client.hget(&key, "st").await;
+    ) -> Result<Waited, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let woken = self
+            .register_waiter(flow, id)
+            .await
+            .map_err(|e| e.into_error(name))?;
+        let status: Result<Option<String>, _> = self
+            .inner
+            .client
+            .hget(flow.keys.request(id), REQ_STATUS)
+            .await;
         let waited = match status {
             Err(error) => {
-                drop(woken);
                 self.forget_waiter(flow, id);
-                return Err(error.into());
+                return Err(RedisError::from(error).into_error(name));
             }
             Ok(None) => Waited::Missing,
             Ok(Some(status))
-                if RequestStatus::parse(&status).is_some_and(RequestStatus::is_final) =>
+                if status
+                    .parse::<RequestStatus>()
+                    .is_ok_and(RequestStatus::is_final) =>
             {
-                Waited::Read
+                Waited::ReadState
             }
             Ok(Some(_)) => match tokio::time::timeout(timeout, woken).await {
                 Ok(Ok(ended)) => Waited::Ended(ended),
                 // Timed out: the state says that it has not ended.
-                _ => Waited::Read,
+                _ => Waited::ReadState,
             },
         };
         self.forget_waiter(flow, id);
         Ok(waited)
     }
 
-    /// Waits up to `timeout` for a request of `W` to end.
-    pub async fn wait<W: Workflow>(
-        &self,
-        id: &RequestId,
-        timeout: Duration,
-    ) -> Result<RequestOutcome<W::Output>, EngineError> {
-        match self.wait_until_final(W::NAME, id, timeout).await? {
-            Waited::Missing => Err(missing::<W>(id)),
-            Waited::Ended(ended) => self.outcome::<W>(id, Some(ended)).await,
-            Waited::Read => self.outcome::<W>(id, None).await,
-        }
-    }
-
     /// The outcome of a request from its done event when that tells it all (a stop, or a
-    /// completion with its output), else from its state.
+    /// completion with its output), else from its state (only the fields the outcome needs).
     async fn outcome<W: Workflow>(
         &self,
         id: &RequestId,
         ended: Option<DoneEvent>,
-    ) -> Result<RequestOutcome<W::Output>, EngineError> {
+    ) -> Result<RequestOutcome<W::Output>, Error> {
+        let codec = &self.inner.codec;
         match ended {
             Some(DoneEvent {
                 status: RequestStatus::Completed,
                 output: Some(output),
                 ..
-            }) => {
-                return Ok(RequestOutcome::Completed(W::Output::decode_with(
-                    &self.inner.codec,
-                    &output,
-                )?))
-            }
+            }) => return engine::decode_outcome::<W, C>(codec, RequestOutcome::Completed(output)),
             Some(DoneEvent {
                 status: RequestStatus::Stopped,
                 ..
             }) => return Ok(RequestOutcome::Stopped),
             _ => {}
         }
-        // Only what the outcome needs, not the whole state.
-        let key = self.flow(W::NAME)?.keys.request(id);
+        let flow = self.flow(W::NAME).map_err(|e| e.into_error(W::NAME))?;
         let (status, output, failure): (Option<String>, Option<Bytes>, Option<Bytes>) = self
             .inner
             .client
-            .hmget(&key, vec!["st", "out", "err"])
-            .await?;
+            .hmget(
+                flow.keys.request(id),
+                vec![REQ_STATUS, REQ_OUTPUT, REQ_FAILURE],
+            )
+            .await
+            .map_err(|e| RedisError::from(e).into_error(W::NAME))?;
         let status = status
             .as_deref()
-            .and_then(RequestStatus::parse)
-            .ok_or_else(|| missing::<W>(id))?;
-        Ok(match status {
+            .and_then(|s| s.parse::<RequestStatus>().ok())
+            .ok_or_else(|| Error::UnknownRequest {
+                flow: W::NAME,
+                request_id: id.clone(),
+            })?;
+        let broken = |what: &str| {
+            RedisError::Protocol(format!("{status} request `{id}` has no {what}"))
+                .into_error(W::NAME)
+        };
+        let outcome = match status {
             RequestStatus::Completed => {
-                let output = output.ok_or_else(|| {
-                    EngineError::Protocol(format!("completed request `{id}` has no output"))
-                })?;
-                RequestOutcome::Completed(W::Output::decode_with(&self.inner.codec, &output)?)
+                RequestOutcome::Completed(output.ok_or_else(|| broken("output"))?)
             }
-            RequestStatus::Failed => {
-                let failure = failure
+            RequestStatus::Failed => RequestOutcome::Failed(
+                failure
                     .and_then(|f| serde_json::from_slice::<RequestFailure>(&f).ok())
-                    .ok_or_else(|| {
-                        EngineError::Protocol(format!("failed request `{id}` has no failure"))
-                    })?;
-                RequestOutcome::Failed(failure)
-            }
+                    .ok_or_else(|| broken("failure"))?,
+            ),
             RequestStatus::Stopped => RequestOutcome::Stopped,
             status => RequestOutcome::Pending(status),
-        })
-    }
-
-    /// Submits a request of `W` and waits for it to end, reporting failures as the embedded
-    /// engine does. The request id is generated.
-    ///
-    /// It listens for the request's end before submitting it, so a small output
-    /// ([`RedisConfig::inline_output_limit`](super::RedisConfig::inline_output_limit)) comes
-    /// with the done event: the submit script is the only command this sends.
-    pub async fn run<W: Workflow>(&self, input: W::Input) -> Result<W::Output, Error> {
-        let engine_error = |e: EngineError| Error::Engine {
-            flow: W::NAME,
-            message: e.to_string(),
         };
-        let id = RequestId::generate();
-        let woken = self
-            .register_waiter(W::NAME, &id)
-            .await
-            .map_err(engine_error)?;
-        let submitted = self.submit_as::<W>(id.clone(), &input).await;
-        let ended = match submitted {
-            // Ours, so not ended before the listening began: its done event will come.
-            Ok(true) => tokio::time::timeout(Duration::from_secs(3600), woken)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            // A generated id is never taken, but if it were, that request's state tells.
-            Ok(false) => None,
-            Err(error) => {
-                drop(woken);
-                self.forget_waiter(W::NAME, &id);
-                return Err(engine_error(error));
-            }
-        };
-        self.forget_waiter(W::NAME, &id);
-        let mut outcome = match ended {
-            Some(ended) => self.outcome::<W>(&id, Some(ended)).await,
-            None => self.wait::<W>(&id, Duration::from_secs(3600)).await,
-        };
-        loop {
-            match outcome.map_err(engine_error)? {
-                RequestOutcome::Completed(output) => return Ok(output),
-                RequestOutcome::Failed(failure) => {
-                    return Err(Error::Failed {
-                        flow: W::NAME,
-                        vertex: failure.vertex,
-                        attempts: failure.attempts,
-                        failure: failure.failure,
-                    })
-                }
-                RequestOutcome::Stopped => {
-                    return Err(Error::Stopped {
-                        flow: W::NAME,
-                        request_id: id,
-                    })
-                }
-                RequestOutcome::Pending(_) => {
-                    outcome = self.wait::<W>(&id, Duration::from_secs(3600)).await;
-                }
-            }
-        }
-    }
-
-    /// Pauses a request: vertices not yet started wait until it is resumed.
-    pub async fn pause(&self, flow: &str, id: &RequestId) -> Result<Transition, EngineError> {
-        self.control(flow, id, "pause").await
-    }
-
-    /// Resumes a paused request.
-    pub async fn resume(&self, flow: &str, id: &RequestId) -> Result<Transition, EngineError> {
-        self.control(flow, id, "resume").await
-    }
-
-    /// Stops a request now; its running attempts are cancelled.
-    pub async fn stop(&self, flow: &str, id: &RequestId) -> Result<Transition, EngineError> {
-        let transition = self.control(flow, id, "stop").await?;
-        if transition == Transition::Done(RequestStatus::Stopped) {
-            // The control script stopped it just now (it answers `conflict` to a request that
-            // has ended), so this is the request's one end.
-            crate::metrics::flow_finished(self.flow(flow)?.plan.flow(), RequestStatus::Stopped);
-            // Workers cancel the request's running attempts; one that misses this message
-            // still cannot record anything, as the request is stopped.
-            let channel = control_channel(&self.inner.config.prefix);
-            self.inner
-                .client
-                .publish::<(), _, _>(channel, format!("{flow} {id}"))
-                .await?;
-        }
-        Ok(transition)
-    }
-
-    async fn control(
-        &self,
-        flow: &str,
-        id: &RequestId,
-        action: &str,
-    ) -> Result<Transition, EngineError> {
-        let entry = self.flow(flow)?;
-        let reply = scripts::call(&CONTROL, &self.inner.client, || {
-            let keys = vec![
-                entry.keys.request(id),
-                entry.keys.ready.clone(),
-                entry.keys.parked(id),
-                entry.keys.done.clone(),
-            ];
-            let args = vec![
-                Value::from(action),
-                Value::from(id.as_str()),
-                Value::from(now_ms().to_string()),
-                Value::from(millis(self.inner.config.retention).to_string()),
-                Value::from(super::worker::GROUP),
-            ];
-            (keys, args)
-        })
-        .await?;
-        let reply = reply.into_array();
-        let word = |i: usize| reply.get(i).and_then(|v| v.as_str().map(|s| s.to_string()));
-        let status = word(1).as_deref().and_then(RequestStatus::parse);
-        match (word(0).as_deref(), status) {
-            (Some("ok"), Some(status)) => Ok(Transition::Done(status)),
-            (Some("conflict"), Some(status)) => Ok(Transition::Conflict(status)),
-            (Some("missing"), _) => Ok(Transition::Missing),
-            _ => Err(EngineError::Protocol(format!(
-                "control script answered {reply:?}"
-            ))),
-        }
+        engine::decode_outcome::<W, C>(codec, outcome)
     }
 
     /// Listens for the done event of a request of `flow` (the listener starts on first use):
@@ -371,32 +391,25 @@ impl<C: Codec> RedisEngine<C> {
     /// [`forget_waiter`](Self::forget_waiter), once the receiver is dropped.
     async fn register_waiter(
         &self,
-        flow: &'static str,
+        flow: &Flow,
         id: &RequestId,
-    ) -> Result<oneshot::Receiver<DoneEvent>, EngineError> {
+    ) -> Result<oneshot::Receiver<DoneEvent>, RedisError> {
         self.start_listener().await?;
         let (tx, rx) = oneshot::channel();
-        let mut waiting = self
-            .inner
-            .waiters
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        waiting.entry((flow, id.clone())).or_default().push(tx);
+        lock(&self.inner.waiters.waiting)
+            .entry((flow.plan.flow(), id.clone()))
+            .or_default()
+            .push(tx);
         Ok(rx)
     }
 
-    fn forget_waiter(&self, flow: &'static str, id: &RequestId) {
-        let mut waiting = self
-            .inner
-            .waiters
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(senders) = waiting.get_mut(&(flow, id.clone())) {
+    fn forget_waiter(&self, flow: &Flow, id: &RequestId) {
+        let mut waiting = lock(&self.inner.waiters.waiting);
+        let key = (flow.plan.flow(), id.clone());
+        if let Some(senders) = waiting.get_mut(&key) {
             senders.retain(|s| !s.is_closed());
             if senders.is_empty() {
-                waiting.remove(&(flow, id.clone()));
+                waiting.remove(&key);
             }
         }
     }
@@ -404,15 +417,15 @@ impl<C: Codec> RedisEngine<C> {
     /// Starts (once) the task that reads the completion streams of all registered workflows
     /// and wakes waiters. It starts from each stream's current end, read before any wait
     /// checks a request's state, so no completion falls between the two.
-    async fn start_listener(&self) -> Result<(), EngineError> {
+    async fn start_listener(&self) -> Result<(), RedisError> {
         self.inner
             .waiters
             .listener
             .get_or_try_init(|| async {
-                let client = super::connect_client(&self.inner.config.url, None).await?;
+                let client = connect_client(&self.inner.config.url, None).await?;
                 let mut flows = Vec::new();
                 for (name, flow) in &self.inner.flows {
-                    let last: Vec<super::DoneEntry> = client
+                    let last: Vec<StreamEntry> = client
                         .xrevrange_values(flow.keys.done.clone(), "+", "-", Some(1))
                         .await?;
                     let from = last
@@ -422,40 +435,30 @@ impl<C: Codec> RedisEngine<C> {
                 }
                 let inner = std::sync::Arc::downgrade(&self.inner);
                 tokio::spawn(listen(inner, client, flows));
-                Ok::<(), EngineError>(())
+                Ok::<(), RedisError>(())
             })
             .await?;
         Ok(())
     }
 }
 
-/// The error for a request that does not exist.
-fn missing<W: Workflow>(id: &RequestId) -> EngineError {
-    EngineError::Protocol(format!("request `{id}` of `{}` does not exist", W::NAME))
-}
-
 /// Reads completions until the engine is dropped.
 async fn listen<C: Codec>(
-    inner: std::sync::Weak<super::Inner<C>>,
+    inner: std::sync::Weak<Inner<C>>,
     client: fred::prelude::Client,
     mut flows: Vec<(&'static str, String, String)>,
 ) {
     loop {
         let keys: Vec<String> = flows.iter().map(|(_, key, _)| key.clone()).collect();
         let ids: Vec<String> = flows.iter().map(|(_, _, id)| id.clone()).collect();
-        let read: Result<super::DoneRead, _> =
-            client.xread_map(Some(1000), Some(1000), keys, ids).await;
+        let read: Result<StreamRead, _> = client.xread_map(Some(1000), Some(1000), keys, ids).await;
         let Some(inner) = inner.upgrade() else {
-            let _ = fred::prelude::ClientLike::quit(&client).await;
+            let _ = client.quit().await;
             return;
         };
         match read {
             Ok(streams) => {
-                let mut waiting = inner
-                    .waiters
-                    .waiting
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut waiting = lock(&inner.waiters.waiting);
                 for (name, key, last) in &mut flows {
                     for (entry_id, fields) in streams.get(key.as_str()).into_iter().flatten() {
                         *last = entry_id.clone();
@@ -470,14 +473,9 @@ async fn listen<C: Codec>(
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, "reading completion streams failed; retrying");
+                tracing::warn!(error = %crate::error::chain(&error), "reading completion streams failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
-}
-
-/// The pub/sub channel on which stop requests reach the workers.
-pub(crate) fn control_channel(prefix: &str) -> String {
-    format!("{prefix}:control")
 }

@@ -7,38 +7,18 @@
 //! claimed by another after a lease.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use fred::prelude::{ClientLike, StreamsInterface};
+use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
-use super::{connect_client, millis, DoneEntry, DoneEvent, DoneRead, RedisEngine};
+use super::protocol::HOOKS_GROUP as GROUP;
+use super::{connect_client, DoneEvent, RedisEngine, StreamEntry, StreamRead};
 use crate::codec::Codec;
-use crate::request_id::RequestId;
-use crate::state::{RequestFailure, RequestStatus};
-
-/// The consumer group of the hooks on each completion stream.
-const GROUP: &str = "hooks";
-
-/// A registered hook.
-pub(crate) type Hook =
-    Arc<dyn Fn(Finished) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-/// What a finish hook learns about the request that ended.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    /// The workflow.
-    pub flow: &'static str,
-    /// The request.
-    pub request_id: RequestId,
-    /// How it ended: `Completed`, `Failed` or `Stopped`.
-    pub status: RequestStatus,
-    /// Why it failed, when it did (and its state had not expired yet).
-    pub failure: Option<RequestFailure>,
-}
+use crate::lifecycle::RequestStatus;
+use crate::request::Finished;
+use crate::time::millis;
 
 /// Runs the hooks of `engine`'s workflows until `shutdown`.
 pub(crate) async fn run<C: Codec>(
@@ -84,11 +64,11 @@ pub(crate) async fn run<C: Codec>(
     let lease = millis(inner.config.lease);
     let mut last_reclaim = std::time::Instant::now();
     loop {
-        let mut events: HashMap<String, Vec<DoneEntry>> = HashMap::new();
+        let mut events: HashMap<String, Vec<StreamEntry>> = HashMap::new();
         if last_reclaim.elapsed() >= inner.config.lease / 2 {
             last_reclaim = std::time::Instant::now();
             for (_, key) in &streams {
-                let claimed: Result<(String, Vec<DoneEntry>), _> = inner
+                let claimed: Result<(String, Vec<StreamEntry>), _> = inner
                     .client
                     .xautoclaim_values(
                         key.clone(),
@@ -105,7 +85,7 @@ pub(crate) async fn run<C: Codec>(
                 }
             }
         }
-        let read: Result<DoneRead, _> = tokio::select! {
+        let read: Result<StreamRead, _> = tokio::select! {
             read = reader.xreadgroup_map(GROUP, consumer.as_str(), Some(64), Some(1000), false, keys.clone(), ids.clone()) => read,
             () = shutdown.cancelled() => break,
         };
@@ -133,7 +113,17 @@ pub(crate) async fn run<C: Codec>(
             for (entry, fields) in events.remove(key).into_iter().flatten() {
                 if let Some(finished) = event(&engine, name, &fields).await {
                     if let Some(hook) = inner.hooks.get(name) {
-                        hook(finished).await;
+                        // A panicking hook is reported, and the hooks go on.
+                        let ran = std::panic::AssertUnwindSafe(hook(finished))
+                            .catch_unwind()
+                            .await;
+                        if let Err(panic) = ran {
+                            tracing::error!(
+                                flow = name,
+                                panic = crate::exec::panic_message(panic.as_ref()),
+                                "a finish hook panicked"
+                            );
+                        }
                     }
                 }
                 let acked: Result<(), _> = inner.client.xack(key.clone(), GROUP, entry).await;
@@ -159,12 +149,15 @@ async fn event<C: Codec>(
         ..
     } = DoneEvent::parse(fields)?;
     let failure = match status {
-        RequestStatus::Failed => engine
-            .status(flow, &request_id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|state| state.failure),
+        RequestStatus::Failed => match engine.flow(flow) {
+            Ok(flow) => engine
+                .read_state(flow, &request_id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|state| state.failure),
+            Err(_) => None,
+        },
         _ => None,
     };
     Some(Finished {

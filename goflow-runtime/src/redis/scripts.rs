@@ -1,36 +1,60 @@
-//! The Lua scripts, one per atomic state transition, and one function per script.
+//! The Lua scripts, one per atomic state transition, and one function to call any of them.
+//!
+//! Each script is the Lua prelude ([`protocol::lua_prelude`]: every field name, status word and
+//! lifecycle table) followed by its files from `lua/`, concatenated. The files spell no field
+//! name and no status word themselves (a test below checks it), so the protocol and the
+//! lifecycle exist once, in Rust.
 
 use std::sync::LazyLock;
 
 use fred::prelude::{Client, LuaInterface, Value};
 use fred::types::scripts::Script;
 
+use super::protocol;
+
+/// A script made of the prelude and these files, in order.
+fn script(files: &[&str]) -> Script {
+    let mut source = protocol::lua_prelude();
+    for file in files {
+        source.push_str(file);
+    }
+    Script::from_lua(source)
+}
+
+/// Declares a script from the files it is made of.
 macro_rules! script {
-    ($name:ident, $($file:literal),+) => {
+    ($(#[$meta:meta])* $name:ident = $($file:literal),+) => {
+        $(#[$meta])*
         pub(crate) static $name: LazyLock<Script> =
-            LazyLock::new(|| Script::from_lua(concat!($(include_str!(concat!("lua/", $file))),+)));
+            LazyLock::new(|| script(&[$(include_str!(concat!("lua/", $file))),+]));
     };
 }
 
-script!(SUBMIT, "submit.lua");
-/// The start script takes a batch (the entries of one read): `start.lua` is the body of a
-/// function that `batch.lua` runs once per entry.
+script!(SUBMIT = "submit.lua");
+/// The start script takes a batch (the entries of one read): `start.lua` (with the helpers it
+/// uses) is the body of a function that `batch.lua` runs once per entry.
 pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(concat!(
+    script(&[
         "local function one(KEYS, ARGV)\n",
         include_str!("lua/entry.lua"),
+        include_str!("lua/park.lua"),
         include_str!("lua/start.lua"),
         "end\n",
         include_str!("lua/batch.lua"),
-    ))
+    ])
 });
-// The scripts that end an attempt share their opening, after `entry.lua` (which the start
-// script shares too).
-script!(COMPLETE, "entry.lua", "attempt_end.lua", "complete.lua");
-script!(FAIL, "entry.lua", "attempt_end.lua", "fail.lua");
-script!(BEGAN, "began.lua");
-script!(PROMOTE, "promote.lua");
-script!(CONTROL, "control.lua");
+script!(
+    /// The scripts that end an attempt share their opening, after `entry.lua` (which the start
+    /// script shares too).
+    COMPLETE = "entry.lua",
+    "attempt_end.lua",
+    "complete.lua"
+);
+script!(FAIL = "entry.lua", "attempt_end.lua", "fail.lua");
+script!(ABANDON = "entry.lua", "attempt_end.lua", "abandon.lua");
+script!(BEGAN = "began.lua");
+script!(PROMOTE = "promote.lua");
+script!(CONTROL = "park.lua", "control.lua");
 
 /// Runs a script by hash with the keys and arguments `build` makes, loading the script first
 /// if the server does not have it (after a restart, or on first use).
@@ -51,5 +75,73 @@ pub(crate) async fn call(
             client.evalsha(script.sha1().clone(), keys, args).await
         }
         result => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lifecycle::{Control, RequestStatus, VertexStatus};
+    use crate::redis::protocol::FIELDS;
+
+    const FILES: &[(&str, &str)] = &[
+        ("abandon.lua", include_str!("lua/abandon.lua")),
+        ("attempt_end.lua", include_str!("lua/attempt_end.lua")),
+        ("batch.lua", include_str!("lua/batch.lua")),
+        ("began.lua", include_str!("lua/began.lua")),
+        ("complete.lua", include_str!("lua/complete.lua")),
+        ("control.lua", include_str!("lua/control.lua")),
+        ("entry.lua", include_str!("lua/entry.lua")),
+        ("fail.lua", include_str!("lua/fail.lua")),
+        ("park.lua", include_str!("lua/park.lua")),
+        ("promote.lua", include_str!("lua/promote.lua")),
+        ("start.lua", include_str!("lua/start.lua")),
+        ("submit.lua", include_str!("lua/submit.lua")),
+    ];
+
+    /// The quoted strings of a Lua source, comments left out.
+    fn literals(source: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for line in source.lines() {
+            let code = line.split("--").next().unwrap_or("");
+            let mut rest = code;
+            while let Some(open) = rest.find(['\'', '"']) {
+                let quote = rest.as_bytes()[open] as char;
+                let after = &rest[open + 1..];
+                let Some(close) = after.find(quote) else {
+                    break;
+                };
+                found.push(after[..close].to_owned());
+                rest = &after[close + 1..];
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn no_script_spells_a_field_name_or_a_status_word() {
+        let mut words: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
+        words.extend(RequestStatus::ALL.iter().map(|s| s.as_str()));
+        words.extend(VertexStatus::ALL.iter().map(|s| s.as_str()));
+        words.extend(Control::ALL.iter().map(|s| s.as_str()));
+        words.extend([
+            crate::redis::protocol::GROUP,
+            crate::redis::protocol::HOOKS_GROUP,
+        ]);
+        for (file, source) in FILES {
+            for literal in literals(source) {
+                assert!(
+                    !words.contains(&literal.as_str()),
+                    "{file} spells `{literal}`: use the prelude's name for it"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_sees_literals() {
+        assert_eq!(
+            literals("redis.call('HSET', req, \"st\") -- 'comment'"),
+            ["HSET", "st"]
+        );
     }
 }

@@ -16,15 +16,17 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tracing::Instrument as _;
 
-use super::backend::{Action, Backend, BackendError};
 use super::metrics::Metrics;
 use super::registry::FlowDef;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::lifecycle::{Control, RequestStatus};
+use crate::request::RequestState;
 use crate::request_id::RequestId;
-use crate::state::{RequestState, RequestStatus, Transition};
 
 /// What the handlers share.
-pub(crate) struct AppState {
-    pub(crate) backend: Backend,
+pub(crate) struct AppState<E> {
+    pub(crate) engine: E,
     pub(crate) flows: HashMap<&'static str, FlowDef>,
     pub(crate) api_token: Option<String>,
     pub(crate) body_limit: usize,
@@ -33,20 +35,20 @@ pub(crate) struct AppState {
 }
 
 /// The routes, ready to serve or to nest in another application's router.
-pub(crate) fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
     let flows = Router::new()
-        .route("/flows", get(list_flows))
-        .route("/flow/{name}", get(describe_flow).post(submit))
-        .route("/flow/{name}/requests/{id}", get(request_status))
-        .route("/flow/{name}/requests/{id}/{action}", post(control))
+        .route("/flows", get(list_flows::<E>))
+        .route("/flow/{name}", get(describe_flow::<E>).post(submit::<E>))
+        .route("/flow/{name}/requests/{id}", get(request_status::<E>))
+        .route("/flow/{name}/requests/{id}/{action}", post(control::<E>))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
-            authorize,
+            authorize::<E>,
         ));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(ready::<E>))
+        .route("/metrics", get(metrics::<E>))
         .merge(flows)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn(trace_request))
@@ -114,13 +116,18 @@ impl ApiError {
     }
 }
 
-impl From<BackendError> for ApiError {
-    fn from(error: BackendError) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            error.to_string(),
-        )
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let message = crate::error::chain(&error);
+        match error {
+            Error::UnknownFlow { flow } => Self::unknown_flow(&flow),
+            Error::UnknownRequest { request_id, .. } => Self::unknown_request(request_id.as_str()),
+            Error::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Error::Engine { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+        }
     }
 }
 
@@ -141,7 +148,11 @@ impl IntoResponse for ApiError {
 }
 
 /// Requires `Authorization: Bearer <token>` when a token is configured.
-async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn authorize<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(expected) = &state.api_token {
         let given = request
             .headers()
@@ -169,7 +180,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn flow<'a>(state: &'a AppState, name: &str) -> Result<&'a FlowDef, ApiError> {
+fn flow<'a, E>(state: &'a AppState<E>, name: &str) -> Result<&'a FlowDef, ApiError> {
     state
         .flows
         .get(name)
@@ -181,7 +192,7 @@ fn request_id(text: &str) -> Result<RequestId, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_id", e.to_string()))
 }
 
-async fn list_flows(State(state): State<Arc<AppState>>) -> Json<Value> {
+async fn list_flows<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Value> {
     let mut flows: Vec<Value> = state
         .flows
         .values()
@@ -197,13 +208,13 @@ async fn list_flows(State(state): State<Arc<AppState>>) -> Json<Value> {
         })
         .collect();
     flows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Json(json!({ "engine": state.backend.kind(), "flows": flows }))
+    Json(json!({ "engine": state.engine.kind(), "flows": flows }))
 }
 
 /// `GET /flow/{name}`: the graph as JSON, or Mermaid / DOT by `Accept` or by a `.mmd` / `.dot`
 /// suffix on the name.
-async fn describe_flow(
-    State(state): State<Arc<AppState>>,
+async fn describe_flow<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -241,8 +252,8 @@ async fn describe_flow(
 }
 
 /// `POST /flow/{name}`: body = the workflow input as JSON.
-async fn submit(
-    State(state): State<Arc<AppState>>,
+async fn submit<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -292,7 +303,7 @@ async fn submit(
             format!("the body is not a valid `{}` input: {e}", flow.name),
         )
     })?;
-    let created = state.backend.submit(flow, &id, input).await?;
+    let created = state.engine.submit_encoded(flow.name, &id, input).await?;
     if created {
         state.metrics.started(flow.name);
     }
@@ -308,7 +319,7 @@ async fn submit(
         ),
     ];
     let waited = match wait {
-        Some(timeout) => state.backend.wait(flow, &id, timeout).await?,
+        Some(timeout) => Some(state.engine.wait_state(flow.name, &id, timeout).await?),
         None => None,
     };
     match waited {
@@ -326,11 +337,7 @@ async fn submit(
             let status = if created {
                 RequestStatus::Queued
             } else {
-                state
-                    .backend
-                    .status(flow, &id)
-                    .await?
-                    .map_or(RequestStatus::Queued, |s| s.status)
+                state.engine.state(flow.name, &id).await?.status
             };
             Ok((
                 StatusCode::ACCEPTED,
@@ -359,61 +366,41 @@ fn request_json(flow: &FlowDef, request: &RequestState) -> Value {
     body
 }
 
-async fn request_status(
-    State(state): State<Arc<AppState>>,
+async fn request_status<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let flow = flow(&state, &name)?;
     let id = request_id(&id)?;
-    let request = state
-        .backend
-        .status(flow, &id)
-        .await?
-        .ok_or_else(|| ApiError::unknown_request(id.as_str()))?;
+    let request = state.engine.state(flow.name, &id).await?;
     Ok(Json(request_json(flow, &request)))
 }
 
-async fn control(
-    State(state): State<Arc<AppState>>,
+async fn control<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
     Path((name, id, action)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let flow = flow(&state, &name)?;
     let id = request_id(&id)?;
-    let action = match action.as_str() {
-        "pause" => Action::Pause,
-        "resume" => Action::Resume,
-        "stop" => Action::Stop,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the actions are `pause`, `resume` and `stop`",
-            ))
-        }
+    let Ok(action) = action.parse::<Control>() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the actions are `pause`, `resume` and `stop`",
+        ));
     };
-    match state.backend.control(flow, &id, action).await? {
-        Transition::Done(status) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"request_id": id, "status": status})),
-        )
-            .into_response()),
-        Transition::Conflict(status) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "cannot {} a request that is {}",
-                format!("{action:?}").to_lowercase(),
-                status.as_str()
-            ),
-        )),
-        Transition::Missing => Err(ApiError::unknown_request(id.as_str())),
-    }
+    let status = state.engine.control(flow.name, &id, action).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"request_id": id, "status": status})),
+    )
+        .into_response())
 }
 
-async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    state.backend.ready().await?;
+async fn ready<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Result<Json<Value>, ApiError> {
+    state.engine.ready().await?;
     Ok(Json(
-        json!({"status": "ready", "engine": state.backend.kind()}),
+        json!({"status": "ready", "engine": state.engine.kind()}),
     ))
 }
 
@@ -438,7 +425,7 @@ pub(crate) fn metrics_router() -> Router {
         )
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,

@@ -1,6 +1,6 @@
 //! `GET /metrics` in the Prometheus text format: the service's own counter, then everything
-//! the engines emit through the `metrics` facade (see `crate::metrics`), recorded by a
-//! Prometheus recorder that the first service of the process installs.
+//! the engines emit through the `metrics` facade (see `crate::metrics`), when a Prometheus
+//! recorder was installed for the process (by a service that runs, not by its router).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,17 +10,15 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Counters kept by the HTTP layer, and the process's Prometheus recorder.
+/// Counters kept by the HTTP layer.
 pub(crate) struct Metrics {
     submitted: BTreeMap<&'static str, AtomicU64>,
-    recorder: Option<&'static PrometheusHandle>,
 }
 
 impl Metrics {
     pub(crate) fn new(flows: impl IntoIterator<Item = &'static str>) -> Self {
         Self {
             submitted: flows.into_iter().map(|f| (f, AtomicU64::new(0))).collect(),
-            recorder: recorder(),
         }
     }
 
@@ -43,7 +41,7 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
-        if let Some(recorder) = self.recorder {
+        if let Some(recorder) = recorder() {
             out.push('\n');
             out.push_str(&recorder.render());
         }
@@ -51,12 +49,19 @@ impl Metrics {
     }
 }
 
-/// The process's Prometheus recorder, installed as the global `metrics` recorder by the first
-/// call and shared by every service after it (a process may build several, as tests do).
-/// `None` when the application installed a recorder of its own first: the engines' metrics
-/// then go to that one, and `/metrics` shows only the service's own counter.
+/// The process's Prometheus recorder, once [`install`]ed.
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus recorder, if one was installed.
 pub(crate) fn recorder() -> Option<&'static PrometheusHandle> {
-    static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    RECORDER.get().and_then(Option::as_ref)
+}
+
+/// Installs a Prometheus recorder as the process's global `metrics` recorder (the first call
+/// does; later ones share it, as a process may run several services, as tests do). `None`
+/// when the application installed a recorder of its own first: the engines' metrics then go to
+/// that one, and `/metrics` shows only the service's own counter.
+pub(crate) fn install() -> Option<&'static PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
             let installed = PrometheusBuilder::new()

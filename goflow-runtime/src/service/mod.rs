@@ -4,7 +4,7 @@
 //! ```no_run
 //! # use goflow_runtime::service::FlowService;
 //! # async fn f() -> Result<(), goflow_runtime::service::ServiceError> {
-//! FlowService::from_env()      // GOFLOW_PORT, GOFLOW_REDIS_URL, ... (see `Settings`)
+//! FlowService::from_env()?     // GOFLOW_PORT, GOFLOW_REDIS_URL, ... (see `Settings`)
 //!     // .register::<Kyc>()
 //!     .start()                 // HTTP + workers; `start_worker()`, `start_server()`
 //!     .await
@@ -14,163 +14,49 @@
 //! Without a Redis URL the service runs the embedded engine in-process (HTTP and execution in
 //! one process, state in memory). With one, it runs the Redis engine: `start()` serves HTTP
 //! and runs workers, `start_worker()` only runs workers (add processes to scale), and
-//! `start_server()` only serves HTTP.
+//! `start_server()` only serves HTTP. Either way the routes are the same, served by one
+//! handler generic over the [`Engine`].
 
-mod backend;
 mod http;
 mod metrics;
 mod registry;
+mod settings;
 pub mod telemetry;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use self::backend::Backend;
+pub use self::settings::{ServiceError, Settings};
+
 use self::http::AppState;
 use self::registry::FlowDef;
-use crate::embedded::Embedded;
+use crate::embedded::EmbeddedEngine;
+use crate::engine::{self, Engine, Hook};
+use crate::request::Finished;
 use crate::workflow::Workflow;
-
-/// Every setting of a [`FlowService`]; each has an environment variable.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// HTTP port (`GOFLOW_PORT`, default 8080).
-    pub port: u16,
-    /// HTTP bind address (`GOFLOW_HOST`, default `0.0.0.0`).
-    pub host: String,
-    /// Redis URL (`GOFLOW_REDIS_URL`); absent: the embedded engine.
-    pub redis_url: Option<String>,
-    /// Attempts one worker runs at once (`GOFLOW_WORKER_CONCURRENCY`, default 8).
-    pub worker_concurrency: usize,
-    /// Bearer token required by the `/flow` routes (`GOFLOW_API_TOKEN`); absent: no auth.
-    pub api_token: Option<String>,
-    /// Largest request body in bytes (`GOFLOW_BODY_LIMIT`, default 1 MiB).
-    pub body_limit: usize,
-    /// Longest `?wait=` honoured, in seconds (`GOFLOW_MAX_WAIT`, default 60).
-    pub max_wait: Duration,
-    /// OTLP endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); with the `otel` feature every
-    /// span is exported there (see [`telemetry`]).
-    pub otlp_endpoint: Option<String>,
-    /// Key prefix of the Redis engine (`GOFLOW_REDIS_PREFIX`, default `goflow`).
-    pub redis_prefix: String,
-    /// Port on which a worker-only process (`start_worker`) serves `/metrics` and `/healthz`
-    /// (`GOFLOW_METRICS_PORT`); absent: none. Services with HTTP serve them on their port.
-    pub metrics_port: Option<u16>,
-    /// How long to let running attempts finish on shutdown (`GOFLOW_SHUTDOWN_GRACE`, seconds,
-    /// default 30).
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            port: 8080,
-            host: "0.0.0.0".to_owned(),
-            redis_url: None,
-            worker_concurrency: 8,
-            api_token: None,
-            body_limit: 1 << 20,
-            max_wait: Duration::from_secs(60),
-            otlp_endpoint: None,
-            redis_prefix: "goflow".to_owned(),
-            metrics_port: None,
-            shutdown_grace: Duration::from_secs(30),
-        }
-    }
-}
-
-/// A setting's environment variable holds something unusable.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServiceError {
-    /// An environment variable could not be parsed.
-    #[error("environment variable {name}={value:?}: {expected}")]
-    Setting {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What was expected.
-        expected: &'static str,
-    },
-    /// The HTTP port could not be bound.
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// Host and port.
-        address: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Workers need the Redis engine.
-    #[error("running workers on their own needs a Redis URL (GOFLOW_REDIS_URL): the embedded engine runs inside the HTTP service")]
-    WorkerNeedsRedis,
-    /// The Redis engine failed.
-    #[cfg(feature = "redis")]
-    #[error(transparent)]
-    Engine(#[from] crate::redis::EngineError),
-    /// Serving HTTP failed.
-    #[error("http server: {0}")]
-    Serve(std::io::Error),
-}
-
-impl Settings {
-    /// Defaults overridden by the environment.
-    pub fn from_env() -> Result<Self, ServiceError> {
-        let mut settings = Self::default();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        fn parse<T: std::str::FromStr>(
-            name: &'static str,
-            value: String,
-            expected: &'static str,
-        ) -> Result<T, ServiceError> {
-            value.trim().parse().map_err(|_| ServiceError::Setting {
-                name,
-                value,
-                expected,
-            })
-        }
-        if let Some(v) = var("GOFLOW_PORT") {
-            settings.port = parse("GOFLOW_PORT", v, "a port number")?;
-        }
-        if let Some(v) = var("GOFLOW_HOST") {
-            settings.host = v;
-        }
-        settings.redis_url = var("GOFLOW_REDIS_URL");
-        if let Some(v) = var("GOFLOW_WORKER_CONCURRENCY") {
-            settings.worker_concurrency =
-                parse("GOFLOW_WORKER_CONCURRENCY", v, "a positive whole number")?;
-        }
-        settings.api_token = var("GOFLOW_API_TOKEN");
-        if let Some(v) = var("GOFLOW_BODY_LIMIT") {
-            settings.body_limit = parse("GOFLOW_BODY_LIMIT", v, "a number of bytes")?;
-        }
-        if let Some(v) = var("GOFLOW_MAX_WAIT") {
-            settings.max_wait =
-                Duration::from_secs(parse("GOFLOW_MAX_WAIT", v, "a number of seconds")?);
-        }
-        if let Some(v) = var("GOFLOW_SHUTDOWN_GRACE") {
-            settings.shutdown_grace =
-                Duration::from_secs(parse("GOFLOW_SHUTDOWN_GRACE", v, "a number of seconds")?);
-        }
-        if let Some(v) = var("GOFLOW_METRICS_PORT") {
-            settings.metrics_port = Some(parse("GOFLOW_METRICS_PORT", v, "a port number")?);
-        }
-        if let Some(v) = var("GOFLOW_REDIS_PREFIX") {
-            settings.redis_prefix = v;
-        }
-        settings.otlp_endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT");
-        Ok(settings)
-    }
-}
 
 /// Serves registered workflows over HTTP and runs them.
 pub struct FlowService {
     settings: Settings,
     flows: Vec<FlowDef>,
+    hooks: Vec<(&'static str, Hook)>,
     shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for FlowService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowService")
+            .field("settings", &self.settings)
+            .field(
+                "flows",
+                &self.flows.iter().map(|f| f.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl FlowService {
@@ -179,53 +65,130 @@ impl FlowService {
         Self {
             settings,
             flows: Vec::new(),
+            hooks: Vec::new(),
             shutdown: CancellationToken::new(),
         }
     }
 
-    /// A service configured from the environment; panics with the variable's name when one
-    /// holds something unusable (use [`Settings::from_env`] to handle that yourself).
-    pub fn from_env() -> Self {
-        match Settings::from_env() {
-            Ok(settings) => Self::new(settings),
-            Err(error) => panic!("{error}"),
-        }
+    /// A service configured from the environment ([`Settings::from_env`]); the error names
+    /// the variable that holds something unusable, and its value.
+    pub fn from_env() -> Result<Self, ServiceError> {
+        Settings::from_env().map(Self::new)
     }
 
-    /// The HTTP port.
+    /// The HTTP port (default 8080).
+    #[must_use]
     pub fn port(mut self, port: u16) -> Self {
         self.settings.port = port;
         self
     }
 
+    /// The HTTP bind address (default `0.0.0.0`).
+    #[must_use]
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.settings.host = host.into();
+        self
+    }
+
     /// Runs on Redis at `url` instead of the embedded engine.
+    #[must_use]
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.settings.redis_url = Some(url.into());
         self
     }
 
-    /// Attempts one worker runs at once.
+    /// The key prefix of the Redis engine (default `goflow`).
+    #[must_use]
+    pub fn redis_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.redis_prefix = prefix.into();
+        self
+    }
+
+    /// Attempts one worker runs at once (default 8; at least 1).
+    #[must_use]
     pub fn worker_concurrency(mut self, concurrency: usize) -> Self {
-        self.settings.worker_concurrency = concurrency.max(1);
+        self.settings.worker_concurrency = concurrency;
+        self
+    }
+
+    /// How long a Redis worker may hold an entry without renewing it before others reclaim
+    /// it (default 30 s).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease;
+        self
+    }
+
+    /// How long finished requests are kept (default 24 h), on either engine.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.settings.retention = retention;
         self
     }
 
     /// Requires this bearer token on the `/flow` routes.
+    #[must_use]
     pub fn api_token(mut self, token: impl Into<String>) -> Self {
         self.settings.api_token = Some(token.into());
         self
     }
 
-    /// The OTLP endpoint for traces.
+    /// The largest request body, in bytes (default 1 MiB).
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.settings.body_limit = bytes;
+        self
+    }
+
+    /// The longest `?wait=` honoured (default 60 s).
+    #[must_use]
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.settings.max_wait = wait;
+        self
+    }
+
+    /// The OTLP endpoint for traces (with [`telemetry`]).
+    #[must_use]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.settings.otlp_endpoint = Some(endpoint.into());
         self
     }
 
-    /// Serves and runs workflow `W`.
-    pub fn register<W: Workflow>(mut self) -> Self {
-        self.flows.push(FlowDef::of::<W>());
+    /// The port on which a worker-only process serves `/metrics` and `/healthz`.
+    #[must_use]
+    pub fn metrics_port(mut self, port: u16) -> Self {
+        self.settings.metrics_port = Some(port);
         self
+    }
+
+    /// How long running attempts may finish on shutdown (default 30 s).
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.settings.shutdown_grace = grace;
+        self
+    }
+
+    /// Serves and runs workflow `W`.
+    #[must_use]
+    pub fn register<W: Workflow>(mut self) -> Self {
+        if !self.flows.iter().any(|f| f.name == W::NAME) {
+            self.flows.push(FlowDef::of::<W>());
+        }
+        self
+    }
+
+    /// Runs `hook` once when a request of `W` ends (completed, failed or stopped), on
+    /// whichever engine the service runs (on Redis, on one of the workers), and registers
+    /// `W`. See the engines' `on_finish`.
+    #[must_use]
+    pub fn on_finish<W, F, Fut>(mut self, hook: F) -> Self
+    where
+        W: Workflow,
+        F: Fn(Finished) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.push((W::NAME, engine::hook(hook)));
+        self.register::<W>()
     }
 
     /// The settings in force.
@@ -238,11 +201,15 @@ impl FlowService {
         self.shutdown.clone()
     }
 
-    /// The routes, to serve yourself or to nest in your own `axum::Router`. With the Redis
-    /// engine, run workers separately ([`start_worker`](Self::start_worker)).
+    /// The routes, to serve yourself or to nest in your own `axum::Router`. Installs nothing
+    /// process-wide. With the Redis engine, run workers separately
+    /// ([`start_worker`](Self::start_worker)).
     pub async fn router(&self) -> Result<axum::Router, ServiceError> {
-        let backend = self.backend().await?;
-        Ok(self.router_for(backend))
+        self.settings.validate()?;
+        Ok(match &self.settings.redis_url {
+            None => self.router_for(self.embedded()),
+            Some(url) => self.router_for(self.redis(url).await?),
+        })
     }
 
     /// Serves HTTP and runs the workflows until shut down.
@@ -263,29 +230,45 @@ impl FlowService {
         self.run(true, false).await
     }
 
-    async fn backend(&self) -> Result<Backend, ServiceError> {
-        match &self.settings.redis_url {
-            None => Ok(Backend::Embedded(Arc::new(Embedded::new()))),
-            #[cfg(feature = "redis")]
-            Some(url) => {
-                let mut config = crate::redis::RedisConfig::new(url.clone());
-                config.prefix = self.settings.redis_prefix.clone();
-                let mut builder = crate::redis::RedisEngine::builder(config);
-                for flow in &self.flows {
-                    builder = (flow.register_redis)(builder);
-                }
-                Ok(Backend::Redis(builder.connect().await?))
-            }
-            #[cfg(not(feature = "redis"))]
-            Some(_) => Err(ServiceError::WorkerNeedsRedis),
+    fn embedded(&self) -> EmbeddedEngine {
+        let mut builder = EmbeddedEngine::builder().retention(self.settings.retention);
+        for flow in &self.flows {
+            builder = (flow.register_embedded)(builder);
         }
+        for (flow, hook) in &self.hooks {
+            builder = builder.hook(flow, Arc::clone(hook));
+        }
+        builder.build()
     }
 
-    fn router_for(&self, backend: Backend) -> axum::Router {
+    #[cfg(feature = "redis")]
+    async fn redis(&self, url: &str) -> Result<crate::redis::RedisEngine, ServiceError> {
+        let mut config = crate::redis::RedisConfig::new(url);
+        config.prefix = self.settings.redis_prefix.clone();
+        config.lease = self.settings.lease;
+        config.retention = self.settings.retention;
+        let mut builder = crate::redis::RedisEngine::builder(config);
+        for flow in &self.flows {
+            builder = (flow.register_redis)(builder);
+        }
+        for (flow, hook) in &self.hooks {
+            builder = builder.hook(flow, Arc::clone(hook));
+        }
+        builder.connect().await.map_err(ServiceError::Engine)
+    }
+
+    /// Without the `redis` feature a Redis URL cannot be honoured.
+    #[cfg(not(feature = "redis"))]
+    #[allow(clippy::unused_async)]
+    async fn redis(&self, _url: &str) -> Result<EmbeddedEngine, ServiceError> {
+        Err(ServiceError::RedisNotBuilt)
+    }
+
+    fn router_for<E: Engine>(&self, engine: E) -> axum::Router {
         let flows: HashMap<&'static str, FlowDef> =
             self.flows.iter().map(|f| (f.name, *f)).collect();
         let state = AppState {
-            backend,
+            engine,
             metrics: metrics::Metrics::new(flows.keys().copied()),
             flows,
             api_token: self.settings.api_token.clone(),
@@ -295,25 +278,37 @@ impl FlowService {
         http::router(Arc::new(state))
     }
 
-    // Without the Redis engine there are no workers apart from the embedded engine.
-    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     async fn run(self, serve: bool, work: bool) -> Result<(), ServiceError> {
+        self.settings.validate()?;
         // A no-op when the application installed its own subscriber.
         let _telemetry = telemetry::install(self.settings.otlp_endpoint.as_deref());
         if serve || self.settings.metrics_port.is_some() {
             // Before the workers start, so that `GET /metrics` misses none of their metrics.
-            metrics::recorder();
+            metrics::install();
         }
+        match self.settings.redis_url.clone() {
+            None => {
+                let engine = self.embedded();
+                self.run_with(engine, serve, None).await
+            }
+            Some(url) => {
+                let engine = self.redis(&url).await?;
+                let worker = work.then(|| Worker::of(&engine, self.settings.worker_concurrency));
+                self.run_with(engine, serve, worker.flatten()).await
+            }
+        }
+    }
+
+    /// Serves `engine` over HTTP (if `serve`) and runs `worker` (if any) until shut down.
+    async fn run_with<E: Engine>(
+        self,
+        engine: E,
+        serve: bool,
+        worker: Option<Worker>,
+    ) -> Result<(), ServiceError> {
         if let (false, Some(port)) = (serve, self.settings.metrics_port) {
             // A worker-only process serves its metrics (and liveness) on a port of its own.
-            let address = format!("{}:{port}", self.settings.host);
-            let listener = tokio::net::TcpListener::bind(&address)
-                .await
-                .map_err(|source| ServiceError::Bind {
-                    address: address.clone(),
-                    source,
-                })?;
-            tracing::info!(%address, "serving /metrics and /healthz");
+            let listener = self.bind(port).await?;
             let router = http::metrics_router();
             let metrics_shutdown = self.shutdown.clone();
             tokio::spawn(async move {
@@ -322,36 +317,20 @@ impl FlowService {
                     .await;
             });
         }
-        let backend = self.backend().await?;
         let shutdown = self.shutdown.clone();
         tokio::spawn(shutdown_on_signal(shutdown.clone()));
         let mut tasks = tokio::task::JoinSet::new();
-        #[cfg(feature = "redis")]
-        if let (true, Backend::Redis(engine)) = (work, &backend) {
-            let worker = engine.worker(self.settings.worker_concurrency);
-            tracing::info!(
-                consumer = worker.consumer(),
-                concurrency = self.settings.worker_concurrency,
-                "worker started"
-            );
-            let worker_shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                worker
-                    .run(worker_shutdown)
-                    .await
-                    .map_err(ServiceError::from)
-            });
+        if let Some(worker) = worker {
+            tasks.spawn(worker.run(shutdown.clone()));
         }
         if serve {
-            let address = format!("{}:{}", self.settings.host, self.settings.port);
-            let listener = tokio::net::TcpListener::bind(&address)
-                .await
-                .map_err(|source| ServiceError::Bind {
-                    address: address.clone(),
-                    source,
-                })?;
-            tracing::info!(%address, engine = backend.kind(), flows = self.flows.len(), "serving HTTP");
-            let router = self.router_for(backend);
+            let listener = self.bind(self.settings.port).await?;
+            tracing::info!(
+                engine = engine.kind(),
+                flows = self.flows.len(),
+                "serving HTTP"
+            );
+            let router = self.router_for(engine);
             let http_shutdown = shutdown.clone();
             tasks.spawn(async move {
                 axum::serve(listener, router)
@@ -377,6 +356,48 @@ impl FlowService {
         })
         .await;
         result
+    }
+
+    async fn bind(&self, port: u16) -> Result<tokio::net::TcpListener, ServiceError> {
+        let address = format!("{}:{port}", self.settings.host);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .map_err(|source| ServiceError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        tracing::info!(%address, "listening");
+        Ok(listener)
+    }
+}
+
+/// The service's worker, when it runs the Redis engine's.
+enum Worker {
+    #[cfg(feature = "redis")]
+    Redis(crate::redis::Worker<crate::codec::MsgPack>),
+}
+
+impl Worker {
+    #[cfg(feature = "redis")]
+    #[allow(clippy::unnecessary_wraps)]
+    fn of(engine: &crate::redis::RedisEngine, concurrency: usize) -> Option<Self> {
+        let worker = engine.worker(concurrency);
+        tracing::info!(consumer = worker.consumer(), concurrency, "worker started");
+        Some(Self::Redis(worker))
+    }
+
+    /// The embedded engine has no workers apart from itself.
+    #[cfg(not(feature = "redis"))]
+    fn of(_engine: &EmbeddedEngine, _concurrency: usize) -> Option<Self> {
+        None
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(clippy::unused_async))]
+    async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
+        match self {
+            #[cfg(feature = "redis")]
+            Worker::Redis(worker) => worker.run(shutdown).await.map_err(ServiceError::Engine),
+        }
     }
 }
 

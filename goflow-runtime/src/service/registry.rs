@@ -1,15 +1,12 @@
 //! The workflows a service serves, with their types erased: the HTTP layer works with names,
 //! JSON and encoded payloads, and these functions convert at the edges.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use crate::codec::{CodecError, Json, MsgPack};
-use crate::embedded::Embedded;
+use crate::embedded::EmbeddedEngineBuilder;
 use crate::graph::Graph;
 use crate::node::Data as _;
-use crate::plan::Plan;
 use crate::workflow::Workflow;
 
 /// One registered workflow.
@@ -18,7 +15,8 @@ pub(crate) struct FlowDef {
     pub(crate) name: &'static str,
     pub(crate) description: &'static str,
     pub(crate) graph: fn() -> &'static Graph,
-    pub(crate) plan: fn(&Embedded) -> Arc<Plan>,
+    /// Registers the workflow with the engine the service runs, whichever it is.
+    pub(crate) register_embedded: fn(EmbeddedEngineBuilder) -> EmbeddedEngineBuilder,
     #[cfg(feature = "redis")]
     pub(crate) register_redis:
         fn(crate::redis::RedisEngineBuilder) -> crate::redis::RedisEngineBuilder,
@@ -35,7 +33,7 @@ impl FlowDef {
             name: W::NAME,
             description: W::DESCRIPTION,
             graph: W::graph,
-            plan: |engine| engine.plan::<W>(),
+            register_embedded: |builder| builder.register::<W>(),
             #[cfg(feature = "redis")]
             register_redis: |builder| builder.register::<W>(),
             input_from_json: |body| W::Input::decode_with(&Json, body)?.encode_with(&MsgPack),
@@ -45,5 +43,13 @@ impl FlowDef {
                 serde_json::from_slice(&json).map_err(|e| CodecError::decode("json", &e))
             },
         }
+    }
+}
+
+impl std::fmt::Debug for FlowDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowDef")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }

@@ -5,17 +5,18 @@
 -- is no longer queued, or the request has ended.
 -- KEYS: 1 request hash
 -- ARGV: 1 instance key, 2 when the attempt began (ms), 3 consumer, 4 now (ms)
+-- Answers 1 if it recorded the start, else 0.
 local req, v = KEYS[1], ARGV[1]
-local got = redis.call('HMGET', req, 'st', 's:' .. v)
+local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v)
 local st, vs = got[1], got[2]
-if vs ~= 'queued' or not (st == 'queued' or st == 'running' or st == 'paused') then
+if vs ~= VS_QUEUED or not st or ENDED[st] then
   return 0
 end
-local update = {'s:' .. v, 'running', 'a:' .. v, '1', 'w:' .. v, ARGV[3], 't0:' .. v, ARGV[2],
-  'ut', ARGV[4]}
-if st == 'queued' then
-  update[#update + 1] = 'st'
-  update[#update + 1] = 'running'
+local update = {INST_STATUS .. v, VS_RUNNING, INST_ATTEMPTS .. v, '1', INST_WORKER .. v, ARGV[3],
+  INST_STARTED .. v, ARGV[2], REQ_UPDATED, ARGV[4]}
+if ON_START[st] ~= st then
+  update[#update + 1] = REQ_STATUS
+  update[#update + 1] = ON_START[st]
 end
 redis.call('HSET', req, unpack(update))
 return 1

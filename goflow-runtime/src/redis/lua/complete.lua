@@ -12,8 +12,8 @@
 -- keeps one entry from end to end, which spares each hand-off an XADD, an XCLAIM, an XACK and
 -- an XDEL.
 --
--- KEYS: 1 request hash, 2 the entry's stream, 3 parked list, 4 completion stream,
---       5 ready stream
+-- KEYS: 1 request hash, 2 the ready stream (which holds the entry), 3 parked list,
+--       4 completion stream
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 the request's output when this
 --       completes it (else empty), 6 now, 7 `1` if this completes the request, `2` if it does
 --       and the done event carries the output (a small one, for waiting clients), else `0`,
@@ -27,11 +27,17 @@
 --       (a gather: one per item). The K input fields are those a hand-off reads here: the
 --       inputs this completion stores itself (its own output, say) are not listed, as the
 --       worker has them.
--- Answers {word, then per handed-off instance: instance key, K, K input values (nil when
--- missing)}, word being `completed` or `ok`.
--- (after entry.lua and attempt_end.lua: `carrier`, `ack`, `req`, `v`, `st`, `vs`, `carries`,
--- `others`)
-local parked, done, ready_stream = KEYS[3], KEYS[4], KEYS[5]
+-- Answers {RS_COMPLETED} when it completed the request; else {'ok', then per handed-off
+-- instance: instance key, K, K input values (nil when missing)}; or what `end_attempt`
+-- answers.
+-- (after entry.lua and attempt_end.lua: `carrier`, `ack`, `end_attempt`)
+local req, ready_stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local v, now, consumer = ARGV[4], ARGV[6], ARGV[10]
+local early, at = end_attempt(req, v, now)
+if early then
+  return early
+end
+local st, others = at.st, at.others
 -- HSET and RPUSH in bounded chunks: Lua unpacks at most a few thousand values.
 local function chunked(command, key, list)
   for first = 1, #list, 4000 do
@@ -39,51 +45,52 @@ local function chunked(command, key, list)
   end
 end
 local last = 13 + 2 * tonumber(ARGV[12])
-local update = {'s:' .. v, 'done', 't1:' .. v, ARGV[6], 'ut', ARGV[6]}
+local update = {INST_STATUS .. v, VS_DONE, INST_FINISHED .. v, now, REQ_UPDATED, now}
 -- Records the first attempt of `s`, by this consumer, begun at `t0`.
 local function first_attempt(s, t0)
-  update[#update + 1] = 'a:' .. s
+  update[#update + 1] = INST_ATTEMPTS .. s
   update[#update + 1] = '1'
-  update[#update + 1] = 'w:' .. s
-  update[#update + 1] = ARGV[10]
-  update[#update + 1] = 't0:' .. s
+  update[#update + 1] = INST_WORKER .. s
+  update[#update + 1] = consumer
+  update[#update + 1] = INST_STARTED .. s
   update[#update + 1] = t0
 end
--- An attempt that ran at once (see ARGV 13) records its start here, unless it ran long enough to
--- record it on its own (began.lua). It ran even if the request was paused meanwhile: the pause
--- parks what comes after it.
-if ARGV[13] ~= '' and vs == 'queued' then
+-- An attempt that ran at once (see ARGV 13) records its start here, unless it ran long enough
+-- to record it on its own (began.lua). It ran even if the request was paused meanwhile: the
+-- pause parks what comes after it.
+if ARGV[13] ~= '' and at.vs == VS_QUEUED then
   first_attempt(v, ARGV[13])
-  if st == 'queued' and ARGV[7] == '0' then
-    update[#update + 1] = 'st'
-    update[#update + 1] = 'running'
+  if ON_START[st] ~= st and ARGV[7] == '0' then
+    update[#update + 1] = REQ_STATUS
+    update[#update + 1] = ON_START[st]
   end
 end
 for i = 14, last do
   update[#update + 1] = ARGV[i]
 end
 if ARGV[7] ~= '0' then
-  update[#update + 1] = 'st'
-  update[#update + 1] = 'completed'
-  update[#update + 1] = 'out'
+  update[#update + 1] = REQ_STATUS
+  update[#update + 1] = RS_COMPLETED
+  update[#update + 1] = REQ_OUTPUT
   update[#update + 1] = ARGV[5]
-  update[#update + 1] = 'ft'
-  update[#update + 1] = ARGV[6]
+  update[#update + 1] = REQ_FINISHED
+  update[#update + 1] = now
   chunked('HSET', req, update)
   redis.call('PEXPIRE', req, ARGV[8])
   -- Instances are parked only while the request is paused: resuming or stopping it enqueues
   -- or drops them, and deletes the list.
-  if st == 'paused' then
+  if st == RS_PAUSED then
     redis.call('DEL', parked)
   end
   if ARGV[7] == '2' then
-    redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed',
-      'out', ARGV[5])
+    redis.call('XADD', done, 'MAXLEN', '~', DONE_MAXLEN, '*', DONE_REQUEST, ARGV[3], DONE_STATUS,
+      RS_COMPLETED, DONE_OUTPUT, ARGV[5])
   else
-    redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[3], 'st', 'completed')
+    redis.call('XADD', done, 'MAXLEN', '~', DONE_MAXLEN, '*', DONE_REQUEST, ARGV[3], DONE_STATUS,
+      RS_COMPLETED)
   end
   ack()
-  return {'completed'}
+  return {RS_COMPLETED}
 end
 -- Everything is written in one HSET at the end: nothing below reads a field this completion
 -- writes (a hand-off reads only the inputs the worker does not hold, and a gather's size is
@@ -93,9 +100,9 @@ local out = {'ok'}
 -- Starts `s` for this consumer, carried by this entry, with the K inputs named from ARGV[first].
 local function hand_off(s, first, k)
   others[#others + 1] = s
-  update[#update + 1] = 's:' .. s
-  update[#update + 1] = 'running'
-  first_attempt(s, ARGV[6])
+  update[#update + 1] = INST_STATUS .. s
+  update[#update + 1] = VS_RUNNING
+  first_attempt(s, now)
   out[#out + 1] = s
   out[#out + 1] = k
   if k > 0 then
@@ -105,7 +112,8 @@ local function hand_off(s, first, k)
     end
   end
 end
-local park = {}
+local to_park = {}
+local becomes = ON_READY[st]
 local i = last + 1
 while i <= #ARGV do
   local s, need, counter, k = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -118,17 +126,18 @@ while i <= #ARGV do
     ready = redis.call('HINCRBY', req, counter, 1) == target
   end
   if ready then
-    if st == 'paused' then
-      update[#update + 1] = 's:' .. s
-      update[#update + 1] = 'parked'
-      park[#park + 1] = s
+    if becomes == VS_PARKED then
+      update[#update + 1] = INST_STATUS .. s
+      update[#update + 1] = VS_PARKED
+      to_park[#to_park + 1] = s
     elseif budget > 0 and k ~= '-' then
       hand_off(s, first, tonumber(k))
       budget = budget - 1
     else
-      update[#update + 1] = 's:' .. s
-      update[#update + 1] = 'queued'
-      redis.call('XADD', ready_stream, '*', 'r', ARGV[3], 'v', s, 'tp', ARGV[9])
+      update[#update + 1] = INST_STATUS .. s
+      update[#update + 1] = becomes
+      redis.call('XADD', ready_stream, '*', READY_REQUEST, ARGV[3], READY_INSTANCE, s,
+        READY_TRACEPARENT, ARGV[9])
     end
   end
 end
@@ -138,13 +147,13 @@ if #others > 0 then
   update[#update + 1] = table.concat(others, ' ')
 end
 chunked('HSET', req, update)
-if #park > 0 then
-  chunked('RPUSH', parked, park)
+if #to_park > 0 then
+  chunked('RPUSH', parked, to_park)
   redis.call('PEXPIRE', parked, redis.call('PTTL', req))
 end
 if #others == 0 then
   ack()
-  if carries then
+  if at.carries then
     redis.call('HDEL', req, carrier)
   end
 end

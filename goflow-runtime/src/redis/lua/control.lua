@@ -1,9 +1,13 @@
--- Pause, resume or stop a request, atomically with everything the scripts above do.
--- Pause: instances not yet started are parked when they are delivered, and instances that the
--- completion of others makes ready are parked instead of enqueued. Resume: the parked instances
--- (the list holds their keys) are enqueued, each exactly once, and the request runs on. Stop:
--- the request ends now; queued instances are dropped when delivered and running ones are
--- cancelled by their workers.
+-- Pause, resume or stop a request, atomically with everything the other scripts do, by the
+-- lifecycle's control table (CONTROL[action][status] is the status the action moves to; no
+-- entry is a conflict). What else happens follows from the status it moves to:
+-- - one in which ready instances park (paused): instances not yet started are parked when
+--   they are delivered, and instances that the completion of others makes ready are parked
+--   instead of enqueued;
+-- - one that has ended (stopped): the request ends now; queued instances are dropped when
+--   delivered, running ones are cancelled by their workers, parked ones are dropped;
+-- - any other (running, on resume): the parked instances (the list holds their keys) are
+--   enqueued, each exactly once, and the request runs on.
 --
 -- The entry vertex's entry may carry the request's input, and then the worker that reads it runs
 -- it at once, without asking whether it may (see submit.lua). So a pause or stop takes that entry
@@ -11,21 +15,31 @@
 -- instance. One that a worker has read runs like any running vertex: a stop cancels it, and a
 -- pause parks what comes after it.
 -- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 completion stream
--- ARGV: 1 action (`pause`, `resume`, `stop`), 2 request id, 3 now (ms), 4 retention (ms),
---       5 the workers' consumer group
+-- ARGV: 1 action (a Control word), 2 request id, 3 now (ms), 4 retention (ms), 5 the workers'
+--       consumer group
+-- Answers {'ok', new status}, {'conflict', status} or {'missing', ''}.
+-- (after park.lua: `park`)
 local req, stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local got = redis.call('HMGET', req, 'st', 'q')
-local st, queued = got[1], got[2]
+local moves = CONTROL[ARGV[1]]
+if not moves then
+  return redis.error_reply('unknown action ' .. ARGV[1])
+end
+local got = redis.call('HMGET', req, REQ_STATUS, REQ_FIRST_ENTRY)
+local st, first_entry = got[1], got[2]
 if not st then
   return {'missing', ''}
 end
+local to = moves[st]
+if not to then
+  return {'conflict', st}
+end
 -- Takes the entry vertex's entry back if no worker has read it; returns its instance if so.
 local function take_back()
-  if not queued then
+  if not first_entry then
     return nil
   end
-  local entry, v = string.match(queued, '^(%S+) (%S+)$')
-  if redis.call('HGET', req, 's:' .. v) ~= 'queued' then
+  local entry, v = string.match(first_entry, '^(%S+) (%S+)$')
+  if redis.call('HGET', req, INST_STATUS .. v) ~= VS_QUEUED then
     return nil
   end
   -- No group yet means no worker has read anything.
@@ -36,43 +50,29 @@ local function take_back()
   if redis.call('XDEL', stream, entry) == 0 then
     return nil
   end
-  redis.call('HDEL', req, 'q')
+  redis.call('HDEL', req, REQ_FIRST_ENTRY)
   return v
 end
-local action = ARGV[1]
-if action == 'pause' then
-  if st == 'queued' or st == 'running' then
-    redis.call('HSET', req, 'st', 'paused', 'ut', ARGV[3])
-    local v = take_back()
-    if v then
-      redis.call('HSET', req, 's:' .. v, 'parked')
-      redis.call('RPUSH', parked, v)
-      redis.call('PEXPIRE', parked, redis.call('PTTL', req))
-    end
-    return {'ok', 'paused'}
+local now = ARGV[3]
+redis.call('HSET', req, REQ_STATUS, to, REQ_UPDATED, now)
+if ENDED[to] then
+  redis.call('HSET', req, REQ_FINISHED, now)
+  take_back()
+  redis.call('PEXPIRE', req, ARGV[4])
+  redis.call('DEL', parked)
+  redis.call('XADD', done, 'MAXLEN', '~', DONE_MAXLEN, '*', DONE_REQUEST, ARGV[2], DONE_STATUS, to)
+elseif ON_READY[to] == VS_PARKED then
+  local v = take_back()
+  if v then
+    park(req, parked, v)
   end
-  return {'conflict', st}
-elseif action == 'resume' then
-  if st ~= 'paused' then
-    return {'conflict', st}
-  end
-  redis.call('HSET', req, 'st', 'running', 'ut', ARGV[3])
-  local tp = redis.call('HGET', req, 'tp') or ''
+else
+  local tp = redis.call('HGET', req, REQ_TRACEPARENT) or ''
   for _, v in ipairs(redis.call('LRANGE', parked, 0, -1)) do
-    redis.call('HSET', req, 's:' .. v, 'queued')
-    redis.call('XADD', stream, '*', 'r', ARGV[2], 'v', v, 'tp', tp)
+    redis.call('HSET', req, INST_STATUS .. v, ON_READY[to])
+    redis.call('XADD', stream, '*', READY_REQUEST, ARGV[2], READY_INSTANCE, v, READY_TRACEPARENT,
+      tp)
   end
   redis.call('DEL', parked)
-  return {'ok', 'running'}
-elseif action == 'stop' then
-  if st == 'queued' or st == 'running' or st == 'paused' then
-    redis.call('HSET', req, 'st', 'stopped', 'ut', ARGV[3], 'ft', ARGV[3])
-    take_back()
-    redis.call('PEXPIRE', req, ARGV[4])
-    redis.call('DEL', parked)
-    redis.call('XADD', done, 'MAXLEN', '~', '100000', '*', 'r', ARGV[2], 'st', 'stopped')
-    return {'ok', 'stopped'}
-  end
-  return {'conflict', st}
 end
-return redis.error_reply('unknown action ' .. action)
+return {'ok', to}

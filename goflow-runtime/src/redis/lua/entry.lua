@@ -4,12 +4,12 @@
 --
 -- Carrying: a completion hands the instances it makes ready to its own worker on its own entry
 -- (see complete.lua), instead of acknowledging it. The entry then stays pending, and the
--- request hash's field `m:<entry id>` names the instances it carries, their keys separated by
--- spaces. A worker that reclaims the entry after a crash learns them from the start script and
--- runs them all. Each instance lets go of the entry when its attempt ends (`release`); the last
--- one acknowledges it and removes the field (at the request's end, the field expires with the
--- request instead).
-local carrier = 'm:' .. ARGV[2]
+-- request hash's field ENTRY_CARRIES .. <entry id> names the instances it carries, their keys
+-- separated by spaces. A worker that reclaims the entry after a crash learns them from the
+-- start script and runs them all. Each instance lets go of the entry when its attempt ends
+-- (`release`); the last one acknowledges it and removes the field (at the request's end, the
+-- field expires with the request instead).
+local carrier = ENTRY_CARRIES .. ARGV[2]
 -- Acknowledges the entry and deletes it from its stream.
 local function ack()
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])

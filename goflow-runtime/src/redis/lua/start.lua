@@ -1,56 +1,64 @@
 -- A worker is about to run a delivered instance. Decides, atomically with the request's state,
 -- whether it runs (and returns its inputs), is parked (request paused), or is dropped
--- (request finished, instance already done, or request expired).
+-- (request ended, instance settled, or request expired), by the lifecycle's rules.
 -- KEYS: 1 request hash, 2 the entry's stream, 3 parked list
 -- ARGV: 1 group, 2 entry id, 3 instance key, 4 now, 5 consumer, 6 lost deliveries allowed,
 --       7 `1` if the entry was delivered before and carried its input (that delivery ran at
---       once, and recorded its start only if it ran long: see began.lua), 8.. the fields
---       holding its inputs; or, for a gather, `*`, the field holding its number of items, and
---       the prefix of the items' fields (item n is the prefix followed by n)
+--       once, and recorded its start only if it ran long: see began.lua), 8 the plan hash of
+--       the worker, 9.. the fields holding its inputs; or, for a gather, `*`, the field
+--       holding its number of items, and the prefix of the items' fields (item n is the prefix
+--       followed by n)
 -- Answers {'run', attempt, failed attempts, traceparent, inputs...}, a missing input being
 -- nil; for a gather the inputs are the number of items (nil if unknown), then the items.
--- Or {'moved', instance keys...} when completions have handed the entry on to other instances
+-- Or {VS_PARKED}; {'drop', why}; {'lost', attempt, failed attempts, lost deliveries} when
+-- it has been lost with its worker too often; {'version', hash} when the request was
+-- submitted on another graph than the worker's (nothing is written: the worker fails it); or
+-- {'moved', instance keys...} when completions have handed the entry on to other instances
 -- (see entry.lua; a reclaimed entry whose worker died after that): the worker starts those
 -- instead, on the same entry.
--- (after entry.lua: `carrier`, `ack`, `carried_besides`, `release`)
+-- (after entry.lua and park.lua: `carrier`, `ack`, `carried_besides`, `release`, `park`)
 local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
-local gather = ARGV[8] == '*'
+local gather = ARGV[9] == '*'
 -- One read for the request's status, the instance's state, the entry and the inputs.
-local fields = {'st', 's:' .. v, 'a:' .. v, 'f:' .. v, 't0:' .. v, 'tp', carrier}
+local fields = {REQ_STATUS, INST_STATUS .. v, INST_ATTEMPTS .. v, INST_FAILURES .. v,
+  INST_STARTED .. v, REQ_TRACEPARENT, carrier, REQ_HASH}
+local first_input = #fields + 1
 if gather then
-  fields[#fields + 1] = ARGV[9]
+  fields[#fields + 1] = ARGV[10]
 else
-  for i = 8, #ARGV do
+  for i = 9, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
 end
 -- Missing fields come back as `false`, which keeps its place in the array (a nil would end it)
 -- and reaches the worker as a nil reply.
 local got = redis.call('HMGET', req, unpack(fields))
-local st, vs = got[1], got[2]
+local st, vs, carries = got[1], got[2], got[7]
 if not st then
   ack()
   return {'drop', 'expired'}
 end
-if st == 'stopped' or st == 'failed' or st == 'completed' then
+if ENDED[st] then
   ack()
   return {'drop', st}
 end
-local others, named = carried_besides(got[7], v)
-if got[7] and not named then
+if got[8] and got[8] ~= ARGV[8] then
+  return {'version', got[8]}
+end
+local others, named = carried_besides(carries, v)
+if carries and not named then
   return {'moved', unpack(others)}
 end
-if vs == 'done' or vs == 'failed' or vs == 'skipped' then
-  release(got[7], others)
+if vs and SETTLED[vs] then
+  release(carries, others)
   return {'drop', vs}
 end
-if st == 'paused' then
-  redis.call('HSET', req, 's:' .. v, 'parked', 'ut', ARGV[4])
-  redis.call('RPUSH', parked, v)
-  redis.call('PEXPIRE', parked, redis.call('PTTL', req))
-  release(got[7], others)
-  return {'parked'}
+if ON_READY[st] == VS_PARKED then
+  redis.call('HSET', req, REQ_UPDATED, ARGV[4])
+  park(req, parked, v)
+  release(carries, others)
+  return {VS_PARKED}
 end
 -- Attempts started, and attempts that ended in a recorded failure: a start that never ended
 -- (its worker died) is a lost delivery, which does not use up the node's retries but is
@@ -62,30 +70,31 @@ local started = tonumber(recorded) + 1
 local failed = tonumber(got[4] or '0')
 local lost = started - 1 - failed
 if lost > tonumber(ARGV[6]) then
-  redis.call('HSET', req, 'a:' .. v, started)
+  redis.call('HSET', req, INST_ATTEMPTS .. v, started)
   return {'lost', started, failed, lost}
 end
-local update = {'a:' .. v, started, 's:' .. v, 'running', 'w:' .. v, ARGV[5], 'ut', ARGV[4]}
+local update = {INST_ATTEMPTS .. v, started, INST_STATUS .. v, VS_RUNNING, INST_WORKER .. v,
+  ARGV[5], REQ_UPDATED, ARGV[4]}
 if not got[5] then
-  update[#update + 1] = 't0:' .. v
+  update[#update + 1] = INST_STARTED .. v
   update[#update + 1] = ARGV[4]
 end
-if st == 'queued' then
-  update[#update + 1] = 'st'
-  update[#update + 1] = 'running'
+if ON_START[st] ~= st then
+  update[#update + 1] = REQ_STATUS
+  update[#update + 1] = ON_START[st]
 end
 redis.call('HSET', req, unpack(update))
 local out = {'run', started, failed, got[6] or ''}
-for i = 8, #got do
+for i = first_input, #got do
   out[#out + 1] = got[i]
 end
-if gather and got[8] then
+if gather and got[first_input] then
   -- The items, a bounded number of fields per read (Lua unpacks at most a few thousand).
-  local n = tonumber(got[8])
+  local n = tonumber(got[first_input])
   for first = 0, n - 1, 1000 do
     local names = {}
     for i = first, math.min(first + 999, n - 1) do
-      names[#names + 1] = ARGV[10] .. i
+      names[#names + 1] = ARGV[11] .. i
     end
     for _, value in ipairs(redis.call('HMGET', req, unpack(names))) do
       out[#out + 1] = value

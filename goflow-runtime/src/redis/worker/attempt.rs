@@ -1,7 +1,8 @@
 //! Running one delivered entry: waiting for its slot, starting it, running its vertex under
 //! the entry's trace context and the request's cancellation, then going on with the instances
-//! its completion hands back to this worker. This decides which script records each step; the
-//! calls to those scripts are in `record`.
+//! its completion hands back to this worker. This decides which script records each step (by
+//! the lifecycle core's rules: whether a failure is retried is its retry policy); the calls to
+//! those scripts are in `record`.
 //!
 //! A request's first entry that carries its input (see `Delivery::run_at_once`) runs at once,
 //! without the start script's round trip, about a sixth of an idle request's latency. Nothing
@@ -26,9 +27,11 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Failure;
 use crate::exec;
+use crate::lifecycle::{self, Retry};
 use crate::plan::{Inputs, Instance, Plan};
-use crate::redis::{millis, now_ms, EngineError};
+use crate::redis::{Flow, RedisError};
 use crate::request_id::RequestId;
+use crate::time::{millis, now_ms};
 
 impl<C: Codec> Worker<C> {
     /// Runs a delivered entry, then, each in a slot of its own, the instances its completion
@@ -81,20 +84,11 @@ impl<C: Codec> Worker<C> {
     /// Waits for a free slot for an entry this worker holds; meanwhile its lease is renewed
     /// with the running ones', so that nobody reclaims it.
     async fn slot_for(&self, delivery: &Delivery) -> OwnedSemaphorePermit {
-        let key = delivery.key();
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone());
-        let permit = Arc::clone(&self.slots)
+        let _held = self.hold(delivery);
+        Arc::clone(&self.slots)
             .acquire_owned()
             .await
-            .expect("never closed");
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        permit
+            .expect("never closed")
     }
 
     /// Reads a delivered entry and starts it (an instance handed off by a completion was
@@ -107,7 +101,7 @@ impl<C: Codec> Worker<C> {
         match self.try_begin(delivery, carried).await {
             Ok(begun) => begun,
             Err(error) => {
-                tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
+                tracing::warn!(error = %crate::error::chain(&error), flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
                 None
             }
         }
@@ -117,7 +111,7 @@ impl<C: Codec> Worker<C> {
         &self,
         delivery: &mut Delivery,
         carried: &mut Vec<Delivery>,
-    ) -> Result<Option<Begun>, EngineError> {
+    ) -> Result<Option<Begun>, RedisError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
         // An entry handed on by completions names the instance it was added for: the start
@@ -125,19 +119,16 @@ impl<C: Codec> Worker<C> {
         // is a completion; a few in a row mean workers are racing for it: leave it then.)
         for _ in 0..MOST_MOVES {
             let Some((request, instance)) = delivery.identify(plan) else {
-                // Not ours to understand (another deployment's plan, or damage): never retry.
+                // Not ours to understand (damage, or keys written by something else): never
+                // retry.
                 tracing::error!(
                     flow = delivery.flow,
                     entry = delivery.entry,
                     "dropping an unreadable entry"
                 );
                 let failure = Failure::Codec("unreadable stream entry".into());
-                let at = Failed {
-                    request: &delivery.request,
-                    instance: None,
-                    attempts: 0,
-                };
-                self.fail(flow, delivery, at, &failure, None).await?;
+                self.fail_for_good(flow, delivery, None, 0, &failure)
+                    .await?;
                 return Ok(None);
             };
             if delivery.start.is_none() {
@@ -154,7 +145,7 @@ impl<C: Codec> Worker<C> {
                 Some(Start::Moved(instances)) => {
                     let mut instances = instances.into_iter();
                     let Some(first) = instances.next() else {
-                        return Err(EngineError::Protocol(format!(
+                        return Err(RedisError::Protocol(format!(
                             "entry `{}` was handed on to no instance",
                             delivery.entry
                         )));
@@ -168,17 +159,23 @@ impl<C: Codec> Worker<C> {
                     continue;
                 }
                 Some(Start::Lost { started, lost }) => {
-                    let at = Failed {
-                        request: &delivery.request,
-                        instance: Some(&instance),
-                        attempts: started,
-                    };
-                    self.fail(flow, delivery, at, &Failure::Lost(lost), None)
+                    let failure = Failure::Lost(lost);
+                    self.fail_for_good(flow, delivery, Some(&instance), started, &failure)
+                        .await?;
+                    return Ok(None);
+                }
+                Some(Start::Version(hash)) => {
+                    let failure = Failure::Version(format!(
+                        "the request's graph has the structural hash {hash}, this worker's {}",
+                        flow.hash
+                    ));
+                    tracing::error!(flow = delivery.flow, request = delivery.request, %failure, "a request of another graph");
+                    self.fail_for_good(flow, delivery, Some(&instance), 0, &failure)
                         .await?;
                     return Ok(None);
                 }
                 None => {
-                    return Err(EngineError::Protocol(format!(
+                    return Err(RedisError::Protocol(format!(
                         "no start decision for `{}`",
                         delivery.instance
                     )))
@@ -195,7 +192,7 @@ impl<C: Codec> Worker<C> {
                 values,
             }));
         }
-        Err(EngineError::Protocol(format!(
+        Err(RedisError::Protocol(format!(
             "entry `{}` handed on more than {MOST_MOVES} times while being started",
             delivery.entry
         )))
@@ -213,7 +210,7 @@ impl<C: Codec> Worker<C> {
         match self.try_process(&delivery, begun, permit).await {
             Ok(handed) => handed,
             Err(error) => {
-                tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
+                tracing::warn!(error = %crate::error::chain(&error), flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
                 Vec::new()
             }
         }
@@ -224,7 +221,7 @@ impl<C: Codec> Worker<C> {
         delivery: &Delivery,
         begun: Begun,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Vec<Handed>, EngineError> {
+    ) -> Result<Vec<Handed>, RedisError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
         let Begun {
@@ -233,15 +230,9 @@ impl<C: Codec> Worker<C> {
             inputs,
             started,
             failed,
-            traceparent: tp,
+            traceparent,
             values,
         } = begun;
-        let vertex = plan.vertex(instance.vertex());
-        let at = |attempts| Failed {
-            request: delivery.request.as_str(),
-            instance: Some(&instance),
-            attempts,
-        };
         let Some(parts) = input_parts(plan, &inputs, values) else {
             // Stored inputs are never removed while the request runs: an engine bug, or keys
             // written by something else. Retrying would find the same.
@@ -249,75 +240,27 @@ impl<C: Codec> Worker<C> {
                 "the stored inputs of `{}` are incomplete",
                 plan.name_of(&instance)
             ));
-            return self
-                .fail(flow, delivery, at(started), &failure, None)
-                .await
-                .map(|()| Vec::new());
+            self.fail_for_good(flow, delivery, Some(&instance), started, &failure)
+                .await?;
+            return Ok(Vec::new());
         };
-
-        let cancel = CancellationToken::new();
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                delivery.key(),
-                Running {
-                    flow: delivery.flow,
-                    request: request.clone(),
-                    cancel: cancel.clone(),
-                },
-            );
         let ctx = Context::new(
             plan.flow(),
             request.clone(),
             plan.name_of(&instance),
             started,
-            cancel.clone(),
+            CancellationToken::new(),
         );
         // The vertex's span continues the trace its entry carried (the span that enqueued it,
         // maybe in another process); the instances it enqueues carry this span's context.
-        let span = exec::vertex_span(vertex, &ctx);
+        let span = exec::vertex_span(plan.vertex(instance.vertex()), &ctx);
         span.record("worker", self.consumer.as_str());
-        crate::trace::set_parent(&span, &tp);
-        // Registered first, checked second: news of the request's end that came before the
-        // registration is in `ended`, news that comes after cancels it through `running`. (An
-        // instance handed off by a completion starts without a script to tell it.)
-        if self.has_ended(delivery.flow, &delivery.request) {
-            cancel.cancel();
-        }
-        let result = if cancel.is_cancelled() {
-            None
-        } else {
-            let attempt = exec::attempt_in(span.clone(), vertex, &parts, ctx);
-            let mut attempt = std::pin::pin!(attempt);
-            // An attempt that runs at once records its start with its end, or once it runs
-            // long, so that the request's state shows it running meanwhile.
-            let long = async {
-                tokio::time::sleep(RUNS_LONG).await;
-                self.began(flow, delivery).await
-            };
-            let mut long = std::pin::pin!(long);
-            let mut recorded = delivery.at_once.is_none();
-            loop {
-                tokio::select! {
-                    result = &mut attempt => break Some(result),
-                    () = cancel.cancelled() => break None,
-                    began = &mut long, if !recorded => {
-                        recorded = true;
-                        if let Err(error) = began {
-                            tracing::warn!(%error, flow = delivery.flow, request = delivery.request, instance = delivery.instance, "recording the start of a running attempt failed");
-                        }
-                    }
-                }
-            }
-        };
-        let handed_on = crate::trace::hand_on(&span, Some(&tp));
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&delivery.key());
-
-        match result {
+        crate::trace::set_parent(&span, &traceparent);
+        let result = self
+            .run_attempt(flow, delivery, &instance, &parts, ctx, span.clone())
+            .await;
+        let handed_on = crate::trace::hand_on(&span, Some(&traceparent));
+        let failure = match result {
             Some(Ok(output)) => match plan.advance(&instance, output.clone()) {
                 Ok(advance) => {
                     let done = Done {
@@ -328,42 +271,100 @@ impl<C: Codec> Worker<C> {
                     };
                     // The entry may carry successors on rather than be acknowledged: its
                     // lease is renewed meanwhile, as for any entry this worker holds.
-                    let key = delivery.key();
-                    self.held
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(key.clone());
-                    let handed = self.complete(flow, delivery, done, advance, permit).await;
-                    self.held
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
-                    handed
+                    let _held = self.hold(delivery);
+                    return self.complete(flow, delivery, done, advance, permit).await;
                 }
                 // A conditional's output or a for-each's collection the plan cannot read: the
                 // same bytes would not decode on a retry either.
-                Err(error) => self
-                    .fail(flow, delivery, at(started), &Failure::from(error), None)
-                    .await
-                    .map(|()| Vec::new()),
+                Err(error) => Failure::from(error),
             },
-            Some(Err(failure)) => {
-                let failures = failed + 1;
-                let retry = failure.is_retryable() && failures < vertex.options().max_attempts();
-                let due =
-                    retry.then(|| now_ms() + millis(vertex.options().backoff_before(failures + 1)));
-                self.fail(flow, delivery, at(started), &failure, due)
-                    .await
-                    .map(|()| Vec::new())
-            }
-            // Stopped: the script only acknowledges the entry, as the request has ended.
+            Some(Err(failure)) => failure,
+            // Cancelled: its request has ended.
             None => {
-                let failure = Failure::Error("stopped".into());
-                self.fail(flow, delivery, at(started), &failure, None)
-                    .await
-                    .map(|()| Vec::new())
+                self.abandon(flow, delivery).await?;
+                return Ok(Vec::new());
+            }
+        };
+        let at = Failed {
+            request: &delivery.request,
+            instance: Some(&instance),
+            attempts: started,
+        };
+        // The lifecycle's retry policy, counting recorded failures (lost deliveries are not).
+        let vertex = plan.vertex(instance.vertex());
+        let due = match lifecycle::retry(vertex.options(), &failure, failed + 1) {
+            Retry::After(backoff) => Some(now_ms().saturating_add(millis(backoff))),
+            Retry::GiveUp => None,
+        };
+        self.fail(flow, delivery, at, &failure, due).await?;
+        Ok(Vec::new())
+    }
+
+    /// Runs the attempt with the request's cancellation (the stop listener cancels it when
+    /// its request ends); `None` if it was cancelled. An attempt that runs at once records its
+    /// start once it runs long, so that the request's state shows it running meanwhile.
+    async fn run_attempt(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        instance: &Instance,
+        parts: &[Bytes],
+        ctx: Context,
+        span: tracing::Span,
+    ) -> Option<Result<Bytes, Failure>> {
+        let request = ctx.request_id().clone();
+        let cancel = ctx.cancellation();
+        // Registered first, checked second: news of the request's end that came before the
+        // registration is in `ended`, news that comes after cancels it through `running`. (An
+        // instance handed off by a completion starts without a script to tell it.)
+        let _running = self.register(
+            delivery,
+            Running {
+                flow: delivery.flow,
+                request,
+                cancel: cancel.clone(),
+            },
+        );
+        if self.has_ended(delivery.flow, &delivery.request) {
+            return None;
+        }
+        let vertex = flow.plan.vertex(instance.vertex());
+        let mut attempt = std::pin::pin!(exec::attempt_in(span, vertex, parts, ctx));
+        let long = async {
+            tokio::time::sleep(RUNS_LONG).await;
+            self.began(flow, delivery).await
+        };
+        let mut long = std::pin::pin!(long);
+        let mut recorded = delivery.at_once.is_none();
+        loop {
+            tokio::select! {
+                result = &mut attempt => return Some(result),
+                () = cancel.cancelled() => return None,
+                began = &mut long, if !recorded => {
+                    recorded = true;
+                    if let Err(error) = began {
+                        tracing::warn!(error = %crate::error::chain(&error), flow = delivery.flow, request = delivery.request, instance = delivery.instance, "recording the start of a running attempt failed");
+                    }
+                }
             }
         }
+    }
+
+    /// Records a failure that no retry can fix: the instance, and with it the request, fail.
+    async fn fail_for_good(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        instance: Option<&Instance>,
+        attempts: u32,
+        failure: &Failure,
+    ) -> Result<(), RedisError> {
+        let at = Failed {
+            request: &delivery.request,
+            instance,
+            attempts,
+        };
+        self.fail(flow, delivery, at, failure, None).await
     }
 }
 

@@ -41,12 +41,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{connect_client, EngineError, RedisEngine};
+use super::protocol::{
+    GROUP, READY_HASH, READY_INPUT, READY_INSTANCE, READY_REQUEST, READY_TRACEPARENT,
+};
+use super::{connect_client, Flow, RedisEngine, RedisError};
 use crate::codec::Codec;
+use crate::error::Error;
+use crate::plan::{Inputs, Instance, Plan, Slot};
 use crate::request_id::RequestId;
-
-/// The consumer group every worker of every process joins.
-pub(crate) const GROUP: &str = "workers";
+use crate::sync::lock;
 
 /// An instance a completion handed to this worker, with the slot reserved for it if there was
 /// a free one.
@@ -72,7 +75,21 @@ pub struct Worker<C: Codec> {
     /// Requests this worker heard were stopped (or failed elsewhere), by flow and id, with
     /// when: an attempt registered in `running` after the news came checks here, so that no
     /// attempt starts (or runs on uncancelled) once its request has ended.
-    ended: Mutex<HashMap<(String, String), std::time::Instant>>,
+    ended: Mutex<HashMap<String, HashMap<String, std::time::Instant>>>,
+}
+
+/// A registration in one of the worker's shared sets, undone when dropped (also when the future
+/// holding it is dropped midway), so that nothing stays registered, and renewed, for ever.
+struct Registered<'a, T> {
+    set: &'a Mutex<T>,
+    key: EntryKey,
+    remove: fn(&mut T, &EntryKey),
+}
+
+impl<T> Drop for Registered<'_, T> {
+    fn drop(&mut self) {
+        (self.remove)(&mut lock(self.set), &self.key);
+    }
 }
 
 /// An instance a stream entry of this worker delivers or carries: its flow, the entry's id and
@@ -98,6 +115,9 @@ struct Delivery {
     traceparent: String,
     /// The request's input, if the entry carries it (the entry vertex's entry, as submitted).
     input: Option<Bytes>,
+    /// The structural hash of the graph the request was submitted on, on an entry that
+    /// carries its input: checked before that entry runs at once.
+    hash: Option<String>,
     /// Whether the entry was reclaimed from a lost worker, rather than read.
     reclaimed: bool,
     /// When the attempt began (ms; set when it was read, then when it got its slot), if it
@@ -126,10 +146,11 @@ impl Delivery {
         };
         Self {
             flow,
-            request: text("r"),
-            instance: text("v"),
-            traceparent: text("tp"),
-            input: fields.get("i").cloned(),
+            request: text(READY_REQUEST),
+            instance: text(READY_INSTANCE),
+            traceparent: text(READY_TRACEPARENT),
+            input: fields.get(READY_INPUT).cloned(),
+            hash: fields.contains_key(READY_HASH).then(|| text(READY_HASH)),
             reclaimed,
             at_once: None,
             entry,
@@ -138,17 +159,22 @@ impl Delivery {
     }
 
     /// Whether this first delivery of an entry vertex can run at once, on the input its entry
-    /// carries (`plan` being its flow's), and if so, marks it started: attempt 1, on that
-    /// input, its start to be recorded by its completion.
-    fn run_at_once(&mut self, plan: &crate::plan::Plan) -> bool {
+    /// carries (`flow` being its flow), and if so, marks it started: attempt 1, on that input,
+    /// its start to be recorded by its completion. One submitted on another graph than this
+    /// worker's goes through the start script, which tells.
+    fn run_at_once(&mut self, flow: &Flow) -> bool {
         let Some(input) = self.input.clone().filter(|_| !self.reclaimed) else {
             return false;
         };
+        if self.hash.as_deref() != Some(flow.hash.as_str()) {
+            return false;
+        }
+        let plan = &flow.plan;
         let entry = matches!(
             self.identify(plan),
             Some((_, instance)) if matches!(
                 plan.inputs_of(&instance),
-                crate::plan::Inputs::Slots(slots) if slots == [crate::plan::Slot::Input]
+                Inputs::Slots(slots) if slots == [Slot::Input]
             )
         );
         if entry {
@@ -158,14 +184,14 @@ impl Delivery {
                 traceparent: self.traceparent.clone(),
                 values: vec![Some(input)],
             });
-            self.at_once = Some(crate::redis::now_ms());
+            self.at_once = Some(crate::time::now_ms());
         }
         entry
     }
 
     /// Its request and instance, if the entry names ones of `plan`.
-    fn identify(&self, plan: &crate::plan::Plan) -> Option<(RequestId, crate::plan::Instance)> {
-        let instance = crate::plan::Instance::parse_key(&self.instance).filter(|i| {
+    fn identify(&self, plan: &Plan) -> Option<(RequestId, Instance)> {
+        let instance = Instance::parse_key(&self.instance).filter(|i| {
             i.vertex() < plan.vertices().len() && i.items().len() == plan.vertex(i.vertex()).depth()
         })?;
         Some((RequestId::parse(&self.request).ok()?, instance))
@@ -185,6 +211,7 @@ impl Delivery {
             // The trace context of the span that handed it on is not kept.
             traceparent: String::new(),
             input: None,
+            hash: None,
             reclaimed: false,
             at_once: None,
             start: None,
@@ -223,11 +250,13 @@ impl<C: Codec> Worker<C> {
 
     /// Runs until `shutdown` is cancelled, then stops reading and lets the running attempts
     /// finish (unread entries stay in the streams for other workers).
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let this = Arc::new(self);
-        this.create_groups().await?;
+        this.create_groups().await.map_err(Error::engine)?;
         // Blocking reads get their own connection, so they never delay other commands.
-        let reader = connect_client(&this.engine.inner.config.url, None).await?;
+        let reader = connect_client(&this.engine.inner.config.url, None)
+            .await
+            .map_err(Error::engine)?;
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&this).reclaim_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).renew_loop(shutdown.clone()));
@@ -248,10 +277,42 @@ impl<C: Codec> Worker<C> {
         tokio::spawn(async move {
             let _ = reader.quit().await;
         });
-        read
+        read.map_err(Error::engine)
     }
 
-    async fn create_groups(&self) -> Result<(), EngineError> {
+    /// Holds `delivery`'s entry while it waits here (for a slot, or for its completion to
+    /// hand it on): its lease is renewed with the running ones', until the guard is dropped.
+    fn hold(&self, delivery: &Delivery) -> Registered<'_, std::collections::HashSet<EntryKey>> {
+        let key = delivery.key();
+        lock(&self.held).insert(key.clone());
+        Registered {
+            set: &self.held,
+            key,
+            remove: |held, key| {
+                held.remove(key);
+            },
+        }
+    }
+
+    /// Registers `delivery`'s running attempt, to be renewed and cancelled, until the guard is
+    /// dropped.
+    fn register(
+        &self,
+        delivery: &Delivery,
+        running: Running,
+    ) -> Registered<'_, HashMap<EntryKey, Running>> {
+        let key = delivery.key();
+        lock(&self.running).insert(key.clone(), running);
+        Registered {
+            set: &self.running,
+            key,
+            remove: |running, key| {
+                running.remove(key);
+            },
+        }
+    }
+
+    pub(super) async fn create_groups(&self) -> Result<(), RedisError> {
         for flow in self.engine.inner.flows.values() {
             let created: Result<(), fred::error::Error> = self
                 .engine

@@ -10,16 +10,17 @@ use bytes::Bytes;
 use fred::prelude::{PubsubInterface, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Delivery, Handed, Worker, GROUP};
+use super::{Delivery, Handed, Worker};
 use crate::codec::Codec;
 use crate::error::Failure;
+use crate::lifecycle::{RequestStatus, VertexStatus};
 use crate::plan::{Advance, Inputs, Instance, Need, Slot};
-use crate::redis::client::control_channel;
-use crate::redis::keys::fields;
-use crate::redis::scripts::{self, BEGAN, COMPLETE, FAIL, START};
-use crate::redis::{millis, now_ms, EngineError, Flow};
+use crate::redis::protocol::{control_channel, fields, GROUP};
+use crate::redis::scripts::{self, ABANDON, BEGAN, COMPLETE, FAIL, START};
+use crate::redis::{Flow, RedisError};
+use crate::request::RequestFailure;
 use crate::request_id::RequestId;
-use crate::state::RequestFailure;
+use crate::time::{millis, now_ms};
 
 impl<C: Codec> Worker<C> {
     /// The start script, in one call for several delivered entries of `flow` (the entries of
@@ -30,7 +31,7 @@ impl<C: Codec> Worker<C> {
         &self,
         flow: &Flow,
         deliveries: &mut [Delivery],
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), RedisError> {
         let config = &self.engine.inner.config;
         let starting: Vec<(usize, RequestId, Instance)> = deliveries
             .iter()
@@ -61,6 +62,7 @@ impl<C: Codec> Worker<C> {
                     } else {
                         "0"
                     }),
+                    Value::from(flow.hash.as_str()),
                 ];
                 match flow.plan.inputs_of(instance) {
                     Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
@@ -87,7 +89,7 @@ impl<C: Codec> Worker<C> {
             .await?
             .into_array();
         if replies.len() != starting.len() {
-            return Err(EngineError::Protocol(format!(
+            return Err(RedisError::Protocol(format!(
                 "the start script answered {} replies for {} entries",
                 replies.len(),
                 starting.len()
@@ -109,7 +111,7 @@ impl<C: Codec> Worker<C> {
         done: Done<'_>,
         advance: Advance,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Vec<Handed>, EngineError> {
+    ) -> Result<Vec<Handed>, RedisError> {
         let config = &self.engine.inner.config;
         let plan = &flow.plan;
         let completes = advance.completes;
@@ -214,7 +216,7 @@ impl<C: Codec> Worker<C> {
             }
             for skipped in &advance.skipped {
                 args.push(Value::from(fields::status(skipped)));
-                args.push(Value::from("skipped"));
+                args.push(Value::from(VertexStatus::Skipped.as_str()));
             }
             for ((next, need), inputs) in advance.arrivals.iter().zip(&inputs) {
                 let (need, counter) = match need {
@@ -244,7 +246,6 @@ impl<C: Codec> Worker<C> {
                 flow.keys.ready.clone(),
                 flow.keys.parked(done.request),
                 flow.keys.done.clone(),
-                flow.keys.ready.clone(),
             ];
             (keys, args)
         };
@@ -258,9 +259,11 @@ impl<C: Codec> Worker<C> {
             held.extend(arrivals.filter_map(|((next, _), inputs)| Some((next.key(), inputs?))));
         }
         let mut reply = reply.into_iter();
-        if reply.next().and_then(|w| w.as_string()).as_deref() == Some("completed") {
+        if reply.next().and_then(|w| w.as_string()).as_deref()
+            == Some(RequestStatus::Completed.as_str())
+        {
             // The script completed the request: its one end.
-            crate::metrics::flow_finished(plan.flow(), crate::state::RequestStatus::Completed);
+            crate::metrics::flow_finished(plan.flow(), RequestStatus::Completed);
         }
         // The instances handed to this worker, carried by this entry: instance key, its input
         // values.
@@ -269,7 +272,7 @@ impl<C: Codec> Worker<C> {
             let count = count.as_u64().unwrap_or(0) as usize;
             let mut read = reply.by_ref().take(count).map(optional_bytes);
             let unreadable = || {
-                EngineError::Protocol(format!(
+                RedisError::Protocol(format!(
                     "the completion script answered an unreadable hand-off of `{}`",
                     delivery.instance
                 ))
@@ -302,6 +305,7 @@ impl<C: Codec> Worker<C> {
                     instance,
                     traceparent: done.traceparent.clone(),
                     input: None,
+                    hash: None,
                     reclaimed: false,
                     at_once: None,
                     // Started by the completion script: attempt 1, on the inputs it read.
@@ -320,7 +324,7 @@ impl<C: Codec> Worker<C> {
 
     /// Records the start of an attempt that runs at once (see [`Delivery::at_once`]), if it
     /// has not been recorded: once it runs long, and before its failure is recorded.
-    pub(super) async fn began(&self, flow: &Flow, delivery: &Delivery) -> Result<(), EngineError> {
+    pub(super) async fn began(&self, flow: &Flow, delivery: &Delivery) -> Result<(), RedisError> {
         let Some(began) = delivery.at_once else {
             return Ok(());
         };
@@ -350,7 +354,7 @@ impl<C: Codec> Worker<C> {
         at: Failed<'_>,
         failure: &Failure,
         retry_at: Option<u64>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), RedisError> {
         let plan = &flow.plan;
         // An attempt that ran at once records its start first, as the failure counts it.
         self.began(flow, delivery).await?;
@@ -367,17 +371,15 @@ impl<C: Codec> Worker<C> {
             attempts: at.attempts,
             failure: failure.clone(),
         };
-        let json = serde_json::to_vec(&record).map_err(|e| EngineError::Protocol(e.to_string()))?;
+        let json = serde_json::to_vec(&record).map_err(|e| RedisError::Protocol(e.to_string()))?;
         let request = at.request;
-        let id = RequestId::parse(request)
-            .unwrap_or_else(|_| RequestId::parse("invalid").expect("valid"));
         let recorded = !matches!(failure, Failure::Lost(_));
         let json = Bytes::from(json);
         let build = || {
             let keys = vec![
-                flow.keys.request(&id),
+                flow.keys.request(request),
                 flow.keys.ready.clone(),
-                flow.keys.parked(&id),
+                flow.keys.parked(request),
                 flow.keys.done.clone(),
                 flow.keys.delayed.clone(),
                 flow.keys.dead.clone(),
@@ -396,36 +398,62 @@ impl<C: Codec> Worker<C> {
             (keys, args)
         };
         let outcome = scripts::call(&FAIL, &self.engine.inner.client, build).await?;
-        match outcome.as_str().as_deref() {
-            Some("retry") => crate::metrics::retry_scheduled(plan.flow(), label),
-            Some("failed") => {
-                // The script failed the request (its one end) and dead-lettered the instance.
-                crate::metrics::flow_finished(plan.flow(), crate::state::RequestStatus::Failed);
-                crate::metrics::dead_lettered(plan.flow(), label);
-                // This failure ended the request: cancel its other running attempts, on every
-                // worker, as a stop does.
-                let channel = control_channel(&self.engine.inner.config.prefix);
-                self.engine
-                    .inner
-                    .client
-                    .publish::<(), _, _>(channel, format!("{} {request}", plan.flow()))
-                    .await?;
-            }
-            _ => {}
+        let outcome = outcome.as_str();
+        if outcome.as_deref() == Some(VertexStatus::Retrying.as_str()) {
+            crate::metrics::retry_scheduled(plan.flow(), label);
+        } else if outcome.as_deref() == Some(RequestStatus::Failed.as_str()) {
+            // The script failed the request (its one end) and dead-lettered the instance.
+            crate::metrics::flow_finished(plan.flow(), RequestStatus::Failed);
+            crate::metrics::dead_lettered(plan.flow(), label);
+            tracing::warn!(flow = plan.flow(), request, vertex = record.vertex, attempts = record.attempts, failure = %record.failure, "a request failed");
+            // This failure ended the request: cancel its other running attempts, on every
+            // worker, as a stop does.
+            let channel = control_channel(&self.engine.inner.config.prefix);
+            self.engine
+                .inner
+                .client
+                .publish::<(), _, _>(channel, format!("{} {request}", plan.flow()))
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Lets go of the entry of an attempt cancelled because its request ended: the instance
+    /// is recorded cancelled (the abandon script leaves the entry to be reclaimed if, against
+    /// all odds, the request has not ended).
+    pub(super) async fn abandon(&self, flow: &Flow, delivery: &Delivery) -> Result<(), RedisError> {
+        let request = delivery.request.as_str();
+        scripts::call(&ABANDON, &self.engine.inner.client, || {
+            let keys = vec![flow.keys.request(request), flow.keys.ready.clone()];
+            let args = vec![
+                Value::from(GROUP),
+                Value::from(delivery.entry.as_str()),
+                Value::from(request),
+                Value::from(delivery.instance.as_str()),
+                Value::from(""),
+                Value::from(now_ms().to_string()),
+            ];
+            (keys, args)
+        })
+        .await?;
         Ok(())
     }
 }
 
 /// One entry's answer of the start script.
-fn read_start(delivery: &Delivery, reply: Vec<Value>) -> Result<Start, EngineError> {
+fn read_start(delivery: &Delivery, reply: Vec<Value>) -> Result<Start, RedisError> {
     let word = reply
         .first()
         .and_then(|v| v.as_str().map(|s| s.to_string()));
     let number = |i: usize| reply.get(i).and_then(Value::as_u64).unwrap_or(0) as u32;
     match word.as_deref() {
         Some("run") => {}
-        Some("drop" | "parked") => return Ok(Start::Skip),
+        Some("drop") => return Ok(Start::Skip),
+        Some(word) if word == VertexStatus::Parked.as_str() => return Ok(Start::Skip),
+        Some("version") => {
+            let hash = reply.get(1).and_then(Value::as_string).unwrap_or_default();
+            return Ok(Start::Version(hash));
+        }
         Some("moved") => {
             let carried: Option<Vec<String>> = reply.iter().skip(1).map(Value::as_string).collect();
             if let Some(carried) = carried.filter(|c| !c.is_empty()) {
@@ -439,7 +467,7 @@ fn read_start(delivery: &Delivery, reply: Vec<Value>) -> Result<Start, EngineErr
             })
         }
         _ => {
-            return Err(EngineError::Protocol(format!(
+            return Err(RedisError::Protocol(format!(
                 "start script answered {reply:?}"
             )))
         }
@@ -480,6 +508,8 @@ pub(super) enum Start {
     /// Completions handed the entry on to these instances (a reclaimed entry whose worker died
     /// after that): start them instead.
     Moved(Vec<String>),
+    /// The request was submitted on a graph with this structural hash, not the worker's.
+    Version(String),
 }
 
 /// One input of an instance a completion may hand off: a value the completion stores itself,

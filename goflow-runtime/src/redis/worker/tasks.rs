@@ -11,18 +11,20 @@ use fred::prelude::{ClientLike, EventInterface, PubsubInterface, StreamsInterfac
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Delivery, Worker, GROUP};
+use super::{Delivery, Worker};
 use crate::codec::Codec;
-use crate::redis::client::control_channel;
+use crate::redis::protocol::{control_channel, GROUP};
 use crate::redis::scripts::{self, PROMOTE};
-use crate::redis::{connect_client, millis, now_ms, EngineError, StreamEntry, StreamRead};
+use crate::redis::{connect_client, RedisError, StreamEntry, StreamRead};
+use crate::sync::lock;
+use crate::time::{millis, now_ms};
 
 impl<C: Codec> Worker<C> {
     pub(super) async fn read_loop(
         self: Arc<Self>,
         reader: &fred::prelude::Client,
         shutdown: CancellationToken,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), RedisError> {
         let flows: Vec<(&'static str, String)> = self
             .engine
             .inner
@@ -88,7 +90,7 @@ impl<C: Codec> Worker<C> {
                 if let Ok(flow) = self.engine.flow(name) {
                     let mut later = Vec::with_capacity(deliveries.len());
                     for mut delivery in deliveries {
-                        if delivery.run_at_once(&flow.plan) {
+                        if delivery.run_at_once(flow) {
                             let place = permits.pop();
                             attempts.spawn(Arc::clone(&self).drive(delivery, None, place));
                         } else {
@@ -171,8 +173,8 @@ impl<C: Codec> Worker<C> {
             }
             // An entry carrying several instances is renewed once.
             let by_flow: HashMap<&'static str, HashSet<String>> = {
-                let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-                let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                let running = lock(&self.running);
+                let held = lock(&self.held);
                 let mut by_flow: HashMap<&'static str, HashSet<String>> = HashMap::new();
                 for (flow, entry, _) in running.keys().chain(held.iter()) {
                     by_flow.entry(flow).or_default().insert(entry.clone());
@@ -278,7 +280,7 @@ impl<C: Codec> Worker<C> {
                     let mut words = text.split(' ');
                     let (Some(flow), Some(id)) = (words.next(), words.next()) else { continue };
                     self.note_ended(flow, id);
-                    let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                    let running = lock(&self.running);
                     for attempt in running.values() {
                         if attempt.flow == flow && attempt.request.as_str() == id {
                             attempt.cancel.cancel();
@@ -298,17 +300,21 @@ impl<C: Codec> Worker<C> {
     /// leases.
     fn note_ended(&self, flow: &str, id: &str) {
         let keep = self.engine.inner.config.lease * 4;
-        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        ended.retain(|_, at| at.elapsed() < keep);
-        ended.insert((flow.to_owned(), id.to_owned()), std::time::Instant::now());
+        let mut ended = lock(&self.ended);
+        for ids in ended.values_mut() {
+            ids.retain(|_, at| at.elapsed() < keep);
+        }
+        ended
+            .entry(flow.to_owned())
+            .or_default()
+            .insert(id.to_owned(), std::time::Instant::now());
     }
 
     /// Whether this worker heard that request `id` of `flow` has ended.
     pub(super) fn has_ended(&self, flow: &str, id: &str) -> bool {
-        self.ended
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&(flow.to_owned(), id.to_owned()))
+        lock(&self.ended)
+            .get(flow)
+            .is_some_and(|ids| ids.contains_key(id))
     }
 }
 

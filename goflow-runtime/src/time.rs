@@ -1,13 +1,29 @@
-//! Durations as whole milliseconds in serialized data (JSON graphs, failures, stored state).
+//! Time as whole milliseconds: the unit of every timestamp in a request's state, of the Redis
+//! engine's due times and TTLs, and of durations in serialized data (JSON graphs, failures).
+//! One conversion, used everywhere.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
-pub(crate) fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, millis)
 }
 
+/// A duration in whole milliseconds (saturating).
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Serializes a duration as whole milliseconds (`#[serde(with = "crate::time")]`).
+pub(crate) fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(millis(*value))
+}
+
+/// Deserializes a duration from whole milliseconds.
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_millis)
 }

@@ -1,0 +1,352 @@
+//! Running a request's vertices in this process: each starts as soon as its inputs are
+//! complete ([`Progress`]), runs its attempts with retries as the lifecycle's retry policy
+//! decides, and a tracked (submitted) request records every step in its [`Tracked`] state.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::registry::Registry;
+use super::tracked::Tracked;
+use crate::context::Context;
+use crate::engine::Hook;
+use crate::error::{Error, Failure};
+use crate::exec;
+use crate::lifecycle::{self, Control, RequestStatus, Retry};
+use crate::plan::{Instance, Plan, Progress};
+use crate::request::{Finished, RequestFailure, RequestOutcome};
+use crate::request_id::RequestId;
+
+/// Executes one untracked request of `plan` on encoded input (the fast path of `run`): returns
+/// the encoded output of the exit, and runs the workflow's finish hook, if any.
+pub(crate) async fn execute(
+    plan: Arc<Plan>,
+    request_id: RequestId,
+    input: Bytes,
+    hooks: Arc<HashMap<&'static str, Hook>>,
+) -> Result<Bytes, Error> {
+    // A run request (untracked, so never stopped) is counted here, from start to end.
+    crate::metrics::flow_started(plan.flow());
+    let result = execute_tracked(&plan, request_id.clone(), input, None).await;
+    let (status, failure) = match &result {
+        Ok(_) => (RequestStatus::Completed, None),
+        Err(Error::Stopped { .. }) => (RequestStatus::Stopped, None),
+        Err(Error::Failed { failure, .. }) => (RequestStatus::Failed, Some(failure.clone())),
+        Err(_) => (RequestStatus::Failed, None),
+    };
+    crate::metrics::flow_finished(plan.flow(), status);
+    run_hook(&hooks, plan.flow(), request_id, status, failure);
+    result
+}
+
+/// Runs a submitted request in a task of its own, in the submitter's span (the HTTP request's,
+/// say), so that the request's span is a child of it.
+pub(super) fn spawn_tracked(
+    plan: Arc<Plan>,
+    id: RequestId,
+    input: Bytes,
+    tracked: Arc<Tracked>,
+    registry: Arc<Registry>,
+    hooks: Arc<HashMap<&'static str, Hook>>,
+) {
+    let submitter = tracing::Span::current();
+    tokio::spawn(
+        async move {
+            let result = execute_tracked(&plan, id.clone(), input, Some(&tracked)).await;
+            let outcome = match result {
+                Ok(output) => RequestOutcome::Completed(output),
+                Err(Error::Failed { failure, .. }) => RequestOutcome::Failed(failure),
+                Err(Error::Stopped { .. }) => RequestOutcome::Stopped,
+                // An engine bug: the request fails with it rather than hanging.
+                Err(other) => RequestOutcome::Failed(RequestFailure::new(
+                    "",
+                    0,
+                    Failure::Error(crate::error::chain(&other)),
+                )),
+            };
+            let (status, failure) = tracked.finish(outcome);
+            // A submitted request's end is counted here, once, with the status it ends with.
+            crate::metrics::flow_finished(plan.flow(), status);
+            registry.finished(plan.flow(), id.clone());
+            run_hook(&hooks, plan.flow(), id, status, failure);
+        }
+        .instrument(submitter),
+    );
+}
+
+/// Runs `flow`'s finish hook, if it has one, in a task of its own.
+fn run_hook(
+    hooks: &HashMap<&'static str, Hook>,
+    flow: &'static str,
+    request_id: RequestId,
+    status: RequestStatus,
+    failure: Option<RequestFailure>,
+) {
+    if let Some(hook) = hooks.get(flow) {
+        tokio::spawn(hook(Finished {
+            flow,
+            request_id,
+            status,
+            failure,
+        }));
+    }
+}
+
+/// The executor of untracked and submitted requests: with a tracker, it records each
+/// vertex's progress, holds ready vertices back while the request is paused, and ends at once
+/// when it is stopped.
+///
+/// Every vertex starts as soon as its inputs are complete. One that starts while others of the
+/// request run gets a task of its own, so independent branches run in parallel; one that has
+/// the request to itself (the entry, each vertex of a chain) runs in the request's task, which
+/// spares it a task and a cross-thread wake-up. The first vertex to fail for good fails the
+/// request: the others are cancelled (their `Context` reports it, and they are dropped).
+async fn execute_tracked(
+    plan: &Arc<Plan>,
+    request_id: RequestId,
+    input: Bytes,
+    tracker: Option<&Arc<Tracked>>,
+) -> Result<Bytes, Error> {
+    let cancel = CancellationToken::new();
+    // The cancellation is signalled on return, before the vertices still running are dropped
+    // (declared after it, `running` would be dropped first).
+    let _cancel_on_return = cancel.clone().drop_guard();
+    let mut progress = Progress::new(input.clone()).with_room_for(plan.vertices().len());
+    let mut control = tracker.map(|t| {
+        let mut rx = t.subscribe();
+        // A pause or stop may have come before this task started: act on the current value.
+        rx.mark_changed();
+        rx
+    });
+    let mut parked: Vec<(Instance, Vec<Bytes>)> = Vec::new();
+    // Every vertex span of the request is a child of the request's span.
+    let span = tracing::info_span!(
+        "goflow.request",
+        flow = plan.flow(),
+        request_id = request_id.as_str()
+    );
+    let launch = Launch {
+        plan,
+        request_id: &request_id,
+        cancel: &cancel,
+        tracker,
+        span: &span,
+    };
+    let mut running = Running::default();
+    launch.ready(
+        &mut running,
+        &mut parked,
+        Instance::root(plan.entry()),
+        vec![input],
+    );
+
+    loop {
+        // With nothing running and nothing parked, the exit can no longer be reached.
+        if running.is_empty() && parked.is_empty() {
+            return Err(Error::Internal {
+                flow: plan.flow(),
+                message: "no vertex left to run before the exit vertex completed".to_owned(),
+            });
+        }
+        tokio::select! {
+            finished = running.next(plan.flow()), if !running.is_empty() => {
+                let (done, attempts, result) = finished?;
+                // A conditional's output or a for-each's collection that the plan cannot route
+                // fails the vertex like a failed attempt.
+                let advanced = result.and_then(|output| {
+                    let advance = plan.advance(&done, output.clone()).map_err(Failure::from)?;
+                    Ok((output, advance))
+                });
+                let (output, advance) = match advanced {
+                    Ok(advanced) => advanced,
+                    Err(failure) => {
+                        if let Some(tracker) = tracker {
+                            tracker.failed(plan, &done, attempts, &failure);
+                        }
+                        return Err(Error::Failed {
+                            flow: plan.flow(),
+                            request_id,
+                            failure: RequestFailure::new(plan.name_of(&done).to_string(), attempts, failure),
+                        });
+                    }
+                };
+                if let Some(tracker) = tracker {
+                    tracker.done(plan, &done, &advance.skipped);
+                }
+                if advance.completes {
+                    // The exit is the only vertex without successors, so every other one has
+                    // finished.
+                    return Ok(output);
+                }
+                for next in progress.apply(advance) {
+                    let parts = progress.inputs(plan, &next).ok_or_else(|| Error::Internal {
+                        flow: plan.flow(),
+                        message: format!("`{}` became ready before its inputs", plan.name_of(&next)),
+                    })?;
+                    launch.ready(&mut running, &mut parked, next, parts);
+                }
+            }
+            action = changed(&mut control) => match action {
+                Control::Stop => {
+                    return Err(Error::Stopped { flow: plan.flow(), request_id });
+                }
+                Control::Resume => {
+                    for (instance, parts) in std::mem::take(&mut parked) {
+                        launch.ready(&mut running, &mut parked, instance, parts);
+                    }
+                }
+                Control::Pause => {}
+            },
+        }
+    }
+}
+
+/// Waits for the next pause, resume or stop; never, for an untracked request.
+async fn changed(control: &mut Option<watch::Receiver<Control>>) -> Control {
+    match control {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => *rx.borrow_and_update(),
+            // The request's record is gone: nothing can control it any more.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Launches the instances that become ready (or parks them while the request is paused).
+struct Launch<'a> {
+    plan: &'a Arc<Plan>,
+    request_id: &'a RequestId,
+    cancel: &'a CancellationToken,
+    tracker: Option<&'a Arc<Tracked>>,
+    span: &'a tracing::Span,
+}
+
+impl Launch<'_> {
+    fn ready(
+        &self,
+        running: &mut Running,
+        parked: &mut Vec<(Instance, Vec<Bytes>)>,
+        instance: Instance,
+        parts: Vec<Bytes>,
+    ) {
+        let plan = self.plan;
+        if let Some(tracker) = self.tracker {
+            if !tracker.ready(plan, &instance) {
+                parked.push((instance, parts));
+                return;
+            }
+        }
+        let ctx = Context::new(
+            plan.flow(),
+            self.request_id.clone(),
+            plan.name_of(&instance),
+            1,
+            self.cancel.clone(),
+        );
+        let plan = Arc::clone(plan);
+        let tracker = self.tracker.cloned();
+        running.start(
+            async move {
+                let (attempts, result) =
+                    with_retries(&plan, &instance, &parts, &ctx, tracker.as_deref()).await;
+                (instance, attempts, result)
+            }
+            .instrument(self.span.clone()),
+        );
+    }
+}
+
+/// Runs an instance until it succeeds or the retry policy gives up, sleeping the backoff
+/// between attempts, and records each attempt's start and each retry in `tracker`.
+/// Cancelling `ctx` ends the wait for a retry. Returns the attempts made and the last result.
+async fn with_retries(
+    plan: &Plan,
+    instance: &Instance,
+    parts: &[Bytes],
+    ctx: &Context,
+    tracker: Option<&Tracked>,
+) -> (u32, Result<Bytes, Failure>) {
+    let vertex = plan.vertex(instance.vertex());
+    let mut attempt = 1;
+    loop {
+        if let Some(tracker) = tracker {
+            tracker.started(plan, instance, attempt);
+        }
+        let result = exec::attempt(vertex, parts, ctx.with_attempt(attempt)).await;
+        let failure = match result {
+            Ok(output) => return (attempt, Ok(output)),
+            Err(failure) => failure,
+        };
+        let Retry::After(delay) = lifecycle::retry(vertex.options(), &failure, attempt) else {
+            return (attempt, Err(failure));
+        };
+        tracing::debug!(vertex = &**vertex.path(), attempt, %failure, "retrying");
+        crate::metrics::retry_scheduled(plan.flow(), Arc::clone(vertex.path()));
+        if let Some(tracker) = tracker {
+            tracker.retrying(plan, instance, &failure);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = ctx.cancelled() => return (attempt, Err(failure)),
+        }
+        attempt += 1;
+    }
+}
+
+/// A vertex run: the instance, how many attempts it made, and how the last one went.
+type Ran = (Instance, u32, Result<Bytes, Failure>);
+
+/// The vertices of a request that are running. A vertex that has the request to itself runs
+/// inside the request's own task (a chain runs there from end to end, without a task or a
+/// cross-thread wake-up per vertex); one that starts beside others gets a task of its own,
+/// so that independent branches run in parallel. Dropping this cancels them all.
+#[derive(Default)]
+struct Running {
+    /// The vertex running in the request's task, if any.
+    inline: Option<BoxFuture<'static, Ran>>,
+    tasks: JoinSet<Ran>,
+}
+
+impl Running {
+    fn is_empty(&self) -> bool {
+        self.inline.is_none() && self.tasks.is_empty()
+    }
+
+    fn start(&mut self, vertex: impl Future<Output = Ran> + Send + 'static) {
+        if self.is_empty() {
+            self.inline = Some(Box::pin(vertex));
+        } else {
+            self.tasks.spawn(vertex);
+        }
+    }
+
+    /// The next vertex to finish. Call only when not [empty](Self::is_empty).
+    async fn next(&mut self, flow: &'static str) -> Result<Ran, Error> {
+        let inline = std::future::poll_fn(|cx| match &mut self.inline {
+            Some(vertex) => vertex.as_mut().poll(cx),
+            None => Poll::Pending,
+        });
+        tokio::select! {
+            finished = inline => {
+                self.inline = None;
+                Ok(finished)
+            }
+            Some(joined) = self.tasks.join_next() => {
+                // Node panics are caught inside the task, so a join error is an engine bug.
+                joined.map_err(|e| Error::Internal {
+                    flow,
+                    message: format!("vertex task ended abnormally: {e}"),
+                })
+            }
+        }
+    }
+}

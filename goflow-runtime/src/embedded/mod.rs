@@ -1,0 +1,358 @@
+//! The embedded engine: runs workflows in this process on tokio, with the same plan, attempt
+//! runner, lifecycle rules and join counting as the Redis engine, and no I/O.
+//!
+//! Two ways to run a request:
+//! - [`Engine::run`]: run it and await its output, nothing recorded (the fast path, for tests
+//!   and for code that only needs the result); [`RunLocal::run_local`] does the same on a
+//!   default engine;
+//! - [`Engine::submit`]: start it in the background and follow it by id with
+//!   [`status`](Engine::status), [`wait`](Engine::wait), [`pause`](Engine::pause),
+//!   [`resume`](Engine::resume) and [`stop`](Engine::stop), as with the Redis engine.
+//!   Finished requests are kept for [`EmbeddedEngineBuilder::retention`] (default 24 h, at
+//!   most [`EmbeddedEngineBuilder::retain_at_most`] of them).
+//!
+//! The embedded engine runs one version of each workflow: the one compiled into this process.
+//!
+//! Its parts: `registry` keeps the submitted requests by workflow and id; `tracked` is one
+//! submitted request's state, moved by the lifecycle core's decisions; `executor` runs a
+//! request's vertices.
+
+mod executor;
+mod registry;
+mod tracked;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use self::registry::Registry;
+use self::tracked::Tracked;
+use crate::codec::{Codec, MsgPack};
+use crate::engine::{self, Engine, Hook};
+use crate::error::Error;
+use crate::lifecycle::{Control, RequestStatus};
+use crate::node::Data as _;
+use crate::plan::Plan;
+use crate::request::{Finished, RequestOutcome, RequestState};
+use crate::request_id::RequestId;
+use crate::sync::lock;
+use crate::workflow::Workflow;
+
+pub(crate) use self::executor::execute;
+
+/// How long finished requests are kept by default, on both engines: a day, so that an
+/// operator can still find yesterday's failures.
+pub(crate) const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// How many finished requests the embedded engine keeps by default (the oldest go first).
+const DEFAULT_RETAINED: usize = 100_000;
+
+/// Runs workflows in this process. Cheap to clone: clones share their requests.
+///
+/// ```
+/// # use goflow_runtime::EmbeddedEngine;
+/// # use std::time::Duration;
+/// let engine = EmbeddedEngine::new();
+/// let engine = EmbeddedEngine::builder().retention(Duration::from_secs(600)).build();
+/// // engine.run::<Kyc>(input).await, or engine.submit::<Kyc>(&input).await and so on
+/// # drop(engine);
+/// ```
+pub struct EmbeddedEngine<C: Codec = MsgPack> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    codec: C,
+    /// The plans of the workflows this engine runs, by name: those registered, and any run
+    /// through a typed call.
+    plans: Mutex<HashMap<&'static str, Arc<Plan>>>,
+    requests: Arc<Registry>,
+    hooks: Arc<HashMap<&'static str, Hook>>,
+}
+
+impl<C: Codec> Clone for EmbeddedEngine<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for EmbeddedEngine<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plans = lock(&self.inner.plans);
+        let mut flows: Vec<&str> = plans.keys().copied().collect();
+        flows.sort_unstable();
+        f.debug_struct("EmbeddedEngine")
+            .field("codec", &C::NAME)
+            .field("flows", &flows)
+            .field("requests", &self.inner.requests)
+            .finish()
+    }
+}
+
+impl EmbeddedEngine<MsgPack> {
+    /// An engine with the default settings and codec.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Starts configuring an engine with the default codec.
+    pub fn builder() -> EmbeddedEngineBuilder<MsgPack> {
+        EmbeddedEngineBuilder::new(MsgPack)
+    }
+}
+
+impl Default for EmbeddedEngine<MsgPack> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Configures an [`EmbeddedEngine`]: its codec, how long it keeps finished requests, the
+/// workflows it serves by name, and finish hooks. The Redis engine's builder takes the same
+/// calls where they apply.
+pub struct EmbeddedEngineBuilder<C: Codec = MsgPack> {
+    codec: C,
+    retention: Duration,
+    retained: usize,
+    plans: HashMap<&'static str, Arc<Plan>>,
+    hooks: HashMap<&'static str, Hook>,
+}
+
+impl<C: Codec> std::fmt::Debug for EmbeddedEngineBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedEngineBuilder")
+            .field("codec", &C::NAME)
+            .field("retention", &self.retention)
+            .field("retained", &self.retained)
+            .field("flows", &self.plans.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> EmbeddedEngineBuilder<C> {
+    /// A builder for an engine passing payloads through `codec`.
+    pub fn new(codec: C) -> Self {
+        Self {
+            codec,
+            retention: DEFAULT_RETENTION,
+            retained: DEFAULT_RETAINED,
+            plans: HashMap::new(),
+            hooks: HashMap::new(),
+        }
+    }
+
+    /// Keeps finished requests' state for `retention` after they end (default 24 h).
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Keeps at most `count` finished requests (default 100,000); beyond that the oldest
+    /// finished go first, whatever the retention. Running requests are always kept.
+    #[must_use]
+    pub fn retain_at_most(mut self, count: usize) -> Self {
+        self.retained = count;
+        self
+    }
+
+    /// Registers workflow `W`, so that requests of it can be submitted by name (as the HTTP
+    /// service does). Typed calls (`submit::<W>`, `run::<W>`) register it by themselves.
+    #[must_use]
+    pub fn register<W: Workflow>(mut self) -> Self {
+        self.plans
+            .entry(W::NAME)
+            .or_insert_with(|| Arc::new(Plan::new::<W, C>(self.codec.clone())));
+        self
+    }
+
+    /// Runs `hook` once when a request of `W` ends (completed, failed or stopped), in a task
+    /// of its own, after its state is final.
+    #[must_use]
+    pub fn on_finish<W, F, Fut>(self, hook: F) -> Self
+    where
+        W: Workflow,
+        F: Fn(Finished) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.register::<W>().hook(W::NAME, engine::hook(hook))
+    }
+
+    /// Registers `hook` for the workflow named `flow` (registered already).
+    pub(crate) fn hook(mut self, flow: &'static str, hook: Hook) -> Self {
+        self.hooks.insert(flow, hook);
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> EmbeddedEngine<C> {
+        EmbeddedEngine {
+            inner: Arc::new(Inner {
+                codec: self.codec,
+                plans: Mutex::new(self.plans),
+                requests: Arc::new(Registry::new(self.retention, self.retained)),
+                hooks: Arc::new(self.hooks),
+            }),
+        }
+    }
+}
+
+impl<C: Codec> EmbeddedEngine<C> {
+    /// The plan of workflow `W`, built on first use.
+    fn plan<W: Workflow>(&self) -> Arc<Plan> {
+        let mut plans = lock(&self.inner.plans);
+        Arc::clone(
+            plans
+                .entry(W::NAME)
+                .or_insert_with(|| Arc::new(Plan::new::<W, C>(self.inner.codec.clone()))),
+        )
+    }
+
+    /// The plan of the workflow named `flow`, if this engine knows it.
+    fn plan_named(&self, flow: &str) -> Result<Arc<Plan>, Error> {
+        lock(&self.inner.plans)
+            .get(flow)
+            .cloned()
+            .ok_or_else(|| Error::UnknownFlow {
+                flow: flow.to_owned(),
+            })
+    }
+
+    /// Runs one request of `W` to completion under the given request id, nothing recorded.
+    pub async fn run_as<W: Workflow>(
+        &self,
+        request_id: RequestId,
+        input: W::Input,
+    ) -> Result<W::Output, Error> {
+        let codec = &self.inner.codec;
+        let input = input.encode_with(codec).map_err(Error::codec(W::NAME))?;
+        let hooks = Arc::clone(&self.inner.hooks);
+        let output = execute(self.plan::<W>(), request_id, input, hooks).await?;
+        W::Output::decode_with(codec, &output).map_err(Error::codec(W::NAME))
+    }
+
+    /// The tracked request `id` of workflow `flow`.
+    fn tracked(&self, flow: &str, id: &RequestId) -> Result<Arc<Tracked>, Error> {
+        let plan = self.plan_named(flow)?;
+        self.inner
+            .requests
+            .get(plan.flow(), id)
+            .ok_or_else(|| Error::UnknownRequest {
+                flow: plan.flow(),
+                request_id: id.clone(),
+            })
+    }
+}
+
+impl<C: Codec> engine::sealed::Sealed for EmbeddedEngine<C> {}
+
+impl<C: Codec> Engine for EmbeddedEngine<C> {
+    type Codec = C;
+
+    fn codec(&self) -> &C {
+        &self.inner.codec
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn run<W: Workflow>(
+        &self,
+        input: W::Input,
+    ) -> impl Future<Output = Result<W::Output, Error>> + Send {
+        self.run_as::<W>(RequestId::generate(), input)
+    }
+
+    async fn wait<W: Workflow>(
+        &self,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Result<RequestOutcome<W::Output>, Error> {
+        let state = self.wait_state(W::NAME, id, timeout).await?;
+        engine::decode_outcome::<W, C>(&self.inner.codec, state.outcome())
+    }
+
+    async fn submit_encoded(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        input: Bytes,
+    ) -> Result<bool, Error> {
+        let plan = self.plan_named(flow)?;
+        let Some(tracked) = self.inner.requests.create(&plan, id) else {
+            return Ok(false);
+        };
+        // Counted once, by the call that created the request; its end is counted when it
+        // finishes.
+        crate::metrics::flow_started(plan.flow());
+        executor::spawn_tracked(
+            plan,
+            id.clone(),
+            input,
+            tracked,
+            Arc::clone(&self.inner.requests),
+            Arc::clone(&self.inner.hooks),
+        );
+        Ok(true)
+    }
+
+    async fn state(&self, flow: &str, id: &RequestId) -> Result<RequestState, Error> {
+        Ok(self.tracked(flow, id)?.snapshot())
+    }
+
+    async fn wait_state(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> Result<RequestState, Error> {
+        let tracked = self.tracked(flow, id)?;
+        tracked.wait_final(timeout).await;
+        Ok(tracked.snapshot())
+    }
+
+    async fn control(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        action: Control,
+    ) -> Result<RequestStatus, Error> {
+        let tracked = self.tracked(flow, id)?;
+        tracked.control(action).map_err(|status| Error::Conflict {
+            flow: tracked.flow(),
+            request_id: id.clone(),
+            action,
+            status,
+        })
+    }
+
+    async fn ready(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Runs a workflow to completion on a default [`EmbeddedEngine`]: `Kyc::run_local(input)`.
+/// In the prelude.
+pub trait RunLocal: Workflow {
+    /// Runs one request to completion on the embedded engine, with the default codec.
+    ///
+    /// Vertices run as tokio tasks, so fan-out branches run in parallel; this must be called
+    /// inside a tokio runtime. For many requests, another codec, or to follow requests by id,
+    /// use an [`EmbeddedEngine`].
+    fn run_local(input: Self::Input) -> impl Future<Output = Result<Self::Output, Error>> + Send;
+}
+
+impl<W: Workflow> RunLocal for W {
+    async fn run_local(input: W::Input) -> Result<W::Output, Error> {
+        let input = input.encode_with(&MsgPack).map_err(Error::codec(W::NAME))?;
+        let plan = Arc::clone(W::local_plan());
+        let output = execute(plan, RequestId::generate(), input, Arc::default()).await?;
+        W::Output::decode_with(&MsgPack, &output).map_err(Error::codec(W::NAME))
+    }
+}

@@ -1,0 +1,216 @@
+//! One submitted request of the embedded engine: its state, moved only by the lifecycle core's
+//! decisions ([`crate::lifecycle`]), and the signals its executor follows (pause, resume, stop)
+//! and its waiters wait for (the end).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::error::Failure;
+use crate::lifecycle::{self, Control, RequestStatus, VertexStatus};
+use crate::plan::{Instance, Plan};
+use crate::request::{self, RequestFailure, RequestOutcome, RequestState, VertexState};
+use crate::request_id::RequestId;
+use crate::sync::lock;
+use crate::time::now_ms;
+
+/// The worker name the embedded engine records for every attempt.
+const WORKER: &str = "embedded";
+
+/// One submitted request.
+pub(super) struct Tracked {
+    flow: &'static str,
+    state: Mutex<TrackedState>,
+    /// The last control applied, for the executor: it parks what becomes ready while paused,
+    /// launches the parked instances on resume, and ends on stop.
+    control: watch::Sender<Control>,
+    /// Whether the request has ended.
+    ended: watch::Sender<bool>,
+}
+
+/// A request's state, its vertex instances kept by instance (so in plan, then item, order)
+/// as instances inside `each` bodies come to exist.
+struct TrackedState {
+    request: RequestState,
+    vertices: BTreeMap<Instance, VertexState>,
+}
+
+impl Tracked {
+    pub(super) fn new(plan: &Plan, request_id: RequestId) -> Self {
+        let now = now_ms();
+        Self {
+            flow: plan.flow(),
+            state: Mutex::new(TrackedState {
+                request: RequestState {
+                    flow: plan.flow(),
+                    request_id,
+                    status: RequestStatus::Queued,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    finished_at_ms: None,
+                    vertices: Vec::new(),
+                    failure: None,
+                    output: None,
+                },
+                vertices: request::initial_vertices(plan),
+            }),
+            control: watch::channel(Control::Resume).0,
+            ended: watch::channel(false).0,
+        }
+    }
+
+    pub(super) fn flow(&self) -> &'static str {
+        self.flow
+    }
+
+    pub(super) fn snapshot(&self) -> RequestState {
+        let state = lock(&self.state);
+        let mut request = state.request.clone();
+        request.vertices = state.vertices.values().cloned().collect();
+        request
+    }
+
+    /// Waits up to `timeout` for the request to end.
+    pub(super) async fn wait_final(&self, timeout: Duration) {
+        let mut ended = self.ended.subscribe();
+        let _ = tokio::time::timeout(timeout, ended.wait_for(|ended| *ended)).await;
+    }
+
+    /// The executor's view of pause, resume and stop.
+    pub(super) fn subscribe(&self) -> watch::Receiver<Control> {
+        self.control.subscribe()
+    }
+
+    /// Changes the request and one instance's state (creating it on first mention).
+    fn change(
+        &self,
+        plan: &Plan,
+        instance: &Instance,
+        change: impl FnOnce(&mut RequestState, &mut VertexState),
+    ) {
+        let mut guard = lock(&self.state);
+        let TrackedState { request, vertices } = &mut *guard;
+        let vertex = vertices
+            .entry(instance.clone())
+            .or_insert_with(|| VertexState::pending(plan.name_of(instance).to_string()));
+        change(request, vertex);
+        request.updated_at_ms = now_ms();
+    }
+
+    /// `instance` has all its inputs: queued, or parked if the request is paused. Returns
+    /// whether it may be launched now.
+    pub(super) fn ready(&self, plan: &Plan, instance: &Instance) -> bool {
+        let mut launch = false;
+        self.change(plan, instance, |request, vertex| {
+            vertex.status = lifecycle::on_ready(request.status);
+            launch = vertex.status == VertexStatus::Queued;
+        });
+        launch
+    }
+
+    /// Attempt `attempt` of `instance` starts.
+    pub(super) fn started(&self, plan: &Plan, instance: &Instance, attempt: u32) {
+        let now = now_ms();
+        self.change(plan, instance, |request, vertex| {
+            request.status = lifecycle::on_start(request.status);
+            vertex.status = VertexStatus::Running;
+            vertex.attempts = attempt;
+            vertex.started_at_ms.get_or_insert(now);
+            vertex.worker = Some(WORKER.to_owned());
+        });
+    }
+
+    /// An attempt of `instance` failed and will be retried after its backoff.
+    pub(super) fn retrying(&self, plan: &Plan, instance: &Instance, failure: &Failure) {
+        self.change(plan, instance, |_, vertex| {
+            vertex.status = VertexStatus::Retrying;
+            vertex.last_failure = Some(failure.clone());
+        });
+    }
+
+    /// `instance` produced its output; `skipped` will never run.
+    pub(super) fn done(&self, plan: &Plan, instance: &Instance, skipped: &[Instance]) {
+        let now = now_ms();
+        self.change(plan, instance, |_, vertex| {
+            vertex.status = VertexStatus::Done;
+            vertex.finished_at_ms = Some(now);
+        });
+        for skipped in skipped {
+            self.change(plan, skipped, |_, vertex| {
+                vertex.status = VertexStatus::Skipped;
+                vertex.finished_at_ms = Some(now);
+            });
+        }
+    }
+
+    /// `instance` failed for good after `attempts` attempts.
+    pub(super) fn failed(
+        &self,
+        plan: &Plan,
+        instance: &Instance,
+        attempts: u32,
+        failure: &Failure,
+    ) {
+        self.change(plan, instance, |_, vertex| {
+            vertex.status = VertexStatus::Failed;
+            vertex.attempts = attempts;
+            vertex.finished_at_ms = Some(now_ms());
+            vertex.last_failure = Some(failure.clone());
+        });
+    }
+
+    /// Applies pause, resume or stop by the lifecycle's control table: the new status, or
+    /// the status from which `action` does not apply.
+    pub(super) fn control(&self, action: Control) -> Result<RequestStatus, RequestStatus> {
+        let mut state = lock(&self.state);
+        let from = state.request.status;
+        let to = lifecycle::control(from, action).ok_or(from)?;
+        state.request.status = to;
+        state.request.updated_at_ms = now_ms();
+        if to.is_final() {
+            state.request.finished_at_ms = Some(state.request.updated_at_ms);
+        }
+        drop(state);
+        self.control.send_replace(action);
+        Ok(to)
+    }
+
+    /// The request ended with `outcome`: its final status, output or failure, and the sweep
+    /// of every instance that will not run. Returns the final status (a stop that came first
+    /// stays a stop).
+    pub(super) fn finish(
+        &self,
+        outcome: RequestOutcome<Bytes>,
+    ) -> (RequestStatus, Option<RequestFailure>) {
+        let mut guard = lock(&self.state);
+        let TrackedState { request, vertices } = &mut *guard;
+        let now = now_ms();
+        if !request.status.is_final() {
+            match outcome {
+                RequestOutcome::Completed(output) => {
+                    request.status = RequestStatus::Completed;
+                    request.output = Some(output);
+                }
+                RequestOutcome::Failed(failure) => {
+                    request.status = RequestStatus::Failed;
+                    request.failure = Some(failure);
+                }
+                RequestOutcome::Stopped | RequestOutcome::Pending(_) => {
+                    request.status = RequestStatus::Stopped;
+                }
+            }
+        }
+        let ended_at = *request.finished_at_ms.get_or_insert(now);
+        request.updated_at_ms = now;
+        for vertex in vertices.values_mut() {
+            vertex.sweep(ended_at);
+        }
+        let ended = (request.status, request.failure.clone());
+        drop(guard);
+        self.ended.send_replace(true);
+        ended
+    }
+}

@@ -1,0 +1,229 @@
+//! [`Engine`]: the one interface of both engines, with the same signatures on each.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::lifecycle::{Control, RequestStatus};
+use crate::node::Data as _;
+use crate::request::{RequestOutcome, RequestState};
+use crate::request_id::RequestId;
+use crate::workflow::Workflow;
+
+/// What both engines do: submit requests, run them, read their state, wait for them, pause,
+/// resume and stop them. [`EmbeddedEngine`](crate::EmbeddedEngine) runs them in this process;
+/// `goflow::redis::RedisEngine` on a fleet of workers. Code written against `Engine` runs on
+/// either, with the same behaviour (the conformance suite checks it).
+///
+/// ```
+/// use goflow::prelude::*;
+/// use goflow::{EmbeddedEngine, Engine};
+///
+/// #[node]
+/// async fn shout(text: String) -> String {
+///     text.to_uppercase()
+/// }
+///
+/// workflow! {
+///     pub Shout = shout;
+/// }
+///
+/// async fn submit_and_wait<E: Engine>(engine: &E) -> Result<String, goflow::Error> {
+///     let id = engine.submit::<Shout>(&"hello".to_owned()).await?;
+///     match engine.wait::<Shout>(&id, std::time::Duration::from_secs(5)).await? {
+///         goflow::request::RequestOutcome::Completed(text) => Ok(text),
+///         other => panic!("{other:?}"),
+///     }
+/// }
+/// # #[tokio::main] async fn main() -> Result<(), goflow::Error> {
+/// assert_eq!(submit_and_wait(&EmbeddedEngine::new()).await?, "HELLO");
+/// # Ok(()) }
+/// ```
+///
+/// Every method answers `Result<_, `[`Error`]`>`: a request that does not exist is
+/// [`Error::UnknownRequest`], a control that does not apply [`Error::Conflict`], a storage
+/// failure [`Error::Engine`] (whether it took effect is then unknown: submitting again under
+/// the same id is safe).
+///
+/// The trait is sealed: goflow's engines are the ones there are.
+pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
+    /// The codec payloads are encoded with.
+    type Codec: Codec;
+
+    /// The codec payloads are encoded with.
+    fn codec(&self) -> &Self::Codec;
+
+    /// `"embedded"` or `"redis"`.
+    fn kind(&self) -> &'static str;
+
+    /// Runs one request of `W` to its end under a fresh id, and returns its output; a request
+    /// that fails or is stopped is an error ([`Error::Failed`], [`Error::Stopped`]).
+    fn run<W: Workflow>(
+        &self,
+        input: W::Input,
+    ) -> impl Future<Output = Result<W::Output, Error>> + Send;
+
+    /// Starts a request of `W` under a fresh id.
+    fn submit<W: Workflow>(
+        &self,
+        input: &W::Input,
+    ) -> impl Future<Output = Result<RequestId, Error>> + Send {
+        let id = RequestId::generate();
+        let submitted = self.submit_as::<W>(id.clone(), input);
+        async move {
+            submitted.await?;
+            Ok(id)
+        }
+    }
+
+    /// Starts a request of `W` under `id`, unless a request with that id exists: returns
+    /// whether this call created it. The same id never starts a second run, which makes a
+    /// retried submission safe.
+    fn submit_as<W: Workflow>(
+        &self,
+        id: RequestId,
+        input: &W::Input,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        // Encoded before the future, which then does not borrow the input.
+        let input = input
+            .encode_with(self.codec())
+            .map_err(Error::codec(W::NAME));
+        async move { self.submit_encoded(W::NAME, &id, input?).await }
+    }
+
+    /// The state of a request of `W`.
+    fn status<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestState, Error>> + Send {
+        self.state(W::NAME, id)
+    }
+
+    /// Waits up to `timeout` for a request of `W` to end: its output, failure or stop, or
+    /// [`RequestOutcome::Pending`] with its status if it has not ended by then.
+    fn wait<W: Workflow>(
+        &self,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<RequestOutcome<W::Output>, Error>> + Send;
+
+    /// Pauses a request of `W`: vertices not yet started wait until it is resumed. Answers the
+    /// request's new status.
+    fn pause<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.control(W::NAME, id, Control::Pause)
+    }
+
+    /// Resumes a paused request of `W`: its parked vertices are queued, each once.
+    fn resume<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.control(W::NAME, id, Control::Resume)
+    }
+
+    /// Stops a request of `W` now: its running attempts are cancelled, nothing else runs.
+    fn stop<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.control(W::NAME, id, Control::Stop)
+    }
+
+    /// Starts a request of workflow `flow` on an input already encoded with this engine's
+    /// codec (what [`submit_as`](Self::submit_as) does after encoding). For services that
+    /// work with workflow names, as the HTTP routes do.
+    #[doc(hidden)]
+    fn submit_encoded(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        input: Bytes,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// [`status`](Self::status) by workflow name.
+    #[doc(hidden)]
+    fn state(
+        &self,
+        flow: &str,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestState, Error>> + Send;
+
+    /// Waits up to `timeout` for a request of workflow `flow` to end; its state then, ended
+    /// or not.
+    #[doc(hidden)]
+    fn wait_state(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<RequestState, Error>> + Send;
+
+    /// Applies `action` to a request of workflow `flow`, by the lifecycle's control table.
+    #[doc(hidden)]
+    fn control(
+        &self,
+        flow: &str,
+        id: &RequestId,
+        action: Control,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send;
+
+    /// Whether the engine can take requests now (Redis answers).
+    #[doc(hidden)]
+    fn ready(&self) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// A finish hook, as both engines keep it: run once when a request of its workflow ends.
+pub(crate) type Hook = std::sync::Arc<
+    dyn Fn(crate::request::Finished) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync,
+>;
+
+/// A finish hook from the closure a user registers.
+pub(crate) fn hook<F, Fut>(hook: F) -> Hook
+where
+    F: Fn(crate::request::Finished) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    std::sync::Arc::new(move |finished| Box::pin(hook(finished)))
+}
+
+pub(crate) mod sealed {
+    /// Only goflow's engines implement [`Engine`](super::Engine).
+    pub trait Sealed {}
+}
+
+/// A request's outcome decoded with `codec`.
+pub(crate) fn decode_outcome<W: Workflow, C: Codec>(
+    codec: &C,
+    outcome: RequestOutcome<Bytes>,
+) -> Result<RequestOutcome<W::Output>, Error> {
+    outcome.try_map(|output| W::Output::decode_with(codec, &output).map_err(Error::codec(W::NAME)))
+}
+
+/// The result of a run from its outcome: the output, or the error of a failed or stopped
+/// request (`run` waits until it has ended, so a pending one is an engine bug).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn run_result<T>(
+    flow: &'static str,
+    request_id: RequestId,
+    outcome: RequestOutcome<T>,
+) -> Result<T, Error> {
+    match outcome {
+        RequestOutcome::Completed(output) => Ok(output),
+        RequestOutcome::Failed(failure) => Err(Error::Failed {
+            flow,
+            request_id,
+            failure,
+        }),
+        RequestOutcome::Stopped => Err(Error::Stopped { flow, request_id }),
+        RequestOutcome::Pending(status) => Err(Error::Internal {
+            flow,
+            message: format!("request `{request_id}` ended its run while {status}"),
+        }),
+    }
+}

@@ -1,0 +1,341 @@
+//! The life of a request and of its vertices, decided once for both engines.
+//!
+//! Everything here is pure (no I/O, no clock): the status vocabulary (the only place the words
+//! exist in Rust), the control table (pause, resume and stop from each status), what a vertex
+//! that becomes ready or starts does to its request, the retry policy, and the sweep that
+//! settles every vertex when its request ends. The embedded engine applies these decisions in
+//! memory; the Redis engine computes them in the worker and client, and its scripts get the
+//! same words and tables from a prelude rendered from this module (see `redis::protocol`), so
+//! that a rule changed here changes on both engines.
+//!
+//! # A request
+//!
+//! ```text
+//! queued ──(a vertex starts)──▶ running ──(the exit completes)──▶ completed
+//!   │  ▲                          │  ▲   ──(a vertex fails for good)──▶ failed
+//!   │  └───────resume────┐        │  │
+//!   └──pause──▶ paused ◀─┼──pause─┘  │   queued | running | paused ──stop──▶ stopped
+//!                  └─────resume──────┘
+//! ```
+//!
+//! # A vertex instance
+//!
+//! `pending` (waiting for its inputs) → `queued` (ready; `parked` instead while its request is
+//! paused, `queued` again on resume) → `running` (an attempt runs; each attempt started counts,
+//! the running one included) → `done`, or `retrying` (waiting for its backoff) → `running`
+//! again, or `failed`. A conditional's untaken arms are `skipped`. When the request ends, the
+//! [sweep](sweep) settles the rest: none is left `pending`, `queued`, `parked`, `retrying` or
+//! `running`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Failure;
+use crate::node::NodeOptions;
+
+/// Declares a status enum with its words: one `as_str`, one `FromStr`, one list of them all.
+macro_rules! vocabulary {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $word:literal, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in the order of the lifecycle.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+
+            /// The word for it, as in JSON, in the Redis engine's state, and in `FromStr`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word,)*
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownWord;
+
+            fn from_str(word: &str) -> Result<Self, UnknownWord> {
+                match word {
+                    $($word => Ok(Self::$variant),)*
+                    _ => Err(UnknownWord {
+                        kind: stringify!($name),
+                        word: word.chars().take(40).collect(),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// Where a request is in its life: `queued → running → completed | failed | stopped`, with
+    /// `paused` in between.
+    pub enum RequestStatus {
+        /// Accepted; no vertex has started yet.
+        Queued = "queued",
+        /// At least one vertex has started.
+        Running = "running",
+        /// Paused: nothing new starts until it is resumed.
+        Paused = "paused",
+        /// The exit vertex produced the output.
+        Completed = "completed",
+        /// A vertex failed for good.
+        Failed = "failed",
+        /// Stopped on request.
+        Stopped = "stopped",
+    }
+}
+
+vocabulary! {
+    /// Where a vertex instance is within its request.
+    pub enum VertexStatus {
+        /// Waiting for its inputs.
+        Pending = "pending",
+        /// Ready: its inputs are complete and it waits for a worker.
+        Queued = "queued",
+        /// An attempt is running.
+        Running = "running",
+        /// Waiting for its backoff before another attempt.
+        Retrying = "retrying",
+        /// Ready, but held back while the request is paused.
+        Parked = "parked",
+        /// Produced its output.
+        Done = "done",
+        /// Failed for good.
+        Failed = "failed",
+        /// Had been made ready (queued, parked, retrying or running) when its request ended
+        /// (stopped, or failed elsewhere): it will not run, or its attempt was cancelled.
+        Cancelled = "cancelled",
+        /// Will never run: in an arm of a conditional that another arm was chosen over, or
+        /// still waiting for its inputs when its request ended.
+        Skipped = "skipped",
+    }
+}
+
+vocabulary! {
+    /// What an operator can do to a running request.
+    pub enum Control {
+        /// Hold back every vertex that has not started until the request is resumed.
+        Pause = "pause",
+        /// Run a paused request on: its parked vertices are queued, each once.
+        Resume = "resume",
+        /// End the request now: its running attempts are cancelled and nothing else runs.
+        Stop = "stop",
+    }
+}
+
+impl RequestStatus {
+    /// Whether the request has ended: `completed`, `failed` or `stopped`.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Stopped)
+    }
+}
+
+impl VertexStatus {
+    /// Whether the instance is settled: `done`, `failed`, `cancelled` or `skipped`.
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Done | Self::Failed | Self::Cancelled | Self::Skipped
+        )
+    }
+}
+
+/// A word that names no status (in a stored state, or in a query).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{word}` is not a {kind}; the words are those of its `as_str`")]
+pub struct UnknownWord {
+    kind: &'static str,
+    word: String,
+}
+
+/// The control table: the status a request moves to when `action` is applied in status
+/// `from`, or `None` when the action does not apply (it is a conflict: pausing a finished
+/// request, resuming a running one).
+pub(crate) const fn control(from: RequestStatus, action: Control) -> Option<RequestStatus> {
+    use RequestStatus::{Completed, Failed, Paused, Queued, Running, Stopped};
+    match (action, from) {
+        (Control::Pause, Queued | Running) => Some(Paused),
+        (Control::Resume, Paused) => Some(Running),
+        (Control::Stop, Queued | Running | Paused) => Some(Stopped),
+        (Control::Pause | Control::Resume | Control::Stop, Completed | Failed | Stopped)
+        | (Control::Pause, Paused)
+        | (Control::Resume, Queued | Running) => None,
+    }
+}
+
+/// What the start of a vertex's attempt makes of its request's status: a queued request is
+/// running from its first attempt on; any other status stays.
+pub(crate) const fn on_start(request: RequestStatus) -> RequestStatus {
+    match request {
+        RequestStatus::Queued => RequestStatus::Running,
+        other => other,
+    }
+}
+
+/// The status of an instance that has just become ready (all its inputs arrived) in a request
+/// with status `request`: parked while the request is paused, else queued.
+pub(crate) const fn on_ready(request: RequestStatus) -> VertexStatus {
+    match request {
+        RequestStatus::Paused => VertexStatus::Parked,
+        _ => VertexStatus::Queued,
+    }
+}
+
+/// What the sweep makes of an instance when its request ends: one that had been made ready
+/// (queued, parked, retrying, running) is `cancelled`; one still waiting for its inputs is
+/// `skipped`; a settled one stays as it is.
+pub(crate) const fn sweep(vertex: VertexStatus) -> VertexStatus {
+    match vertex {
+        VertexStatus::Pending => VertexStatus::Skipped,
+        VertexStatus::Queued
+        | VertexStatus::Parked
+        | VertexStatus::Retrying
+        | VertexStatus::Running => VertexStatus::Cancelled,
+        settled => settled,
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Attempt again after this backoff.
+    After(Duration),
+    /// The instance has failed for good, and with it the request.
+    GiveUp,
+}
+
+/// The retry policy: after the `failures`-th recorded failure of an instance (this one
+/// included; deliveries lost with their worker are not failures), whether it is attempted
+/// again, and after which backoff. A failure that no retry can fix (a permanent error, a
+/// payload that does not decode) gives up at once; others retry while the node's attempts
+/// last, with [`NodeOptions::backoff_before`].
+pub(crate) fn retry(options: &NodeOptions, failure: &Failure, failures: u32) -> Retry {
+    if failure.is_retryable() && failures < options.max_attempts() {
+        Retry::After(options.backoff_before(failures.saturating_add(1)))
+    } else {
+        Retry::GiveUp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_parses_back() {
+        for status in RequestStatus::ALL {
+            assert_eq!(status.as_str().parse::<RequestStatus>(), Ok(*status));
+            let json = serde_json::to_string(status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        for status in VertexStatus::ALL {
+            assert_eq!(status.as_str().parse::<VertexStatus>(), Ok(*status));
+        }
+        for action in Control::ALL {
+            assert_eq!(action.as_str().parse::<Control>(), Ok(*action));
+        }
+        let error = "runing".parse::<RequestStatus>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`runing` is not a RequestStatus; the words are those of its `as_str`"
+        );
+    }
+
+    #[test]
+    fn the_control_table() {
+        use RequestStatus::*;
+        let table = [
+            (
+                Control::Pause,
+                [Some(Paused), Some(Paused), None, None, None, None],
+            ),
+            (
+                Control::Resume,
+                [None, None, Some(Running), None, None, None],
+            ),
+            (
+                Control::Stop,
+                [
+                    Some(Stopped),
+                    Some(Stopped),
+                    Some(Stopped),
+                    None,
+                    None,
+                    None,
+                ],
+            ),
+        ];
+        for (action, row) in table {
+            for (from, to) in RequestStatus::ALL.iter().zip(row) {
+                assert_eq!(control(*from, action), to, "{action} from {from}");
+            }
+        }
+        // Nothing moves a request out of a final status, and a final status is reached only
+        // by stop.
+        for from in RequestStatus::ALL {
+            for action in Control::ALL {
+                if let Some(to) = control(*from, *action) {
+                    assert!(!from.is_final());
+                    assert_eq!(to.is_final(), *action == Control::Stop);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_sweep_leaves_every_instance_settled() {
+        for status in VertexStatus::ALL {
+            let swept = sweep(*status);
+            assert!(swept.is_final(), "{status} swept to {swept}");
+            if status.is_final() {
+                assert_eq!(swept, *status);
+            }
+        }
+        assert_eq!(sweep(VertexStatus::Pending), VertexStatus::Skipped);
+        assert_eq!(sweep(VertexStatus::Retrying), VertexStatus::Cancelled);
+    }
+
+    #[test]
+    fn ready_and_start() {
+        assert_eq!(on_ready(RequestStatus::Paused), VertexStatus::Parked);
+        assert_eq!(on_ready(RequestStatus::Running), VertexStatus::Queued);
+        assert_eq!(on_start(RequestStatus::Queued), RequestStatus::Running);
+        assert_eq!(on_start(RequestStatus::Paused), RequestStatus::Paused);
+    }
+
+    #[test]
+    fn retries_last_while_the_node_allows() {
+        let options = NodeOptions {
+            retries: 2,
+            ..NodeOptions::DEFAULT
+        };
+        let flaky = Failure::Error("flaky".into());
+        assert!(matches!(retry(&options, &flaky, 1), Retry::After(_)));
+        assert!(matches!(retry(&options, &flaky, 2), Retry::After(_)));
+        assert_eq!(retry(&options, &flaky, 3), Retry::GiveUp);
+        let permanent = Failure::Permanent("bad input".into());
+        assert_eq!(retry(&options, &permanent, 1), Retry::GiveUp);
+        assert_eq!(
+            retry(&NodeOptions::DEFAULT, &flaky, 1),
+            Retry::GiveUp,
+            "no retries by default"
+        );
+    }
+}

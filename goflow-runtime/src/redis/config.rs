@@ -1,0 +1,75 @@
+//! [`RedisConfig`]: every setting of the Redis engine.
+
+use std::time::Duration;
+
+/// Settings of a [`RedisEngine`](super::RedisEngine). Start from [`RedisConfig::new`] and set
+/// the fields to change:
+///
+/// ```
+/// # use goflow_runtime::redis::RedisConfig;
+/// let mut config = RedisConfig::new("redis://127.0.0.1:6379");
+/// config.lease = std::time::Duration::from_secs(10);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// `redis://host:port/db` (also `rediss://`, with a password, etc.).
+    pub url: String,
+    /// The first part of every key's hash tag: `{prefix:flow}`. Default `goflow`.
+    pub prefix: String,
+    /// How long a worker may hold a delivered entry without renewing it before other workers
+    /// may claim it. Default 30 s.
+    pub lease: Duration,
+    /// How long finished requests' state is kept. Default 24 h, as on the embedded engine.
+    pub retention: Duration,
+    /// How long an unfinished request's state is kept, as a backstop. Default 7 days.
+    pub unfinished_ttl: Duration,
+    /// Deliveries of one vertex that may be lost with their worker before the vertex is
+    /// failed and dead-lettered. Default 3.
+    pub max_lost_deliveries: u32,
+    /// Most entries one worker reads at once. Default 64.
+    pub batch: usize,
+    /// How many of the instances a completion makes ready it hands to its own worker beyond
+    /// the worker's free slots (they wait there for one, their lease renewed; the rest go to
+    /// the ready stream for any worker). Default 32: a fan-out or for-each of up to 32 items
+    /// stays on the worker that made it ready, which spares each item a read and a start
+    /// script; wider ones spread. Lower it when a few wide fan-outs of slow nodes should
+    /// spread over many idle workers; 1 hands off only what fits, or a chain's next vertex.
+    pub hand_off_ahead: usize,
+    /// How often due retries are moved back to the ready streams. Default 50 ms.
+    pub retry_poll: Duration,
+    /// How long a command may wait for Redis (queued while it is unreachable, say) before it
+    /// fails. Default 5 s. Blocking reads use connections of their own, without it.
+    pub command_timeout: Duration,
+    /// The largest encoded output (bytes) that a completed request's done event carries, so
+    /// that a client waiting for it has the outcome without reading the request's state.
+    /// Larger outputs are only in the state. Default 256; 0 never carries one. The done
+    /// stream keeps about 100,000 events, so this bounds its memory too.
+    pub inline_output_limit: usize,
+    /// The largest encoded input (bytes) that a request's ready entry carries besides its
+    /// state. The worker that reads such an entry runs the entry vertex at once, instead of
+    /// first asking Redis whether it may and for its input (a round trip, about a sixth of an
+    /// idle request's latency); its completion records its start. Larger inputs are only in
+    /// the state. Default 256; 0 never carries one.
+    pub inline_input_limit: usize,
+}
+
+impl RedisConfig {
+    /// Default settings for a server at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "goflow".to_owned(),
+            lease: Duration::from_secs(30),
+            retention: crate::embedded::DEFAULT_RETENTION,
+            unfinished_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_lost_deliveries: 3,
+            batch: 64,
+            hand_off_ahead: 32,
+            retry_poll: Duration::from_millis(50),
+            command_timeout: Duration::from_secs(5),
+            inline_output_limit: 256,
+            inline_input_limit: 256,
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! [`RedisEngine`] and its builder: the registered workflows (each with its plan and keys),
+//! the client connection, and what the client, the workers and the hooks share.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+
+use super::client::Waiters;
+use super::protocol::{FlowKeys, DONE_OUTPUT, DONE_REQUEST, DONE_STATUS};
+use super::{RedisConfig, RedisError};
+use crate::codec::{Codec, MsgPack};
+use crate::engine::{self, Hook};
+use crate::error::Error;
+use crate::lifecycle::RequestStatus;
+use crate::plan::Plan;
+use crate::request::Finished;
+use crate::request_id::RequestId;
+use crate::workflow::Workflow;
+
+/// One registered workflow.
+pub(crate) struct Flow {
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) keys: FlowKeys,
+    /// The plan's structural hash as 16 hex digits: written on each request it submits, and
+    /// checked by the workers before they run any of its vertices.
+    pub(crate) hash: String,
+}
+
+pub(crate) struct Inner<C> {
+    pub(crate) config: RedisConfig,
+    pub(crate) codec: C,
+    pub(crate) client: Client,
+    pub(crate) flows: HashMap<&'static str, Flow>,
+    pub(crate) waiters: Waiters,
+    pub(crate) hooks: HashMap<&'static str, Hook>,
+}
+
+/// The Redis engine: submits requests, reports their state, and runs workers. Cheap to clone:
+/// clones share one connection.
+///
+/// ```no_run
+/// # use goflow_runtime::redis::{RedisConfig, RedisEngine};
+/// # async fn f() -> Result<(), goflow_runtime::Error> {
+/// let engine = RedisEngine::builder(RedisConfig::new("redis://127.0.0.1:6379"))
+///     // .register::<Kyc>()
+///     .connect()
+///     .await?;
+/// # drop(engine); Ok(()) }
+/// ```
+pub struct RedisEngine<C: Codec = MsgPack> {
+    pub(crate) inner: Arc<Inner<C>>,
+}
+
+impl<C: Codec> Clone for RedisEngine<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for RedisEngine<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut flows: Vec<&str> = self.inner.flows.keys().copied().collect();
+        flows.sort_unstable();
+        f.debug_struct("RedisEngine")
+            .field("codec", &C::NAME)
+            .field("flows", &flows)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registers workflows and finish hooks, then connects a [`RedisEngine`]. The embedded
+/// engine's builder takes the same calls.
+pub struct RedisEngineBuilder<C: Codec = MsgPack> {
+    config: RedisConfig,
+    codec: C,
+    flows: HashMap<&'static str, Arc<Plan>>,
+    hooks: HashMap<&'static str, Hook>,
+}
+
+impl<C: Codec> std::fmt::Debug for RedisEngineBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEngineBuilder")
+            .field("config", &self.config)
+            .field("codec", &C::NAME)
+            .field("flows", &self.flows.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisEngine<MsgPack> {
+    /// Starts building an engine with the default codec.
+    pub fn builder(config: RedisConfig) -> RedisEngineBuilder<MsgPack> {
+        RedisEngineBuilder::new(config, MsgPack)
+    }
+}
+
+impl<C: Codec> RedisEngineBuilder<C> {
+    /// Starts building an engine passing payloads through `codec`; every process sharing the
+    /// workflows must use the same.
+    pub fn new(config: RedisConfig, codec: C) -> Self {
+        Self {
+            config,
+            codec,
+            flows: HashMap::new(),
+            hooks: HashMap::new(),
+        }
+    }
+
+    /// Registers workflow `W`: requests of it can be submitted, and workers run it.
+    #[must_use]
+    pub fn register<W: Workflow>(mut self) -> Self {
+        self.flows
+            .entry(W::NAME)
+            .or_insert_with(|| Arc::new(Plan::new::<W, C>(self.codec.clone())));
+        self
+    }
+
+    /// Runs `hook` when a request of `W` ends (completed, failed or stopped): once per
+    /// request, on one of the workers, and registers `W`. Hooks read the completion stream
+    /// through a consumer group of their own and acknowledge an event after the hook returns,
+    /// so a worker dying mid-hook leaves the event to another worker: use
+    /// [`Finished::request_id`] to make the hook's effect idempotent. Events that ended before
+    /// the first worker with hooks started are not hooked.
+    #[must_use]
+    pub fn on_finish<W, F, Fut>(self, hook: F) -> Self
+    where
+        W: Workflow,
+        F: Fn(Finished) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.register::<W>().hook(W::NAME, engine::hook(hook))
+    }
+
+    /// Registers `hook` for the workflow named `flow` (registered already).
+    pub(crate) fn hook(mut self, flow: &'static str, hook: Hook) -> Self {
+        self.hooks.insert(flow, hook);
+        self
+    }
+
+    /// Connects to Redis (failing if it cannot be reached within 10 s) and returns the engine.
+    pub async fn connect(self) -> Result<RedisEngine<C>, Error> {
+        let client = connect_client(&self.config.url, Some(self.config.command_timeout))
+            .await
+            .map_err(Error::engine)?;
+        let flows = self
+            .flows
+            .into_iter()
+            .map(|(name, plan)| {
+                let hash = format!("{:016x}", plan.structural_hash());
+                let keys = FlowKeys::new(&self.config.prefix, name);
+                (name, Flow { plan, keys, hash })
+            })
+            .collect();
+        Ok(RedisEngine {
+            inner: Arc::new(Inner {
+                config: self.config,
+                codec: self.codec,
+                client,
+                flows,
+                waiters: Waiters::default(),
+                hooks: self.hooks,
+            }),
+        })
+    }
+}
+
+impl<C: Codec> RedisEngine<C> {
+    /// The settings.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The names of the registered workflows.
+    pub fn flows(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.inner.flows.keys().copied()
+    }
+
+    pub(crate) fn flow(&self, name: &str) -> Result<&Flow, RedisError> {
+        self.inner
+            .flows
+            .get(name)
+            .ok_or_else(|| RedisError::UnknownFlow(name.to_owned()))
+    }
+}
+
+/// How long a new connection may take. Generous: a loaded host (a busy CI machine, a worker
+/// saturated by its own attempts) can take seconds to complete a local handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connected client that reconnects on its own, forever, with capped exponential backoff.
+/// With `command_timeout`, a command that cannot complete in time (Redis unreachable) fails
+/// instead of waiting for the reconnection.
+pub(crate) async fn connect_client(
+    url: &str,
+    command_timeout: Option<Duration>,
+) -> Result<Client, RedisError> {
+    let config = Config::from_url(url)?;
+    let client = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = CONNECT_TIMEOUT;
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = command_timeout.unwrap_or(Duration::ZERO);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build()?;
+    // `init` waits for the first connection; with a reconnect policy it would wait forever
+    // for an unreachable server, so bound it to give a clear error instead.
+    client.connect();
+    tokio::time::timeout(CONNECT_TIMEOUT, client.wait_for_connect())
+        .await
+        .map_err(|_| {
+            RedisError::Redis(fred::error::Error::new(
+                fred::error::ErrorKind::IO,
+                format!("could not connect to {url} within {CONNECT_TIMEOUT:?}"),
+            ))
+        })??;
+    Ok(client)
+}
+
+/// A stream entry as read: its id and fields.
+pub(crate) type StreamEntry = (String, HashMap<String, Bytes>);
+
+/// The entries read from several streams, by stream key.
+pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String, String, Bytes>;
+
+/// What a done event says.
+#[derive(Debug, Clone)]
+pub(crate) struct DoneEvent {
+    pub(crate) request: RequestId,
+    pub(crate) status: RequestStatus,
+    /// A completed request's output, when small enough to ride on the event
+    /// ([`RedisConfig::inline_output_limit`]).
+    pub(crate) output: Option<Bytes>,
+}
+
+impl DoneEvent {
+    /// `None` for an event that does not name a request and a status.
+    pub(crate) fn parse(fields: &HashMap<String, Bytes>) -> Option<Self> {
+        let text = |field: &str| fields.get(field).and_then(|v| std::str::from_utf8(v).ok());
+        Some(Self {
+            request: RequestId::parse(text(DONE_REQUEST)?).ok()?,
+            status: text(DONE_STATUS)?.parse().ok()?,
+            output: fields.get(DONE_OUTPUT).cloned(),
+        })
+    }
+}

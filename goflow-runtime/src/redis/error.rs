@@ -1,0 +1,36 @@
+//! [`RedisError`]: what can go wrong talking to Redis. The engine's public methods answer
+//! [`crate::Error`], whose [`Engine`](crate::Error::Engine) variant carries a `RedisError` as
+//! its source.
+
+use crate::codec::CodecError;
+use crate::error::Error;
+
+/// An error of the Redis engine: Redis failed, or answered what the engine did not expect.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// Redis could not be reached, or refused a command.
+    #[error(transparent)]
+    Redis(#[from] fred::error::Error),
+    /// Redis answered something the engine did not expect (a bug, or keys written by
+    /// something else).
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+    /// A workflow is not registered with the engine.
+    #[error("no workflow named `{0}` is registered with this engine")]
+    UnknownFlow(String),
+    /// A payload could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+impl RedisError {
+    /// The engine-neutral error of workflow `flow` (`""` when none is concerned).
+    pub(crate) fn into_error(self, flow: &'static str) -> Error {
+        match self {
+            RedisError::UnknownFlow(flow) => Error::UnknownFlow { flow },
+            RedisError::Codec(source) => Error::Codec { flow, source },
+            other => Error::engine(other),
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The Redis protocol, in one place: the key layout, every field of a request's hash and of
+//! the streams' entries, the consumer groups, the control channel, the streams' caps, and the
+//! Lua prelude that gives the scripts these names together with the lifecycle core's words and
+//! tables. `PROTOCOL.md` beside this file describes the layout and every script's contract; a
+//! test checks that it names exactly the fields defined here.
+//!
+//! Every key of one workflow carries the hash tag `{prefix:flow}`, so all keys a script touches
+//! live in one Cluster slot. Nothing here ever scans the keyspace: per-request keys are named
+//! from the request id and expire; per-flow keys are bounded (entries are deleted when
+//! acknowledged, the event streams are capped).
+
+use std::fmt::Write as _;
+
+use crate::lifecycle::{self, Control, RequestStatus, VertexStatus};
+use crate::plan::{Instance, Slot, VertexId};
+
+/// The consumer group every worker of every process joins, on each ready stream.
+pub(crate) const GROUP: &str = "workers";
+
+/// The consumer group of the finish hooks, on each done stream.
+pub(crate) const HOOKS_GROUP: &str = "hooks";
+
+/// About how many events a done stream keeps (`XADD ... MAXLEN ~`).
+pub(crate) const DONE_MAXLEN: u64 = 100_000;
+
+/// About how many dead letters a dead-letter stream keeps.
+pub(crate) const DEAD_MAXLEN: u64 = 10_000;
+
+/// The pub/sub channel on which the ends of requests (stopped, or failed) reach the workers,
+/// which cancel their running attempts: messages are `<flow> <request id>`.
+pub(crate) fn control_channel(prefix: &str) -> String {
+    format!("{prefix}:control")
+}
+
+/// Where a field lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// A field of the request's hash.
+    Request,
+    /// A prefix of per-instance fields of the request's hash, followed by an instance key.
+    Instance,
+    /// A prefix of per-entry fields of the request's hash, followed by a ready-stream entry id.
+    Entry,
+    /// A field of a ready-stream entry.
+    Ready,
+    /// A field of a done-stream event.
+    Done,
+    /// A field of a dead-letter-stream entry.
+    Dead,
+}
+
+/// One field of the protocol: its name in Redis, the name Rust and Lua give it, where it
+/// lives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field {
+    /// The constant's name, in Rust (this module) and in the Lua prelude.
+    pub(crate) constant: &'static str,
+    /// The field's name (or prefix) in Redis.
+    pub(crate) name: &'static str,
+    // Read by the tests, which check the document and the names per place.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) place: Place,
+}
+
+/// Declares each field as a constant of this module and lists them all in [`FIELDS`].
+macro_rules! fields {
+    ($( $(#[doc = $doc:literal])* $place:ident $constant:ident = $name:literal; )*) => {
+        // Some are spelled only by the scripts, through the prelude.
+        $( $(#[doc = $doc])* #[allow(dead_code)] pub(crate) const $constant: &str = $name; )*
+        /// Every field of the protocol.
+        pub(crate) const FIELDS: &[Field] = &[
+            $( Field { constant: stringify!($constant), name: $name, place: Place::$place }, )*
+        ];
+    };
+}
+
+fields! {
+    /// The request's status (a [`RequestStatus`] word).
+    Request REQ_STATUS = "st";
+    /// When the request was created (ms).
+    Request REQ_CREATED = "ct";
+    /// When its state last changed (ms).
+    Request REQ_UPDATED = "ut";
+    /// When it ended (ms).
+    Request REQ_FINISHED = "ft";
+    /// The structural hash of the graph it was submitted on (16 hex digits).
+    Request REQ_HASH = "h";
+    /// The trace context of the span that submitted it.
+    Request REQ_TRACEPARENT = "tp";
+    /// Its input, encoded.
+    Request REQ_INPUT = "in";
+    /// Its output, encoded, once completed.
+    Request REQ_OUTPUT = "out";
+    /// Why it failed (a `RequestFailure` as JSON).
+    Request REQ_FAILURE = "err";
+    /// The first entry's id and instance (`<entry> <instance>`), while it carries the input and
+    /// no worker has read it: a pause or stop takes it back.
+    Request REQ_FIRST_ENTRY = "q";
+    /// An instance's status (a [`VertexStatus`] word).
+    Instance INST_STATUS = "s:";
+    /// Attempts started (lost deliveries included).
+    Instance INST_ATTEMPTS = "a:";
+    /// Attempts that ended in a recorded failure.
+    Instance INST_FAILURES = "f:";
+    /// When its first attempt started (ms).
+    Instance INST_STARTED = "t0:";
+    /// When it settled (ms).
+    Instance INST_FINISHED = "t1:";
+    /// The consumer that ran its latest attempt.
+    Instance INST_WORKER = "w:";
+    /// Its latest failure (a `RequestFailure` as JSON).
+    Instance INST_FAILURE = "e:";
+    /// Its output, encoded (a conditional's: the chosen variant's payload); followed by
+    /// `#<n>`, item `n` of a for-each source's collection.
+    Instance INST_OUTPUT = "o:";
+    /// Inputs arrived at a join or a gather.
+    Instance INST_ARRIVALS = "n:";
+    /// How many items a gathering instance waits for.
+    Instance INST_SIZE = "c:";
+    /// The instances an entry carries once completions handed it on, space-separated.
+    Entry ENTRY_CARRIES = "m:";
+    /// A ready entry's request id.
+    Ready READY_REQUEST = "r";
+    /// A ready entry's instance key.
+    Ready READY_INSTANCE = "v";
+    /// The trace context of the span that enqueued it.
+    Ready READY_TRACEPARENT = "tp";
+    /// A request's first entry: its input, when small.
+    Ready READY_INPUT = "i";
+    /// A request's first entry that carries its input: the graph hash it was submitted on.
+    Ready READY_HASH = "h";
+    /// A done event's request id.
+    Done DONE_REQUEST = "r";
+    /// How the request ended (`completed`, `failed`, `stopped`).
+    Done DONE_STATUS = "st";
+    /// A completed request's output, when small.
+    Done DONE_OUTPUT = "out";
+    /// A dead letter's request id.
+    Dead DEAD_REQUEST = "r";
+    /// A dead letter's instance key.
+    Dead DEAD_INSTANCE = "v";
+    /// A dead letter's failure (a `RequestFailure` as JSON).
+    Dead DEAD_FAILURE = "failure";
+}
+
+/// The keys of one workflow.
+#[derive(Debug, Clone)]
+pub(crate) struct FlowKeys {
+    tag: String,
+    /// Stream of ready vertices, read by the workers' consumer group.
+    pub(crate) ready: String,
+    /// Sorted set of retries waiting for their backoff, scored by due time (ms).
+    pub(crate) delayed: String,
+    /// Capped stream of request ends (completed, failed, stopped), for waiters and hooks.
+    pub(crate) done: String,
+    /// Capped stream of vertices that failed for good, with their failure.
+    pub(crate) dead: String,
+}
+
+impl FlowKeys {
+    pub(crate) fn new(prefix: &str, flow: &str) -> Self {
+        let tag = format!("{{{prefix}:{flow}}}");
+        Self {
+            ready: format!("{tag}:ready"),
+            delayed: format!("{tag}:delayed"),
+            done: format!("{tag}:done"),
+            dead: format!("{tag}:dead"),
+            tag,
+        }
+    }
+
+    /// The request's state hash (the id as a [`RequestId`], or as an entry holds it).
+    pub(crate) fn request(&self, id: &(impl AsRef<str> + ?Sized)) -> String {
+        format!("{}:req:{}", self.tag, id.as_ref())
+    }
+
+    /// The vertices parked while the request is paused.
+    pub(crate) fn parked(&self, id: &(impl AsRef<str> + ?Sized)) -> String {
+        format!("{}:parked:{}", self.tag, id.as_ref())
+    }
+}
+
+/// The names of the request hash's per-instance fields. Instances are named by their
+/// [key](Instance::key): `5`, or `5.3.7` inside `each` bodies.
+pub(crate) mod fields {
+    use super::{Instance, Slot, VertexId};
+
+    /// Where a value is stored: the request's input `in`, an instance's output `o:<key>`, item
+    /// `n` of a for-each source's collection `o:<key>#<n>`.
+    pub(crate) fn slot(slot: &Slot) -> String {
+        match slot {
+            Slot::Input => super::REQ_INPUT.to_owned(),
+            Slot::Output(instance) => format!("{}{}", super::INST_OUTPUT, instance.key()),
+            Slot::Item(instance, n) => format!("{}{}#{n}", super::INST_OUTPUT, instance.key()),
+        }
+    }
+
+    /// How many items a gathering instance waits for: `c:<key>`.
+    pub(crate) fn size(instance: &Instance) -> String {
+        format!("{}{}", super::INST_SIZE, instance.key())
+    }
+
+    /// How many inputs have arrived at a join (or a gather): `n:<key>`.
+    pub(crate) fn arrivals(instance: &Instance) -> String {
+        format!("{}{}", super::INST_ARRIVALS, instance.key())
+    }
+
+    /// The status of an instance: `s:<key>`.
+    pub(crate) fn status(instance: &Instance) -> String {
+        format!("{}{}", super::INST_STATUS, instance.key())
+    }
+
+    /// What the output field of item `n` of a gather starts with: the outputs of the
+    /// instances of `exit` at `items` then `n` are this followed by `n`
+    /// (`o:<exit>.<items>.`).
+    pub(crate) fn gathered_prefix(exit: VertexId, items: &[u32]) -> String {
+        format!(
+            "{}{}.",
+            super::INST_OUTPUT,
+            Instance::new(exit, items.to_vec()).key()
+        )
+    }
+}
+
+/// The Lua prelude every script starts with: the protocol's names ([`FIELDS`], the groups,
+/// the caps) and the lifecycle core's words and tables, as locals. The scripts spell none of
+/// them themselves.
+pub(crate) fn lua_prelude() -> String {
+    let mut lua = String::from(
+        "-- Generated from redis/protocol.rs and lifecycle.rs when the scripts are loaded: the\n\
+         -- field names, words and tables every script uses.\n",
+    );
+    for field in FIELDS {
+        let _ = writeln!(lua, "local {} = '{}'", field.constant, field.name);
+    }
+    let _ = writeln!(lua, "local GROUP = '{GROUP}'");
+    let _ = writeln!(lua, "local DONE_MAXLEN = '{DONE_MAXLEN}'");
+    let _ = writeln!(lua, "local DEAD_MAXLEN = '{DEAD_MAXLEN}'");
+    for status in RequestStatus::ALL {
+        let word = status.as_str();
+        let _ = writeln!(lua, "local RS_{} = '{word}'", word.to_uppercase());
+    }
+    for status in VertexStatus::ALL {
+        let word = status.as_str();
+        let _ = writeln!(lua, "local VS_{} = '{word}'", word.to_uppercase());
+    }
+    // The request statuses that have ended, and the instance statuses that are settled.
+    let set = |words: Vec<&str>| {
+        let items: Vec<String> = words.iter().map(|w| format!("{w} = true")).collect();
+        format!("{{{}}}", items.join(", "))
+    };
+    let ended = RequestStatus::ALL.iter().filter(|s| s.is_final());
+    let _ = writeln!(
+        lua,
+        "local ENDED = {}",
+        set(ended.map(|s| s.as_str()).collect())
+    );
+    let settled = VertexStatus::ALL.iter().filter(|s| s.is_final());
+    let _ = writeln!(
+        lua,
+        "local SETTLED = {}",
+        set(settled.map(|s| s.as_str()).collect())
+    );
+    // The control table: CONTROL[action][status] is the status the action moves to.
+    let mut actions = Vec::new();
+    for action in Control::ALL {
+        let moves: Vec<String> = RequestStatus::ALL
+            .iter()
+            .filter_map(|from| {
+                lifecycle::control(*from, *action).map(|to| format!("{from} = '{to}'"))
+            })
+            .collect();
+        actions.push(format!("{action} = {{{}}}", moves.join(", ")));
+    }
+    let _ = writeln!(lua, "local CONTROL = {{{}}}", actions.join(", "));
+    // ON_START[status]: a request's status once one of its vertices starts; ON_READY[status]:
+    // the status of an instance that becomes ready in a request with that status.
+    let table = |of: &dyn Fn(RequestStatus) -> &'static str| {
+        let items: Vec<String> = RequestStatus::ALL
+            .iter()
+            .map(|s| format!("{s} = '{}'", of(*s)))
+            .collect();
+        format!("{{{}}}", items.join(", "))
+    };
+    let on_start = table(&|s| lifecycle::on_start(s).as_str());
+    let on_ready = table(&|s| lifecycle::on_ready(s).as_str());
+    let _ = writeln!(lua, "local ON_START = {on_start}");
+    let _ = writeln!(lua, "local ON_READY = {on_ready}");
+    lua
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Inputs;
+    use crate::request_id::RequestId;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn field_names() {
+        let at = Instance::new(5, vec![3, 7]);
+        assert_eq!(fields::slot(&Slot::Input), "in");
+        assert_eq!(fields::slot(&Slot::Output(Instance::root(2))), "o:2");
+        assert_eq!(fields::slot(&Slot::Output(at.clone())), "o:5.3.7");
+        assert_eq!(fields::slot(&Slot::Item(at.clone(), 4)), "o:5.3.7#4");
+        assert_eq!(fields::size(&at), "c:5.3.7");
+        assert_eq!(fields::arrivals(&Instance::root(4)), "n:4");
+        assert_eq!(fields::status(&at), "s:5.3.7");
+    }
+
+    #[test]
+    fn a_gather_reads_its_items_by_prefix() {
+        for items in [vec![], vec![2], vec![2, 9]] {
+            let prefix = fields::gathered_prefix(6, &items);
+            for n in [0, 1, 12] {
+                assert_eq!(
+                    format!("{prefix}{n}"),
+                    fields::slot(&Inputs::gathered(6, &items, n))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn all_keys_of_a_flow_share_one_hash_tag() {
+        let keys = FlowKeys::new("goflow", "kyc");
+        let id = RequestId::parse("r1").unwrap();
+        for key in [
+            keys.ready.clone(),
+            keys.delayed.clone(),
+            keys.done.clone(),
+            keys.dead.clone(),
+            keys.request(&id),
+            keys.parked(&id),
+        ] {
+            assert!(key.starts_with("{goflow:kyc}:"), "{key}");
+        }
+        assert_eq!(keys.request(&id), "{goflow:kyc}:req:r1");
+    }
+
+    #[test]
+    fn fields_of_one_place_have_distinct_names() {
+        for place in [
+            Place::Request,
+            Place::Instance,
+            Place::Entry,
+            Place::Ready,
+            Place::Done,
+            Place::Dead,
+        ] {
+            let names: Vec<&str> = FIELDS
+                .iter()
+                .filter(|f| f.place == place)
+                .map(|f| f.name)
+                .collect();
+            let unique: BTreeSet<&str> = names.iter().copied().collect();
+            assert_eq!(names.len(), unique.len(), "{place:?}: {names:?}");
+        }
+        // In the request's hash, no field name starts with a per-instance or per-entry prefix
+        // (a reader tells them apart by prefix).
+        let prefixes = FIELDS
+            .iter()
+            .filter(|f| matches!(f.place, Place::Instance | Place::Entry));
+        for prefix in prefixes {
+            for field in FIELDS.iter().filter(|f| f.place == Place::Request) {
+                assert!(
+                    !field.name.starts_with(prefix.name),
+                    "{} / {}",
+                    field.name,
+                    prefix.name
+                );
+            }
+        }
+    }
+
+    /// The field tables of `PROTOCOL.md` (rows `| \`name\` | \`CONSTANT\` | ...`) name exactly
+    /// the fields defined here, with the same names.
+    #[test]
+    fn the_protocol_document_names_every_field_as_the_code_does() {
+        let document = include_str!("PROTOCOL.md");
+        let mut documented = BTreeSet::new();
+        for line in document.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if let [_, name, constant, ..] = cells.as_slice() {
+                let unquote =
+                    |cell: &str| cell.strip_prefix('`')?.strip_suffix('`').map(str::to_owned);
+                if let (Some(name), Some(constant)) = (unquote(name), unquote(constant)) {
+                    if constant.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                        && constant.contains('_')
+                    {
+                        documented.insert((constant, name));
+                    }
+                }
+            }
+        }
+        let defined: BTreeSet<(String, String)> = FIELDS
+            .iter()
+            .map(|f| (f.constant.to_owned(), f.name.to_owned()))
+            .collect();
+        assert_eq!(
+            documented.difference(&defined).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "documented in PROTOCOL.md but not defined in protocol.rs"
+        );
+        assert_eq!(
+            defined.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "defined in protocol.rs but not documented in PROTOCOL.md"
+        );
+    }
+
+    #[test]
+    fn the_prelude_renders_the_lifecycle_tables() {
+        let lua = lua_prelude();
+        assert!(lua.contains("local REQ_STATUS = 'st'\n"), "{lua}");
+        assert!(lua.contains("local VS_RETRYING = 'retrying'\n"), "{lua}");
+        assert!(
+            lua.contains("local ENDED = {completed = true, failed = true, stopped = true}\n"),
+            "{lua}"
+        );
+        assert!(
+            lua.contains("local CONTROL = {pause = {queued = 'paused', running = 'paused'}, resume = {paused = 'running'}, stop = {queued = 'stopped', running = 'stopped', paused = 'stopped'}}\n"),
+            "{lua}"
+        );
+        assert!(
+            lua.contains("ON_READY = {queued = 'queued', running = 'queued', paused = 'parked'"),
+            "{lua}"
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! A request's state read from its hash: the fields of `protocol`, turned into the
+//! [`RequestState`] both engines report, with the lifecycle's sweep applied once the request
+//! has ended (an instance of an ended request that will never run shows as settled, whatever
+//! its field still says until a late attempt reports in).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+
+use super::protocol::{
+    INST_ATTEMPTS, INST_FAILURE, INST_FINISHED, INST_STARTED, INST_STATUS, INST_WORKER,
+    REQ_CREATED, REQ_FAILURE, REQ_FINISHED, REQ_OUTPUT, REQ_STATUS, REQ_UPDATED,
+};
+use crate::lifecycle::{RequestStatus, VertexStatus};
+use crate::plan::{Instance, Plan};
+use crate::request::{self, RequestFailure, RequestState, VertexState};
+use crate::request_id::RequestId;
+
+/// Reads the state from the fields of its Redis hash; `None` when there is no status (the
+/// request does not exist or has expired).
+pub(crate) fn read(
+    plan: &Plan,
+    request_id: RequestId,
+    mut fields: HashMap<String, Bytes>,
+) -> Option<RequestState> {
+    let text = |fields: &HashMap<String, Bytes>, key: &str| {
+        fields
+            .get(key)
+            .and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned))
+    };
+    let number = |fields: &HashMap<String, Bytes>, key: &str| {
+        text(fields, key).and_then(|t| t.parse::<u64>().ok())
+    };
+    let status: RequestStatus = text(&fields, REQ_STATUS)?.parse().ok()?;
+    // Vertices outside `each` bodies are listed from the start; body instances once they exist
+    // (each has a status field from the moment it is enqueued).
+    let mut vertices: BTreeMap<Instance, VertexState> = request::initial_vertices(plan);
+    for instance in fields
+        .keys()
+        .filter_map(|k| k.strip_prefix(INST_STATUS))
+        .filter_map(Instance::parse_key)
+        .filter(|i| i.vertex() < plan.vertices().len())
+    {
+        let name = plan.name_of(&instance).to_string();
+        vertices
+            .entry(instance)
+            .or_insert_with(|| VertexState::pending(name));
+    }
+    let finished_at_ms = number(&fields, REQ_FINISHED);
+    let vertices = vertices
+        .into_iter()
+        .map(|(instance, mut vertex)| {
+            let key = instance.key();
+            let field = |prefix: &str| format!("{prefix}{key}");
+            vertex.status = text(&fields, &field(INST_STATUS))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(VertexStatus::Pending);
+            vertex.attempts = number(&fields, &field(INST_ATTEMPTS)).map_or(0, |n| n as u32);
+            vertex.started_at_ms = number(&fields, &field(INST_STARTED));
+            vertex.finished_at_ms = number(&fields, &field(INST_FINISHED));
+            vertex.worker = text(&fields, &field(INST_WORKER));
+            vertex.last_failure = fields
+                .get(&field(INST_FAILURE))
+                .and_then(|b| serde_json::from_slice::<RequestFailure>(b).ok())
+                .map(|f| f.failure);
+            if status.is_final() {
+                vertex.sweep(finished_at_ms.unwrap_or(0));
+            }
+            vertex
+        })
+        .collect();
+    let failure = fields
+        .get(REQ_FAILURE)
+        .and_then(|b| serde_json::from_slice::<RequestFailure>(b).ok());
+    Some(RequestState {
+        flow: plan.flow(),
+        request_id,
+        status,
+        created_at_ms: number(&fields, REQ_CREATED).unwrap_or(0),
+        updated_at_ms: number(&fields, REQ_UPDATED).unwrap_or(0),
+        finished_at_ms,
+        vertices,
+        failure,
+        output: fields.remove(REQ_OUTPUT),
+    })
+}

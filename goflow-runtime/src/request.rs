@@ -1,0 +1,183 @@
+//! A request's state, as both engines report it: its status, each vertex's progress, and its
+//! output or failure; how it ends; and what a finish hook learns. The statuses and the rules
+//! between them are in the lifecycle core, re-exported here.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use crate::error::Failure;
+pub use crate::lifecycle::{Control, RequestStatus, UnknownWord, VertexStatus};
+use crate::plan::{Instance, Plan};
+pub use crate::request_id::InvalidRequestId;
+use crate::request_id::RequestId;
+
+/// One vertex instance of a request: a vertex outside any `each` body, or one run of a body
+/// vertex for one item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct VertexState {
+    /// The vertex path, followed for a body vertex by its item index in each `each` around it
+    /// (`verify[3]`).
+    pub vertex: String,
+    /// Its status.
+    pub status: VertexStatus,
+    /// Attempts started, the running one included (and, on the Redis engine, any lost with a
+    /// crashed worker).
+    pub attempts: u32,
+    /// When the first attempt started (ms since the Unix epoch).
+    pub started_at_ms: Option<u64>,
+    /// When it settled (ms since the Unix epoch).
+    pub finished_at_ms: Option<u64>,
+    /// The worker that ran the latest attempt.
+    pub worker: Option<String>,
+    /// The latest failed attempt's failure.
+    pub last_failure: Option<Failure>,
+}
+
+impl VertexState {
+    /// An instance waiting for its inputs.
+    pub fn pending(vertex: impl Into<String>) -> Self {
+        Self {
+            vertex: vertex.into(),
+            status: VertexStatus::Pending,
+            attempts: 0,
+            started_at_ms: None,
+            finished_at_ms: None,
+            worker: None,
+            last_failure: None,
+        }
+    }
+
+    /// Applies the lifecycle's [sweep](crate::lifecycle::sweep) for a request that ended at
+    /// `ended_at_ms`: an instance that will never run is settled then.
+    pub(crate) fn sweep(&mut self, ended_at_ms: u64) {
+        let swept = crate::lifecycle::sweep(self.status);
+        if swept != self.status {
+            self.status = swept;
+            self.finished_at_ms.get_or_insert(ended_at_ms);
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RequestFailure {
+    /// The vertex instance that failed for good (`verify/face_match`, `sweep/verify[3]`).
+    pub vertex: String,
+    /// How many attempts it made.
+    pub attempts: u32,
+    /// The last failure.
+    pub failure: Failure,
+}
+
+impl RequestFailure {
+    /// Instance `vertex` failed for good after `attempts` attempts, the last with `failure`.
+    pub fn new(vertex: impl Into<String>, attempts: u32, failure: Failure) -> Self {
+        Self {
+            vertex: vertex.into(),
+            attempts,
+            failure,
+        }
+    }
+}
+
+/// A request's state.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RequestState {
+    /// The workflow.
+    pub flow: &'static str,
+    /// The request.
+    pub request_id: RequestId,
+    /// Its status.
+    pub status: RequestStatus,
+    /// When it was submitted (ms since the Unix epoch).
+    pub created_at_ms: u64,
+    /// When its state last changed.
+    pub updated_at_ms: u64,
+    /// When it ended.
+    pub finished_at_ms: Option<u64>,
+    /// Every vertex in plan order: each vertex outside `each` bodies once, and each instance
+    /// of a body vertex that exists so far, in item order. Once the request has ended, every
+    /// one is settled (`done`, `failed`, `cancelled` or `skipped`).
+    pub vertices: Vec<VertexState>,
+    /// Why it failed.
+    pub failure: Option<RequestFailure>,
+    /// The encoded output, once completed; decode it with the workflow's codec.
+    #[serde(skip)]
+    pub output: Option<Bytes>,
+}
+
+impl RequestState {
+    /// How the request ended, as far as its state tells (`Pending` while it has not); the
+    /// output still encoded.
+    pub(crate) fn outcome(&self) -> RequestOutcome<Bytes> {
+        match (self.status, &self.output, &self.failure) {
+            (RequestStatus::Completed, Some(output), _) => {
+                RequestOutcome::Completed(output.clone())
+            }
+            (RequestStatus::Failed, _, Some(failure)) => RequestOutcome::Failed(failure.clone()),
+            (RequestStatus::Stopped, _, _) => RequestOutcome::Stopped,
+            (status, _, _) => RequestOutcome::Pending(status),
+        }
+    }
+}
+
+/// The instances a request's state lists from its start: every vertex outside `each` bodies
+/// (body instances are listed once they exist), each pending.
+pub(crate) fn initial_vertices(plan: &Plan) -> BTreeMap<Instance, VertexState> {
+    plan.vertices()
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.depth() == 0)
+        .map(|(i, v)| {
+            (
+                Instance::root(i),
+                VertexState::pending(v.path().to_string()),
+            )
+        })
+        .collect()
+}
+
+/// How a request ended, or that it has not yet.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RequestOutcome<T> {
+    /// The output.
+    Completed(T),
+    /// Why it failed.
+    Failed(RequestFailure),
+    /// It was stopped.
+    Stopped,
+    /// Still going when the wait ended.
+    Pending(RequestStatus),
+}
+
+impl<T> RequestOutcome<T> {
+    /// The same outcome with the output converted by `f` (decoded, say).
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<RequestOutcome<U>, E> {
+        Ok(match self {
+            RequestOutcome::Completed(output) => RequestOutcome::Completed(f(output)?),
+            RequestOutcome::Failed(failure) => RequestOutcome::Failed(failure),
+            RequestOutcome::Stopped => RequestOutcome::Stopped,
+            RequestOutcome::Pending(status) => RequestOutcome::Pending(status),
+        })
+    }
+}
+
+/// What a finish hook learns about the request that ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Finished {
+    /// The workflow.
+    pub flow: &'static str,
+    /// The request.
+    pub request_id: RequestId,
+    /// How it ended: `Completed`, `Failed` or `Stopped`.
+    pub status: RequestStatus,
+    /// Why it failed, when it did (and, on Redis, its state had not expired yet).
+    pub failure: Option<RequestFailure>,
+}

@@ -1,0 +1,265 @@
+//! [`Settings`]: every setting of a [`FlowService`](super::FlowService), each with its
+//! environment variable, and [`ServiceError`].
+
+use std::time::Duration;
+
+/// Every setting of a [`FlowService`](super::FlowService); each has an environment variable
+/// and a builder method of the service. Durations in the environment are whole seconds
+/// (`30`) or a duration with units (`1m30s`, `500ms`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// HTTP port (`GOFLOW_PORT`, default 8080).
+    pub port: u16,
+    /// HTTP bind address (`GOFLOW_HOST`, default `0.0.0.0`).
+    pub host: String,
+    /// Redis URL (`GOFLOW_REDIS_URL`); absent: the embedded engine.
+    pub redis_url: Option<String>,
+    /// Key prefix of the Redis engine (`GOFLOW_REDIS_PREFIX`, default `goflow`).
+    pub redis_prefix: String,
+    /// Attempts one worker runs at once (`GOFLOW_WORKER_CONCURRENCY`, default 8, at least 1).
+    pub worker_concurrency: usize,
+    /// How long a Redis worker may hold an entry without renewing it before other workers
+    /// reclaim it (`GOFLOW_LEASE`, default 30 s).
+    pub lease: Duration,
+    /// How long finished requests are kept (`GOFLOW_RETENTION`, default 24 h).
+    pub retention: Duration,
+    /// Bearer token required by the `/flow` routes (`GOFLOW_API_TOKEN`); absent: no auth.
+    pub api_token: Option<String>,
+    /// Largest request body in bytes (`GOFLOW_BODY_LIMIT`, default 1 MiB).
+    pub body_limit: usize,
+    /// Longest `?wait=` honoured (`GOFLOW_MAX_WAIT`, default 60 s).
+    pub max_wait: Duration,
+    /// OTLP endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); with the `otel` feature every
+    /// span is exported there (see [`telemetry`](super::telemetry)).
+    pub otlp_endpoint: Option<String>,
+    /// Port on which a worker-only process (`start_worker`) serves `/metrics` and `/healthz`
+    /// (`GOFLOW_METRICS_PORT`); absent: none. Services with HTTP serve them on their port.
+    pub metrics_port: Option<u16>,
+    /// How long to let running attempts finish on shutdown (`GOFLOW_SHUTDOWN_GRACE`, default
+    /// 30 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            port: 8080,
+            host: "0.0.0.0".to_owned(),
+            redis_url: None,
+            redis_prefix: "goflow".to_owned(),
+            worker_concurrency: 8,
+            lease: Duration::from_secs(30),
+            retention: crate::embedded::DEFAULT_RETENTION,
+            api_token: None,
+            body_limit: 1 << 20,
+            max_wait: Duration::from_secs(60),
+            otlp_endpoint: None,
+            metrics_port: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A service could not start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A setting holds something unusable.
+    #[error("{name}={value:?}: expected {expected}")]
+    Setting {
+        /// The setting's environment variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The HTTP port could not be bound.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// Host and port.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Workers need the Redis engine.
+    #[error("running workers on their own needs a Redis URL (GOFLOW_REDIS_URL): the embedded engine runs inside the HTTP service")]
+    WorkerNeedsRedis,
+    /// A Redis URL is set, but this build has no Redis engine.
+    #[error(
+        "a Redis URL (GOFLOW_REDIS_URL) is set, but goflow was built without its `redis` feature"
+    )]
+    RedisNotBuilt,
+    /// The engine failed (Redis unreachable, say).
+    #[error("the engine failed")]
+    Engine(#[source] crate::Error),
+    /// Serving HTTP failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+impl Settings {
+    /// Defaults overridden by the environment; the error names the first variable that holds
+    /// something unusable, and its value.
+    pub fn from_env() -> Result<Self, ServiceError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over any source of variables (a test's map, say).
+    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ServiceError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let mut settings = Self::default();
+        fn parse<T: std::str::FromStr>(
+            name: &'static str,
+            value: String,
+            expected: &'static str,
+        ) -> Result<T, ServiceError> {
+            value.trim().parse().map_err(|_| ServiceError::Setting {
+                name,
+                value,
+                expected,
+            })
+        }
+        fn duration(name: &'static str, value: String) -> Result<Duration, ServiceError> {
+            let text = value.trim();
+            let parsed = match text.parse::<u64>() {
+                Ok(seconds) => Ok(Duration::from_secs(seconds)),
+                Err(_) => humantime::parse_duration(text),
+            };
+            parsed.map_err(|_| ServiceError::Setting {
+                name,
+                value,
+                expected: "a number of seconds, or a duration such as `1m30s` or `500ms`",
+            })
+        }
+        if let Some(v) = var("GOFLOW_PORT") {
+            settings.port = parse("GOFLOW_PORT", v, "a port number")?;
+        }
+        if let Some(v) = var("GOFLOW_HOST") {
+            settings.host = v;
+        }
+        settings.redis_url = var("GOFLOW_REDIS_URL");
+        if let Some(v) = var("GOFLOW_REDIS_PREFIX") {
+            settings.redis_prefix = v;
+        }
+        if let Some(v) = var("GOFLOW_WORKER_CONCURRENCY") {
+            settings.worker_concurrency = parse::<std::num::NonZeroUsize>(
+                "GOFLOW_WORKER_CONCURRENCY",
+                v,
+                "a positive whole number",
+            )?
+            .get();
+        }
+        if let Some(v) = var("GOFLOW_LEASE") {
+            settings.lease = duration("GOFLOW_LEASE", v)?;
+        }
+        if let Some(v) = var("GOFLOW_RETENTION") {
+            settings.retention = duration("GOFLOW_RETENTION", v)?;
+        }
+        settings.api_token = var("GOFLOW_API_TOKEN");
+        if let Some(v) = var("GOFLOW_BODY_LIMIT") {
+            settings.body_limit = parse("GOFLOW_BODY_LIMIT", v, "a number of bytes")?;
+        }
+        if let Some(v) = var("GOFLOW_MAX_WAIT") {
+            settings.max_wait = duration("GOFLOW_MAX_WAIT", v)?;
+        }
+        if let Some(v) = var("GOFLOW_SHUTDOWN_GRACE") {
+            settings.shutdown_grace = duration("GOFLOW_SHUTDOWN_GRACE", v)?;
+        }
+        if let Some(v) = var("GOFLOW_METRICS_PORT") {
+            settings.metrics_port = Some(parse("GOFLOW_METRICS_PORT", v, "a port number")?);
+        }
+        settings.otlp_endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT");
+        Ok(settings)
+    }
+
+    /// Checks what the types cannot: a worker runs at least one attempt at a time, and a
+    /// lease is long enough to renew.
+    pub(crate) fn validate(&self) -> Result<(), ServiceError> {
+        if self.worker_concurrency == 0 {
+            return Err(ServiceError::Setting {
+                name: "GOFLOW_WORKER_CONCURRENCY",
+                value: "0".to_owned(),
+                expected: "a positive whole number",
+            });
+        }
+        if self.lease < Duration::from_millis(100) {
+            return Err(ServiceError::Setting {
+                name: "GOFLOW_LEASE",
+                value: format!("{:?}", self.lease),
+                expected: "at least 100 ms",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Settings, ServiceError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_vars(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let settings = from(&[
+            ("GOFLOW_PORT", "9090"),
+            ("GOFLOW_HOST", "127.0.0.1"),
+            ("GOFLOW_REDIS_URL", "redis://r:6379"),
+            ("GOFLOW_REDIS_PREFIX", "p"),
+            ("GOFLOW_WORKER_CONCURRENCY", "3"),
+            ("GOFLOW_LEASE", "10s"),
+            ("GOFLOW_RETENTION", "2h"),
+            ("GOFLOW_API_TOKEN", "t"),
+            ("GOFLOW_BODY_LIMIT", "1000"),
+            ("GOFLOW_MAX_WAIT", "5"),
+            ("GOFLOW_SHUTDOWN_GRACE", "1m30s"),
+            ("GOFLOW_METRICS_PORT", "9100"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+        ])
+        .unwrap();
+        assert_eq!(settings.port, 9090);
+        assert_eq!(settings.host, "127.0.0.1");
+        assert_eq!(settings.redis_url.as_deref(), Some("redis://r:6379"));
+        assert_eq!(settings.redis_prefix, "p");
+        assert_eq!(settings.worker_concurrency, 3);
+        assert_eq!(settings.lease, Duration::from_secs(10));
+        assert_eq!(settings.retention, Duration::from_secs(7200));
+        assert_eq!(settings.api_token.as_deref(), Some("t"));
+        assert_eq!(settings.body_limit, 1000);
+        assert_eq!(settings.max_wait, Duration::from_secs(5));
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(90));
+        assert_eq!(settings.metrics_port, Some(9100));
+        assert_eq!(
+            settings.otlp_endpoint.as_deref(),
+            Some("http://localhost:4318")
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_the_value() {
+        let error = from(&[("GOFLOW_WORKER_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GOFLOW_WORKER_CONCURRENCY=\"0\": expected a positive whole number"
+        );
+        let error = from(&[("GOFLOW_MAX_WAIT", "soon")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GOFLOW_MAX_WAIT=\"soon\": expected a number of seconds, or a duration such as `1m30s` or `500ms`"
+        );
+        let error = from(&[("GOFLOW_PORT", "99999")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GOFLOW_PORT=\"99999\": expected a port number"
+        );
+    }
+}
