@@ -1,6 +1,6 @@
 //! The conformance suite: the same behaviour tests, run on both engines.
 //!
-//! Every case is written once, against `support::engines::Engine`, and `conformance!` expands it into a module
+//! Every case is written once, against the `Engine` trait, and `conformance!` expands it into a module
 //! with two tests: `<case>::embedded` (the in-process engine) and `<case>::redis` (the Redis
 //! streams engine, with a worker of its own running in the test process, on the test binary's
 //! own `redis-server` and under a key prefix of its own; see `tests/support/engines.rs`).
@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use goflow::prelude::*;
 use goflow::redis::RedisEngineBuilder;
-use goflow::{Error, Failure, MsgPack, RequestId};
+use goflow::request::{Failure, RequestFailure, RequestStatus, VertexStatus};
+use goflow::{Error, RequestId};
 use serde::{Deserialize, Serialize};
 use support::engines::conformance;
 use tokio::sync::Barrier;
@@ -34,7 +35,7 @@ use tokio::sync::Barrier;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Registers every top-level workflow the suite runs (sub-workflows are inlined in them).
-fn register_all(builder: RedisEngineBuilder<MsgPack>) -> RedisEngineBuilder<MsgPack> {
+fn register_all(builder: RedisEngineBuilder) -> RedisEngineBuilder {
     builder
         // Shapes.
         .register::<JoinBc>()
@@ -172,9 +173,13 @@ impl Drop for CountOnDrop {
 fn failed<T: std::fmt::Debug>(result: Result<T, Error>) -> (String, u32, Failure) {
     match result {
         Err(Error::Failed {
-            vertex,
-            attempts,
-            failure,
+            failure:
+                RequestFailure {
+                    vertex,
+                    attempts,
+                    failure,
+                    ..
+                },
             ..
         }) => (vertex, attempts, failure),
         other => panic!("expected Error::Failed, got {other:?}"),
@@ -453,11 +458,14 @@ workflow! {
 
 conformance! {
     fn a_node_error_fails_the_request_with_its_message(engine) {
-        let error = engine.run::<NodeErrorFlow>("x".into()).await.unwrap_err();
+        let id = RequestId::generate();
+        let error = engine.run_as::<NodeErrorFlow>(id.clone(), "x".into()).await.unwrap_err();
         assert_eq!(
             error.to_string(),
-            "workflow `node_error_flow` failed at vertex `fails_node_error` after 1 attempt(s): \
-             cannot handle x>"
+            format!(
+                "request `{id}` of `node_error_flow` failed at vertex `fails_node_error` after \
+                 1 attempt(s): cannot handle x>"
+            )
         );
         assert_eq!(
             error.failure(),
@@ -466,14 +474,15 @@ conformance! {
         match error {
             Error::Failed {
                 flow,
-                vertex,
-                attempts,
+                request_id,
                 failure,
+                ..
             } => {
                 assert_eq!(flow, "node_error_flow");
-                assert_eq!(vertex, "fails_node_error");
-                assert_eq!(attempts, 1);
-                assert_eq!(failure, Failure::Error("cannot handle x>".into()));
+                assert_eq!(request_id, id);
+                assert_eq!(failure.vertex, "fails_node_error");
+                assert_eq!(failure.attempts, 1);
+                assert_eq!(failure.failure, Failure::Error("cannot handle x>".into()));
             }
             other => panic!("expected Error::Failed, got {other:?}"),
         }
@@ -503,11 +512,14 @@ conformance! {
     }
 
     fn a_failure_inside_a_sub_workflow_names_the_vertex_path(engine) {
-        let error = engine.run::<OuterAliased>("x".into()).await.unwrap_err();
+        let id = RequestId::generate();
+        let error = engine.run_as::<OuterAliased>(id.clone(), "x".into()).await.unwrap_err();
         assert_eq!(
             error.to_string(),
-            "workflow `outer_aliased` failed at vertex `sub/inner_fail` after 1 attempt(s): \
-             inner failure on x>b"
+            format!(
+                "request `{id}` of `outer_aliased` failed at vertex `sub/inner_fail` after 1 \
+                 attempt(s): inner failure on x>b"
+            )
         );
         let (vertex, _, failure) = failed(engine.run::<OuterNested>("x".into()).await);
         assert_eq!(vertex, "mid/deep/inner_fail");
@@ -782,30 +794,18 @@ conformance! {
         );
         assert!(!flag("long_finished", &id), "the long sibling ran to its end");
         assert!(!flag("joined", &id), "the join ran after a branch failed");
-        if let Engine::Redis(redis) = engine {
-            // The sibling has ended (cancelled or not): the request still reports the first
-            // failure.
-            let state = redis
-                .status(FailingBranch::NAME, &id)
-                .await
-                .unwrap()
-                .expect("the request's state");
-            assert_eq!(state.status, goflow::redis::RequestStatus::Failed);
-            let recorded = state.failure.expect("the request's failure");
-            assert_eq!(recorded.vertex, "fails_once_sibling_runs");
-            assert_eq!(recorded.failure, failure);
-            // The cancelled sibling ends as `cancelled`, not `running` forever.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                let state = redis.status(FailingBranch::NAME, &id).await.unwrap().unwrap();
-                let long = state.vertices.iter().find(|v| v.vertex == "long_branch").unwrap();
-                if long.status == goflow::VertexStatus::Cancelled {
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "long_branch stays {:?}", long.status);
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
+        // Submitted (so recorded), the request reports the first failure, and the sweep
+        // settles its sibling as cancelled and the join as skipped.
+        let id = engine.submit::<FailingBranch>(&2).await.unwrap();
+        let state = support::engines::final_state::<FailingBranch>(engine, &id).await;
+        assert_eq!(state.status, RequestStatus::Failed);
+        let recorded = state.failure.expect("the request's failure");
+        assert_eq!(recorded.vertex, "fails_once_sibling_runs");
+        assert_eq!(recorded.failure, Failure::Permanent("branch failed on 12".into()));
+        let status = |name: &str| state.vertices.iter().find(|v| v.vertex == name).unwrap().status;
+        assert_eq!(status("long_branch"), VertexStatus::Cancelled);
+        assert_eq!(status("never_joined"), VertexStatus::Skipped);
+        assert_eq!(status("plus10"), VertexStatus::Done);
     }
 }
 

@@ -64,6 +64,17 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     fn run<W: Workflow>(
         &self,
         input: W::Input,
+    ) -> impl Future<Output = Result<W::Output, Error>> + Send {
+        self.run_as::<W>(RequestId::generate(), input)
+    }
+
+    /// [`run`](Self::run) under the id `id`. On the Redis engine a request with that id that
+    /// exists already is waited for instead of started again; the embedded engine does not
+    /// record runs, so there the id only names the run (in spans, contexts and errors).
+    fn run_as<W: Workflow>(
+        &self,
+        id: RequestId,
+        input: W::Input,
     ) -> impl Future<Output = Result<W::Output, Error>> + Send;
 
     /// Starts a request of `W` under a fresh id.

@@ -191,11 +191,7 @@ pub fn shared_url() -> String {
 /// Settings for one test: the shared server, a prefix of its own, and short timings so that
 /// leases and retries play out quickly.
 pub fn config(test: &str) -> RedisConfig {
-    let mut config = RedisConfig::new(shared_url());
-    config.prefix = format!("t-{test}-{:08x}", fastrand::u32(..));
-    config.lease = Duration::from_millis(1500);
-    config.retry_poll = Duration::from_millis(10);
-    config
+    config_at(&shared_url(), test)
 }
 
 /// Settings for one test against the server at `url` (one the test started for itself): a
@@ -238,7 +234,7 @@ pub async fn raw<R: fred::types::FromValue>(
         .unwrap_or_else(|e| panic!("redis {name} failed: {e}"))
 }
 
-/// The hash tag that starts every key of `flow` under `prefix` (see the engine's `keys.rs`):
+/// The hash tag that starts every key of `flow` under `prefix` (see the engine's `PROTOCOL.md`):
 /// `{prefix:flow}`.
 pub fn flow_tag(prefix: &str, flow: &str) -> String {
     format!("{{{prefix}:{flow}}}")
@@ -246,7 +242,7 @@ pub fn flow_tag(prefix: &str, flow: &str) -> String {
 
 /// The index of the vertex at `path` in a request's state (vertices are in plan order, which is
 /// also the vertex number in stream entries and state fields).
-pub fn vertex_index(state: &goflow::redis::RequestState, path: &str) -> usize {
+pub fn vertex_index(state: &goflow::request::RequestState, path: &str) -> usize {
     state
         .vertices
         .iter()
@@ -334,8 +330,9 @@ pub async fn completed<W: goflow::Workflow>(
 where
     W::Output: std::fmt::Debug,
 {
+    use goflow::Engine as _;
     match engine.wait::<W>(id, limit).await.expect("wait") {
-        goflow::redis::RequestOutcome::Completed(output) => output,
+        goflow::request::RequestOutcome::Completed(output) => output,
         other => panic!("request {id} did not complete: {other:?}"),
     }
 }
@@ -359,7 +356,7 @@ pub struct LocalWorker {
 impl LocalWorker {
     /// Spawns `engine.worker(concurrency)`, running until stopped; the task panics if the
     /// worker returns an error.
-    pub fn start<C: goflow::Codec>(
+    pub fn start<C: goflow::codec::Codec>(
         engine: &goflow::redis::RedisEngine<C>,
         concurrency: usize,
     ) -> Self {

@@ -223,19 +223,6 @@ impl<C: Codec> EmbeddedEngine<C> {
             })
     }
 
-    /// Runs one request of `W` to completion under the given request id, nothing recorded.
-    pub async fn run_as<W: Workflow>(
-        &self,
-        request_id: RequestId,
-        input: W::Input,
-    ) -> Result<W::Output, Error> {
-        let codec = &self.inner.codec;
-        let input = input.encode_with(codec).map_err(Error::codec(W::NAME))?;
-        let hooks = Arc::clone(&self.inner.hooks);
-        let output = execute(self.plan::<W>(), request_id, input, hooks).await?;
-        W::Output::decode_with(codec, &output).map_err(Error::codec(W::NAME))
-    }
-
     /// The tracked request `id` of workflow `flow`.
     fn tracked(&self, flow: &str, id: &RequestId) -> Result<Arc<Tracked>, Error> {
         let plan = self.plan_named(flow)?;
@@ -262,11 +249,18 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         "embedded"
     }
 
-    fn run<W: Workflow>(
+    /// Runs the request in this task (its branches in tasks of their own), recording
+    /// nothing: the fast path.
+    async fn run_as<W: Workflow>(
         &self,
+        request_id: RequestId,
         input: W::Input,
-    ) -> impl Future<Output = Result<W::Output, Error>> + Send {
-        self.run_as::<W>(RequestId::generate(), input)
+    ) -> Result<W::Output, Error> {
+        let codec = &self.inner.codec;
+        let input = input.encode_with(codec).map_err(Error::codec(W::NAME))?;
+        let hooks = Arc::clone(&self.inner.hooks);
+        let output = execute(self.plan::<W>(), request_id, input, hooks).await?;
+        W::Output::decode_with(codec, &output).map_err(Error::codec(W::NAME))
     }
 
     async fn wait<W: Workflow>(

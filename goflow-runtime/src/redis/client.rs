@@ -62,13 +62,17 @@ impl<C: Codec> Engine for RedisEngine<C> {
         "redis"
     }
 
-    /// Submits a request of `W` and waits for it to end.
+    /// Submits a request of `W` under `id` and waits for it (or for the request that has the
+    /// id already) to end.
     ///
     /// It listens for the request's end before submitting it, so a small output
     /// ([`RedisConfig::inline_output_limit`](super::RedisConfig::inline_output_limit)) comes
     /// with the done event: the submit script is the only command this sends.
-    async fn run<W: Workflow>(&self, input: W::Input) -> Result<W::Output, Error> {
-        let id = RequestId::generate();
+    async fn run_as<W: Workflow>(
+        &self,
+        id: RequestId,
+        input: W::Input,
+    ) -> Result<W::Output, Error> {
         let flow = self.flow(W::NAME).map_err(|e| e.into_error(W::NAME))?;
         let woken = self
             .register_waiter(flow, &id)
@@ -82,7 +86,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
                 .await
                 .ok()
                 .and_then(Result::ok),
-            // A generated id is never taken, but if it were, that request's state tells.
+            // A request with this id exists: its outcome, once it has one, is this run's.
             Ok(false) => None,
             Err(error) => {
                 self.forget_waiter(flow, &id);
