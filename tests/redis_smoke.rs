@@ -6,11 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
+use goflow::__private::{ArmSpec, BuildPlan, Fragment, Plan, PlanBuilder};
+use goflow::codec::{Codec, CodecError, MsgPack};
+use goflow::graph::{Graph, GraphVertex};
 use goflow::prelude::*;
-use goflow::redis::{
-    Finished, RedisConfig, RedisEngine, RequestOutcome, RequestStatus, VertexStatus,
+use goflow::redis::{RedisConfig, RedisEngine};
+use goflow::request::{
+    Control, Failure, Finished, RequestFailure, RequestOutcome, RequestState, RequestStatus,
+    VertexStatus,
 };
-use goflow::MsgPack;
+use goflow::{Engine, Error};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -112,7 +117,7 @@ async fn kyc_runs_on_redis() {
     let id = engine.submit::<Kyc>(&"bob".into()).await.unwrap();
     let output = support::completed::<Kyc>(&engine, &id, Duration::from_secs(10)).await;
     assert_eq!(output, "rejected");
-    let state = engine.status("kyc", &id).await.unwrap().unwrap();
+    let state = engine.status::<Kyc>(&id).await.unwrap();
     assert_eq!(state.status, RequestStatus::Completed);
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
 
@@ -135,11 +140,16 @@ async fn flows_run_on_after_the_server_forgets_its_scripts() {
     let id = engine.submit::<Kyc>(&"alice".into()).await.unwrap();
     let output = support::completed::<Kyc>(&engine, &id, Duration::from_secs(10)).await;
     assert_eq!(output, "verified");
-    assert_eq!(
-        engine.pause("kyc", &id).await.unwrap(),
-        goflow::redis::Transition::Conflict(RequestStatus::Completed)
-    );
-    let state = engine.status("kyc", &id).await.unwrap().unwrap();
+    match engine.pause::<Kyc>(&id).await {
+        Err(Error::Conflict {
+            flow: "kyc",
+            request_id,
+            action: Control::Pause,
+            status: RequestStatus::Completed,
+        }) if request_id == id => {}
+        other => panic!("pausing a completed request: {other:?}"),
+    }
+    let state = engine.status::<Kyc>(&id).await.unwrap();
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
 
     worker.stop().await;
@@ -184,8 +194,8 @@ async fn entries_read_together_start_together_and_the_stopped_ones_never_run() {
             let id = engine.submit::<Counted>(&n).await.unwrap();
             if n % 2 == 1 {
                 assert_eq!(
-                    engine.stop(Counted::NAME, &id).await.unwrap(),
-                    goflow::Transition::Done(RequestStatus::Stopped)
+                    engine.stop::<Counted>(&id).await.unwrap(),
+                    RequestStatus::Stopped
                 );
             }
             ids.push((n, id));
@@ -328,8 +338,8 @@ async fn finish_hooks_run_once_per_request() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A for-each and a conditional on Redis. The conditional is built by hand (a `Workflow`
-// implementation over `PlanBuilder`) so that its selector can fail, which `workflow!` rules out
+// A for-each and a conditional on Redis. The conditional is built by hand (`Workflow` and
+// `BuildPlan` implementations over `PlanBuilder`) so that its selector can fail, which `workflow!` rules out
 // at compile time (the arms must cover every variant): it stands for an output that cannot be
 // decoded. Its graph lists the vertices only, which is all the engine reads of a graph (its
 // structural hash).
@@ -430,8 +440,8 @@ async fn report(n: u32) -> String {
     format!("={n}")
 }
 
-fn vertex<S: goflow::Step>(name: &'static str) -> goflow::GraphVertex {
-    goflow::GraphVertex::new(name, S::describe())
+fn vertex<S: goflow::dsl::Step>(name: &'static str) -> GraphVertex {
+    GraphVertex::new(name, S::describe())
 }
 
 workflow! {
@@ -447,8 +457,8 @@ impl Workflow for Classify {
     type Input = u32;
     type Output = String;
 
-    fn graph() -> &'static goflow::Graph {
-        static GRAPH: OnceLock<goflow::Graph> = OnceLock::new();
+    fn graph() -> &'static Graph {
+        static GRAPH: OnceLock<Graph> = OnceLock::new();
         GRAPH.get_or_init(|| {
             let vertices = vec![
                 vertex::<classify>("classify"),
@@ -457,11 +467,13 @@ impl Workflow for Classify {
                 vertex::<shrink>("shrink"),
                 vertex::<report>("report"),
             ];
-            goflow::Graph::new("classify", vertices, Vec::new(), 0, 4)
+            Graph::new("classify", vertices, Vec::new(), 0, 4)
         })
     }
+}
 
-    fn build<C: goflow::Codec>(plan: &mut goflow::PlanBuilder<C>) -> goflow::Fragment {
+impl BuildPlan for Classify {
+    fn build<C: Codec>(plan: &mut PlanBuilder<C>) -> Fragment {
         let classify = plan.node::<classify>("classify");
         let inc = plan.node::<inc>("inc");
         let halve = plan.node::<halve>("halve");
@@ -476,44 +488,41 @@ impl Workflow for Classify {
                     Size::Large(n) => (1, codec.encode(&n)?),
                     Size::Zero(n) => (2, codec.encode(&n)?),
                     Size::Unlucky(_) => {
-                        return Err(goflow::CodecError::decode(
-                            "test",
-                            &"no arm takes `Unlucky`",
-                        ))
+                        return Err(CodecError::decode("test", &"no arm takes `Unlucky`"))
                     }
                 })
             },
             &[
-                goflow::ArmSpec {
+                ArmSpec {
                     entries: &[inc],
                     exit: Some(inc),
                 },
-                goflow::ArmSpec {
+                ArmSpec {
                     entries: &[halve],
                     exit: Some(shrink),
                 },
-                goflow::ArmSpec {
+                ArmSpec {
                     entries: &[],
                     exit: None,
                 },
             ],
             report,
         );
-        goflow::Fragment {
+        Fragment {
             entry: classify.entry,
             exit: report.exit,
         }
     }
 
-    fn local_plan() -> &'static Arc<goflow::Plan> {
-        static PLAN: OnceLock<Arc<goflow::Plan>> = OnceLock::new();
-        PLAN.get_or_init(|| Arc::new(goflow::Plan::new::<Self, MsgPack>(MsgPack)))
+    fn local_plan() -> &'static Arc<Plan> {
+        static PLAN: OnceLock<Arc<Plan>> = OnceLock::new();
+        PLAN.get_or_init(|| Arc::new(Plan::new::<Self, MsgPack>(MsgPack)))
     }
 }
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn statuses(state: &goflow::RequestState) -> HashMap<String, VertexStatus> {
+fn statuses(state: &RequestState) -> HashMap<String, VertexStatus> {
     state
         .vertices
         .iter()
@@ -575,7 +584,7 @@ async fn a_for_each_runs_its_body_once_per_item_and_gathers_in_order() {
         }
         other => panic!("{other:?}"),
     }
-    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Sweep>(&id).await.unwrap();
     assert_eq!(state.vertices.len(), 1 + 100 + 100 + 1, "{state:?}");
     assert_eq!(state.vertices[0].vertex, "list");
     assert_eq!(state.vertices[1].vertex, "verify[0]");
@@ -588,7 +597,7 @@ async fn a_for_each_runs_its_body_once_per_item_and_gathers_in_order() {
             assert_eq!(vertex.attempts, 2, "{vertex:?}");
             assert_eq!(
                 vertex.last_failure,
-                Some(goflow::Failure::Error("item 42 is flaky".into()))
+                Some(Failure::Error("item 42 is flaky".into()))
             );
         } else {
             assert_eq!(vertex.attempts, 1, "{vertex:?}");
@@ -609,7 +618,7 @@ async fn a_for_each_runs_its_body_once_per_item_and_gathers_in_order() {
         RequestOutcome::Completed(out) => assert!(out.is_empty(), "{out:?}"),
         other => panic!("{other:?}"),
     }
-    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Sweep>(&id).await.unwrap();
     let names: Vec<&str> = state.vertices.iter().map(|v| v.vertex.as_str()).collect();
     assert_eq!(names, ["list", "total"]);
     assert!(state
@@ -637,16 +646,14 @@ async fn a_failing_item_fails_the_request_and_is_named_with_its_index() {
     };
     assert_eq!(failure.vertex, "verify[37]");
     assert_eq!(failure.attempts, 1);
-    assert_eq!(
-        failure.failure,
-        goflow::Failure::Permanent("item 37 is bad".into())
-    );
-    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    assert_eq!(failure.failure, Failure::Permanent("item 37 is bad".into()));
+    let state = engine.status::<Sweep>(&id).await.unwrap();
     assert_eq!(state.status, RequestStatus::Failed);
     assert_eq!(state.failure.as_ref(), Some(&failure));
     let statuses = statuses(&state);
     assert_eq!(statuses["verify[37]"], VertexStatus::Failed);
-    assert_eq!(statuses["total"], VertexStatus::Pending);
+    // The request ended: the gather, which never got its inputs, is settled as skipped.
+    assert_eq!(statuses["total"], VertexStatus::Skipped);
 
     let client = support::raw_client(&engine.config().url).await;
     let letters = support::stream_entries(&client, &dead).await;
@@ -655,7 +662,7 @@ async fn a_failing_item_fails_the_request_and_is_named_with_its_index() {
         letters[0].1["v"], "1.37",
         "the dead letter holds the instance key"
     );
-    let recorded: goflow::RequestFailure = serde_json::from_str(&letters[0].1["failure"]).unwrap();
+    let recorded: RequestFailure = serde_json::from_str(&letters[0].1["failure"]).unwrap();
     assert_eq!(recorded, failure);
 
     worker.stop().await;
@@ -674,16 +681,16 @@ async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
     };
     let id = engine.submit::<Sweep>(&slow).await.unwrap();
     support::wait_until("list runs", LIMIT, async || {
-        let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+        let state = engine.status::<Sweep>(&id).await.unwrap();
         state.vertices[0].status == VertexStatus::Running
     })
     .await;
     assert_eq!(
-        engine.pause(Sweep::NAME, &id).await.unwrap(),
-        goflow::Transition::Done(RequestStatus::Paused)
+        engine.pause::<Sweep>(&id).await.unwrap(),
+        RequestStatus::Paused
     );
     support::wait_until("the items are parked", LIMIT, async || {
-        let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+        let state = engine.status::<Sweep>(&id).await.unwrap();
         let parked = state
             .vertices
             .iter()
@@ -693,13 +700,13 @@ async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Sweep>(&id).await.unwrap();
     assert_eq!(state.status, RequestStatus::Paused);
     assert_eq!(state.vertices.len(), 1 + 50 + 1, "nothing ran while paused");
 
     assert_eq!(
-        engine.resume(Sweep::NAME, &id).await.unwrap(),
-        goflow::Transition::Done(RequestStatus::Running)
+        engine.resume::<Sweep>(&id).await.unwrap(),
+        RequestStatus::Running
     );
     match engine.wait::<Sweep>(&id, LIMIT).await.unwrap() {
         RequestOutcome::Completed(out) => {
@@ -707,7 +714,7 @@ async fn items_made_ready_while_paused_are_parked_and_resumed_once() {
         }
         other => panic!("{other:?}"),
     }
-    let state = engine.status(Sweep::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Sweep>(&id).await.unwrap();
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
 
     worker.stop().await;
@@ -747,7 +754,7 @@ async fn a_conditional_runs_one_arm_and_skips_the_others() {
             RequestOutcome::Completed(out) => assert_eq!(out, output, "input {input}"),
             other => panic!("input {input}: {other:?}"),
         }
-        let state = engine.status(Classify::NAME, &id).await.unwrap().unwrap();
+        let state = engine.status::<Classify>(&id).await.unwrap();
         let got: Vec<(&str, VertexStatus)> = state
             .vertices
             .iter()
@@ -771,16 +778,17 @@ async fn a_conditional_runs_one_arm_and_skips_the_others() {
             assert_eq!(failure.vertex, "classify");
             assert_eq!(failure.attempts, 1);
             assert!(
-                matches!(&failure.failure, goflow::Failure::Codec(m) if m.contains("Unlucky")),
+                matches!(&failure.failure, Failure::Codec(m) if m.contains("Unlucky")),
                 "{failure:?}"
             );
         }
         other => panic!("{other:?}"),
     }
-    let state = engine.status(Classify::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Classify>(&id).await.unwrap();
     let statuses = statuses(&state);
     assert_eq!(statuses["classify"], VertexStatus::Failed);
-    assert_eq!(statuses["inc"], VertexStatus::Pending);
+    // The request ended: the arms that never got their input are settled as skipped.
+    assert_eq!(statuses["inc"], VertexStatus::Skipped);
 
     worker.stop().await;
 }
