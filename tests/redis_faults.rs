@@ -13,12 +13,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fred::prelude::{Client, Value};
+use goflow::__private::BuildPlan;
 use goflow::prelude::*;
-use goflow::redis::{
-    RedisConfig, RedisEngine, RedisEngineBuilder, RequestFailure, RequestOutcome, RequestStatus,
-    Transition, VertexStatus,
-};
-use goflow::{Failure, RequestId};
+use goflow::redis::{RedisConfig, RedisEngine, RedisEngineBuilder};
+use goflow::request::{Failure, RequestFailure, RequestOutcome, RequestStatus, VertexStatus};
+use goflow::{Engine, RequestId};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -182,7 +181,7 @@ workflow! {
 struct Running {
     engine: RedisEngine,
     shutdown: CancellationToken,
-    worker: JoinHandle<Result<(), goflow::redis::EngineError>>,
+    worker: JoinHandle<Result<(), goflow::Error>>,
 }
 
 impl Running {
@@ -262,7 +261,7 @@ where
 
 /// Asserts how many attempts each vertex of request `id` started, by path.
 async fn assert_attempts<W: Workflow>(engine: &RedisEngine, id: &RequestId, want: &[(&str, u32)]) {
-    let state = engine.status(W::NAME, id).await.unwrap().unwrap();
+    let state = engine.status::<W>(id).await.expect("status");
     for (path, attempts) in want {
         let vertex = &state.vertices[vertex_index(&state, path)];
         assert_eq!(vertex.attempts, *attempts, "{path}: {state:?}");
@@ -474,7 +473,7 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
     // parent once, and each request completed once.
     let mut reattempted = 0;
     for id in &ids {
-        let state = engine.status(Kyc::NAME, id).await.unwrap().expect("state");
+        let state = engine.status::<Kyc>(id).await.expect("state");
         assert_eq!(state.status, RequestStatus::Completed, "{state:?}");
         for vertex in &state.vertices {
             assert_eq!(vertex.status, VertexStatus::Done, "{id}: {vertex:?}");
@@ -570,19 +569,12 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
     let mut workers = WorkerProcesses::spawn(3, &config);
     let id = engine.submit::<Sweep>(&ITEMS).await.expect("submit");
     let items_done = async || {
-        engine
-            .status(Sweep::NAME, &id)
-            .await
-            .expect("status")
-            .map_or(0, |state| {
-                state
-                    .vertices
-                    .iter()
-                    .filter(|v| {
-                        v.vertex.starts_with("check_item[") && v.status == VertexStatus::Done
-                    })
-                    .count()
-            })
+        let state = engine.status::<Sweep>(&id).await.expect("status");
+        state
+            .vertices
+            .iter()
+            .filter(|v| v.vertex.starts_with("check_item[") && v.status == VertexStatus::Done)
+            .count()
     };
     wait_until(
         "a tenth of the items are done",
@@ -608,11 +600,7 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
     }
 
     // Every item is done, and the gather ran once, after exactly one arrival per item.
-    let state = engine
-        .status(Sweep::NAME, &id)
-        .await
-        .unwrap()
-        .expect("state");
+    let state = engine.status::<Sweep>(&id).await.expect("state");
     assert_eq!(state.status, RequestStatus::Completed);
     let items: Vec<_> = state
         .vertices
@@ -629,8 +617,9 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
     let gather = state.vertices.iter().find(|v| v.vertex == "tally").unwrap();
     assert_eq!(gather.status, VertexStatus::Done);
     assert_eq!(gather.attempts, 1, "{gather:?}");
-    let plan = goflow::Embedded::new().plan::<Sweep>();
-    let tally_vertex = plan
+    // The gather's fields are named by its vertex number in the plan (the state lists every
+    // item before it).
+    let tally_vertex = Sweep::local_plan()
         .vertices()
         .iter()
         .position(|v| &**v.path() == "tally")
@@ -684,7 +673,7 @@ async fn a_parent_delivered_twice_while_running_fires_its_join_once() {
         .await
         .unwrap());
     wait_until("detect starts", LIMIT, async || runs(&id, "detect") == 1).await;
-    let state = engine.status(Kyc::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Kyc>(&id).await.unwrap();
     let detect_at = vertex_index(&state, "detect");
     assert_eq!(state.vertices[detect_at].status, VertexStatus::Running);
 
@@ -699,7 +688,7 @@ async fn a_parent_delivered_twice_while_running_fires_its_join_once() {
     assert_eq!(completed::<Kyc>(engine, &id).await, expected("alice"));
     assert_eq!(runs(&id, "verdict"), 1, "the join ran once");
     assert_eq!(runs(&id, "score"), 1);
-    let state = engine.status(Kyc::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Kyc>(&id).await.unwrap();
     assert_eq!(state.vertices[detect_at].attempts, 2);
     let join = vertex_index(&state, "verdict");
     assert_eq!(state.vertices[join].attempts, 1);
@@ -736,7 +725,7 @@ async fn a_parent_delivered_again_before_the_other_parent_finishes_does_not_fire
         .unwrap();
     let mut detect_at = 0;
     wait_until("detect is done", LIMIT, async || {
-        let state = engine.status(Kyc::NAME, &id).await.unwrap().unwrap();
+        let state = engine.status::<Kyc>(&id).await.unwrap();
         detect_at = vertex_index(&state, "detect");
         state.vertices[detect_at].status == VertexStatus::Done
     })
@@ -744,7 +733,7 @@ async fn a_parent_delivered_again_before_the_other_parent_finishes_does_not_fire
     let entry = add_entry(&client, &ready, &id, detect_at).await;
     wait_handled(&client, &ready, &entry).await;
 
-    let state = engine.status(Kyc::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Kyc>(&id).await.unwrap();
     let join = vertex_index(&state, "verdict");
     assert_eq!(
         state.vertices[join].status,
@@ -774,7 +763,7 @@ async fn duplicates_after_completion_change_nothing() {
 
     let id = engine.submit::<Kyc>(&"carol".into()).await.unwrap();
     assert_eq!(completed::<Kyc>(engine, &id).await, expected("carol"));
-    let before = engine.status(Kyc::NAME, &id).await.unwrap().unwrap();
+    let before = engine.status::<Kyc>(&id).await.unwrap();
 
     // Every vertex again, the join's parents and the exit vertex included.
     for vertex in 0..before.vertices.len() {
@@ -782,7 +771,7 @@ async fn duplicates_after_completion_change_nothing() {
         wait_handled(&client, &ready, &entry).await;
     }
 
-    let after = engine.status(Kyc::NAME, &id).await.unwrap().unwrap();
+    let after = engine.status::<Kyc>(&id).await.unwrap();
     assert_eq!(after.status, RequestStatus::Completed);
     assert_eq!(after.output, before.output, "the output is unchanged");
     assert_eq!(after.finished_at_ms, before.finished_at_ms);
@@ -873,8 +862,8 @@ async fn new_flows_complete_after_redis_restarts_without_its_data() {
         .unwrap();
     wait_until("detect starts", LIMIT, async || runs(&id, "detect") == 1).await;
     assert_eq!(
-        engine.stop(Kyc::NAME, &id).await.unwrap(),
-        Transition::Done(RequestStatus::Stopped)
+        engine.stop::<Kyc>(&id).await.unwrap(),
+        RequestStatus::Stopped
     );
     // Its gate still closed, `detect` ends only by being cancelled, which acknowledges it.
     let ready = ready_key(engine.config(), Kyc::NAME);
@@ -1000,11 +989,7 @@ async fn a_retried_branch_leaves_the_entry_to_the_branch_beside_it() {
         .unwrap());
 
     wait_until("flaky_once completes on its retry", LIMIT, async || {
-        let state = engine
-            .status(RetryBeside::NAME, &id)
-            .await
-            .unwrap()
-            .unwrap();
+        let state = engine.status::<RetryBeside>(&id).await.unwrap();
         state.vertices[vertex_index(&state, "flaky_once")].status == VertexStatus::Done
     })
     .await;
@@ -1055,7 +1040,7 @@ async fn retries_wait_their_backoff_in_the_delayed_set() {
     let id = engine.submit::<Flaky>(&20).await.unwrap();
     let mut state = None;
     wait_until("flaky is retrying", LIMIT, async || {
-        let s = engine.status(Flaky::NAME, &id).await.unwrap().unwrap();
+        let s = engine.status::<Flaky>(&id).await.unwrap();
         let retrying = s.vertices[0].status == VertexStatus::Retrying;
         state = Some(s);
         retrying
@@ -1104,7 +1089,7 @@ async fn retries_wait_their_backoff_in_the_delayed_set() {
     config.retry_poll = Duration::from_millis(10);
     let promoting = Running::start(config, failing).await;
     assert_eq!(completed::<Flaky>(engine, &id).await, 42);
-    let state = engine.status(Flaky::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Flaky>(&id).await.unwrap();
     assert_eq!(state.vertices[index].attempts, 3);
     assert_eq!(state.vertices[index].status, VertexStatus::Done);
     assert_eq!(runs(&id, "flaky"), 3);
@@ -1128,11 +1113,11 @@ async fn permanent_errors_timeouts_and_panics_fail_the_request_and_the_worker_se
     let failure = failed::<Refuse>(engine, &id).await;
     assert_eq!(
         failure,
-        RequestFailure {
-            vertex: "refuse".into(),
-            attempts: 1,
-            failure: Failure::Permanent("7 is not acceptable".into()),
-        }
+        RequestFailure::new(
+            "refuse",
+            1,
+            Failure::Permanent("7 is not acceptable".into())
+        )
     );
     assert_eq!(runs(&id, "refuse"), 1);
     assert_eq!(runs(&id, "double"), 0);
@@ -1155,7 +1140,7 @@ async fn permanent_errors_timeouts_and_panics_fail_the_request_and_the_worker_se
         other => panic!("expected a panic, got {other:?}"),
     }
     assert_eq!(failure.attempts, 1);
-    let state = engine.status(Explode::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Explode>(&id).await.unwrap();
     assert_eq!(state.status, RequestStatus::Failed);
     assert_eq!(state.failure.as_ref(), Some(&failure));
 
@@ -1179,20 +1164,16 @@ async fn an_exhausted_vertex_is_dead_lettered_with_its_failure() {
 
     let id = engine.submit::<Unavailable>(&5).await.unwrap();
     let failure = failed::<Unavailable>(engine, &id).await;
-    let want = RequestFailure {
-        vertex: "unavailable".into(),
-        attempts: 2,
-        failure: Failure::Error("service unavailable for 5".into()),
-    };
+    let want = RequestFailure::new(
+        "unavailable",
+        2,
+        Failure::Error("service unavailable for 5".into()),
+    );
     assert_eq!(failure, want, "the request's failure says why");
     assert_eq!(runs(&id, "unavailable"), 2);
     assert_eq!(runs(&id, "double"), 0);
 
-    let state = engine
-        .status(Unavailable::NAME, &id)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = engine.status::<Unavailable>(&id).await.unwrap();
     let index = vertex_index(&state, "unavailable");
     assert_eq!(state.status, RequestStatus::Failed);
     assert_eq!(state.vertices[index].status, VertexStatus::Failed);
@@ -1348,7 +1329,7 @@ async fn a_vertex_that_kills_every_worker_is_failed_as_lost_and_dead_lettered() 
     let mut deaths = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let state = engine.status(Poison::NAME, &id).await.unwrap().unwrap();
+        let state = engine.status::<Poison>(&id).await.unwrap();
         if state.status.is_final() {
             break;
         }
@@ -1364,11 +1345,7 @@ async fn a_vertex_that_kills_every_worker_is_failed_as_lost_and_dead_lettered() 
     }
 
     // `max_lost_deliveries` is 3: the fifth delivery fails the vertex instead of running it.
-    let want = RequestFailure {
-        vertex: "poison".into(),
-        attempts: 5,
-        failure: Failure::Lost(4),
-    };
+    let want = RequestFailure::new("poison", 5, Failure::Lost(4));
     assert_eq!(failed::<Poison>(&engine, &id).await, want);
     assert!((1..=4).contains(&deaths), "{deaths} worker deaths");
     let dead = format!("{}:dead", support::flow_tag(&config.prefix, Poison::NAME));
@@ -1546,7 +1523,7 @@ async fn an_attempt_longer_than_the_lease_keeps_it_and_runs_once() {
     let id = engine.submit::<Linger>(&4).await.unwrap();
     assert_eq!(completed::<Linger>(engine, &id).await, 10);
     assert_eq!(runs(&id, "linger"), 1);
-    let state = engine.status(Linger::NAME, &id).await.unwrap().unwrap();
+    let state = engine.status::<Linger>(&id).await.unwrap();
     assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
     second.finish().await;
     first.finish().await;
