@@ -1,5 +1,8 @@
-//! The life of a request on the Redis engine: pause, resume and stop (also racing with running
-//! vertices), idempotent submission, and expiry of finished requests' keys.
+//! The life of a request where the Redis engine has ways of its own: a pause or stop that takes
+//! back an entry no worker has read, an entry vertex run at once, stream entry ids that two
+//! flows share, several flows read by one worker, and the expiry of finished requests' keys.
+//! What both engines do alike (the control table, parking, stops, retries, the sweep) is in
+//! the conformance suite `tests/lifecycle.rs`.
 
 mod support;
 
@@ -8,11 +11,9 @@ use std::time::Duration;
 
 use fred::prelude::Client;
 use goflow::prelude::*;
-use goflow::redis::{
-    EngineError, RedisConfig, RedisEngine, RedisEngineBuilder, RequestOutcome, RequestStatus,
-    Transition, VertexStatus,
-};
-use goflow::RequestId;
+use goflow::redis::{RedisConfig, RedisEngine, RedisEngineBuilder};
+use goflow::request::{RequestOutcome, RequestState, RequestStatus, VertexStatus};
+use goflow::{Engine, Error, RequestId};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -192,7 +193,7 @@ struct Running {
     engine: RedisEngine,
     client: Client,
     shutdown: CancellationToken,
-    worker: JoinHandle<Result<(), EngineError>>,
+    worker: JoinHandle<Result<(), Error>>,
 }
 
 impl Running {
@@ -227,17 +228,11 @@ impl Running {
         running
     }
 
-    fn key(&self, suffix: &str) -> String {
-        let tag = support::flow_tag(&self.engine.config().prefix, Gated::NAME);
-        format!("{tag}:{suffix}")
-    }
-
-    async fn state(&self, id: &RequestId) -> goflow::redis::RequestState {
+    async fn state(&self, id: &RequestId) -> RequestState {
         self.engine
-            .status(Gated::NAME, id)
+            .status::<Gated>(id)
             .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("no state for {id}"))
+            .expect("the request's state")
     }
 
     /// Waits until `hold` runs for `id`.
@@ -270,213 +265,8 @@ async fn outcome<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> RequestOu
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Pause, resume and stop.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_request_parks_its_next_vertex_until_resumed() {
-    let (_server, config) = support::own_server("pause");
-    let running = Running::start(config).await;
-    let engine = &running.engine;
-    let id = RequestId::generate();
-    close_gate(&id);
-    assert!(engine.submit_as::<Gated>(id.clone(), &4).await.unwrap());
-    running.wait_holding(&id).await;
-
-    // Paused while `hold` runs: `hold` finishes, `finish` is parked and does not run.
-    assert_eq!(
-        engine.pause(Gated::NAME, &id).await.unwrap(),
-        Transition::Done(RequestStatus::Paused)
-    );
-    assert_eq!(
-        engine.pause(Gated::NAME, &id).await.unwrap(),
-        Transition::Conflict(RequestStatus::Paused)
-    );
-    open_gate(&id);
-    let at = vertex_index(&running.state(&id).await, "finish");
-    wait_until("finish is parked", LIMIT, async || {
-        running.state(&id).await.vertices[at].status == VertexStatus::Parked
-    })
-    .await;
-    // Give a wrongly enqueued `finish` the chance to run; it must not.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let state = running.state(&id).await;
-    assert_eq!(state.status, RequestStatus::Paused);
-    assert_eq!(state.vertices[at].status, VertexStatus::Parked);
-    assert_eq!(
-        state.vertices[vertex_index(&state, "hold")].status,
-        VertexStatus::Done
-    );
-    assert_eq!(runs(&id, "finish"), 0);
-    match engine
-        .wait::<Gated>(&id, Duration::from_millis(50))
-        .await
-        .unwrap()
-    {
-        RequestOutcome::Pending(RequestStatus::Paused) => {}
-        other => panic!("{other:?}"),
-    }
-
-    // Resumed: `finish` runs once and the request completes.
-    assert_eq!(
-        engine.resume(Gated::NAME, &id).await.unwrap(),
-        Transition::Done(RequestStatus::Running)
-    );
-    match outcome::<Gated>(engine, &id).await {
-        RequestOutcome::Completed(output) => assert_eq!(output, gated(4)),
-        other => panic!("{other:?}"),
-    }
-    for node in ["prepare", "hold", "finish"] {
-        assert_eq!(runs(&id, node), 1, "{node}");
-    }
-    let state = running.state(&id).await;
-    assert!(
-        state
-            .vertices
-            .iter()
-            .all(|v| v.status == VertexStatus::Done && v.attempts == 1),
-        "{state:?}"
-    );
-
-    // A finished request can be neither paused, resumed nor stopped.
-    let conflict = Transition::Conflict(RequestStatus::Completed);
-    assert_eq!(engine.pause(Gated::NAME, &id).await.unwrap(), conflict);
-    assert_eq!(engine.resume(Gated::NAME, &id).await.unwrap(), conflict);
-    assert_eq!(engine.stop(Gated::NAME, &id).await.unwrap(), conflict);
-
-    // A request that does not exist is missing.
-    let unknown = RequestId::generate();
-    assert_eq!(
-        engine.pause(Gated::NAME, &unknown).await.unwrap(),
-        Transition::Missing
-    );
-    assert_eq!(
-        engine.resume(Gated::NAME, &unknown).await.unwrap(),
-        Transition::Missing
-    );
-    assert_eq!(
-        engine.stop(Gated::NAME, &unknown).await.unwrap(),
-        Transition::Missing
-    );
-    assert!(engine
-        .status(Gated::NAME, &unknown)
-        .await
-        .unwrap()
-        .is_none());
-    running.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_request_cannot_be_resumed() {
-    let (_server, config) = support::own_server("resume-running");
-    let running = Running::start(config).await;
-    let engine = &running.engine;
-    let id = RequestId::generate();
-    close_gate(&id);
-    engine.submit_as::<Gated>(id.clone(), &1).await.unwrap();
-    running.wait_holding(&id).await;
-    assert_eq!(
-        engine.resume(Gated::NAME, &id).await.unwrap(),
-        Transition::Conflict(RequestStatus::Running)
-    );
-    open_gate(&id);
-    match outcome::<Gated>(engine, &id).await {
-        RequestOutcome::Completed(output) => assert_eq!(output, gated(1)),
-        other => panic!("{other:?}"),
-    }
-    running.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stop_cancels_the_running_vertex_and_nothing_runs_after_it() {
-    let (_server, config) = support::own_server("stop");
-    let running = Running::start(config).await;
-    let engine = &running.engine;
-    let id = RequestId::generate();
-    close_gate(&id);
-    engine.submit_as::<Gated>(id.clone(), &2).await.unwrap();
-    running.wait_holding(&id).await;
-
-    assert_eq!(
-        engine.stop(Gated::NAME, &id).await.unwrap(),
-        Transition::Done(RequestStatus::Stopped)
-    );
-    match outcome::<Gated>(engine, &id).await {
-        RequestOutcome::Stopped => {}
-        other => panic!("{other:?}"),
-    }
-    // The gate stays closed: `hold` ends only by being cancelled.
-    wait_until("hold is cancelled", LIMIT, async || {
-        cancellation(&id).is_some()
-    })
-    .await;
-    // Its entry is acknowledged (by the script that notes the stop).
-    let ready = running.key("ready");
-    wait_until("nothing is pending", LIMIT, async || {
-        pending_by_consumer(&running.client, &ready)
-            .await
-            .values()
-            .all(|&n| n == 0)
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let state = running.state(&id).await;
-    assert_eq!(state.status, RequestStatus::Stopped, "{state:?}");
-    assert!(state.finished_at_ms.is_some());
-    assert_eq!(
-        state.vertices[vertex_index(&state, "finish")].status,
-        VertexStatus::Pending
-    );
-    assert_eq!(runs(&id, "finish"), 0);
-    assert_eq!(runs(&id, "hold"), 1);
-
-    let conflict = Transition::Conflict(RequestStatus::Stopped);
-    assert_eq!(engine.stop(Gated::NAME, &id).await.unwrap(), conflict);
-    assert_eq!(engine.pause(Gated::NAME, &id).await.unwrap(), conflict);
-    assert_eq!(engine.resume(Gated::NAME, &id).await.unwrap(), conflict);
-    open_gate(&id);
-    running.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_a_paused_request_drops_its_parked_vertices() {
-    let (_server, config) = support::own_server("stop-paused");
-    let running = Running::start(config).await;
-    let engine = &running.engine;
-    let id = RequestId::generate();
-    close_gate(&id);
-    engine.submit_as::<Gated>(id.clone(), &3).await.unwrap();
-    running.wait_holding(&id).await;
-    engine.pause(Gated::NAME, &id).await.unwrap();
-    open_gate(&id);
-    let at = vertex_index(&running.state(&id).await, "finish");
-    wait_until("finish is parked", LIMIT, async || {
-        running.state(&id).await.vertices[at].status == VertexStatus::Parked
-    })
-    .await;
-    assert_eq!(
-        engine.stop(Gated::NAME, &id).await.unwrap(),
-        Transition::Done(RequestStatus::Stopped)
-    );
-    assert_eq!(
-        engine.resume(Gated::NAME, &id).await.unwrap(),
-        Transition::Conflict(RequestStatus::Stopped)
-    );
-    match outcome::<Gated>(engine, &id).await {
-        RequestOutcome::Stopped => {}
-        other => panic!("{other:?}"),
-    }
-    let parked = format!(
-        "{}:parked:{id}",
-        support::flow_tag(&engine.config().prefix, Gated::NAME)
-    );
-    assert_eq!(
-        raw::<u64>(&running.client, "EXISTS", vec![parked.into()]).await,
-        0
-    );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(runs(&id, "finish"), 0);
-    running.finish().await;
-}
+// Pause and stop before any worker reads an entry; attempts run at once; entry ids shared by
+// two flows' streams. (Pause, resume and stop on both engines are in `tests/lifecycle.rs`.)
 
 /// A small input rides on the entry vertex's entry, and the worker that reads it runs the vertex
 /// at once, without asking whether it may: a pause or stop that comes before any worker has
@@ -490,12 +280,12 @@ async fn a_pause_or_stop_before_any_worker_reads_the_entry_takes_it_back() {
     let paused = submitter.submit::<Gated>(&4).await.unwrap();
     let stopped = submitter.submit::<Gated>(&5).await.unwrap();
     assert_eq!(
-        submitter.pause(Gated::NAME, &paused).await.unwrap(),
-        Transition::Done(RequestStatus::Paused)
+        submitter.pause::<Gated>(&paused).await.unwrap(),
+        RequestStatus::Paused
     );
     assert_eq!(
-        submitter.stop(Gated::NAME, &stopped).await.unwrap(),
-        Transition::Done(RequestStatus::Stopped)
+        submitter.stop::<Gated>(&stopped).await.unwrap(),
+        RequestStatus::Stopped
     );
     let ready = format!("{}:ready", support::flow_tag(&config.prefix, Gated::NAME));
     assert_eq!(raw::<u64>(&client, "XLEN", vec![ready.into()]).await, 0);
@@ -511,8 +301,8 @@ async fn a_pause_or_stop_before_any_worker_reads_the_entry_takes_it_back() {
     assert_eq!(runs(&stopped, "prepare"), 0);
 
     assert_eq!(
-        engine.resume(Gated::NAME, &paused).await.unwrap(),
-        Transition::Done(RequestStatus::Running)
+        engine.resume::<Gated>(&paused).await.unwrap(),
+        RequestStatus::Running
     );
     match outcome::<Gated>(engine, &paused).await {
         RequestOutcome::Completed(output) => assert_eq!(output, 13),
@@ -544,13 +334,7 @@ async fn an_entry_vertex_run_at_once_shows_running_while_it_runs_long() {
         runs(&id, "hold") == 1
     })
     .await;
-    let state_of = async || {
-        engine
-            .status(HeldFirst::NAME, &id)
-            .await
-            .unwrap()
-            .expect("a state")
-    };
+    let state_of = async || engine.status::<HeldFirst>(&id).await.expect("a state");
     let at = vertex_index(&state_of().await, "hold");
     wait_until("hold shows running", LIMIT, async || {
         let state = state_of().await;
@@ -574,82 +358,6 @@ async fn an_entry_vertex_run_at_once_shows_running_while_it_runs_long() {
             .iter()
             .all(|v| v.status == VertexStatus::Done && v.attempts == 1 && v.worker.is_some()),
         "{state:?}"
-    );
-    running.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pauses_and_resumes_racing_with_running_vertices_lose_and_repeat_nothing() {
-    const REQUESTS: u32 = 200;
-    let (_server, config) = support::own_server("race");
-    let running = Running::start(config).await;
-    let engine = &running.engine;
-    // Each request has a controller that submits it, then pauses and resumes it over and over
-    // until it has completed: pauses land before, during and after every vertex.
-    let mut controllers = tokio::task::JoinSet::new();
-    for n in 0..REQUESTS {
-        let engine = engine.clone();
-        controllers.spawn(async move {
-            let id = engine.submit::<Diamond>(&n).await.unwrap();
-            let mut pauses = 0u32;
-            for _ in 0..2000 {
-                match engine.pause(Diamond::NAME, &id).await.unwrap() {
-                    Transition::Done(RequestStatus::Paused) => pauses += 1,
-                    Transition::Conflict(RequestStatus::Completed) => return (n, id, pauses),
-                    other => panic!("pausing {id}: {other:?}"),
-                }
-                tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
-                match engine.resume(Diamond::NAME, &id).await.unwrap() {
-                    Transition::Done(RequestStatus::Running) => {}
-                    // The exit vertex was running when the request was paused.
-                    Transition::Conflict(RequestStatus::Completed) => return (n, id, pauses),
-                    other => panic!("resuming {id}: {other:?}"),
-                }
-                tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
-            }
-            // Bounded: leave it running and let the wait below judge.
-            (n, id, pauses)
-        });
-    }
-    let (mut ids, mut pauses) = (Vec::new(), Vec::new());
-    while let Some(done) = controllers.join_next().await {
-        let (n, id, count) = done.expect("a controller panicked");
-        ids.push((n, id));
-        pauses.push(count);
-    }
-    let paused = pauses.iter().filter(|&&p| p > 0).count();
-    assert!(
-        paused >= ids.len() / 2,
-        "only {paused} requests were paused"
-    );
-
-    for (n, id) in &ids {
-        match outcome::<Diamond>(engine, id).await {
-            RequestOutcome::Completed(output) => assert_eq!(output, diamond(*n), "{id}"),
-            other => panic!("request {id} ({n}) did not complete: {other:?}"),
-        }
-        for node in ["split", "left", "right", "join", "tail"] {
-            assert_eq!(
-                runs(id, node),
-                1,
-                "{id}: {node} ran {} times",
-                runs(id, node)
-            );
-        }
-        let state = engine.status(Diamond::NAME, id).await.unwrap().unwrap();
-        assert!(
-            state
-                .vertices
-                .iter()
-                .all(|v| v.status == VertexStatus::Done && v.attempts == 1),
-            "{state:?}"
-        );
-    }
-    println!(
-        "race: {} pauses, {} to {} per request",
-        pauses.iter().sum::<u32>(),
-        pauses.iter().min().unwrap(),
-        pauses.iter().max().unwrap()
     );
     running.finish().await;
 }
@@ -698,8 +406,8 @@ async fn stop_reaches_an_attempt_whose_entry_id_another_flow_uses_too() {
     let running = Running::start(config).await;
     let held = run_two_attempts_under_one_entry_id(&running).await;
     assert_eq!(
-        running.engine.stop(Gated::NAME, &held).await.unwrap(),
-        Transition::Done(RequestStatus::Stopped)
+        running.engine.stop::<Gated>(&held).await.unwrap(),
+        RequestStatus::Stopped
     );
     let mut cancelled = false;
     for _ in 0..1000 {
@@ -780,7 +488,7 @@ async fn a_worker_of_two_flows_runs_every_entry_it_reads_without_waiting_a_lease
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. Finished requests leave no keys behind.
+// Finished requests leave no keys behind.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_requests_expire_after_their_retention() {
@@ -807,16 +515,16 @@ async fn finished_requests_expire_after_their_retention() {
     }
     let at = vertex_index(&running.state(&resumed).await, "finish");
     for id in [&resumed, &stopped_paused] {
-        engine.pause(Gated::NAME, id).await.unwrap();
+        engine.pause::<Gated>(id).await.unwrap();
         open_gate(id);
         wait_until("finish is parked", LIMIT, async || {
             running.state(id).await.vertices[at].status == VertexStatus::Parked
         })
         .await;
     }
-    engine.resume(Gated::NAME, &resumed).await.unwrap();
-    engine.stop(Gated::NAME, &stopped).await.unwrap();
-    engine.stop(Gated::NAME, &stopped_paused).await.unwrap();
+    engine.resume::<Gated>(&resumed).await.unwrap();
+    engine.stop::<Gated>(&stopped).await.unwrap();
+    engine.stop::<Gated>(&stopped_paused).await.unwrap();
 
     assert!(
         matches!(outcome::<Gated>(engine, &completed).await, RequestOutcome::Completed(o) if o == gated(1))
@@ -875,49 +583,18 @@ async fn finished_requests_expire_after_their_retention() {
         );
     }
     for id in [&completed, &failed, &resumed, &stopped, &stopped_paused] {
-        assert!(engine.status(Gated::NAME, id).await.unwrap().is_none());
-        assert_eq!(
-            engine.pause(Gated::NAME, id).await.unwrap(),
-            Transition::Missing
-        );
+        assert!(matches!(
+            engine.status::<Gated>(id).await,
+            Err(Error::UnknownRequest { .. })
+        ));
+        assert!(matches!(
+            engine.pause::<Gated>(id).await,
+            Err(Error::UnknownRequest { .. })
+        ));
     }
-    assert!(engine
-        .status(Diamond::NAME, &diamond_done)
-        .await
-        .unwrap()
-        .is_none());
-    running.finish().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 7. Submitting twice under one id.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn submitting_an_id_twice_runs_the_flow_once() {
-    let (_server, config) = support::own_server("idempotent");
-    let running = Running::start(config).await;
-    let engine = &running.engine;
-    let id = RequestId::generate();
-    assert!(engine.submit_as::<Gated>(id.clone(), &10).await.unwrap());
-    assert!(!engine.submit_as::<Gated>(id.clone(), &20).await.unwrap());
-    match outcome::<Gated>(engine, &id).await {
-        RequestOutcome::Completed(output) => assert_eq!(output, gated(10)),
-        other => panic!("{other:?}"),
-    }
-    // Also once it has finished.
-    assert!(!engine.submit_as::<Gated>(id.clone(), &30).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    for node in ["prepare", "hold", "finish"] {
-        assert_eq!(runs(&id, node), 1, "{node}");
-    }
-    match outcome::<Gated>(engine, &id).await {
-        RequestOutcome::Completed(output) => assert_eq!(output, gated(10)),
-        other => panic!("{other:?}"),
-    }
-    let ready = running.key("ready");
-    assert_eq!(
-        raw::<u64>(&running.client, "XLEN", vec![ready.into()]).await,
-        0
-    );
+    assert!(matches!(
+        engine.status::<Diamond>(&diamond_done).await,
+        Err(Error::UnknownRequest { .. })
+    ));
     running.finish().await;
 }

@@ -46,6 +46,66 @@ pub async fn patiently(case: impl Future<Output = ()>) {
         .unwrap_or_else(|_| panic!("the case did not end within {CASE_PATIENCE:?}"));
 }
 
+/// What a case can ask of either engine beyond the [`Engine`] interface: that everything a
+/// request set going has come to rest, a positive signal to wait for instead of sleeping
+/// before asserting that something did not happen.
+pub trait Settle: Engine {
+    /// Whether request `id` of workflow `flow`, which has ended, has nothing left in flight:
+    /// on the embedded engine its executor has dropped every attempt by the time it ends; on
+    /// Redis no entry of the flow is left in its ready stream, pending, or waiting in its
+    /// delayed set, and its parked list is gone.
+    fn settled(&self, flow: &str, id: &RequestId) -> impl Future<Output = bool> + Send;
+}
+
+impl Settle for EmbeddedEngine {
+    async fn settled(&self, _flow: &str, _id: &RequestId) -> bool {
+        true
+    }
+}
+
+impl Settle for RedisEngine {
+    async fn settled(&self, flow: &str, id: &RequestId) -> bool {
+        let client = super::raw_client(&self.config().url).await;
+        let tag = super::flow_tag(&self.config().prefix, flow);
+        let ready = format!("{tag}:ready");
+        let length: u64 = super::raw(&client, "XLEN", vec![ready.as_str().into()]).await;
+        let pending = super::pending_by_consumer(&client, &ready).await;
+        let delayed: u64 =
+            super::raw(&client, "ZCARD", vec![format!("{tag}:delayed").into()]).await;
+        let parked: u64 =
+            super::raw(&client, "EXISTS", vec![format!("{tag}:parked:{id}").into()]).await;
+        length == 0 && pending.values().all(|&n| n == 0) && delayed == 0 && parked == 0
+    }
+}
+
+/// Waits until request `id` of `W` has [settled](Settle::settled).
+pub async fn settled<W: Workflow>(engine: &impl Settle, id: &RequestId) {
+    super::wait_until(
+        &format!("request `{id}` of `{}` settles", W::NAME),
+        REQUEST_PATIENCE,
+        async || engine.settled(W::NAME, id).await,
+    )
+    .await;
+}
+
+/// Polls the state of request `id` of `W` until `check` holds.
+pub async fn until<W: Workflow>(
+    engine: &impl Engine,
+    id: &RequestId,
+    what: &str,
+    check: impl Fn(&RequestState) -> bool,
+) -> RequestState {
+    let mut last = None;
+    super::wait_until(what, REQUEST_PATIENCE, async || {
+        let state = engine.status::<W>(id).await.expect("status");
+        let done = check(&state);
+        last = Some(state);
+        done
+    })
+    .await;
+    last.expect("a state")
+}
+
 /// A Redis engine with the suite's workflows registered by `register`, under a prefix of its
 /// own, and one in-process worker.
 pub struct RedisHarness {
@@ -62,6 +122,26 @@ impl RedisHarness {
             .expect("connect to the test redis-server");
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(engine.worker(WORKER_CONCURRENCY).run(shutdown.clone()));
+        // Ready once its consumer groups exist (the hooks' ones first) and it listens for the
+        // ends of requests (which reach it over pub/sub): a case may stop a request at once.
+        let client = super::raw_client(&engine.config().url).await;
+        let prefix = engine.config().prefix.clone();
+        let flows: Vec<&str> = engine.flows().collect();
+        super::wait_until("the worker is ready", REQUEST_PATIENCE, async || {
+            for flow in &flows {
+                let ready = format!("{}:ready", super::flow_tag(&prefix, flow));
+                let groups: fred::prelude::Value =
+                    super::raw_or_nil(&client, "XINFO", vec!["GROUPS".into(), ready.into()]).await;
+                if groups.into_array().is_empty() {
+                    return false;
+                }
+            }
+            let channel = format!("{prefix}:control");
+            let reply: Vec<fred::prelude::Value> =
+                super::raw(&client, "PUBSUB", vec!["NUMSUB".into(), channel.into()]).await;
+            reply.get(1).and_then(fred::prelude::Value::as_u64) >= Some(1)
+        })
+        .await;
         Self {
             engine,
             worker: Some((shutdown, worker)),
@@ -88,34 +168,46 @@ pub fn embedded_engine() -> EmbeddedEngine {
 
 /// Writes each case once and runs it on both engines: `conformance! { fn name(engine) { .. } }`
 /// becomes `mod name` with the tests `embedded` and `redis`, whose bodies get
-/// `engine: &impl Engine`. The Redis variant registers the workflows with the test file's own
-/// `register_all`.
+/// `engine: &impl Settle` (an [`Engine`] that can also tell when a request has settled).
+/// The Redis variant registers the workflows with the test file's own `register_all`; a
+/// leading `engines(embedded = f, redis = g);` names other functions (`f() -> EmbeddedEngine`,
+/// `g(RedisEngineBuilder) -> RedisEngineBuilder`), for a suite whose engines need more than
+/// the workflows registered (finish hooks, say).
 #[allow(unused_macros)]
 macro_rules! conformance {
-    ($(
+    (engines(embedded = $embedded:path, redis = $redis:path); $(
         $(#[doc = $doc:literal])*
         fn $name:ident($engine:ident) $body:block
     )*) => {$(
         $(#[doc = $doc])*
         mod $name {
             use super::*;
-            use $crate::support::engines::{embedded_engine, patiently, RedisHarness};
+            use $crate::support::engines::{patiently, RedisHarness};
 
-            async fn case($engine: &impl goflow::Engine) $body
+            async fn case($engine: &impl $crate::support::engines::Settle) $body
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn embedded() {
-                patiently(case(&embedded_engine())).await;
+                patiently(case(&$embedded())).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                let harness = RedisHarness::start(stringify!($name), super::register_all).await;
+                let harness = RedisHarness::start(stringify!($name), $redis).await;
                 patiently(case(&harness.engine)).await;
                 harness.finish().await;
             }
         }
     )*};
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($engine:ident) $body:block
+    )*) => {
+        $crate::support::engines::conformance! {
+            engines(embedded = $crate::support::engines::embedded_engine, redis = super::register_all);
+            $( $(#[doc = $doc])* fn $name($engine) $body )*
+        }
+    };
 }
 
 #[allow(unused_imports)]

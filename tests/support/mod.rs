@@ -234,6 +234,22 @@ pub async fn raw<R: fred::types::FromValue>(
         .unwrap_or_else(|e| panic!("redis {name} failed: {e}"))
 }
 
+/// Runs the raw command `name` with `args`; nil when Redis answers an error (a stream that does
+/// not exist yet, say).
+pub async fn raw_or_nil(
+    client: &fred::prelude::Client,
+    name: &'static str,
+    args: Vec<fred::prelude::Value>,
+) -> fred::prelude::Value {
+    use fred::prelude::ClientLike;
+    let command =
+        fred::types::CustomCommand::new_static(name, fred::types::ClusterHash::FirstKey, false);
+    client
+        .custom(command, args)
+        .await
+        .unwrap_or(fred::prelude::Value::Null)
+}
+
 /// The hash tag that starts every key of `flow` under `prefix` (see the engine's `PROTOCOL.md`):
 /// `{prefix:flow}`.
 pub fn flow_tag(prefix: &str, flow: &str) -> String {

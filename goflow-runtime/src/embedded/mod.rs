@@ -263,13 +263,60 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         W::Output::decode_with(codec, &output).map_err(Error::codec(W::NAME))
     }
 
+    // The typed calls register their workflow, as a run does, so that no registration is
+    // needed for them; the calls by name find only the workflows known so.
+    fn submit_as<W: Workflow>(
+        &self,
+        id: RequestId,
+        input: &W::Input,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        self.plan::<W>();
+        let input = input
+            .encode_with(&self.inner.codec)
+            .map_err(Error::codec(W::NAME));
+        async move { self.submit_encoded(W::NAME, &id, input?).await }
+    }
+
+    fn status<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestState, Error>> + Send {
+        self.plan::<W>();
+        self.state(W::NAME, id)
+    }
+
     async fn wait<W: Workflow>(
         &self,
         id: &RequestId,
         timeout: Duration,
     ) -> Result<RequestOutcome<W::Output>, Error> {
+        self.plan::<W>();
         let state = self.wait_state(W::NAME, id, timeout).await?;
         engine::decode_outcome::<W, C>(&self.inner.codec, state.outcome())
+    }
+
+    fn pause<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.plan::<W>();
+        self.control(W::NAME, id, Control::Pause)
+    }
+
+    fn resume<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.plan::<W>();
+        self.control(W::NAME, id, Control::Resume)
+    }
+
+    fn stop<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.plan::<W>();
+        self.control(W::NAME, id, Control::Stop)
     }
 
     async fn submit_encoded(

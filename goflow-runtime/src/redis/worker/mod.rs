@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    GROUP, READY_HASH, READY_INPUT, READY_INSTANCE, READY_REQUEST, READY_TRACEPARENT,
+    GROUP, HOOKS_GROUP, READY_HASH, READY_INPUT, READY_INSTANCE, READY_REQUEST, READY_TRACEPARENT,
 };
 use super::{connect_client, Flow, RedisEngine, RedisError};
 use crate::codec::Codec;
@@ -312,19 +312,38 @@ impl<C: Codec> Worker<C> {
         }
     }
 
+    /// Creates the consumer groups this worker reads through, unless they exist: the
+    /// workers' group on every ready stream, and, before it, the hooks' group on the done
+    /// stream of every flow with a finish hook (from the current end: requests that end from
+    /// now on are hooked), so that once a worker reads, every request it ends is hooked.
     pub(super) async fn create_groups(&self) -> Result<(), RedisError> {
-        for flow in self.engine.inner.flows.values() {
-            let created: Result<(), fred::error::Error> = self
-                .engine
-                .inner
-                .client
-                .xgroup_create(&flow.keys.ready, GROUP, "0", true)
-                .await;
-            match created {
-                Err(e) if !e.details().starts_with("BUSYGROUP") => return Err(e.into()),
-                _ => {}
-            }
+        let inner = &self.engine.inner;
+        let hooked = inner
+            .flows
+            .iter()
+            .filter(|(name, _)| inner.hooks.contains_key(*name));
+        for (_, flow) in hooked {
+            create_group(&inner.client, &flow.keys.done, HOOKS_GROUP, "$").await?;
+        }
+        for flow in inner.flows.values() {
+            create_group(&inner.client, &flow.keys.ready, GROUP, "0").await?;
         }
         Ok(())
+    }
+}
+
+/// Creates consumer group `group` of the stream at `key` from entry `from` (and the stream
+/// with it), unless the group exists.
+pub(super) async fn create_group(
+    client: &fred::prelude::Client,
+    key: &str,
+    group: &str,
+    from: &str,
+) -> Result<(), RedisError> {
+    let created: Result<(), fred::error::Error> =
+        client.xgroup_create(key, group, from, true).await;
+    match created {
+        Err(e) if !e.details().starts_with("BUSYGROUP") => Err(e.into()),
+        _ => Ok(()),
     }
 }
