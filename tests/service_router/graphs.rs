@@ -1,0 +1,196 @@
+//! Graphs, probes, metrics and routing.
+
+use serde_json::json;
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_and_graphs() {
+    let router = embedded(defaults()).await;
+    let body = get(&router, "/flows").await.expect(StatusCode::OK);
+    assert_eq!(body["engine"], "embedded");
+    let flows = body["flows"].as_array().expect("flows");
+    let names: Vec<&str> = flows.iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "counted",
+            "greet",
+            "held",
+            "kyc",
+            "kyc_linear",
+            "onboarding",
+            "priced"
+        ]
+    );
+    let kyc = flows.iter().find(|f| f["name"] == "kyc").expect("kyc");
+    assert_eq!(kyc["vertices"], 4);
+    assert_eq!(kyc["href"], "/flow/kyc");
+    let hash = kyc["hash"].as_str().expect("a hash");
+    assert!(
+        hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "hash {hash}"
+    );
+
+    let reply = get(&router, "/flow/kyc").await;
+    let body = reply.expect(StatusCode::OK);
+    assert!(reply
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json")));
+    assert_eq!(body["name"], "kyc");
+    assert_eq!(body["graph"]["name"], "kyc");
+    // The workflow's doc comment in `workflow!` is its description.
+    assert_eq!(
+        body["description"],
+        "Validates a user's KYC image and marks the profile (Go goflow's branching KYC)."
+    );
+    let vertices = body["graph"]["vertices"].as_array().expect("vertices");
+    assert_eq!(vertices.len(), 4);
+    assert!(
+        vertices.iter().any(|v| v["node"] == "face-detect"),
+        "graph: {body}"
+    );
+    assert_eq!(body["graph"]["edges"].as_array().map(Vec::len), Some(4));
+    let onboarding = get(&router, "/flow/onboarding")
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        onboarding["graph"]["vertices"]
+            .as_array()
+            .expect("vertices")
+            .iter()
+            .any(|v| v["kind"] == "flow"),
+        "graph: {onboarding}"
+    );
+
+    let mermaid = get(&router, "/flow/kyc.mmd").await;
+    assert_eq!(mermaid.status, StatusCode::OK);
+    assert!(mermaid
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/vnd.mermaid")));
+    assert!(
+        mermaid.text().starts_with("flowchart LR\n"),
+        "{}",
+        mermaid.text()
+    );
+    assert!(mermaid.text().contains("face-detect"), "{}", mermaid.text());
+
+    let dot = get(&router, "/flow/kyc.dot").await;
+    assert_eq!(dot.status, StatusCode::OK);
+    assert!(dot
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/vnd.graphviz")));
+    assert!(
+        dot.text().starts_with("digraph \"kyc\" {"),
+        "{}",
+        dot.text()
+    );
+
+    // The same by `Accept`.
+    let by_accept = send(
+        &router,
+        Method::GET,
+        "/flow/kyc",
+        &[("accept", "text/vnd.mermaid")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(by_accept.status, StatusCode::OK);
+    assert_eq!(by_accept.text(), mermaid.text());
+    let by_accept = send(
+        &router,
+        Method::GET,
+        "/flow/kyc",
+        &[("accept", "text/vnd.graphviz")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(by_accept.status, StatusCode::OK);
+    assert_eq!(by_accept.text(), dot.text());
+    let json_by_accept = send(
+        &router,
+        Method::GET,
+        "/flow/kyc",
+        &[("accept", "application/json")],
+        Body::empty(),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(json_by_accept["name"], "kyc");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let router = embedded(defaults()).await;
+    assert_eq!(
+        get(&router, "/healthz").await.expect(StatusCode::OK),
+        json!({"status": "ok"})
+    );
+    assert_eq!(
+        get(&router, "/readyz").await.expect(StatusCode::OK),
+        json!({"status": "ready", "engine": "embedded"})
+    );
+    let metrics = get(&router, "/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain")));
+    let text = metrics.text();
+    assert!(
+        text.contains("# TYPE goflow_http_flows_started_total counter"),
+        "{text}"
+    );
+    for flow in [
+        "greet",
+        "kyc",
+        "kyc_linear",
+        "onboarding",
+        "counted",
+        "held",
+        "priced",
+    ] {
+        assert_eq!(started_total(&router, flow).await, 0, "{flow}");
+    }
+
+    post(&router, "/flow/greet?wait=5", json!("Ed"))
+        .await
+        .expect(StatusCode::OK);
+    post(&router, "/flow/greet", json!("Flo"))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    // Refused requests are not counted.
+    post(&router, "/flow/greet", json!(1))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(started_total(&router, "greet").await, 2);
+    assert_eq!(started_total(&router, "kyc").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let router = embedded(defaults()).await;
+    for uri in [
+        "/",
+        "/nope",
+        "/flow",
+        "/flows/greet",
+        "/flow/greet/requests",
+    ] {
+        get(&router, uri)
+            .await
+            .expect_error(StatusCode::NOT_FOUND, "not_found");
+    }
+    for (method, uri) in [
+        (Method::DELETE, "/flow/greet"),
+        (Method::PUT, "/flow/greet"),
+        (Method::POST, "/healthz"),
+        (Method::POST, "/readyz"),
+        (Method::POST, "/metrics"),
+        (Method::POST, "/flows"),
+        (Method::POST, "/flow/greet/requests/abc"),
+        (Method::GET, "/flow/greet/requests/abc/pause"),
+    ] {
+        let reply = send(&router, method.clone(), uri, &[], Body::empty()).await;
+        reply.expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    }
+}
