@@ -1,0 +1,245 @@
+//! A worker process killed mid-run (SIGKILL while it holds entries): 2,000 KYC requests, and
+//! a 1,000-item for-each. Every request completes once, with each vertex's effect recorded
+//! once, and nothing is left behind.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use goflow::__private::BuildPlan;
+use goflow::prelude::*;
+use goflow::request::{RequestOutcome, RequestStatus, VertexStatus};
+use goflow::Engine;
+
+use crate::processes::WorkerProcesses;
+use crate::support::RedisServer;
+use crate::support::{self, pending_by_consumer, raw, raw_client, vertex_index, wait_until};
+use crate::{expected, fields, kyc, ready_key, short_lease, Kyc};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
+    const REQUESTS: usize = 2000;
+    let server = RedisServer::start();
+    let mut config = support::config_at(&server.url(), "crash");
+    config.lease = Duration::from_secs(1);
+    let engine = kyc(config.clone()).connect().await.expect("connect");
+    let client = raw_client(&config.url).await;
+    let ready = ready_key(&config, Kyc::NAME);
+    let tag = support::flow_tag(&config.prefix, Kyc::NAME);
+
+    let mut workers = WorkerProcesses::spawn(3, &config);
+    let users: Vec<String> = (0..REQUESTS).map(|i| format!("user-{i:04}")).collect();
+    let mut ids = Vec::with_capacity(REQUESTS);
+    for user in &users {
+        ids.push(engine.submit::<Kyc>(user).await.expect("submit"));
+    }
+
+    // Kill one worker while it holds entries: some done, most still to go.
+    let done_stream = format!("{tag}:done");
+    wait_until(
+        "a quarter of the requests complete",
+        Duration::from_secs(60),
+        async || {
+            raw::<u64>(&client, "XLEN", vec![done_stream.as_str().into()]).await
+                >= (REQUESTS / 4) as u64
+        },
+    )
+    .await;
+    let (victim, lost) = workers
+        .kill_first_holding(&client, &config, Kyc::NAME)
+        .await;
+
+    // Every request completes with its own output.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for (id, user) in ids.iter().zip(&users) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match engine.wait::<Kyc>(id, left).await.expect("wait") {
+            RequestOutcome::Completed(output) => assert_eq!(output, expected(user), "{id}"),
+            other => panic!("request {id} ({user}) did not complete: {other:?}"),
+        }
+    }
+
+    // Each vertex's effect was recorded once: every vertex is done, the join counted each
+    // parent once, and each request completed once.
+    let mut reattempted = 0;
+    for id in &ids {
+        let state = engine.status::<Kyc>(id).await.expect("state");
+        assert_eq!(state.status, RequestStatus::Completed, "{state:?}");
+        for vertex in &state.vertices {
+            assert_eq!(vertex.status, VertexStatus::Done, "{id}: {vertex:?}");
+            assert!(vertex.attempts >= 1, "{id}: {vertex:?}");
+            assert!(vertex.last_failure.is_none(), "{id}: {vertex:?}");
+            reattempted += usize::from(vertex.attempts > 1);
+        }
+        let arrivals: Vec<String> = (0..state.vertices.len())
+            .map(|i| format!("n:{i}"))
+            .collect();
+        let counted = fields(&client, &config, Kyc::NAME, id, &arrivals).await;
+        let join = vertex_index(&state, "verdict");
+        for (i, count) in counted.iter().enumerate() {
+            // Only joins count arrivals: a single-input vertex is enqueued by its one parent.
+            let want = match i {
+                i if i == join => Some("2".to_owned()),
+                _ => None,
+            };
+            assert_eq!(*count, want, "{id}: arrivals at vertex {i}");
+        }
+    }
+    let mut completions: HashMap<String, usize> = HashMap::new();
+    for (_, entry) in support::stream_entries(&client, &done_stream).await {
+        assert_eq!(entry.get("st").map(String::as_str), Some("completed"));
+        *completions.entry(entry["r"].clone()).or_default() += 1;
+    }
+    assert_eq!(completions.len(), REQUESTS);
+    assert!(
+        completions.values().all(|&n| n == 1),
+        "a request completed twice"
+    );
+    // Nothing was dead-lettered, and nothing is left in the stream or pending.
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![format!("{tag}:dead").into()]).await,
+        0
+    );
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
+        0
+    );
+    let pending = pending_by_consumer(&client, &ready_key(&config, Kyc::NAME)).await;
+    assert!(pending.values().all(|&n| n == 0), "{pending:?}");
+    assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
+    // The survivors are still serving.
+    for child in &mut workers.0[1..] {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "a surviving worker exited"
+        );
+    }
+    println!(
+        "crash: the killed worker held {lost} entries; {reattempted} vertices ran more than once"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A 1,000-item for-each with a worker process killed mid-run.
+
+#[node]
+async fn list_items(count: u32) -> Vec<u32> {
+    (0..count).collect()
+}
+
+/// Slow enough that the sweep outlasts the kill by far: 1,000 items over 3 workers of 16 slots
+/// take over 0.6 s.
+#[node]
+async fn check_item(x: u32) -> u64 {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    u64::from(x) * 3
+}
+
+/// Counts and sums the items, checking they arrive in item order.
+#[node]
+async fn tally(values: Vec<u64>) -> Result<(u64, u64), NodeError> {
+    if let Some(i) = (0..values.len()).find(|&i| values[i] != i as u64 * 3) {
+        return Err(NodeError::permanent(format!("item {i} out of order")));
+    }
+    Ok((values.len() as u64, values.iter().sum()))
+}
+
+workflow! {
+    /// A for-each over many items, gathered in order.
+    pub(crate) Sweep = list_items -> each { check_item } => tally;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
+    const ITEMS: u32 = 1000;
+    let (_server, config, engine, client) = short_lease::<Sweep>("crash-each").await;
+    let ready = ready_key(&config, Sweep::NAME);
+    let tag = support::flow_tag(&config.prefix, Sweep::NAME);
+
+    let mut workers = WorkerProcesses::spawn(3, &config);
+    let id = engine.submit::<Sweep>(&ITEMS).await.expect("submit");
+    let items_done = async || {
+        let state = engine.status::<Sweep>(&id).await.expect("status");
+        state
+            .vertices
+            .iter()
+            .filter(|v| v.vertex.starts_with("check_item[") && v.status == VertexStatus::Done)
+            .count()
+    };
+    wait_until(
+        "a tenth of the items are done",
+        Duration::from_secs(60),
+        async || items_done().await >= ITEMS as usize / 10,
+    )
+    .await;
+    let (victim, lost) = workers
+        .kill_first_holding(&client, &config, Sweep::NAME)
+        .await;
+
+    // The request completes with every item, in order (`tally` checks the order).
+    let expected_sum = 3 * u64::from(ITEMS) * u64::from(ITEMS - 1) / 2;
+    match engine
+        .wait::<Sweep>(&id, Duration::from_secs(90))
+        .await
+        .expect("wait")
+    {
+        RequestOutcome::Completed(output) => {
+            assert_eq!(output, (u64::from(ITEMS), expected_sum));
+        }
+        other => panic!("the sweep did not complete: {other:?}"),
+    }
+
+    // Every item is done, and the gather ran once, after exactly one arrival per item.
+    let state = engine.status::<Sweep>(&id).await.expect("state");
+    assert_eq!(state.status, RequestStatus::Completed);
+    let items: Vec<_> = state
+        .vertices
+        .iter()
+        .filter(|v| v.vertex.starts_with("check_item["))
+        .collect();
+    assert_eq!(items.len(), ITEMS as usize);
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item.vertex, format!("check_item[{i}]"));
+        assert_eq!(item.status, VertexStatus::Done, "{item:?}");
+        assert!(item.last_failure.is_none(), "{item:?}");
+    }
+    let reattempted = items.iter().filter(|v| v.attempts > 1).count();
+    let gather = state.vertices.iter().find(|v| v.vertex == "tally").unwrap();
+    assert_eq!(gather.status, VertexStatus::Done);
+    assert_eq!(gather.attempts, 1, "{gather:?}");
+    // The gather's fields are named by its vertex number in the plan (the state lists every
+    // item before it).
+    let tally_vertex = Sweep::local_plan()
+        .vertices()
+        .iter()
+        .position(|v| &**v.path() == "tally")
+        .unwrap();
+    let counted = fields(
+        &client,
+        &config,
+        Sweep::NAME,
+        &id,
+        &[format!("n:{tally_vertex}"), format!("c:{tally_vertex}")],
+    )
+    .await;
+    let all = Some(ITEMS.to_string());
+    assert_eq!(
+        counted,
+        [all.clone(), all],
+        "arrivals and size of the gather"
+    );
+    // Nothing was dead-lettered, and nothing is left in the stream or pending.
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![format!("{tag}:dead").into()]).await,
+        0
+    );
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
+        0
+    );
+    let pending = pending_by_consumer(&client, &ready_key(&config, Sweep::NAME)).await;
+    assert!(pending.values().all(|&n| n == 0), "{pending:?}");
+    assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
+    println!(
+        "crash-each: the killed worker held {lost} entries; {reattempted} items ran more than once"
+    );
+}

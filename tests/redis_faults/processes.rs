@@ -1,0 +1,134 @@
+//! Worker processes: this test binary started again, with only [`worker_process_entry`]
+//! selected, as a worker that the tests can kill (SIGKILL), stop (SIGSTOP) or let a node kill.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fred::prelude::Client;
+use goflow::redis::RedisConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{pending_by_consumer, wait_until};
+use crate::{kyc, ready_key, LIMIT};
+
+/// The server a worker process connects to.
+const WORKER_URL: &str = "GOFLOW_TEST_WORKER_URL";
+/// The key prefix a worker process uses.
+const WORKER_PREFIX: &str = "GOFLOW_TEST_WORKER_PREFIX";
+/// The lease (ms) a worker process uses.
+const WORKER_LEASE_MS: &str = "GOFLOW_TEST_WORKER_LEASE_MS";
+
+/// The name of [`worker_process_entry`] as the test harness knows it: its path in this
+/// binary, without the crate's name (`processes::worker_process_entry`).
+fn entry_name() -> &'static str {
+    let path = concat!(module_path!(), "::worker_process_entry");
+    path.split_once("::").map_or(path, |(_crate, name)| name)
+}
+
+/// Worker processes that are killed when dropped, so that a failing test leaves none behind.
+pub(crate) struct WorkerProcesses(pub(crate) Vec<Child>);
+
+impl WorkerProcesses {
+    pub(crate) fn spawn(count: usize, config: &RedisConfig) -> Self {
+        Self((0..count).map(|_| worker_process(config)).collect())
+    }
+
+    /// SIGKILLs the first worker once it holds entries of `flow` (read or handed off); returns
+    /// its consumer name and how many entries it held when it died (asserted above zero).
+    pub(crate) async fn kill_first_holding(
+        &mut self,
+        client: &Client,
+        config: &RedisConfig,
+        flow: &str,
+    ) -> (String, u64) {
+        let victim_tag = format!("-{}-", self.0[0].id());
+        let held_by_victim = async || {
+            pending_by_consumer(client, &ready_key(config, flow))
+                .await
+                .into_iter()
+                .find(|(consumer, _)| consumer.contains(&victim_tag))
+        };
+        wait_until("the victim holds entries", LIMIT, async || {
+            held_by_victim().await.is_some_and(|(_, held)| held > 0)
+        })
+        .await;
+        self.0[0].kill().expect("SIGKILL the worker");
+        self.0[0].wait().expect("reap the worker");
+        let (victim, lost) = held_by_victim().await.expect("the victim's consumer");
+        assert!(lost > 0, "the kill landed while the worker held entries");
+        (victim, lost)
+    }
+}
+
+/// Starts this test binary again as a worker process of `config`'s server and prefix.
+pub(crate) fn worker_process(config: &RedisConfig) -> Child {
+    Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args(["--exact", entry_name(), "--nocapture", "--include-ignored"])
+        .env(WORKER_URL, &config.url)
+        .env(WORKER_PREFIX, &config.prefix)
+        .env(WORKER_LEASE_MS, config.lease.as_millis().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start a worker process")
+}
+
+impl Drop for WorkerProcesses {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Not a test: the body of the worker processes of the tests in [`crash`](crate::crash) and
+/// [`leases`](crate::leases). Runs a worker of their workflows until killed when the
+/// environment says where; returns at once otherwise.
+#[test]
+#[ignore = "a worker process started by the crash and lease tests"]
+fn worker_process_entry() {
+    let (Ok(url), Ok(prefix)) = (std::env::var(WORKER_URL), std::env::var(WORKER_PREFIX)) else {
+        return;
+    };
+    let lease = std::env::var(WORKER_LEASE_MS)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(1), Duration::from_millis);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        // Never outlive the test: a worker whose parent is gone exits.
+        let parent = std::os::unix::process::parent_id();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(0);
+                }
+            }
+        });
+        let mut config = RedisConfig::new(url);
+        config.prefix = prefix;
+        config.lease = lease;
+        config.retry_poll = Duration::from_millis(10);
+        let engine = kyc(config)
+            .register::<crate::leases::Poison>()
+            .register::<crate::crash::Sweep>()
+            .register::<crate::leases::CrashOnce>()
+            .register::<crate::leases::CrashInDiamond>()
+            .register::<crate::leases::StallThenHold>()
+            .connect()
+            .await
+            .expect("worker connects");
+        engine
+            .worker(16)
+            .run(CancellationToken::new())
+            .await
+            .expect("worker runs");
+    });
+}
