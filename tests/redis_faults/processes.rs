@@ -132,3 +132,22 @@ fn worker_process_entry() {
             .expect("worker runs");
     });
 }
+
+/// The worker processes start [`worker_process_entry`] by its name: the harness of this binary
+/// lists exactly that test under it (a module moved or renamed would otherwise start processes
+/// that run no test and exit at once).
+#[test]
+fn the_worker_process_entry_is_found_by_its_name() {
+    let listed = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args(["--list", "--ignored", "--exact", entry_name()])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("list the tests of this binary");
+    assert!(listed.status.success(), "{listed:?}");
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    let tests: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .collect();
+    assert_eq!(tests, [entry_name()], "{stdout}");
+}
