@@ -1,113 +1,41 @@
-//! The KYC example end to end: the `kyc` and `worker` binaries of `examples/kyc-app` run as
-//! real processes, on a Redis server of the test's own or on the embedded engine, and are
-//! driven over real HTTP.
+//! The KYC example end to end: the `kyc` and `worker` binaries of this package run as real
+//! processes, on a Redis server of the test's own or on the embedded engine, and are driven
+//! over real HTTP (reqwest's blocking client).
 //!
-//! The binaries belong to another package, so Cargo does not build them for this test: the
-//! test builds them itself (`cargo build -p goflow-kyc-app --bins`, a no-op when they are up
-//! to date) into the target directory it runs from, then starts them from there. Every child
-//! process is killed when its test ends, passed or failed.
+//! Cargo builds the package's binaries for its integration tests and tells them where
+//! (`CARGO_BIN_EXE_<name>`). Every child process is killed when its test ends, passed or
+//! failed.
 
 // SIGTERM is sent with `kill`.
 #![cfg(unix)]
 
+// The Redis server helpers of the workspace's tests.
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
-use std::collections::{HashMap, HashSet};
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+// The answer type of the router tests (`tests/service_router`), shared; it names
+// `HeaderMap`, `StatusCode` and `Value` from here.
+#[path = "../../../tests/service_router/reply.rs"]
+mod reply;
+
+use std::collections::HashSet;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+
+use reply::Reply;
 use support::RedisServer;
 
-// ---------------------------------------------------------------------------------------------
-// The binaries.
-
-/// The example's binaries, built for the profile and target directory of this test.
-struct Binaries {
-    kyc: PathBuf,
-    worker: PathBuf,
-}
-
-fn binaries() -> &'static Binaries {
-    static BINARIES: OnceLock<Binaries> = OnceLock::new();
-    BINARIES.get_or_init(build_binaries)
-}
-
-/// Builds the example's binaries next to this test's executable (`<target>/<profile>/deps/`
-/// holds the test; the binaries go to `<target>/<profile>/`).
-fn build_binaries() -> Binaries {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .filter(|deps| deps.file_name().is_some_and(|n| n == "deps"))
-        .and_then(Path::parent)
-        .unwrap_or_else(|| {
-            panic!(
-                "cannot find the target directory from the test's path {}: expected \
-                 <target>/<profile>/deps/<test>",
-                exe.display()
-            )
-        })
-        .to_path_buf();
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("a profile directory name")
-        .to_owned();
-    let target_dir = profile_dir
-        .parent()
-        .expect("a target directory")
-        .to_path_buf();
-    let name = |bin: &str| profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
-    let binaries = Binaries {
-        kyc: name("kyc"),
-        worker: name("worker"),
-    };
-
-    let cargo = std::env::var_os("CARGO")
-        .or_else(|| option_env!("CARGO").map(Into::into))
-        .unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let mut build = Command::new(&cargo);
-    build
-        .args(["build", "--quiet", "-p", "goflow-kyc-app", "--bins"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target_dir);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            build.arg("--release");
-        }
-        other => {
-            build.args(["--profile", other]);
-        }
-    }
-    let command = format!("{build:?}");
-    let output = build.stdin(Stdio::null()).output().unwrap_or_else(|e| {
-        panic!("could not run cargo to build the KYC binaries ({command}): {e}")
-    });
-    assert!(
-        output.status.success(),
-        "building the KYC binaries failed ({command}): {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for bin in [&binaries.kyc, &binaries.worker] {
-        assert!(
-            bin.is_file(),
-            "`{command}` succeeded but {} is missing (a `--target` build puts binaries under \
-             <target>/<triple>/; run the test without `--target`)",
-            bin.display()
-        );
-    }
-    binaries
-}
+/// The service binary, built by Cargo for this test.
+const KYC: &str = env!("CARGO_BIN_EXE_kyc");
+/// The worker binary.
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 
 // ---------------------------------------------------------------------------------------------
 // Child processes.
@@ -216,7 +144,7 @@ impl Cluster {
         env.push(("GOFLOW_PORT", port.to_string()));
         env.push(("GOFLOW_HOST", "127.0.0.1".to_owned()));
         env.push(("GOFLOW_SHUTDOWN_GRACE", "15".to_owned()));
-        let index = self.spawn(name, &binaries().kyc, &env);
+        let index = self.spawn(name, Path::new(KYC), &env);
         let service = Service { port, index };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -226,8 +154,8 @@ impl Cluster {
                     self.procs[index].log_tail()
                 );
             }
-            if let Ok(reply) = service.try_request("GET", "/readyz", &[], None) {
-                if reply.status == 200 {
+            if let Ok(reply) = service.try_request(Method::GET, "/readyz", &[], None) {
+                if reply.status == StatusCode::OK {
                     return service;
                 }
             }
@@ -242,7 +170,7 @@ impl Cluster {
 
     /// Starts a `worker` process with `env`; returns once it reports it has started.
     fn worker(&mut self, name: &str, env: &[(&str, String)]) -> usize {
-        let index = self.spawn(name, &binaries().worker, env);
+        let index = self.spawn(name, Path::new(WORKER), env);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.procs[index].log().contains("worker started") {
             if let Some(status) = self.procs[index].child.try_wait().expect("poll a child") {
@@ -303,45 +231,19 @@ fn terminate(proc: &Proc) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A small HTTP/1.1 client: one connection per request, closed by the server after answering.
+// HTTP.
 
-/// An answer.
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): status {}, body {:?}",
-                self.status,
-                self.text()
-            )
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    #[track_caller]
-    fn expect(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "body: {}", self.text());
-        self.json()
-    }
-
-    #[track_caller]
-    fn expect_error(&self, status: u16, code: &str) {
-        let body = self.expect(status);
-        assert_eq!(body["error"]["code"], code, "body: {body}");
-    }
+/// The client of every test: no proxy (whatever the environment says), and a timeout that
+/// turns a hung service into a failure.
+fn client() -> &'static reqwest::blocking::Client {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("build the HTTP client")
+    })
 }
 
 /// A `kyc` service process, by its port and its index in the [`Cluster`].
@@ -354,60 +256,52 @@ struct Service {
 impl Service {
     fn try_request(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&Value>,
-    ) -> std::io::Result<Reply> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\
-             Content-Length: {}\r\n",
-            self.port,
-            body.len()
-        );
-        if !body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
-        }
+    ) -> reqwest::Result<Reply> {
+        let mut request = client().request(method, format!("http://127.0.0.1:{}{path}", self.port));
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            request = request.header(*name, *value);
         }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body.as_bytes())?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
-        parse_reply(&raw).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not an HTTP answer: {:?}", String::from_utf8_lossy(&raw)),
-            )
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send()?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes()?.to_vec();
+        Ok(Reply {
+            status,
+            headers,
+            body,
         })
     }
 
     #[track_caller]
     fn request(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Reply {
+        let what = format!("{method} {path} on port {}", self.port);
         self.try_request(method, path, headers, body)
-            .unwrap_or_else(|e| panic!("{method} {path} on port {}: {e}", self.port))
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"))
     }
 
     #[track_caller]
     fn get(&self, path: &str) -> Reply {
-        self.request("GET", path, &[], None)
+        self.request(Method::GET, path, &[], None)
     }
 
     #[track_caller]
     fn post(&self, path: &str, body: &Value) -> Reply {
-        self.request("POST", path, &[], Some(body))
+        self.request(Method::POST, path, &[], Some(body))
     }
 
     /// Polls the request at `location` until `done` holds (failing after 60 s: a hang, not a
@@ -416,7 +310,7 @@ impl Service {
     fn poll(&self, location: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let status = self.get(location).expect(200);
+            let status = self.get(location).expect(StatusCode::OK);
             if done(&status) {
                 return status;
             }
@@ -426,44 +320,6 @@ impl Service {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-fn parse_reply(raw: &[u8]) -> Option<Reply> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: HashMap<String, String> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.contains("chunked"))
-    {
-        body = dechunk(&body)?;
-    }
-    Some(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&raw[..line_end]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
     }
 }
 
@@ -481,14 +337,35 @@ fn vertex<'a>(status: &'a Value, path: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no vertex `{path}` in {status}"))
 }
 
+/// Asserts that every vertex of an ended request is settled (`done`, `failed`, `cancelled` or
+/// `skipped`): both engines settle the rest when a request ends.
+#[track_caller]
+fn assert_settled(status: &Value) {
+    assert!(is_final(status), "not ended: {status}");
+    for v in status["vertices"].as_array().expect("vertices") {
+        assert!(
+            matches!(
+                v["status"].as_str(),
+                Some("done" | "failed" | "cancelled" | "skipped")
+            ),
+            "vertex {v} of an ended request is not settled: {status}"
+        );
+    }
+}
+
 /// The 202 answer's location.
 #[track_caller]
 fn location(reply: &Reply) -> String {
-    reply.expect(202);
+    reply.expect(StatusCode::ACCEPTED);
     reply
         .header("location")
         .unwrap_or_else(|| panic!("no Location header: {:?}", reply.headers))
         .to_owned()
+}
+
+/// The request id at the end of a request's location.
+fn id_in(location: &str) -> &str {
+    location.rsplit('/').next().unwrap_or(location)
 }
 
 /// The pid inside a worker's consumer name (`{host}-{pid}-{random}`).
@@ -515,12 +392,12 @@ fn redis_service_with_two_workers() {
         .map(|&i| cluster.procs[i].pid())
         .collect();
 
-    let body = kyc.get("/readyz").expect(200);
+    let body = kyc.get("/readyz").expect(StatusCode::OK);
     assert_eq!(body["engine"], "redis");
 
     // `?wait` answers with the verdict.
     let reply = kyc.post("/flow/kyc?wait=20", &json!({"user_id": "alice"}));
-    let body = reply.expect(200);
+    let body = reply.expect(StatusCode::OK);
     assert_eq!(body["status"], "completed", "body: {body}");
     assert_eq!(
         body["output"],
@@ -529,11 +406,11 @@ fn redis_service_with_two_workers() {
     assert!(reply.header("x-request-id").is_some());
     let body = kyc
         .post("/flow/kyc?wait=20", &json!({"user_id": "bob"}))
-        .expect(200);
+        .expect(StatusCode::OK);
     assert_eq!(body["output"]["kyc_verified"], false, "body: {body}");
     let body = kyc
         .post("/flow/onboarding?wait=20", &json!({"user_id": " Ann "}))
-        .expect(200);
+        .expect(StatusCode::OK);
     assert_eq!(body["output"]["user_id"], "ann", "body: {body}");
 
     // 40 requests, all completed, run by more than one worker. Ten are slow: more than one
@@ -582,11 +459,19 @@ fn redis_service_with_two_workers() {
     // Pause, resume and stop a slow user over HTTP.
     let paused = location(&kyc.post("/flow/kyc", &json!({"user_id": "slow-pause"})));
     let body = kyc
-        .request("POST", &format!("{paused}/pause"), &[], None)
-        .expect(202);
+        .request(Method::POST, &format!("{paused}/pause"), &[], None)
+        .expect(StatusCode::ACCEPTED);
     assert_eq!(body["status"], "paused", "body: {body}");
-    kyc.request("POST", &format!("{paused}/pause"), &[], None)
-        .expect_error(409, "conflict");
+    let message = kyc
+        .request(Method::POST, &format!("{paused}/pause"), &[], None)
+        .expect_error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(
+        message,
+        format!(
+            "cannot pause request `{}` of `kyc`: it is paused",
+            id_in(&paused)
+        )
+    );
     // Whatever had started finishes; nothing new starts.
     let status = kyc.poll(&paused, "the paused request settles", |s| {
         s["vertices"]
@@ -600,8 +485,8 @@ fn redis_service_with_two_workers() {
         "status: {status}"
     );
     let body = kyc
-        .request("POST", &format!("{paused}/resume"), &[], None)
-        .expect(202);
+        .request(Method::POST, &format!("{paused}/resume"), &[], None)
+        .expect(StatusCode::ACCEPTED);
     assert_eq!(body["status"], "running", "body: {body}");
     let status = kyc.poll(&paused, "the resumed request ends", is_final);
     assert_eq!(status["status"], "completed", "status: {status}");
@@ -609,16 +494,25 @@ fn redis_service_with_two_workers() {
 
     let stopped = location(&kyc.post("/flow/kyc", &json!({"user_id": "slow-stop"})));
     let body = kyc
-        .request("POST", &format!("{stopped}/stop"), &[], None)
-        .expect(202);
+        .request(Method::POST, &format!("{stopped}/stop"), &[], None)
+        .expect(StatusCode::ACCEPTED);
     assert_eq!(body["status"], "stopped", "body: {body}");
-    kyc.request("POST", &format!("{stopped}/resume"), &[], None)
-        .expect_error(409, "conflict");
-    kyc.request("POST", &format!("{stopped}/stop"), &[], None)
-        .expect_error(409, "conflict");
-    let status = kyc.get(&stopped).expect(200);
+    for action in ["resume", "stop"] {
+        let message = kyc
+            .request(Method::POST, &format!("{stopped}/{action}"), &[], None)
+            .expect_error(StatusCode::CONFLICT, "conflict");
+        assert_eq!(
+            message,
+            format!(
+                "cannot {action} request `{}` of `kyc`: it is stopped",
+                id_in(&stopped)
+            )
+        );
+    }
+    let status = kyc.get(&stopped).expect(StatusCode::OK);
     assert_eq!(status["status"], "stopped", "status: {status}");
     assert!(status.get("output").is_none(), "status: {status}");
+    assert_settled(&status);
 }
 
 #[test]
@@ -628,23 +522,26 @@ fn a_token_is_required_over_http() {
     let body = json!({"user_id": "alice"});
 
     let reply = kyc.post("/flow/kyc", &body);
-    reply.expect_error(401, "unauthorized");
+    reply.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
     assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
     kyc.request(
-        "POST",
+        Method::POST,
         "/flow/kyc",
         &[("Authorization", "Bearer wrong")],
         Some(&body),
     )
-    .expect_error(401, "unauthorized");
-    kyc.get("/flows").expect_error(401, "unauthorized");
+    .expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    kyc.get("/flows")
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
 
     let auth = [("Authorization", "Bearer e2e-token")];
-    let reply = kyc.request("POST", "/flow/kyc", &auth, Some(&body));
+    let reply = kyc.request(Method::POST, "/flow/kyc", &auth, Some(&body));
     let location = location(&reply);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let status = kyc.request("GET", &location, &auth, None).expect(200);
+        let status = kyc
+            .request(Method::GET, &location, &auth, None)
+            .expect(StatusCode::OK);
         if is_final(&status) {
             assert_eq!(status["output"]["kyc_verified"], true, "status: {status}");
             break;
@@ -653,7 +550,7 @@ fn a_token_is_required_over_http() {
         std::thread::sleep(Duration::from_millis(10));
     }
     for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(kyc.get(path).status, 200, "{path}");
+        assert_eq!(kyc.get(path).status, StatusCode::OK, "{path}");
     }
 }
 
@@ -662,21 +559,29 @@ fn the_embedded_mode_serves_wait_and_shuts_down_on_sigterm() {
     let mut cluster = Cluster::new("embedded");
     let kyc = cluster.kyc("kyc", &[]);
     assert_eq!(
-        kyc.get("/readyz").expect(200),
+        kyc.get("/readyz").expect(StatusCode::OK),
         json!({"status": "ready", "engine": "embedded"})
     );
     let body = kyc
         .post("/flow/kyc?wait=20", &json!({"user_id": "alice"}))
-        .expect(200);
+        .expect(StatusCode::OK);
     assert_eq!(body["status"], "completed", "body: {body}");
     assert_eq!(body["output"]["kyc_verified"], true, "body: {body}");
-    let body = kyc.post("/flow/greet?wait=20", &json!("e2e")).expect(200);
+    let body = kyc
+        .post("/flow/greet?wait=20", &json!("e2e"))
+        .expect(StatusCode::OK);
     assert_eq!(body["output"], "Hello e2e");
     let body = kyc
         .post("/flow/kyc?wait=20", &json!({"user_id": ""}))
-        .expect(200);
+        .expect(StatusCode::OK);
     assert_eq!(body["status"], "failed", "body: {body}");
     assert_eq!(body["failure"]["vertex"], "get_kyc_image", "body: {body}");
+    assert_eq!(
+        vertex(&body, "mark_profile")["status"],
+        "skipped",
+        "body: {body}"
+    );
+    assert_settled(&body);
     let metrics = kyc.get("/metrics");
     assert!(
         metrics
@@ -686,7 +591,7 @@ fn the_embedded_mode_serves_wait_and_shuts_down_on_sigterm() {
         metrics.text()
     );
     let mermaid = kyc.get("/flow/kyc.mmd");
-    assert_eq!(mermaid.status, 200);
+    assert_eq!(mermaid.status, StatusCode::OK);
     assert!(mermaid.text().starts_with("flowchart LR"));
 
     let proc = &mut cluster.procs[kyc.index];
