@@ -115,13 +115,22 @@ pub struct RedisHarness {
 
 impl RedisHarness {
     pub async fn start(test: &str, register: fn(RedisEngineBuilder) -> RedisEngineBuilder) -> Self {
+        Self::start_with(test, register, WORKER_CONCURRENCY).await
+    }
+
+    /// [`start`](Self::start) with a worker running up to `concurrency` attempts at once.
+    pub async fn start_with(
+        test: &str,
+        register: fn(RedisEngineBuilder) -> RedisEngineBuilder,
+        concurrency: usize,
+    ) -> Self {
         let builder = RedisEngine::builder(super::config(test));
         let engine = register(builder)
             .connect()
             .await
             .expect("connect to the test redis-server");
         let shutdown = CancellationToken::new();
-        let worker = tokio::spawn(engine.worker(WORKER_CONCURRENCY).run(shutdown.clone()));
+        let worker = tokio::spawn(engine.worker(concurrency).run(shutdown.clone()));
         // Ready once its consumer groups exist (the hooks' ones first) and it listens for the
         // ends of requests (which reach it over pub/sub): a case may stop a request at once.
         let client = super::raw_client(&engine.config().url).await;
