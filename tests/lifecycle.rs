@@ -337,6 +337,12 @@ conformance! {
         support::wait_until("hold is cancelled", support::engines::REQUEST_PATIENCE, async || cancelled(&id)).await;
         settled::<Gated>(engine, &id).await;
         assert_eq!((runs(&id, "hold"), runs(&id, "after")), (1, 0));
+        // The cancelled attempt reporting in later does not move its end past the request's.
+        let later = engine.status::<Gated>(&id).await.unwrap();
+        assert_eq!(later.finished_at_ms, state.finished_at_ms);
+        for v in &later.vertices {
+            assert_eq!(v.finished_at_ms, state.finished_at_ms, "{later:?}");
+        }
         open(&id);
     }
 
