@@ -598,3 +598,76 @@ async fn finished_requests_expire_after_their_retention() {
     ));
     running.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A request runs only on the graph it was submitted on.
+
+/// Two builds of one workflow, `versioned`: the second has a vertex more, so vertex numbers
+/// mean other vertices in each.
+mod v1 {
+    use super::*;
+    workflow! {
+        pub Versioned = prepare -> finish;
+    }
+}
+
+mod v2 {
+    use super::*;
+    workflow! {
+        pub Versioned = prepare -> finish -> finish as again;
+    }
+}
+
+/// A worker built from another graph of a workflow than the one a request was submitted on
+/// does not run that request's vertices by its own numbering: it fails the request with a
+/// failure that names both graphs' hashes, whether the request's first entry carried its
+/// input (and would run at once) or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_of_another_graph_fails_the_request_instead_of_misrouting_it() {
+    let (_server, mut config) = support::own_server("version");
+    // `1` (one byte encoded) rides on the first entry, `u32::MAX` (five) does not: both paths
+    // are checked.
+    config.inline_input_limit = 2;
+    let old = RedisEngine::builder(config.clone())
+        .register::<v1::Versioned>()
+        .connect()
+        .await
+        .expect("connect");
+    let small = old.submit::<v1::Versioned>(&1).await.unwrap();
+    let large = old.submit::<v1::Versioned>(&u32::MAX).await.unwrap();
+    let new = RedisEngine::builder(config)
+        .register::<v2::Versioned>()
+        .connect()
+        .await
+        .expect("connect");
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(new.worker(4).run(shutdown.clone()));
+    let hash = |graph: &goflow::graph::Graph| format!("{:016x}", graph.structural_hash());
+    let (submitted, running) = (hash(v1::Versioned::graph()), hash(v2::Versioned::graph()));
+    assert_ne!(submitted, running);
+    for id in [&small, &large] {
+        match old.wait::<v1::Versioned>(id, LIMIT).await.expect("wait") {
+            RequestOutcome::Failed(failure) => {
+                let goflow::request::Failure::Version(detail) = &failure.failure else {
+                    panic!("{id}: {failure:?}");
+                };
+                assert!(
+                    detail.contains(&submitted) && detail.contains(&running),
+                    "{detail}"
+                );
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+        assert_eq!(runs(id, "prepare"), 0, "a vertex ran on the wrong graph");
+        let state = old.status::<v1::Versioned>(id).await.unwrap();
+        assert!(
+            state.vertices.iter().all(|v| v.status.is_final()),
+            "{state:?}"
+        );
+    }
+    shutdown.cancel();
+    worker
+        .await
+        .expect("the worker")
+        .expect("the worker ends cleanly");
+}
