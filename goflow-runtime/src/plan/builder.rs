@@ -54,6 +54,16 @@ pub struct PlanBuilder<C> {
     branches: Vec<PendingBranch>,
 }
 
+impl<C: Codec> std::fmt::Debug for PlanBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanBuilder")
+            .field("codec", &C::NAME)
+            .field("vertices", &self.vertices)
+            .field("depth", &self.depth)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: Codec> PlanBuilder<C> {
     /// An empty builder whose vertices will encode with `codec`.
     pub(super) fn new(codec: C) -> Self {

@@ -315,6 +315,18 @@ impl Plan {
     }
 }
 
+impl fmt::Debug for PlanVertex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanVertex")
+            .field("path", &self.path)
+            .field("node", &self.node)
+            .field("depth", &self.depth)
+            .field("feed", &self.feed)
+            .field("successors", &self.successors)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let paths: Vec<&str> = self.vertices.iter().map(|v| &*v.path).collect();

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Keeps the exporter alive; dropping it flushes the spans not yet exported.
 #[must_use = "dropping the guard shuts the exporter down"]
+#[derive(Debug)]
 pub struct Telemetry {
     #[cfg(feature = "otel")]
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,

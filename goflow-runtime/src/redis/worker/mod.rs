@@ -25,10 +25,11 @@
 //!
 //! This file holds the [`Worker`], how it starts, and what its parts share: the stream entries
 //! it holds and the attempts it runs. The tasks above are in `tasks`; running one delivered
-//! entry is in `attempt`; the start, completion and failure scripts an attempt is recorded by
-//! are in `record`.
+//! entry is in `attempt`; the scripts an attempt is recorded by are in `record` and, the
+//! completion, `complete`.
 
 mod attempt;
+mod complete;
 mod record;
 mod tasks;
 
@@ -201,6 +202,16 @@ impl Delivery {
         (self.flow, self.entry.clone(), self.instance.clone())
     }
 
+    /// The same entry carrying `instance`, which a completion handed to this worker and
+    /// started (`start`).
+    fn handed(&self, instance: String, traceparent: &str, start: record::Start) -> Self {
+        Self {
+            traceparent: traceparent.to_owned(),
+            start: Some(start),
+            ..self.carrying(instance)
+        }
+    }
+
     /// The same entry delivering another instance it carries, to be started.
     fn carrying(&self, instance: String) -> Self {
         Self {
@@ -216,6 +227,16 @@ impl Delivery {
             at_once: None,
             start: None,
         }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for Worker<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("consumer", &self.consumer)
+            .field("free_slots", &self.slots.available_permits())
+            .field("running", &lock(&self.running).len())
+            .finish_non_exhaustive()
     }
 }
 

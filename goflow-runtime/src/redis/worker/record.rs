@@ -1,22 +1,19 @@
-//! The three scripts an attempt is recorded by, one function each: `start` (may it run, and
-//! on which inputs), `complete` (store its output, set what it makes ready going, take the
-//! hand-offs) and `fail` (a retry, or the instance's and its request's end). Each builds its
-//! script's keys and arguments and reads its answer; the scripts themselves are in `lua/`.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! The scripts an attempt is recorded by, one function each: `start` (may it run, and on
+//! which inputs), `began` (an attempt run at once runs long), `fail` (a retry, or the
+//! instance's and its request's end) and `abandon` (its request ended); `complete` has a
+//! module of its own. Each builds its script's keys and arguments and reads its answer; the
+//! scripts themselves are in `lua/`.
 
 use bytes::Bytes;
 use fred::prelude::{PubsubInterface, Value};
-use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Delivery, Handed, Worker};
+use super::{Delivery, Worker};
 use crate::codec::Codec;
 use crate::error::Failure;
 use crate::lifecycle::{RequestStatus, VertexStatus};
-use crate::plan::{Advance, Inputs, Instance, Need, Slot};
+use crate::plan::{Inputs, Instance};
 use crate::redis::protocol::{control_channel, fields, GROUP};
-use crate::redis::scripts::{self, ABANDON, BEGAN, COMPLETE, FAIL, START};
+use crate::redis::scripts::{self, ABANDON, BEGAN, FAIL, START};
 use crate::redis::{Flow, RedisError};
 use crate::request::RequestFailure;
 use crate::request_id::RequestId;
@@ -100,226 +97,6 @@ impl<C: Codec> Worker<C> {
             delivery.start = Some(read_start(delivery, reply.into_array())?);
         }
         Ok(())
-    }
-
-    /// Applies what a completed instance sets going
-    /// ([`Plan::advance`](crate::plan::Plan::advance)), in one script.
-    pub(super) async fn complete(
-        &self,
-        flow: &Flow,
-        delivery: &Delivery,
-        done: Done<'_>,
-        advance: Advance,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<Vec<Handed>, RedisError> {
-        let config = &self.engine.inner.config;
-        let plan = &flow.plan;
-        let completes = advance.completes;
-        // The slot this attempt held, and as many free ones as there are instances that may
-        // become ready (up to a batch): the script hands off that many, or up to
-        // `hand_off_ahead` if more, which then wait here for a slot.
-        let mut permits = Vec::new();
-        let mut budget = 0;
-        if !completes && !advance.arrivals.is_empty() {
-            permits.push(permit);
-            let wanted = advance.arrivals.len().min(config.batch.max(1));
-            while permits.len() < wanted {
-                match Arc::clone(&self.slots).try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
-                }
-            }
-            budget = permits.len().max(wanted.min(config.hand_off_ahead.max(1)));
-        }
-        // Handed-off instances take the reserved slots in order; the first keeps this one.
-        permits.reverse();
-        // What this completion stores, by field; the exit's output is stored once, as the
-        // request's.
-        let store: Vec<(String, &Bytes)> = advance
-            .store
-            .iter()
-            .filter(|(slot, _)| {
-                !(completes && matches!(slot, Slot::Output(i) if i == done.instance))
-            })
-            .map(|(slot, value)| (fields::slot(slot), value))
-            .collect();
-        let stored: HashMap<&str, &Bytes> = if budget > 0 {
-            store
-                .iter()
-                .map(|(field, value)| (field.as_str(), *value))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        // Per instance that may be handed off, its inputs: held here (this completion stores
-        // them; a chain's next vertex needs only this output), or read by the script. A
-        // gather (its items are read in batches) is always queued.
-        let mut inputs: Vec<Option<Vec<HandedInput>>> = Vec::with_capacity(advance.arrivals.len());
-        for (next, _) in &advance.arrivals {
-            inputs.push(match plan.inputs_of(next) {
-                Inputs::Slots(slots) | Inputs::FirstOf(slots) => Some(
-                    slots
-                        .iter()
-                        .map(|slot| {
-                            let field = fields::slot(slot);
-                            match stored.get(field.as_str()) {
-                                Some(value) => HandedInput::Held((*value).clone()),
-                                None => HandedInput::Read(field),
-                            }
-                        })
-                        .collect(),
-                ),
-                Inputs::Gather { .. } => None,
-            });
-        }
-        // A small output also rides on the done event, for the waiting client.
-        let ending = match (completes, done.output.len() <= config.inline_output_limit) {
-            (false, _) => "0",
-            (true, false) => "1",
-            (true, true) => "2",
-        };
-        let sizes = advance.sizes.len() + advance.skipped.len();
-        let build = || {
-            let mut args =
-                Vec::with_capacity(13 + 2 * (store.len() + sizes) + 5 * advance.arrivals.len());
-            args.extend([
-                Value::from(GROUP),
-                Value::from(delivery.entry.as_str()),
-                Value::from(done.request.as_str()),
-                Value::from(delivery.instance.as_str()),
-                if completes {
-                    Value::Bytes(done.output.clone())
-                } else {
-                    Value::from("")
-                },
-                Value::from(now_ms().to_string()),
-                Value::from(ending),
-                Value::from(millis(config.retention).to_string()),
-                Value::from(done.traceparent.as_str()),
-                Value::from(self.consumer.as_str()),
-                Value::from(budget.to_string()),
-                Value::from((store.len() + sizes).to_string()),
-                Value::from(
-                    delivery
-                        .at_once
-                        .map(|began| began.to_string())
-                        .unwrap_or_default(),
-                ),
-            ]);
-            for (field, value) in &store {
-                args.push(Value::from(field.as_str()));
-                args.push(Value::Bytes((*value).clone()));
-            }
-            for (gathering, size) in &advance.sizes {
-                args.push(Value::from(fields::size(gathering)));
-                args.push(Value::from(size.to_string()));
-            }
-            for skipped in &advance.skipped {
-                args.push(Value::from(fields::status(skipped)));
-                args.push(Value::from(VertexStatus::Skipped.as_str()));
-            }
-            for ((next, need), inputs) in advance.arrivals.iter().zip(&inputs) {
-                let (need, counter) = match need {
-                    Need::One => (Value::from("1"), String::new()),
-                    Need::Count(n) => (Value::from(n.to_string()), fields::arrivals(next)),
-                    Need::Size => (Value::from(fields::size(next)), fields::arrivals(next)),
-                };
-                args.push(Value::from(next.key()));
-                args.push(need);
-                args.push(Value::from(counter));
-                // The inputs a hand-off reads, less those held here.
-                match inputs {
-                    Some(inputs) => {
-                        let read = inputs.iter().filter_map(|input| match input {
-                            HandedInput::Read(field) => Some(Value::from(field.as_str())),
-                            HandedInput::Held(_) => None,
-                        });
-                        let read: Vec<Value> = read.collect();
-                        args.push(Value::from(read.len().to_string()));
-                        args.extend(read);
-                    }
-                    None => args.push(Value::from("-")),
-                }
-            }
-            let keys = vec![
-                flow.keys.request(done.request),
-                flow.keys.ready.clone(),
-                flow.keys.parked(done.request),
-                flow.keys.done.clone(),
-            ];
-            (keys, args)
-        };
-        let reply = scripts::call(&COMPLETE, &self.engine.inner.client, build)
-            .await?
-            .into_array();
-        // The inputs of the instances that may have been handed off, by instance key.
-        let mut held: HashMap<String, Vec<HandedInput>> = HashMap::new();
-        if budget > 0 {
-            let arrivals = advance.arrivals.iter().zip(inputs);
-            held.extend(arrivals.filter_map(|((next, _), inputs)| Some((next.key(), inputs?))));
-        }
-        let mut reply = reply.into_iter();
-        if reply.next().and_then(|w| w.as_string()).as_deref()
-            == Some(RequestStatus::Completed.as_str())
-        {
-            // The script completed the request: its one end.
-            crate::metrics::flow_finished(plan.flow(), RequestStatus::Completed);
-        }
-        // The instances handed to this worker, carried by this entry: instance key, its input
-        // values.
-        let mut handed = Vec::new();
-        while let (Some(instance), Some(count)) = (reply.next(), reply.next()) {
-            let count = count.as_u64().unwrap_or(0) as usize;
-            let mut read = reply.by_ref().take(count).map(optional_bytes);
-            let unreadable = || {
-                RedisError::Protocol(format!(
-                    "the completion script answered an unreadable hand-off of `{}`",
-                    delivery.instance
-                ))
-            };
-            let Some(instance) = instance.as_string() else {
-                return Err(unreadable());
-            };
-            // The inputs in slot order: those held here, and those the script read.
-            let inputs = held.remove(&instance).ok_or_else(unreadable)?;
-            let reads = inputs
-                .iter()
-                .filter(|input| matches!(input, HandedInput::Read(_)))
-                .count();
-            if reads != count {
-                return Err(unreadable());
-            }
-            let values: Vec<Option<Bytes>> = inputs
-                .into_iter()
-                .map(|input| match input {
-                    HandedInput::Held(value) => Some(value),
-                    HandedInput::Read(_) => read.next().flatten(),
-                })
-                .collect();
-            let permit = permits.pop();
-            handed.push((
-                Delivery {
-                    flow: delivery.flow,
-                    entry: delivery.entry.clone(),
-                    request: delivery.request.clone(),
-                    instance,
-                    traceparent: done.traceparent.clone(),
-                    input: None,
-                    hash: None,
-                    reclaimed: false,
-                    at_once: None,
-                    // Started by the completion script: attempt 1, on the inputs it read.
-                    start: Some(Start::Run {
-                        started: 1,
-                        failed: 0,
-                        traceparent: done.traceparent.clone(),
-                        values,
-                    }),
-                },
-                permit,
-            ));
-        }
-        Ok(handed)
     }
 
     /// Records the start of an attempt that runs at once (see [`Delivery::at_once`]), if it
@@ -512,15 +289,8 @@ pub(super) enum Start {
     Version(String),
 }
 
-/// One input of an instance a completion may hand off: a value the completion stores itself,
-/// or a field the script reads.
-enum HandedInput {
-    Held(Bytes),
-    Read(String),
-}
-
 /// A script's reply value as bytes; `None` for nil (a missing field).
-fn optional_bytes(value: Value) -> Option<Bytes> {
+pub(super) fn optional_bytes(value: Value) -> Option<Bytes> {
     match value {
         Value::Null => None,
         value => value.into_bytes(),
