@@ -392,7 +392,10 @@ impl Worker {
         None
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(clippy::unused_async))]
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(clippy::unused_async, unused_variables)
+    )]
     async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         match self {
             #[cfg(feature = "redis")]
