@@ -44,8 +44,15 @@ pub struct FlowService {
     settings: Settings,
     flows: Vec<FlowDef>,
     hooks: Vec<(&'static str, Hook)>,
+    #[cfg(feature = "redis")]
+    redis_config: Vec<RedisConfigFn>,
     shutdown: CancellationToken,
 }
+
+/// A change to the Redis engine's settings, applied after those the service derives from its
+/// own.
+#[cfg(feature = "redis")]
+type RedisConfigFn = Arc<dyn Fn(&mut crate::redis::RedisConfig) + Send + Sync>;
 
 impl std::fmt::Debug for FlowService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,6 +73,8 @@ impl FlowService {
             settings,
             flows: Vec::new(),
             hooks: Vec::new(),
+            #[cfg(feature = "redis")]
+            redis_config: Vec::new(),
             shutdown: CancellationToken::new(),
         }
     }
@@ -168,6 +177,20 @@ impl FlowService {
         self
     }
 
+    /// Changes any setting of the Redis engine the service runs (its batch size, hand-off
+    /// budget, lost deliveries allowed, ...: see [`RedisConfig`](crate::redis::RedisConfig)),
+    /// after the service has set those it derives from its own settings (URL, prefix, lease,
+    /// retention).
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis_config(
+        mut self,
+        change: impl Fn(&mut crate::redis::RedisConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.redis_config.push(Arc::new(change));
+        self
+    }
+
     /// Serves and runs workflow `W`.
     #[must_use]
     pub fn register<W: Workflow>(mut self) -> Self {
@@ -247,6 +270,9 @@ impl FlowService {
         config.prefix = self.settings.redis_prefix.clone();
         config.lease = self.settings.lease;
         config.retention = self.settings.retention;
+        for change in &self.redis_config {
+            change(&mut config);
+        }
         let mut builder = crate::redis::RedisEngine::builder(config);
         for flow in &self.flows {
             builder = (flow.register_redis)(builder);
@@ -392,10 +418,7 @@ impl Worker {
         None
     }
 
-    #[cfg_attr(
-        not(feature = "redis"),
-        allow(clippy::unused_async, unused_variables)
-    )]
+    #[cfg_attr(not(feature = "redis"), allow(clippy::unused_async, unused_variables))]
     async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         match self {
             #[cfg(feature = "redis")]
