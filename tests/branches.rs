@@ -14,15 +14,16 @@ use std::time::Duration;
 
 use goflow::prelude::*;
 use goflow::redis::RedisEngineBuilder;
-use goflow::{Error, MsgPack, RequestStatus, Transition, VertexStatus};
+use goflow::request::{RequestFailure, RequestState, RequestStatus, VertexStatus};
+use goflow::Error;
 use serde::{Deserialize, Serialize};
-use support::engines::{conformance, Control};
+use support::engines::{conformance, final_state};
 use tokio::sync::Barrier;
 
 /// A bound against hanging forever, never a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn register_all(builder: RedisEngineBuilder<MsgPack>) -> RedisEngineBuilder<MsgPack> {
+fn register_all(builder: RedisEngineBuilder) -> RedisEngineBuilder {
     builder
         .register::<Triage>()
         .register::<TriageChain>()
@@ -137,7 +138,7 @@ workflow! {
     } -> report;
 }
 
-fn status_of(state: &goflow::RequestState, vertex: &str) -> VertexStatus {
+fn status_of(state: &RequestState, vertex: &str) -> VertexStatus {
     state
         .vertices
         .iter()
@@ -157,8 +158,8 @@ conformance! {
     }
 
     fn the_arms_not_taken_are_skipped(engine) {
-        let id = engine.submit::<TriageChain>(&4).await;
-        let state = engine.wait_state::<TriageChain>(&id).await;
+        let id = engine.submit::<TriageChain>(&4).await.unwrap();
+        let state = final_state::<TriageChain>(engine, &id).await;
         assert_eq!(state.status, RequestStatus::Completed, "{state:#?}");
         assert_eq!(status_of(&state, "classify"), VertexStatus::Done);
         assert_eq!(status_of(&state, "approve"), VertexStatus::Skipped);
@@ -168,8 +169,8 @@ conformance! {
         assert_eq!(status_of(&state, "report"), VertexStatus::Done);
 
         // The empty arm: both other arms are skipped.
-        let id = engine.submit::<TriageChain>(&5).await;
-        let state = engine.wait_state::<TriageChain>(&id).await;
+        let id = engine.submit::<TriageChain>(&5).await.unwrap();
+        let state = final_state::<TriageChain>(engine, &id).await;
         for vertex in ["approve", "plus_one", "reason_length", "plus_two"] {
             assert_eq!(status_of(&state, vertex), VertexStatus::Skipped, "{vertex}");
         }
@@ -294,8 +295,8 @@ conformance! {
     }
 
     fn item_instances_are_in_the_request_state(engine) {
-        let id = engine.submit::<Squares>(&3).await;
-        let state = engine.wait_state::<Squares>(&id).await;
+        let id = engine.submit::<Squares>(&3).await.unwrap();
+        let state = final_state::<Squares>(engine, &id).await;
         assert_eq!(state.status, RequestStatus::Completed, "{state:#?}");
         let names: Vec<&str> = state.vertices.iter().map(|v| v.vertex.as_str()).collect();
         assert_eq!(names, ["numbers", "square[0]", "square[1]", "square[2]", "listing"]);
@@ -339,7 +340,10 @@ workflow! {
 conformance! {
     fn a_failing_item_fails_the_request_naming_the_item(engine) {
         match engine.run::<ItemFailure>(5).await {
-            Err(Error::Failed { vertex, failure, .. }) => {
+            Err(Error::Failed {
+                failure: RequestFailure { vertex, failure, .. },
+                ..
+            }) => {
                 assert_eq!(vertex, "fragile[2]");
                 assert!(failure.to_string().contains("item 2 is broken"), "{failure}");
             }
@@ -358,8 +362,8 @@ conformance! {
 
     fn the_gather_runs_exactly_once(engine) {
         for n in [0, 1, 7, 40] {
-            let id = engine.submit::<GatherOnce>(&n).await;
-            let state = engine.wait_state::<GatherOnce>(&id).await;
+            let id = engine.submit::<GatherOnce>(&n).await.unwrap();
+            let state = final_state::<GatherOnce>(engine, &id).await;
             assert_eq!(state.status, RequestStatus::Completed, "{state:#?}");
             assert_eq!(count("gather", id.as_str()), 1, "n = {n}");
         }
@@ -422,8 +426,8 @@ conformance! {
     fn each_item_picks_its_own_arm(engine) {
         // Even items are approved (x10), odd ones pass through.
         assert_eq!(engine.run::<SortItems>(4).await.unwrap(), "0,1,20,3");
-        let id = engine.submit::<SortItems>(&2).await;
-        let state = engine.wait_state::<SortItems>(&id).await;
+        let id = engine.submit::<SortItems>(&2).await.unwrap();
+        let state = final_state::<SortItems>(engine, &id).await;
         assert_eq!(status_of(&state, "approve[0]"), VertexStatus::Done);
         assert_eq!(status_of(&state, "approve[1]"), VertexStatus::Skipped);
         assert_eq!(status_of(&state, "reason_length[0]"), VertexStatus::Skipped);
@@ -461,50 +465,51 @@ workflow! {
 
 conformance! {
     fn a_paused_for_each_holds_its_gather_until_resumed(engine) {
-        let id = engine.submit::<Gate>(&3).await;
+        let id = engine.submit::<Gate>(&3).await.unwrap();
         until("an item started", async || flag("started", id.as_str())).await;
         assert_eq!(
-            engine.control::<Gate>(&id, Control::Pause).await,
-            Transition::Done(RequestStatus::Paused)
+            engine.pause::<Gate>(&id).await.unwrap(),
+            RequestStatus::Paused
         );
         set_flag("release", id.as_str());
         // The running items finish; the gather waits, parked.
         until("the gather is parked", async || {
-            let state = engine.status::<Gate>(&id).await;
+            let state = engine.status::<Gate>(&id).await.unwrap();
             status_of(&state, "gate_total") == VertexStatus::Parked
         })
         .await;
-        let state = engine.status::<Gate>(&id).await;
+        let state = engine.status::<Gate>(&id).await.unwrap();
         assert_eq!(state.status, RequestStatus::Paused);
         assert_eq!(count("gate_total", id.as_str()), 0);
         assert_eq!(
-            engine.control::<Gate>(&id, Control::Resume).await,
-            Transition::Done(RequestStatus::Running)
+            engine.resume::<Gate>(&id).await.unwrap(),
+            RequestStatus::Running
         );
-        let state = engine.wait_state::<Gate>(&id).await;
+        let state = final_state::<Gate>(engine, &id).await;
         assert_eq!(state.status, RequestStatus::Completed, "{state:#?}");
         assert_eq!(count("gate_total", id.as_str()), 1);
     }
 
     fn a_stopped_for_each_cancels_its_items(engine) {
-        let id = engine.submit::<Gate>(&3).await;
+        let id = engine.submit::<Gate>(&3).await.unwrap();
         until("an item started", async || flag("started", id.as_str())).await;
         assert_eq!(
-            engine.control::<Gate>(&id, Control::Stop).await,
-            Transition::Done(RequestStatus::Stopped)
+            engine.stop::<Gate>(&id).await.unwrap(),
+            RequestStatus::Stopped
         );
-        let state = engine.wait_state::<Gate>(&id).await;
+        let state = final_state::<Gate>(engine, &id).await;
         assert_eq!(state.status, RequestStatus::Stopped);
-        // Whatever was running ends cancelled, and the gather never runs.
-        until("the items are cancelled", async || {
-            let state = engine.status::<Gate>(&id).await;
-            state
-                .vertices
-                .iter()
-                .filter(|v| v.vertex.starts_with("held["))
-                .all(|v| v.status != VertexStatus::Running)
-        })
-        .await;
+        // The stop settles every instance at once (the lifecycle's sweep): the items, running
+        // or queued, are cancelled, and the gather, still waiting for them, is skipped.
+        assert_eq!(status_of(&state, "numbers"), VertexStatus::Done);
+        for item in ["held[0]", "held[1]", "held[2]"] {
+            assert_eq!(status_of(&state, item), VertexStatus::Cancelled, "{item}: {state:#?}");
+        }
+        assert_eq!(status_of(&state, "gate_total"), VertexStatus::Skipped, "{state:#?}");
+        assert!(
+            state.vertices.iter().all(|v| v.status.is_final() && v.finished_at_ms.is_some()),
+            "{state:#?}"
+        );
         set_flag("release", id.as_str());
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(count("gate_total", id.as_str()), 0);

@@ -1,7 +1,8 @@
-//! Behaviour specific to the embedded engine, through the public API only: the plan it builds
-//! once per workflow (`Embedded::plan`), dropping a request's future cancelling its running
-//! vertices, the JSON codec (`Embedded::with_codec(Json)`), and parallel branches on a
-//! current_thread runtime.
+//! Behaviour specific to the embedded engine, through the public API (but for one check of
+//! `run_local`'s plan, through `goflow::__private`): the plan it runs (sub-workflows inlined,
+//! as a request's state lists its vertices), dropping a request's future cancelling its
+//! running vertices, the JSON codec (`EmbeddedEngineBuilder::new(Json)`), and parallel
+//! branches on a current_thread runtime.
 //!
 //! The behaviours both engines share (shapes, errors, retries, timeouts, panics, a failing
 //! branch, the `Context` a node sees, many concurrent requests) live in `tests/conformance.rs`,
@@ -12,8 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use goflow::codec::Json;
+use goflow::embedded::EmbeddedEngineBuilder;
 use goflow::prelude::*;
-use goflow::{Embedded, Error, Failure};
+use goflow::request::{Failure, RequestFailure, RequestOutcome, RequestStatus};
+use goflow::{EmbeddedEngine, Engine, Error};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Barrier, Notify};
 
@@ -94,9 +98,16 @@ workflow! {
 
 #[tokio::test]
 async fn the_plan_inlines_sub_workflows_and_is_built_once() {
-    let engine = Embedded::new();
-    let plan = engine.plan::<TwoSubs>();
-    let paths: Vec<&str> = plan.vertices().iter().map(|v| &**v.path()).collect();
+    // The engine's plan is not public: a request's state lists its vertices, in plan order.
+    let engine = EmbeddedEngine::new();
+    let id = engine.submit::<TwoSubs>(&"x".into()).await.unwrap();
+    match engine.wait::<TwoSubs>(&id, PATIENCE).await.unwrap() {
+        RequestOutcome::Completed(output) => assert_eq!(output, "((x>>b|x>>c)|(x>>c|x>>b))"),
+        other => panic!("expected the request to complete, got {other:?}"),
+    }
+    let state = engine.status::<TwoSubs>(&id).await.unwrap();
+    assert_eq!(state.status, RequestStatus::Completed);
+    let paths: Vec<&str> = state.vertices.iter().map(|v| v.vertex.as_str()).collect();
     for path in [
         "start",
         "left/start",
@@ -112,8 +123,10 @@ async fn the_plan_inlines_sub_workflows_and_is_built_once() {
         assert!(paths.contains(&path), "{path} missing from {paths:?}");
     }
     assert_eq!(paths.len(), 10, "{paths:?}");
-    // The plan is built once per engine and workflow.
-    assert!(Arc::ptr_eq(&plan, &engine.plan::<TwoSubs>()));
+    // The plan `run_local` runs is built once per workflow. (The engine's own plans, built
+    // once per engine and workflow, are private.)
+    use goflow::__private::BuildPlan;
+    assert!(Arc::ptr_eq(TwoSubs::local_plan(), TwoSubs::local_plan()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,7 +274,7 @@ async fn the_json_codec_runs_workflows() {
         lines: vec!["a".into(), "b".into(), "c".into()],
         note: None,
     };
-    let json = Embedded::with_codec(goflow::Json);
+    let json = EmbeddedEngineBuilder::new(Json).build();
     assert_eq!(
         json.run::<OrderFlow>(order.clone()).await.unwrap(),
         "3 lines, id 42"
@@ -283,7 +296,7 @@ async fn the_json_codec_runs_workflows() {
         "((x>>b|x>>c)|(x>>c|x>>b))"
     );
     assert_eq!(
-        Embedded::new().run::<OrderFlow>(order).await.unwrap(),
+        EmbeddedEngine::new().run::<OrderFlow>(order).await.unwrap(),
         "3 lines, id 42"
     );
 }
@@ -293,12 +306,16 @@ async fn a_codec_failure_is_reported_and_not_retried() {
     // MessagePack carries the grid...
     assert_eq!(GridFlow::run_local(3).await.unwrap(), 3);
     // ...JSON cannot encode it: the vertex fails at once, although it allows retries.
-    let json = Embedded::with_codec(goflow::Json);
+    let json = EmbeddedEngineBuilder::new(Json).build();
     match json.run::<GridFlow>(3).await {
         Err(Error::Failed {
-            vertex,
-            attempts,
-            failure: Failure::Codec(message),
+            failure:
+                RequestFailure {
+                    vertex,
+                    attempts,
+                    failure: Failure::Codec(message),
+                    ..
+                },
             ..
         }) => {
             assert_eq!(vertex, "make_grid");
@@ -323,10 +340,10 @@ async fn a_codec_failure_is_reported_and_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_requests_on_the_json_codec_all_complete_correctly() {
-    let json = Arc::new(Embedded::with_codec(goflow::Json));
+    let json = EmbeddedEngineBuilder::new(Json).build();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200u32 {
-        let json = Arc::clone(&json);
+        let json = json.clone();
         tasks.spawn(async move { (i, json.run::<JoinBc>(format!("r{i}")).await) });
     }
     let mut done = 0;

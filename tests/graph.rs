@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use goflow::graph::{Graph, GraphEdge, GraphVertex, NodeOptions, VertexKind};
 use goflow::prelude::*;
-use goflow::{Graph, GraphEdge, GraphVertex, NodeOptions, VertexKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -164,11 +164,10 @@ fn node_name_and_options_are_recorded() {
             assert_eq!(node, "custom_name");
             assert_eq!(
                 options,
-                NodeOptions {
-                    retries: 3,
-                    timeout: Some(Duration::from_secs(5)),
-                    backoff: Duration::from_millis(250),
-                }
+                NodeOptions::DEFAULT
+                    .with_retries(3)
+                    .with_timeout(Duration::from_secs(5))
+                    .with_backoff(Duration::from_millis(250))
             );
         }
         VertexKind::Flow { .. } => panic!("a node vertex expected"),
@@ -382,7 +381,7 @@ workflow! {
 // Conditionals and for-each.
 
 /// How `sort` files a number; each variant carries the arm's input.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Sorted {
     /// 1 to 9.
     Small(u32),
@@ -617,6 +616,7 @@ fn a_body_entered_twice_at_one_vertex_is_wired_once() {
         ]
     );
     // Building the plan declares each vertex's input once (a debug assertion checks it).
-    let plan = goflow::Plan::new::<Twice, goflow::MsgPack>(goflow::MsgPack);
+    let plan =
+        goflow::__private::Plan::new::<Twice, goflow::codec::MsgPack>(goflow::codec::MsgPack);
     assert_eq!(plan.vertices().len(), 5);
 }

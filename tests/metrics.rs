@@ -5,6 +5,8 @@
 //!
 //! Metrics are process-global and the tests of this binary run at once, so every test has
 //! workflows of its own (their names are the `flow` label) and compares before and after.
+//! `router()` installs no recorder: the first test to start runs a service that does (see
+//! `install_recorder`), after checking that a router alone shows only its own counter.
 
 mod support;
 
@@ -76,6 +78,8 @@ workflow! {
     pub EmbHeld = held;
     /// Embedded: run by one service, seen by another.
     pub EmbShared = ok;
+    /// Embedded: run by a router before any recorder is installed.
+    pub EmbBare = ok;
     /// Redis: completes.
     pub RedOk = ok;
     /// Redis: completes after a retry.
@@ -159,6 +163,69 @@ async fn status(router: &Router, location: &str) -> Value {
     let (status, body) = send(router, Method::GET, location, None).await;
     assert_eq!(status, StatusCode::OK, "{location}: {body}");
     serde_json::from_str(&body).expect("a JSON body")
+}
+
+/// Installs the process's Prometheus recorder, once, as a program does: `router()` installs
+/// nothing (it leaves process globals to the application), a service that runs does. Before
+/// that, checks that a router's `/metrics` shows only the service's own counter, however many
+/// flows it ran. The service runs for the rest of the test process, on a free local port, in a
+/// thread of its own (each test has its own runtime, which ends with the test).
+async fn install_recorder() {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let router = FlowService::new(Settings::default())
+                .register::<EmbBare>()
+                .router()
+                .await
+                .expect("the embedded service builds its router");
+            let done = run(&router, "emb_bare", "bare").await;
+            assert_eq!(done["status"], "completed", "{done}");
+            let text = scrape(&router).await;
+            assert!(
+                text.contains("goflow_http_flows_started_total{flow=\"emb_bare\"} 1"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("goflow_flows_started_total")
+                    && !text.contains("goflow_vertex_duration_seconds"),
+                "a router installed a recorder:\n{text}"
+            );
+
+            // The running service would install a log subscriber unless there is one.
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let service = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the service");
+                runtime.block_on(
+                    FlowService::new(Settings::default())
+                        .host("127.0.0.1")
+                        .port(port)
+                        .start_server(),
+                )
+            });
+            // It installs the recorder before it listens.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    !service.is_finished(),
+                    "the service ended: {:?}",
+                    service.join()
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "the service did not listen on port {port} within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
 }
 
 /// `GET /metrics`, as text.
@@ -330,6 +397,7 @@ async fn run_scenario(router: &Router, ok: &str, flaky: &str, doomed: &str, held
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_flows_attempts_and_retries_are_counted() {
+    install_recorder().await;
     let router = FlowService::new(Settings::default())
         .register::<EmbOk>()
         .register::<EmbFlaky>()
@@ -386,7 +454,9 @@ async fn embedded_flows_attempts_and_retries_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_of_one_process_share_the_recorder() {
-    // Whichever service comes first installs the recorder; the others reuse it.
+    // The recorder a running service installed is the process's: every service's routes
+    // render it.
+    install_recorder().await;
     let first = FlowService::new(Settings::default())
         .register::<EmbShared>()
         .router()
@@ -457,12 +527,9 @@ impl RedisService {
     /// The service (no worker yet: see [`start_worker`](Self::start_worker)).
     async fn new(test: &str) -> Self {
         let (server, config) = support::own_server(test);
-        let settings = Settings {
-            redis_url: Some(config.url.clone()),
-            redis_prefix: config.prefix.clone(),
-            ..Settings::default()
-        };
-        let router = FlowService::new(settings)
+        let router = FlowService::new(Settings::default())
+            .redis_url(config.url.clone())
+            .redis_prefix(config.prefix.clone())
             .register::<RedOk>()
             .register::<RedFlaky>()
             .register::<RedDoomed>()
@@ -501,6 +568,7 @@ impl RedisService {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_flows_attempts_retries_and_dead_letters_are_counted() {
+    install_recorder().await;
     let mut service = RedisService::new("metrics").await;
     service.start_worker().await;
     let router = &service.router;
@@ -553,6 +621,7 @@ async fn redis_flows_attempts_retries_and_dead_letters_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_reclaimed_entries_are_counted() {
+    install_recorder().await;
     let mut service = RedisService::new("metrics-reclaim").await;
     let before = scrape(&service.router).await;
     // A request whose entry a worker reads and then dies with: read it as a consumer that

@@ -6,10 +6,9 @@
 //! stores, arrivals, skips and framed inputs are exact. `tests/branches.rs` and
 //! `tests/conformance.rs` cover the same rules end to end, on both engines.
 
+use goflow::__private::{Advance, Feed, Inputs, Instance, Need, Plan, Progress, Slot, VertexId};
+use goflow::codec::{Codec, MsgPack};
 use goflow::prelude::*;
-use goflow::{
-    Advance, Codec, Embedded, Feed, Inputs, Instance, MsgPack, Need, Plan, Progress, Slot, VertexId,
-};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -155,8 +154,9 @@ macro_rules! enc {
     };
 }
 
+/// The plan of `W` with the engines' default codec, as the embedded engine builds it.
 fn plan<W: Workflow>() -> std::sync::Arc<Plan> {
-    Embedded::new().plan::<W>()
+    std::sync::Arc::new(Plan::new::<W, _>(MsgPack))
 }
 
 /// The vertex at `path` (`sub/verify`); panics naming the paths there are.

@@ -11,8 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use goflow::prelude::*;
-use goflow::redis::{RedisEngine, RequestOutcome};
+use goflow::redis::RedisEngine;
+use goflow::request::RequestOutcome;
 use goflow::service::{FlowService, Settings};
+use goflow::Engine as _;
 use opentelemetry::trace::{SpanId, TraceId, TracerProvider as _};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
