@@ -34,7 +34,7 @@ mod core {}
 mod std {}
 
 /// A verdict.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Verdict {
     /// Yes.
     Pass(u64),
@@ -45,7 +45,7 @@ pub enum Verdict {
 }
 
 /// One only.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Single {
     /// The one.
     Only(u64),

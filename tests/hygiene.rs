@@ -26,7 +26,7 @@ mod core {}
 mod std {}
 
 /// A number.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Number(u64);
 
 #[node(retries = 1, timeout = "1s", backoff = "1ms")]

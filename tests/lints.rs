@@ -14,7 +14,7 @@ use goflow::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A number.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Number(pub u64);
 
 /// Doubles.
