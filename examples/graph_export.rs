@@ -11,8 +11,8 @@
 //! cargo run --example graph_export
 //! ```
 
+use goflow::graph::VertexKind;
 use goflow::prelude::*;
-use goflow::VertexKind;
 use serde::{Deserialize, Serialize};
 
 /// The selfie a user uploaded.

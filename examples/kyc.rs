@@ -17,7 +17,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use goflow::prelude::*;
-use goflow::{Embedded, RequestId};
+use goflow::{EmbeddedEngine, Engine, RequestId};
 use serde::{Deserialize, Serialize};
 
 /// A request to verify one user's identity.
@@ -167,7 +167,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("result: {alice:#?}\n");
 
     // An engine value runs many requests, and takes a client-chosen (validated) request id.
-    let engine = Embedded::new();
+    let engine = EmbeddedEngine::new();
     println!("running `{}` for bob as request `kyc-bob-0001`", Kyc::NAME);
     let bob = engine
         .run_as::<Kyc>(

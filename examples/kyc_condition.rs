@@ -19,7 +19,8 @@
 //! ```
 
 use goflow::prelude::*;
-use goflow::{Embedded, VertexStatus};
+use goflow::request::{RequestOutcome, VertexStatus};
+use goflow::{EmbeddedEngine, Engine};
 use serde::{Deserialize, Serialize};
 
 /// A request to verify one user's identity.
@@ -149,7 +150,7 @@ workflow! {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", KycCheck::graph().to_mermaid());
-    let engine = Embedded::new();
+    let engine = EmbeddedEngine::new();
     for user in ["alice", "carol"] {
         println!("checking {user}");
         let id = engine
@@ -157,10 +158,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 user_id: user.into(),
             })
             .await?;
-        let state = engine
-            .wait_state(KycCheck::NAME, &id, std::time::Duration::from_secs(10))
-            .await
-            .expect("the request was just submitted");
+        let outcome = engine
+            .wait::<KycCheck>(&id, std::time::Duration::from_secs(10))
+            .await?;
+        if let RequestOutcome::Pending(status) = outcome {
+            return Err(format!("request `{id}` still {status} after 10 s").into());
+        }
+        let state = engine.status::<KycCheck>(&id).await?;
         let skipped: Vec<&str> = state
             .vertices
             .iter()

@@ -179,15 +179,18 @@ async fn main() {
             println!("mallory failed: {error}");
             if let goflow::Error::Failed {
                 flow,
-                vertex,
-                attempts,
+                request_id,
                 failure,
             } = &error
             {
                 println!("  flow:     {flow}");
-                println!("  vertex:   {vertex}");
-                println!("  attempts: {attempts} (the error is permanent, so `retries = 2` was not used)");
-                println!("  failure:  {failure:?}");
+                println!("  request:  {request_id}");
+                println!("  vertex:   {}", failure.vertex);
+                println!(
+                    "  attempts: {} (the error is permanent, so `retries = 2` was not used)",
+                    failure.attempts
+                );
+                println!("  failure:  {:?}", failure.failure);
             }
         }
     }

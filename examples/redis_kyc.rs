@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use goflow::prelude::*;
-use goflow::redis::{RedisConfig, RedisEngine, RequestOutcome};
+use goflow::redis::{RedisConfig, RedisEngine};
+use goflow::request::RequestOutcome;
+use goflow::Engine;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -140,7 +142,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             other => println!("{user}: {other:?}"),
         }
-        let state = engine.status(Kyc::NAME, &id).await?.expect("just finished");
+        let state = engine.status::<Kyc>(&id).await?;
         for vertex in &state.vertices {
             println!(
                 "    {:<14} {:?}, {} attempt(s), on {}",
@@ -174,14 +176,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    println!("pause: {:?}", engine.pause(Kyc::NAME, &id).await?);
+    println!("pause: {}", engine.pause::<Kyc>(&id).await?);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let state = engine.status(Kyc::NAME, &id).await?.expect("exists");
+    let state = engine.status::<Kyc>(&id).await?;
     println!(
         "while paused: {:?}, mark_profile is {:?}",
         state.status, state.vertices[3].status
     );
-    println!("resume: {:?}", engine.resume(Kyc::NAME, &id).await?);
+    println!("resume: {}", engine.resume::<Kyc>(&id).await?);
     println!(
         "after resume: {:?}",
         engine.wait::<Kyc>(&id, Duration::from_secs(10)).await?
@@ -194,7 +196,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    println!("stop: {:?}", engine.stop(Kyc::NAME, &id).await?);
+    println!("stop: {}", engine.stop::<Kyc>(&id).await?);
     println!(
         "after stop: {:?}",
         engine.wait::<Kyc>(&id, Duration::from_secs(10)).await?
