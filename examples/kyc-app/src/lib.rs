@@ -172,6 +172,21 @@ pub fn service(service: FlowService) -> FlowService {
         .register::<Greet>()
 }
 
+/// Logs `error` with every cause in its chain (`the engine failed: the engine's storage
+/// failed: ...`: the service's errors leave their causes to their sources), and gives the
+/// exit code of a binary that could not start or serve: 1.
+pub fn exit_with(error: &(dyn std::error::Error + 'static)) -> std::process::ExitCode {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    tracing::error!("{message}");
+    std::process::ExitCode::FAILURE
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -8,26 +8,17 @@
 
 use std::process::ExitCode;
 
-use goflow::service::{FlowService, Settings};
+use goflow::service::FlowService;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     goflow_kyc_app::init_logging();
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(error) => {
-            tracing::error!("{error}");
-            return ExitCode::from(2);
-        }
+    let service = match FlowService::from_env() {
+        Ok(service) => service,
+        Err(error) => return goflow_kyc_app::exit_with(&error),
     };
-    match goflow_kyc_app::service(FlowService::new(settings))
-        .start()
-        .await
-    {
+    match goflow_kyc_app::service(service).start().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => goflow_kyc_app::exit_with(&error),
     }
 }

@@ -7,29 +7,20 @@
 
 use std::process::ExitCode;
 
-use goflow::service::{FlowService, Settings};
+use goflow::service::FlowService;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     goflow_kyc_app::init_logging();
-    let mut settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(error) => {
-            tracing::error!("{error}");
-            return ExitCode::from(2);
-        }
+    let mut service = match FlowService::from_env() {
+        Ok(service) => service,
+        Err(error) => return goflow_kyc_app::exit_with(&error),
     };
-    if settings.redis_url.is_none() {
-        settings.redis_url = Some("redis://127.0.0.1:6379".to_owned());
+    if service.settings().redis_url.is_none() {
+        service = service.redis_url("redis://127.0.0.1:6379");
     }
-    match goflow_kyc_app::service(FlowService::new(settings))
-        .start_worker()
-        .await
-    {
+    match goflow_kyc_app::service(service).start_worker().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => goflow_kyc_app::exit_with(&error),
     }
 }
