@@ -41,8 +41,9 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{ClientLike, Config};
 use goflow::prelude::*;
-use goflow::redis::{RedisConfig, RedisEngine, RequestOutcome};
-use goflow::Embedded;
+use goflow::redis::{RedisConfig, RedisEngine};
+use goflow::request::RequestOutcome;
+use goflow::{EmbeddedEngine, Engine};
 use tokio_util::sync::CancellationToken;
 
 #[node]
@@ -385,7 +386,7 @@ async fn redis_stats(client: &fred::prelude::Client) -> (f64, f64) {
 #[derive(Clone)]
 enum Driver {
     Redis(RedisEngine),
-    Embedded(Arc<Embedded>),
+    Embedded(EmbeddedEngine),
 }
 
 impl Driver {
@@ -485,11 +486,7 @@ async fn bench(args: &Args, redis: bool) {
         client.init().await.expect("connect stats client");
         (Driver::Redis(engine), workers, Some(client))
     } else {
-        (
-            Driver::Embedded(Arc::new(Embedded::new())),
-            Vec::new(),
-            None,
-        )
+        (Driver::Embedded(EmbeddedEngine::new()), Vec::new(), None)
     };
     let mut system = if redis && args.workers > 1 {
         format!("goflow-redis-{}x-c{}", args.workers, args.concurrency)

@@ -8,12 +8,14 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use goflow::__private::{Instance, Plan, Progress};
+use goflow::codec::{Codec, Json, MsgPack};
 use goflow::prelude::*;
-use goflow::{Codec, Embedded, Instance, Json, MsgPack, Progress, Workflow};
+use goflow::{EmbeddedEngine, Engine, Workflow};
 use serde::{Deserialize, Serialize};
 
 /// A KYC-sized payload.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
     /// Whose.
     pub user_id: String,
@@ -78,7 +80,7 @@ fn codecs(c: &mut Criterion) {
 }
 
 fn join_rule(c: &mut Criterion) {
-    let plan = Embedded::new().plan::<Diamond>();
+    let plan = Plan::new::<Diamond, _>(MsgPack);
     let output = MsgPack.encode(&1u32).unwrap();
     // The scheduling step of the embedded engine (the Redis engine computes the same
     // `advance` and applies it in its completion script): the entry fans out, the join fires
@@ -105,7 +107,7 @@ fn embedded(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let engine = Embedded::new();
+    let engine = EmbeddedEngine::new();
     let mut group = c.benchmark_group("embedded");
     group.measurement_time(Duration::from_secs(3));
     group.bench_function("request of one vertex", |b| {
