@@ -146,7 +146,11 @@ pub(super) async fn control_round_trip(router: &Router) {
     .await;
     assert_eq!(status["status"], "stopped", "status: {status}");
     // Still waiting for its input when the request ended: skipped.
-    assert_eq!(vertex(&status, "after_hold")["status"], "skipped");
+    assert_eq!(
+        vertex(&status, "after_hold")["status"],
+        "skipped",
+        "status: {status}"
+    );
     assert_settled(&status);
     release(&key);
 
@@ -161,7 +165,11 @@ pub(super) async fn control_round_trip(router: &Router) {
     release(&key);
     let status = get(router, &location).await.expect(StatusCode::OK);
     assert_eq!(status["status"], "stopped", "status: {status}");
-    assert_eq!(vertex(&status, "after_hold")["status"], "skipped");
+    assert_eq!(
+        vertex(&status, "after_hold")["status"],
+        "skipped",
+        "status: {status}"
+    );
     assert_settled(&status);
 }
 
