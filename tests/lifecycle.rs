@@ -346,6 +346,34 @@ conformance! {
         open(&id);
     }
 
+    /// A stop that answers `stopped` while the vertex before it completes (released at the
+    /// same moment) leaves nothing after it `done`: what the completion made ready is
+    /// cancelled, and the request stays stopped and settled.
+    fn a_stop_racing_a_completion_leaves_nothing_done_after_it(engine) {
+        let mut ids = Vec::new();
+        for n in 0..50 {
+            let id = gated_id();
+            engine.submit_as::<Gated>(id.clone(), &n).await.unwrap();
+            until::<Gated>(engine, &id, "hold runs", |s| vertex(s, "hold").status == VertexStatus::Running).await;
+            open(&id);
+            match engine.stop::<Gated>(&id).await {
+                Ok(RequestStatus::Stopped) => ids.push(id),
+                // The whole request completed first: nothing to check.
+                Err(Error::Conflict { status: RequestStatus::Completed, .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        for id in &ids {
+            let state = final_state::<Gated>(engine, id).await;
+            assert_eq!(state.status, RequestStatus::Stopped, "{state:?}");
+            assert_settled(&state);
+            assert_ne!(vertex(&state, "after").status, VertexStatus::Done, "{state:?}");
+            settled::<Gated>(engine, id).await;
+            let later = engine.status::<Gated>(id).await.unwrap();
+            assert_ne!(vertex(&later, "after").status, VertexStatus::Done, "{later:?}");
+        }
+    }
+
     /// Stopped while paused with a parked vertex: the parked vertex is dropped (`cancelled`)
     /// and never runs.
     fn stopping_a_paused_request_drops_its_parked_vertices(engine) {

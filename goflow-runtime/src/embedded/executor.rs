@@ -279,7 +279,11 @@ async fn with_retries(
     let mut attempt = 1;
     loop {
         if let Some(tracker) = tracker {
-            tracker.started(plan, instance, attempt);
+            if !tracker.started(plan, instance, attempt) {
+                // The request ended (stopped) after this vertex was launched: it does not run,
+                // and its executor, which has ended too, drops this future.
+                return std::future::pending().await;
+            }
         }
         let result = exec::attempt(vertex, parts, ctx.with_attempt(attempt)).await;
         let failure = match result {

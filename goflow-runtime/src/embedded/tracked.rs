@@ -41,6 +41,11 @@ struct TrackedState {
 impl Tracked {
     pub(super) fn new(plan: &Plan, request_id: RequestId) -> Self {
         let now = now_ms();
+        // The entry vertex is ready from the start, as its input is the request's.
+        let mut vertices = request::initial_vertices(plan);
+        if let Some(entry) = vertices.get_mut(&Instance::root(plan.entry())) {
+            entry.status = lifecycle::on_ready(RequestStatus::Queued);
+        }
         Self {
             flow: plan.flow(),
             state: Mutex::new(TrackedState {
@@ -55,7 +60,7 @@ impl Tracked {
                     failure: None,
                     output: None,
                 },
-                vertices: request::initial_vertices(plan),
+                vertices,
             }),
             control: watch::channel(Control::Resume).0,
             ended: watch::channel(false).0,
@@ -84,7 +89,9 @@ impl Tracked {
         self.control.subscribe()
     }
 
-    /// Changes the request and one instance's state (creating it on first mention).
+    /// Changes the request and one instance's state (creating it on first mention), unless
+    /// the request has ended: then its state is settled, and what its executor reports late (an
+    /// attempt that finished as it was stopped) changes nothing, as on Redis.
     fn change(
         &self,
         plan: &Plan,
@@ -93,6 +100,9 @@ impl Tracked {
     ) {
         let mut guard = lock(&self.state);
         let TrackedState { request, vertices } = &mut *guard;
+        if request.status.is_final() {
+            return;
+        }
         let vertex = vertices
             .entry(instance.clone())
             .or_insert_with(|| VertexState::pending(plan.name_of(instance).to_string()));
@@ -111,16 +121,20 @@ impl Tracked {
         launch
     }
 
-    /// Attempt `attempt` of `instance` starts.
-    pub(super) fn started(&self, plan: &Plan, instance: &Instance, attempt: u32) {
+    /// Attempt `attempt` of `instance` starts, unless the request has ended (then `false`: the
+    /// attempt must not run).
+    pub(super) fn started(&self, plan: &Plan, instance: &Instance, attempt: u32) -> bool {
         let now = now_ms();
+        let mut live = false;
         self.change(plan, instance, |request, vertex| {
+            live = true;
             request.status = lifecycle::on_start(request.status);
             vertex.status = VertexStatus::Running;
             vertex.attempts = attempt;
             vertex.started_at_ms.get_or_insert(now);
             vertex.worker = Some(WORKER.to_owned());
         });
+        live
     }
 
     /// An attempt of `instance` failed and will be retried after its backoff.
@@ -168,10 +182,15 @@ impl Tracked {
         let mut state = lock(&self.state);
         let from = state.request.status;
         let to = lifecycle::control(from, action).ok_or(from)?;
+        let now = now_ms();
         state.request.status = to;
-        state.request.updated_at_ms = now_ms();
+        state.request.updated_at_ms = now;
         if to.is_final() {
-            state.request.finished_at_ms = Some(state.request.updated_at_ms);
+            // Ended now: settled now, not once the executor has noticed.
+            state.request.finished_at_ms = Some(now);
+            for vertex in state.vertices.values_mut() {
+                vertex.sweep(now);
+            }
         }
         drop(state);
         self.control.send_replace(action);
