@@ -133,6 +133,24 @@ async fn hold(ctx: Context, n: u32) -> Result<u32, NodeError> {
     }
 }
 
+/// The notifications `release_me` waits for, by request.
+static NOTIFIED: LazyLock<
+    Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Notify>>>,
+> = LazyLock::new(Mutex::default);
+
+/// Waits until the test notifies it: it ends the moment it is released, to race with what
+/// the test does next.
+#[node]
+async fn release_me(ctx: Context, n: u32) -> u32 {
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    NOTIFIED.lock().unwrap().insert(
+        ctx.request_id().as_str().to_owned(),
+        std::sync::Arc::clone(&notify),
+    );
+    notify.notified().await;
+    n
+}
+
 #[node]
 async fn after(ctx: Context, n: u32) -> u32 {
     record_run(&ctx, "after");
@@ -202,6 +220,7 @@ fn diamond(n: u32) -> u64 {
 
 workflow! {
     pub Gated = hold -> after;
+    pub Released = release_me -> after;
     pub Hopeless = hopeless -> after;
     pub SlowRetry = slow_retry -> after;
     pub Sleepy = sleepy -> after;
@@ -211,6 +230,7 @@ workflow! {
 fn register_all(builder: RedisEngineBuilder) -> RedisEngineBuilder {
     builder
         .register::<Gated>()
+        .register::<Released>()
         .register::<Hopeless>()
         .register::<SlowRetry>()
         .register::<Sleepy>()
@@ -351,12 +371,13 @@ conformance! {
     /// cancelled, and the request stays stopped and settled.
     fn a_stop_racing_a_completion_leaves_nothing_done_after_it(engine) {
         let mut ids = Vec::new();
-        for n in 0..50 {
-            let id = gated_id();
-            engine.submit_as::<Gated>(id.clone(), &n).await.unwrap();
-            until::<Gated>(engine, &id, "hold runs", |s| vertex(s, "hold").status == VertexStatus::Running).await;
-            open(&id);
-            match engine.stop::<Gated>(&id).await {
+        for n in 0..200 {
+            let id = engine.submit::<Released>(&n).await.unwrap();
+            until::<Released>(engine, &id, "release_me runs", |s| vertex(s, "release_me").status == VertexStatus::Running).await;
+            support::wait_until("release_me waits", support::engines::REQUEST_PATIENCE, async || NOTIFIED.lock().unwrap().contains_key(id.as_str())).await;
+            let notify = NOTIFIED.lock().unwrap()[id.as_str()].clone();
+            notify.notify_one();
+            match engine.stop::<Released>(&id).await {
                 Ok(RequestStatus::Stopped) => ids.push(id),
                 // The whole request completed first: nothing to check.
                 Err(Error::Conflict { status: RequestStatus::Completed, .. }) => {}
@@ -364,12 +385,12 @@ conformance! {
             }
         }
         for id in &ids {
-            let state = final_state::<Gated>(engine, id).await;
+            let state = final_state::<Released>(engine, id).await;
             assert_eq!(state.status, RequestStatus::Stopped, "{state:?}");
             assert_settled(&state);
             assert_ne!(vertex(&state, "after").status, VertexStatus::Done, "{state:?}");
-            settled::<Gated>(engine, id).await;
-            let later = engine.status::<Gated>(id).await.unwrap();
+            settled::<Released>(engine, id).await;
+            let later = engine.status::<Released>(id).await.unwrap();
             assert_ne!(vertex(&later, "after").status, VertexStatus::Done, "{later:?}");
         }
     }
