@@ -792,3 +792,59 @@ async fn a_conditional_runs_one_arm_and_skips_the_others() {
 
     worker.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// An idle worker.
+
+/// The warnings this test process logged, by message.
+static WARNINGS: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Mutex::default);
+
+/// Records every warning's message in [`WARNINGS`].
+struct RecordWarnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecordWarnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    if field.name() == "message" {
+                        self.0 = format!("{value:?}");
+                    }
+                }
+            }
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            WARNINGS.lock().unwrap().push(message.0);
+        }
+    }
+}
+
+/// A blocking read that times out (nothing arrived within its block) is the normal answer of
+/// an idle stream: the worker reads again at once, and logs nothing (it used to log a parse
+/// error and sleep 200 ms after every idle second, so a request arriving then waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_reads_on_without_warnings() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(RecordWarnings),
+    );
+    let engine = RedisEngine::builder(support::config("idle"))
+        .register::<Kyc>()
+        .connect()
+        .await
+        .expect("connect");
+    let worker = support::LocalWorker::start(&engine, 2);
+    // Three blocks of 1 s time out.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let id = engine.submit::<Kyc>(&"idle".into()).await.unwrap();
+    support::completed::<Kyc>(&engine, &id, Duration::from_secs(30)).await;
+    worker.stop().await;
+    let warnings = WARNINGS.lock().unwrap();
+    let reads: Vec<&String> = warnings.iter().filter(|w| w.contains("reading")).collect();
+    assert!(reads.is_empty(), "an idle worker warned: {reads:?}");
+}

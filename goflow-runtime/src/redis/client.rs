@@ -13,9 +13,7 @@ use tracing::Instrument as _;
 
 use super::protocol::{control_channel, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS};
 use super::scripts::{self, CONTROL, SUBMIT};
-use super::{
-    connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry, StreamRead,
-};
+use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
 use crate::engine::{self, Engine};
 use crate::error::Error;
@@ -455,7 +453,10 @@ async fn listen<C: Codec>(
     loop {
         let keys: Vec<String> = flows.iter().map(|(_, key, _)| key.clone()).collect();
         let ids: Vec<String> = flows.iter().map(|(_, _, id)| id.clone()).collect();
-        let read: Result<StreamRead, _> = client.xread_map(Some(1000), Some(1000), keys, ids).await;
+        let read: Result<fred::prelude::Value, fred::error::Error> =
+            client.xread(Some(1000), Some(1000), keys, ids).await;
+        // A read that timed out is the empty answer.
+        let read = read.map_err(RedisError::from).and_then(super::stream_read);
         let Some(inner) = inner.upgrade() else {
             let _ = client.quit().await;
             return;

@@ -231,6 +231,16 @@ pub(crate) type StreamEntry = (String, HashMap<String, Bytes>);
 /// The entries read from several streams, by stream key.
 pub(crate) type StreamRead = fred::types::streams::XReadResponse<String, String, String, Bytes>;
 
+/// The entries of an `XREAD`/`XREADGROUP` reply, by stream key: none for the nil reply of a
+/// read whose `BLOCK` timed out, the normal answer of an idle stream (fred's `*_map` readers
+/// fail to parse it).
+pub(crate) fn stream_read(reply: fred::prelude::Value) -> Result<StreamRead, RedisError> {
+    if reply.is_null() {
+        return Ok(StreamRead::default());
+    }
+    Ok(reply.into_xread_response()?)
+}
+
 /// What a done event says.
 #[derive(Debug, Clone)]
 pub(crate) struct DoneEvent {

@@ -14,7 +14,7 @@ use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::HOOKS_GROUP as GROUP;
-use super::{connect_client, DoneEvent, RedisEngine, StreamEntry, StreamRead};
+use super::{connect_client, stream_read, DoneEvent, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
 use crate::lifecycle::RequestStatus;
 use crate::request::Finished;
@@ -85,28 +85,28 @@ pub(crate) async fn run<C: Codec>(
                 }
             }
         }
-        let read: Result<StreamRead, _> = tokio::select! {
-            read = reader.xreadgroup_map(GROUP, consumer.as_str(), Some(64), Some(1000), false, keys.clone(), ids.clone()) => read,
+        let read: Result<fred::prelude::Value, fred::error::Error> = tokio::select! {
+            read = reader.xreadgroup(GROUP, consumer.as_str(), Some(64), Some(1000), false, keys.clone(), ids.clone()) => read,
             () = shutdown.cancelled() => break,
         };
-        match read {
+        // A read that timed out is the empty answer.
+        match read.map_err(RedisError::from).and_then(stream_read) {
             Ok(read) => {
                 for (key, entries) in read {
                     events.entry(key).or_default().extend(entries);
                 }
             }
-            Err(error) => {
-                if error.details().starts_with("NOGROUP") {
-                    for (_, key) in &streams {
-                        let _: Result<(), _> = inner
-                            .client
-                            .xgroup_create(key.clone(), GROUP, "$", true)
-                            .await;
-                    }
-                } else {
-                    tracing::warn!(%error, "reading completion events failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Err(RedisError::Redis(error)) if error.details().starts_with("NOGROUP") => {
+                for (_, key) in &streams {
+                    let _: Result<(), _> = inner
+                        .client
+                        .xgroup_create(key.clone(), GROUP, "$", true)
+                        .await;
                 }
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::error::chain(&error), "reading completion events failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         }
         for (name, key) in &streams {

@@ -75,4 +75,4 @@ pub use self::engine::{RedisEngine, RedisEngineBuilder};
 pub use self::error::RedisError;
 pub use self::worker::Worker;
 
-pub(crate) use self::engine::{connect_client, DoneEvent, Flow, Inner, StreamEntry, StreamRead};
+pub(crate) use self::engine::{connect_client, stream_read, DoneEvent, Flow, Inner, StreamEntry};

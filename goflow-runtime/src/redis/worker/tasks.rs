@@ -15,7 +15,7 @@ use super::{Delivery, Worker};
 use crate::codec::Codec;
 use crate::redis::protocol::{control_channel, GROUP};
 use crate::redis::scripts::{self, PROMOTE};
-use crate::redis::{connect_client, RedisError, StreamEntry, StreamRead};
+use crate::redis::{connect_client, stream_read, RedisError, StreamEntry};
 use crate::sync::lock;
 use crate::time::{millis, now_ms};
 
@@ -58,20 +58,22 @@ impl<C: Codec> Worker<C> {
                     Err(_) => break,
                 }
             }
-            let read: Result<StreamRead, _> = tokio::select! {
-                read = reader.xreadgroup_map(GROUP, self.consumer.as_str(), Some(permits.len() as u64), Some(1000), false, keys.clone(), ids.clone()) => read,
+            let read: Result<Value, fred::error::Error> = tokio::select! {
+                read = reader.xreadgroup(GROUP, self.consumer.as_str(), Some(permits.len() as u64), Some(1000), false, keys.clone(), ids.clone()) => read,
                 () = shutdown.cancelled() => break,
             };
-            let streams = match read {
+            // A read that timed out (nothing arrived within the block) is the empty answer:
+            // read again at once.
+            let streams = match read.map_err(RedisError::from).and_then(stream_read) {
                 Ok(streams) => streams,
+                Err(RedisError::Redis(error)) if error.details().starts_with("NOGROUP") => {
+                    // The server lost its data (a restart without persistence).
+                    let _ = self.create_groups().await;
+                    continue;
+                }
                 Err(error) => {
-                    if error.details().starts_with("NOGROUP") {
-                        // The server lost its data (a restart without persistence).
-                        let _ = self.create_groups().await;
-                    } else {
-                        tracing::warn!(%error, "reading ready vertices failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                    tracing::warn!(error = %crate::error::chain(&error), "reading ready vertices failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
