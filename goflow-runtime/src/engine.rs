@@ -59,6 +59,12 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     /// `"embedded"` or `"redis"`.
     fn kind(&self) -> &'static str;
 
+    /// Makes workflow `W` known to the engine before a typed call about it: the embedded
+    /// engine registers it on first use (so that typed calls need no registration), the Redis
+    /// engine knows only the workflows registered with its builder.
+    #[doc(hidden)]
+    fn know<W: Workflow>(&self) {}
+
     /// Runs one request of `W` to its end under a fresh id, and returns its output; a request
     /// that fails or is stopped is an error ([`Error::Failed`], [`Error::Stopped`]).
     fn run<W: Workflow>(
@@ -98,6 +104,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         id: RequestId,
         input: &W::Input,
     ) -> impl Future<Output = Result<bool, Error>> + Send {
+        self.know::<W>();
         // Encoded before the future, which then does not borrow the input.
         let input = input
             .encode_with(self.codec())
@@ -110,6 +117,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         &self,
         id: &RequestId,
     ) -> impl Future<Output = Result<RequestState, Error>> + Send {
+        self.know::<W>();
         self.state(W::NAME, id)
     }
 
@@ -127,6 +135,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         &self,
         id: &RequestId,
     ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.know::<W>();
         self.control(W::NAME, id, Control::Pause)
     }
 
@@ -135,6 +144,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         &self,
         id: &RequestId,
     ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.know::<W>();
         self.control(W::NAME, id, Control::Resume)
     }
 
@@ -143,6 +153,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         &self,
         id: &RequestId,
     ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.know::<W>();
         self.control(W::NAME, id, Control::Stop)
     }
 
@@ -187,6 +198,44 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     /// Whether the engine can take requests now (Redis answers).
     #[doc(hidden)]
     fn ready(&self) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// What both engines' builders collect: the plan of each workflow they are to run, by name, and
+/// the finish hooks.
+pub(crate) struct Registrations<C> {
+    pub(crate) codec: C,
+    pub(crate) plans: std::collections::HashMap<&'static str, std::sync::Arc<crate::plan::Plan>>,
+    pub(crate) hooks: std::collections::HashMap<&'static str, Hook>,
+}
+
+impl<C: Codec> Registrations<C> {
+    pub(crate) fn new(codec: C) -> Self {
+        Self {
+            codec,
+            plans: std::collections::HashMap::new(),
+            hooks: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Registers workflow `W`, building its plan with the codec (once).
+    pub(crate) fn register<W: Workflow>(&mut self) {
+        let codec = &self.codec;
+        self.plans
+            .entry(W::NAME)
+            .or_insert_with(|| std::sync::Arc::new(crate::plan::Plan::new::<W, C>(codec.clone())));
+    }
+
+    /// Runs `hook` when a request of the workflow named `flow` ends.
+    pub(crate) fn hook(&mut self, flow: &'static str, hook: Hook) {
+        self.hooks.insert(flow, hook);
+    }
+
+    /// The names of the registered workflows, sorted (for `Debug`).
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.plans.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
 }
 
 /// A finish hook, as both engines keep it: run once when a request of its workflow ends.

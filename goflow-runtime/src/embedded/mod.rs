@@ -31,7 +31,7 @@ use bytes::Bytes;
 use self::registry::Registry;
 use self::tracked::Tracked;
 use crate::codec::{Codec, MsgPack};
-use crate::engine::{self, Engine, Hook};
+use crate::engine::{self, Engine, Hook, Registrations};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::node::Data as _;
@@ -116,11 +116,9 @@ impl Default for EmbeddedEngine<MsgPack> {
 /// workflows it serves by name, and finish hooks. The Redis engine's builder takes the same
 /// calls where they apply.
 pub struct EmbeddedEngineBuilder<C: Codec = MsgPack> {
-    codec: C,
+    registered: Registrations<C>,
     retention: Duration,
     retained: usize,
-    plans: HashMap<&'static str, Arc<Plan>>,
-    hooks: HashMap<&'static str, Hook>,
 }
 
 impl<C: Codec> std::fmt::Debug for EmbeddedEngineBuilder<C> {
@@ -129,7 +127,7 @@ impl<C: Codec> std::fmt::Debug for EmbeddedEngineBuilder<C> {
             .field("codec", &C::NAME)
             .field("retention", &self.retention)
             .field("retained", &self.retained)
-            .field("flows", &self.plans.keys().collect::<Vec<_>>())
+            .field("flows", &self.registered.names())
             .finish_non_exhaustive()
     }
 }
@@ -138,11 +136,9 @@ impl<C: Codec> EmbeddedEngineBuilder<C> {
     /// A builder for an engine passing payloads through `codec`.
     pub fn new(codec: C) -> Self {
         Self {
-            codec,
+            registered: Registrations::new(codec),
             retention: DEFAULT_RETENTION,
             retained: DEFAULT_RETAINED,
-            plans: HashMap::new(),
-            hooks: HashMap::new(),
         }
     }
 
@@ -165,9 +161,7 @@ impl<C: Codec> EmbeddedEngineBuilder<C> {
     /// service does). Typed calls (`submit::<W>`, `run::<W>`) register it by themselves.
     #[must_use]
     pub fn register<W: Workflow>(mut self) -> Self {
-        self.plans
-            .entry(W::NAME)
-            .or_insert_with(|| Arc::new(Plan::new::<W, C>(self.codec.clone())));
+        self.registered.register::<W>();
         self
     }
 
@@ -185,18 +179,23 @@ impl<C: Codec> EmbeddedEngineBuilder<C> {
 
     /// Registers `hook` for the workflow named `flow` (registered already).
     pub(crate) fn hook(mut self, flow: &'static str, hook: Hook) -> Self {
-        self.hooks.insert(flow, hook);
+        self.registered.hook(flow, hook);
         self
     }
 
     /// The engine.
     pub fn build(self) -> EmbeddedEngine<C> {
+        let Registrations {
+            codec,
+            plans,
+            hooks,
+        } = self.registered;
         EmbeddedEngine {
             inner: Arc::new(Inner {
-                codec: self.codec,
-                plans: Mutex::new(self.plans),
+                codec,
+                plans: Mutex::new(plans),
                 requests: Arc::new(Registry::new(self.retention, self.retained)),
-                hooks: Arc::new(self.hooks),
+                hooks: Arc::new(hooks),
             }),
         }
     }
@@ -263,26 +262,8 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         W::Output::decode_with(codec, &output).map_err(Error::codec(W::NAME))
     }
 
-    // The typed calls register their workflow, as a run does, so that no registration is
-    // needed for them; the calls by name find only the workflows known so.
-    fn submit_as<W: Workflow>(
-        &self,
-        id: RequestId,
-        input: &W::Input,
-    ) -> impl Future<Output = Result<bool, Error>> + Send {
+    fn know<W: Workflow>(&self) {
         self.plan::<W>();
-        let input = input
-            .encode_with(&self.inner.codec)
-            .map_err(Error::codec(W::NAME));
-        async move { self.submit_encoded(W::NAME, &id, input?).await }
-    }
-
-    fn status<W: Workflow>(
-        &self,
-        id: &RequestId,
-    ) -> impl Future<Output = Result<RequestState, Error>> + Send {
-        self.plan::<W>();
-        self.state(W::NAME, id)
     }
 
     async fn wait<W: Workflow>(
@@ -290,33 +271,9 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         id: &RequestId,
         timeout: Duration,
     ) -> Result<RequestOutcome<W::Output>, Error> {
-        self.plan::<W>();
+        self.know::<W>();
         let state = self.wait_state(W::NAME, id, timeout).await?;
         engine::decode_outcome::<W, C>(&self.inner.codec, state.outcome())
-    }
-
-    fn pause<W: Workflow>(
-        &self,
-        id: &RequestId,
-    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
-        self.plan::<W>();
-        self.control(W::NAME, id, Control::Pause)
-    }
-
-    fn resume<W: Workflow>(
-        &self,
-        id: &RequestId,
-    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
-        self.plan::<W>();
-        self.control(W::NAME, id, Control::Resume)
-    }
-
-    fn stop<W: Workflow>(
-        &self,
-        id: &RequestId,
-    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
-        self.plan::<W>();
-        self.control(W::NAME, id, Control::Stop)
     }
 
     async fn submit_encoded(

@@ -13,7 +13,7 @@ use super::client::Waiters;
 use super::protocol::{FlowKeys, DONE_OUTPUT, DONE_REQUEST, DONE_STATUS};
 use super::{RedisConfig, RedisError};
 use crate::codec::{Codec, MsgPack};
-use crate::engine::{self, Hook};
+use crate::engine::{self, Hook, Registrations};
 use crate::error::Error;
 use crate::lifecycle::RequestStatus;
 use crate::plan::Plan;
@@ -79,9 +79,7 @@ impl<C: Codec> std::fmt::Debug for RedisEngine<C> {
 /// engine's builder takes the same calls.
 pub struct RedisEngineBuilder<C: Codec = MsgPack> {
     config: RedisConfig,
-    codec: C,
-    flows: HashMap<&'static str, Arc<Plan>>,
-    hooks: HashMap<&'static str, Hook>,
+    registered: Registrations<C>,
 }
 
 impl<C: Codec> std::fmt::Debug for RedisEngineBuilder<C> {
@@ -89,7 +87,7 @@ impl<C: Codec> std::fmt::Debug for RedisEngineBuilder<C> {
         f.debug_struct("RedisEngineBuilder")
             .field("config", &self.config)
             .field("codec", &C::NAME)
-            .field("flows", &self.flows.keys().collect::<Vec<_>>())
+            .field("flows", &self.registered.names())
             .finish_non_exhaustive()
     }
 }
@@ -107,18 +105,14 @@ impl<C: Codec> RedisEngineBuilder<C> {
     pub fn new(config: RedisConfig, codec: C) -> Self {
         Self {
             config,
-            codec,
-            flows: HashMap::new(),
-            hooks: HashMap::new(),
+            registered: Registrations::new(codec),
         }
     }
 
     /// Registers workflow `W`: requests of it can be submitted, and workers run it.
     #[must_use]
     pub fn register<W: Workflow>(mut self) -> Self {
-        self.flows
-            .entry(W::NAME)
-            .or_insert_with(|| Arc::new(Plan::new::<W, C>(self.codec.clone())));
+        self.registered.register::<W>();
         self
     }
 
@@ -140,7 +134,7 @@ impl<C: Codec> RedisEngineBuilder<C> {
 
     /// Registers `hook` for the workflow named `flow` (registered already).
     pub(crate) fn hook(mut self, flow: &'static str, hook: Hook) -> Self {
-        self.hooks.insert(flow, hook);
+        self.registered.hook(flow, hook);
         self
     }
 
@@ -149,8 +143,12 @@ impl<C: Codec> RedisEngineBuilder<C> {
         let client = connect_client(&self.config.url, Some(self.config.command_timeout))
             .await
             .map_err(Error::engine)?;
-        let flows = self
-            .flows
+        let Registrations {
+            codec,
+            plans,
+            hooks,
+        } = self.registered;
+        let flows = plans
             .into_iter()
             .map(|(name, plan)| {
                 let hash = format!("{:016x}", plan.structural_hash());
@@ -161,11 +159,11 @@ impl<C: Codec> RedisEngineBuilder<C> {
         Ok(RedisEngine {
             inner: Arc::new(Inner {
                 config: self.config,
-                codec: self.codec,
+                codec,
                 client,
                 flows,
                 waiters: Waiters::default(),
-                hooks: self.hooks,
+                hooks,
             }),
         })
     }
