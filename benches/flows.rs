@@ -1,5 +1,6 @@
-//! The peers' workloads (../shared/peers/README.md) on goflow, printing `RESULT {json}` lines in
-//! the peers' format so that `run_all.sh --extra` puts goflow in the same table.
+//! The benchmark workloads (kyc, chain10, fanout32, kyc latency and more) on goflow's engines,
+//! printing one `RESULT {json}` line per workload, the format the comparison harness reads
+//! (see BENCHMARKS.md for the method and the figures).
 //!
 //! ```sh
 //! cargo bench --bench flows -- --redis       # Redis engine: one worker process, concurrency 8
@@ -7,10 +8,11 @@
 //! cargo bench --bench flows -- --redis --workloads kyc,kyc_lat --n-kyc 2000
 //! ```
 //!
-//! Workloads (every step returns its input plus a short suffix, as the peers' steps do):
+//! Workloads (every step returns its input plus a short suffix, as the comparison's steps do):
 //! `kyc` (5,000 flows submitted at once), `chain10` (2,000), `fanout32` (500), and `kyc_lat`
 //! (200 flows one at a time, p50/p99 in ms), after a warm-up of 40 kyc flows. `fanout32` is
-//! `first -> each { mid } => aggregate` over 32 items: 34 vertex runs per flow, as the peers'.
+//! `first -> each { mid } => aggregate` over 32 items: 34 vertex runs per flow, as in the
+//! comparison.
 //! `fanoutN` (any width, e.g. `--workloads fanout128,fanout1024`) gives the fan-out curve: it
 //! runs about 16,000 branches in all and also prints `branches_per_s`.
 //!
@@ -22,8 +24,8 @@
 //! (cost per vertex against chain10).
 //!
 //! The Redis engine's driver (the client that submits and waits) runs on a current-thread
-//! runtime, as the peers' drivers run on one thread; `--driver-runtime multi` gives it tokio's
-//! multi-thread runtime.
+//! runtime, as the comparison's drivers run on one thread; `--driver-runtime multi` gives it
+//! tokio's multi-thread runtime.
 //!
 //! `--trace` records every span through OpenTelemetry (a batch processor into an in-memory
 //! exporter, in the driver and the worker alike), to measure what tracing costs; the system
@@ -559,7 +561,7 @@ async fn bench(args: &Args, redis: bool) {
             ",\"worker_cpu_s\":{worker_cpu:.2},\"driver_cpu_s\":{:.2}",
             if redis { driver_cpu } else { 0.0 }
         );
-        // The embedded engine touches no Redis: say so, so the peers' table can sum CPU.
+        // The embedded engine touches no Redis: say so, so the comparison's table can sum CPU.
         if stats.is_none() {
             result += ",\"redis_cpu_s\":0.0,\"redis_cmds\":0";
         }
@@ -615,7 +617,7 @@ fn main() {
             .expect("the embedded bench did not panic");
     }
     if args.redis {
-        // The Redis engine's driver only submits and waits, on one thread, as the peers'
+        // The Redis engine's driver only submits and waits, on one thread, as the comparison's
         // drivers do (BullMQ's is a Node process); `--driver-runtime multi` gives it tokio's
         // multi-thread runtime instead, whose hand-offs between threads cost it more CPU.
         let runtime = match args.driver_runtime.as_str() {

@@ -121,7 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .connect()
         .await?;
 
-    // Two workers, as two processes would be (`cargo run --bin worker` in issue 4).
+    // Two workers, as two processes would be (the KYC service's `cargo run --bin worker`).
     let shutdown = CancellationToken::new();
     let workers = [
         tokio::spawn(engine.worker(8).run(shutdown.clone())),
