@@ -33,8 +33,9 @@
 //!
 //! The Redis engine runs with all its guarantees on (leases, retries, state, TTL). Its worker is
 //! a separate process (this binary, re-executed with `--worker-process`); the driver submits
-//! and waits through the client API. Redis: `--redis-url` or `GOFLOW_BENCH_REDIS_URL` (default
-//! `redis://127.0.0.1:6379/6`; db 0 is refused), keys under a fresh prefix per run.
+//! and waits through the client API. Redis: `--redis-url` or `GOFLOW_BENCH_REDIS_URL` (db 0 is
+//! refused), keys under a fresh prefix per run; without either, the bench starts a
+//! `redis-server` of its own on a free port and stops it at the end.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -136,7 +137,8 @@ struct Args {
     workloads: Vec<String>,
     n: HashMap<&'static str, usize>,
     concurrency: usize,
-    redis_url: String,
+    /// The Redis to run on; `None`: a `redis-server` of the bench's own (see [`OwnRedis`]).
+    redis_url: Option<String>,
     trace: bool,
     /// Worker processes (each with `concurrency` slots).
     workers: usize,
@@ -176,9 +178,7 @@ fn args() -> Args {
         (false, false) => (true, true),
         both => both,
     };
-    let redis_url = value("--redis-url")
-        .or_else(|| std::env::var("GOFLOW_BENCH_REDIS_URL").ok())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379/6".to_owned());
+    let redis_url = value("--redis-url").or_else(|| std::env::var("GOFLOW_BENCH_REDIS_URL").ok());
     Args {
         redis,
         embedded,
@@ -257,14 +257,22 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+impl Args {
+    /// The Redis the bench runs on: the one given, or the bench's own.
+    fn url(&self) -> &str {
+        self.redis_url
+            .as_deref()
+            .expect("a Redis URL, or a server of the bench's own")
+    }
+}
+
 /// The `memory` workload: Redis bytes per queued flow, then the worker's peak RSS draining them.
 async fn memory(args: &Args, n: usize) {
     let prefix = format!("bench-mem-{}-{:08x}", std::process::id(), fastrand::u32(..));
-    let engine = connect(&args.redis_url, &prefix).await;
-    let client =
-        fred::prelude::Builder::from_config(Config::from_url(&args.redis_url).expect("url"))
-            .build()
-            .expect("stats client");
+    let engine = connect(args.url(), &prefix).await;
+    let client = fred::prelude::Builder::from_config(Config::from_url(args.url()).expect("url"))
+        .build()
+        .expect("stats client");
     client.init().await.expect("connect stats client");
     let before = redis_memory(&client).await;
     let mut ids = Vec::with_capacity(n);
@@ -306,7 +314,7 @@ fn spawn_worker(args: &Args, prefix: &str) -> Child {
         .args([
             "--worker-process",
             "--redis-url",
-            &args.redis_url,
+            args.url(),
             "--prefix",
             prefix,
         ])
@@ -473,16 +481,17 @@ async fn bench(args: &Args, redis: bool) {
     let prefix = format!("bench-{}-{:08x}", std::process::id(), fastrand::u32(..));
     let (driver, mut workers, stats): (Driver, Vec<Child>, Option<fred::prelude::Client>) = if redis
     {
+        let url = args.url();
         assert!(
-            !args.redis_url.trim_end_matches('/').ends_with("/0"),
+            !url.trim_end_matches('/').ends_with("/0"),
             "refusing to use Redis db 0"
         );
-        let engine = connect(&args.redis_url, &prefix).await;
+        let engine = connect(url, &prefix).await;
         let workers: Vec<Child> = (0..args.workers)
             .map(|_| spawn_worker(args, &prefix))
             .collect();
         let client =
-            fred::prelude::Builder::from_config(Config::from_url(&args.redis_url).expect("url"))
+            fred::prelude::Builder::from_config(Config::from_url(args.url()).expect("url"))
                 .build()
                 .expect("stats client");
         client.init().await.expect("connect stats client");
@@ -586,6 +595,58 @@ async fn bench(args: &Args, redis: bool) {
     }
 }
 
+/// A `redis-server` of the bench's own: a free port, a temporary directory, no persistence;
+/// killed when dropped.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir = std::env::temp_dir().join(format!("goflow-bench-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start redis-server ({e}): install it, or pass --redis-url")
+            });
+        let own = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        own
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/6", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.iter().any(|a| a == "--worker-process") {
@@ -603,7 +664,15 @@ fn main() {
         );
         return;
     }
-    let args = Arc::new(args());
+    let mut args = args();
+    // Without a Redis URL the bench starts a redis-server of its own, on a free port, and
+    // stops it at the end: it never writes to a server it was not pointed at.
+    let _own_redis = (args.redis && args.redis_url.is_none()).then(|| {
+        let own = OwnRedis::start();
+        args.redis_url = Some(own.url());
+        own
+    });
+    let args = Arc::new(args);
     let _tracing = args.trace.then(install_tracing);
     if args.embedded {
         // The embedded engine runs in this process: all its threads. The driver runs on one of
