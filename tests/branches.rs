@@ -1,7 +1,7 @@
 //! Conditionals (`check ? { Variant => arm, .. } -> next`) and for-each
 //! (`list -> each { body } => gather`), every case on both engines (see
 //! `tests/support/engines.rs`). The Redis-only case of a for-each surviving a killed worker is
-//! in `tests/redis_faults.rs`.
+//! in `tests/redis_faults/crash.rs`.
 //!
 //! Nodes keep no global state the two variants of a case could share: whatever they record is
 //! keyed by request id.
