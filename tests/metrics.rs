@@ -5,8 +5,10 @@
 //!
 //! Metrics are process-global and the tests of this binary run at once, so every test has
 //! workflows of its own (their names are the `flow` label) and compares before and after.
-//! `router()` installs no recorder: the first test to start runs a service that does (see
-//! `install_recorder`), after checking that a router alone shows only its own counter.
+//! Neither `router()` nor a service started without `with_telemetry()` installs a recorder: the
+//! first test to start checks that (a router's `/metrics` shows only its own counter, and says
+//! no recorder is installed), then runs a service `with_telemetry()`, which installs it (see
+//! `install_recorder`).
 
 mod support;
 
@@ -166,14 +168,23 @@ async fn status(router: &Router, location: &str) -> Value {
 }
 
 /// Installs the process's Prometheus recorder, once, as a program does: `router()` installs
-/// nothing (it leaves process globals to the application), a service that runs does. Before
-/// that, checks that a router's `/metrics` shows only the service's own counter, however many
-/// flows it ran. The service runs for the rest of the test process, on a free local port, in a
-/// thread of its own (each test has its own runtime, which ends with the test).
+/// nothing (it leaves process globals to the application), nor does a service that runs
+/// without `with_telemetry()`; one that runs with it does. Before that, checks that a router's
+/// `/metrics` shows only the service's own counter, however many flows it ran, while a
+/// service without the opt-in runs. The service with it runs for the rest of the test process,
+/// on a free local port, in a thread of its own (each test has its own runtime, which ends with
+/// the test).
 async fn install_recorder() {
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     INSTALLED
         .get_or_init(|| async {
+            // A service that runs, without the opt-in: it installs neither a recorder nor a
+            // subscriber.
+            let (_, bare) = start_service(FlowService::new(Settings::default())).await;
+            assert!(
+                !tracing::dispatcher::has_been_set(),
+                "a service started without with_telemetry() installed a tracing subscriber"
+            );
             let router = FlowService::new(Settings::default())
                 .register::<EmbBare>()
                 .router()
@@ -189,43 +200,55 @@ async fn install_recorder() {
             assert!(
                 !text.contains("goflow_flows_started_total")
                     && !text.contains("goflow_vertex_duration_seconds"),
-                "a router installed a recorder:\n{text}"
+                "a router, or a service started without with_telemetry(), installed a \
+                 recorder:\n{text}"
             );
+            assert!(
+                text.contains("\n# No metrics recorder is installed: "),
+                "/metrics does not say that no recorder is installed:\n{text}"
+            );
+            bare.cancel();
 
-            // The running service would install a log subscriber unless there is one.
+            // The service would install its log subscriber too (unless there is one): the
+            // tests' output stays quiet with a silent one installed first (the service says,
+            // to it, that it installs none).
             let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let service = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the service");
-                runtime.block_on(
-                    FlowService::new(Settings::default())
-                        .host("127.0.0.1")
-                        .port(port)
-                        .start_server(),
-                )
-            });
             // It installs the recorder before it listens.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    !service.is_finished(),
-                    "the service ended: {:?}",
-                    service.join()
-                );
-                assert!(
-                    Instant::now() < deadline,
-                    "the service did not listen on port {port} within 30 s"
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let _ = start_service(FlowService::new(Settings::default()).with_telemetry()).await;
         })
         .await;
+}
+
+/// Starts `service` (`start_server()`) on a free local port, in a thread of its own; returns
+/// once it listens, with its port and the token that shuts it down.
+async fn start_service(service: FlowService) -> (u16, tokio_util::sync::CancellationToken) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let service = service.host("127.0.0.1").port(port);
+    let shutdown = service.shutdown_token();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the service");
+        runtime.block_on(service.start_server())
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            !thread.is_finished(),
+            "the service ended: {:?}",
+            thread.join()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the service did not listen on port {port} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (port, shutdown)
 }
 
 /// `GET /metrics`, as text.

@@ -1,7 +1,7 @@
 //! The engines' metrics, emitted through the [`metrics`](https://docs.rs/metrics) facade.
 //!
 //! The library only emits: nothing is recorded until the application installs a recorder
-//! (`FlowService` installs a Prometheus one when asked to, and serves it on `GET /metrics`).
+//! (`FlowService::with_telemetry` installs a Prometheus one, which `GET /metrics` serves).
 //! Every metric has one function here, called where its event happens, once per event on
 //! either engine:
 //!

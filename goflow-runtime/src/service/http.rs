@@ -417,9 +417,7 @@ pub(crate) fn metrics_router() -> Router {
         .route(
             "/metrics",
             get(|| async {
-                let text = super::metrics::recorder()
-                    .map(|r| r.render())
-                    .unwrap_or_default();
+                let text = super::metrics::render_recorder();
                 (
                     [(
                         header::CONTENT_TYPE,

@@ -1,6 +1,8 @@
 //! `GET /metrics` in the Prometheus text format: the service's own counter, then everything
-//! the engines emit through the `metrics` facade (see `crate::metrics`), when a Prometheus
-//! recorder was installed for the process (by a service that runs, not by its router).
+//! the engines emit through the `metrics` facade (see `crate::metrics`), when goflow's
+//! Prometheus recorder is the process's (installed on request only: by a service started
+//! `with_telemetry`, or by `telemetry::install_metrics_recorder`; never by a router). Without
+//! it, a comment line says why the engines' metrics are missing.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,21 +43,30 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
-        if let Some(recorder) = recorder() {
-            out.push('\n');
-            out.push_str(&recorder.render());
-        }
+        out.push('\n');
+        out.push_str(&render_recorder());
         out
     }
 }
 
-/// The process's Prometheus recorder, once [`install`]ed.
-static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// The process's Prometheus recorder, if one was installed.
-pub(crate) fn recorder() -> Option<&'static PrometheusHandle> {
-    RECORDER.get().and_then(Option::as_ref)
+/// The engines' metrics, as the process's Prometheus recorder renders them, or, when goflow's
+/// recorder is not the process's, a comment saying so (the page stays valid Prometheus text).
+pub(crate) fn render_recorder() -> String {
+    match RECORDER.get() {
+        Some(Some(recorder)) => recorder.render(),
+        Some(None) => "# The engines' metrics go to the application's own metrics recorder \
+                       (installed before goflow's): they are not shown here.\n"
+            .to_owned(),
+        None => "# No metrics recorder is installed: the engines' metrics are not recorded \
+                 (FlowService::with_telemetry, or goflow::service::telemetry::\
+                 install_metrics_recorder, installs one).\n"
+            .to_owned(),
+    }
 }
+
+/// The process's Prometheus recorder, once [`install`]ed (`None`: another recorder was
+/// installed first).
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs a Prometheus recorder as the process's global `metrics` recorder (the first call
 /// does; later ones share it, as a process may run several services, as tests do). `None`

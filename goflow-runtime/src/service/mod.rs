@@ -6,10 +6,14 @@
 //! # async fn f() -> Result<(), goflow_runtime::service::ServiceError> {
 //! FlowService::from_env()?     // GOFLOW_PORT, GOFLOW_REDIS_URL, ... (see `Settings`)
 //!     // .register::<Kyc>()
+//!     .with_telemetry()        // logs, OTLP traces, Prometheus metrics (see `telemetry`)
 //!     .start()                 // HTTP + workers; `start_worker()`, `start_server()`
 //!     .await
 //! # }
 //! ```
+//!
+//! The service installs nothing process-wide (no log subscriber, no metrics recorder) unless
+//! asked to with [`with_telemetry`](FlowService::with_telemetry): see [`telemetry`].
 //!
 //! Without a Redis URL the service runs the embedded engine in-process (HTTP and execution in
 //! one process, state in memory). With one, it runs the Redis engine: `start()` serves HTTP
@@ -26,7 +30,7 @@ pub mod telemetry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +51,8 @@ pub struct FlowService {
     #[cfg(feature = "redis")]
     redis_config: Vec<RedisConfigFn>,
     shutdown: CancellationToken,
+    /// Whether `start*()` installs the process's telemetry.
+    telemetry: bool,
 }
 
 /// A change to the Redis engine's settings, applied after those the service derives from its
@@ -62,6 +68,7 @@ impl std::fmt::Debug for FlowService {
                 "flows",
                 &self.flows.iter().map(|f| f.name).collect::<Vec<_>>(),
             )
+            .field("telemetry", &self.telemetry)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +83,7 @@ impl FlowService {
             #[cfg(feature = "redis")]
             redis_config: Vec::new(),
             shutdown: CancellationToken::new(),
+            telemetry: false,
         }
     }
 
@@ -156,7 +164,8 @@ impl FlowService {
         self
     }
 
-    /// The OTLP endpoint for traces (with [`telemetry`]).
+    /// The OTLP endpoint to which spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT`), when the
+    /// service installs its [telemetry](Self::with_telemetry); ignored without it.
     #[must_use]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.settings.otlp_endpoint = Some(endpoint.into());
@@ -188,6 +197,35 @@ impl FlowService {
         change: impl Fn(&mut crate::redis::RedisConfig) + Send + Sync + 'static,
     ) -> Self {
         self.redis_config.push(Arc::new(change));
+        self
+    }
+
+    /// Makes [`start`](Self::start), [`start_worker`](Self::start_worker) and
+    /// [`start_server`](Self::start_server) install the process's telemetry before the engine
+    /// starts (see [`telemetry`] for the details and the environment variables):
+    ///
+    /// - the tracing subscriber of [`telemetry::install`]: log lines on stderr filtered by
+    ///   `RUST_LOG` (default `info`; colours only on a terminal), and, with the `otel` feature
+    ///   and an [OTLP endpoint](Self::otlp_endpoint), every span exported over OTLP/HTTP;
+    /// - the Prometheus recorder of [`telemetry::install_metrics_recorder`], which
+    ///   `GET /metrics` renders (when the service serves HTTP, or a worker its
+    ///   [metrics port](Self::metrics_port)).
+    ///
+    /// The service keeps them for its life; when it shuts down it flushes the spans not yet
+    /// exported, within its [shutdown grace](Self::shutdown_grace) (what the running attempts
+    /// leave of it, and at least a quarter of it, up to 5 s). A subscriber or recorder the
+    /// process has already stays in charge: the service says so in a log line and goes on.
+    ///
+    /// Opt-in, because a subscriber and a recorder are process globals that belong to the
+    /// program, not to a library: a program that has its own (or serves [`router`](Self::router)
+    /// inside its own app) leaves this off and nothing is installed behind its back, while a
+    /// binary that is just a goflow service gets logs, traces and metrics from this one call.
+    /// It takes effect at start rather than here so that the guard that flushes the exporter
+    /// lives exactly as long as the service, and so that building or configuring a service
+    /// (in tests, say) installs nothing.
+    #[must_use]
+    pub fn with_telemetry(mut self) -> Self {
+        self.telemetry = true;
         self
     }
 
@@ -225,8 +263,9 @@ impl FlowService {
     }
 
     /// The routes, to serve yourself or to nest in your own `axum::Router`. Installs nothing
-    /// process-wide. With the Redis engine, run workers separately
-    /// ([`start_worker`](Self::start_worker)).
+    /// process-wide, [`with_telemetry`](Self::with_telemetry) or not (call
+    /// [`telemetry::install`] and [`telemetry::install_metrics_recorder`] yourself for that).
+    /// With the Redis engine, run workers separately ([`start_worker`](Self::start_worker)).
     pub async fn router(&self) -> Result<axum::Router, ServiceError> {
         self.settings.validate()?;
         Ok(match &self.settings.redis_url {
@@ -305,22 +344,53 @@ impl FlowService {
     }
 
     async fn run(self, serve: bool, work: bool) -> Result<(), ServiceError> {
-        self.settings.validate()?;
-        // A no-op when the application installed its own subscriber.
-        let _telemetry = telemetry::install(self.settings.otlp_endpoint.as_deref());
-        if serve || self.settings.metrics_port.is_some() {
+        // First, so that whatever follows (a bad setting, Redis unreachable) is logged.
+        let telemetry = self
+            .telemetry
+            .then(|| telemetry::install(self.settings.otlp_endpoint.as_deref()));
+        if self.telemetry && (serve || self.settings.metrics_port.is_some()) {
             // Before the workers start, so that `GET /metrics` misses none of their metrics.
-            metrics::install();
+            telemetry::install_metrics_recorder();
         }
+        let grace = self.settings.shutdown_grace;
+        let mut stop = Stop {
+            grace,
+            // The part of the grace kept for the flush, when there is one.
+            flush: match &telemetry {
+                Some(telemetry) if telemetry.exporting() => (grace / 4).min(FLUSH_AT_MOST),
+                _ => Duration::ZERO,
+            },
+            deadline: None,
+        };
+        let result = self.run_engine(serve, work, &mut stop).await;
+        if let Some(telemetry) = telemetry {
+            // What the attempts left of the grace (all of it when the service did not get as
+            // far as serving); the subscriber stays installed, so later lines are logged.
+            let left = stop.deadline.map_or(grace, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            let flushed = tokio::task::spawn_blocking(move || telemetry.shutdown(left));
+            let _ = flushed.await;
+        }
+        result
+    }
+
+    async fn run_engine(
+        self,
+        serve: bool,
+        work: bool,
+        stop: &mut Stop,
+    ) -> Result<(), ServiceError> {
+        self.settings.validate()?;
         match self.settings.redis_url.clone() {
             None => {
                 let engine = self.embedded();
-                self.run_with(engine, serve, None).await
+                self.run_with(engine, serve, None, stop).await
             }
             Some(url) => {
                 let engine = self.redis(&url).await?;
                 let worker = work.then(|| Worker::of(&engine, self.settings.worker_concurrency));
-                self.run_with(engine, serve, worker.flatten()).await
+                self.run_with(engine, serve, worker.flatten(), stop).await
             }
         }
     }
@@ -331,6 +401,7 @@ impl FlowService {
         engine: E,
         serve: bool,
         worker: Option<Worker>,
+        stop: &mut Stop,
     ) -> Result<(), ServiceError> {
         if let (false, Some(port)) = (serve, self.settings.metrics_port) {
             // A worker-only process serves its metrics (and liveness) on a port of its own.
@@ -365,15 +436,17 @@ impl FlowService {
                     .map_err(ServiceError::Serve)
             });
         }
-        let grace = self.settings.shutdown_grace;
         let mut result = Ok(());
         // The first task to end (with an error, or at shutdown) ends the service.
         if let Some(Ok(Err(error))) = tasks.join_next().await {
             result = Err(error);
         }
         shutdown.cancel();
-        // Let the others finish what they are doing, within the grace period.
-        let _ = tokio::time::timeout(grace, async {
+        let deadline = Instant::now() + stop.grace;
+        stop.deadline = Some(deadline);
+        // Let the others finish what they are doing, within the grace period (but the part
+        // kept for flushing their spans).
+        let _ = tokio::time::timeout(stop.grace.saturating_sub(stop.flush), async {
             while let Some(joined) = tasks.join_next().await {
                 if let (Ok(Err(error)), Ok(())) = (joined, &result) {
                     result = Err(error);
@@ -395,6 +468,21 @@ impl FlowService {
         tracing::info!(%address, "listening");
         Ok(listener)
     }
+}
+
+/// The most of the shutdown grace kept for flushing the spans not yet exported (a quarter of
+/// the grace, up to this): a batch to a collector takes milliseconds, but an attempt that does
+/// not finish within the grace must not cost the trace of every request before it.
+const FLUSH_AT_MOST: Duration = Duration::from_secs(5);
+
+/// How a service's shutdown spends its grace.
+struct Stop {
+    /// The whole grace, counted from the shutdown.
+    grace: Duration,
+    /// The part of it kept for the flush of the spans.
+    flush: Duration,
+    /// When the grace ends, once the shutdown has begun.
+    deadline: Option<Instant>,
 }
 
 /// The service's worker, when it runs the Redis engine's.

@@ -31,7 +31,9 @@ pub struct Settings {
     /// Longest `?wait=` honoured (`GOFLOW_MAX_WAIT`, default 60 s).
     pub max_wait: Duration,
     /// OTLP endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); with the `otel` feature every
-    /// span is exported there (see [`telemetry`](super::telemetry)).
+    /// span is exported there when the service installs its telemetry
+    /// ([`with_telemetry`](super::FlowService::with_telemetry); see
+    /// [`telemetry`](super::telemetry)), and nowhere without it.
     pub otlp_endpoint: Option<String>,
     /// Port on which a worker-only process (`start_worker`) serves `/metrics` and `/healthz`
     /// (`GOFLOW_METRICS_PORT`); absent: none. Services with HTTP serve them on their port.
