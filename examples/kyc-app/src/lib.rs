@@ -172,9 +172,11 @@ pub fn service(service: FlowService) -> FlowService {
         .register::<Greet>()
 }
 
-/// Logs `error` with every cause in its chain (`the engine failed: the engine's storage
+/// Reports `error` with every cause in its chain (`the engine failed: the engine's storage
 /// failed: ...`: the service's errors leave their causes to their sources), and gives the
-/// exit code of a binary that could not start or serve: 1.
+/// exit code of a binary that could not start or serve: 1. The report is a log line when the
+/// process has a subscriber (the service installs one as it starts, `with_telemetry`), and is
+/// printed on stderr when it has none (an error before the service started, a bad setting).
 pub fn exit_with(error: &(dyn std::error::Error + 'static)) -> std::process::ExitCode {
     let mut message = error.to_string();
     let mut cause = error.source();
@@ -183,16 +185,14 @@ pub fn exit_with(error: &(dyn std::error::Error + 'static)) -> std::process::Exi
         message.push_str(&inner.to_string());
         cause = inner.source();
     }
-    tracing::error!("{message}");
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!("{message}");
+    } else {
+        // Nothing would show a log line.
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("error: {message}");
+        }
+    }
     std::process::ExitCode::FAILURE
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

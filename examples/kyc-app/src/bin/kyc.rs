@@ -12,9 +12,10 @@ use goflow::service::FlowService;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    goflow_kyc_app::init_logging();
     let service = match FlowService::from_env() {
-        Ok(service) => service,
+        // Logs on stderr (`RUST_LOG`), spans over OTLP (`OTEL_EXPORTER_OTLP_ENDPOINT`), and the
+        // Prometheus metrics of `GET /metrics`, installed as the service starts.
+        Ok(service) => service.with_telemetry(),
         Err(error) => return goflow_kyc_app::exit_with(&error),
     };
     match goflow_kyc_app::service(service).start().await {

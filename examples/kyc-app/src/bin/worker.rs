@@ -11,9 +11,10 @@ use goflow::service::FlowService;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    goflow_kyc_app::init_logging();
     let mut service = match FlowService::from_env() {
-        Ok(service) => service,
+        // Logs on stderr (`RUST_LOG`), spans over OTLP (`OTEL_EXPORTER_OTLP_ENDPOINT`), and,
+        // with `GOFLOW_METRICS_PORT`, Prometheus metrics, installed as the worker starts.
+        Ok(service) => service.with_telemetry(),
         Err(error) => return goflow_kyc_app::exit_with(&error),
     };
     if service.settings().redis_url.is_none() {
