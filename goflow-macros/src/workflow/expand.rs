@@ -4,8 +4,8 @@
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens as _};
 
-use super::check::{Analysis, Link};
-use super::model::{Flow, Used};
+use super::check::Analysis;
+use super::model::{Flow, Link, Used};
 
 pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> TokenStream {
     let p = quote!(#krate::__private);

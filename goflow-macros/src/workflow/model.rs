@@ -8,8 +8,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens as _};
 use syn::{Attribute, Ident, Path, Token, Visibility};
 
-use super::check::{Decl, Link as DeclLink};
-use super::parse::{Arms, Chain, FlowDef, Link, Term, VertexRef};
+use super::parse::{self, Arms, Chain, FlowDef, Term, VertexRef};
 use crate::errors::Errors;
 use crate::names::snake_case;
 
@@ -35,6 +34,37 @@ pub(crate) struct Vertex {
     pub(crate) name: Ident,
     pub(crate) path: Path,
     pub(crate) region: usize,
+}
+
+/// One input declaration: `to` takes the output of `from` (or, for a join, of each of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decl {
+    pub(crate) from: Vec<usize>,
+    pub(crate) to: usize,
+    pub(crate) link: Link,
+}
+
+/// How a declaration passes values on; conditionals and for-each bodies by their index in
+/// the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// `from -> to`.
+    Then,
+    /// `[from...] => to`.
+    Join,
+    /// `to` is an entry of arm `arm` of conditional `branch`, whose vertex is `from`: it takes
+    /// the variant's payload when that arm is chosen.
+    Arm { branch: usize, arm: usize },
+    /// `to` is the vertex after conditional `branch`; `from` is the exit of arm `arm`. The
+    /// merge vertex has one such declaration per arm and takes the output of the arm that ran.
+    Merge { branch: usize, arm: usize },
+    /// Arm `arm` of conditional `branch` is empty (`{}`): `to`, the merge vertex, takes the
+    /// payload straight from the conditional's vertex `from`.
+    Pass { branch: usize, arm: usize },
+    /// `to` is an entry of the body of for-each `each`, over the items of `from`'s output.
+    Scatter { each: usize },
+    /// `to` takes the outputs of for-each `each`'s body exit `from`, one per item.
+    Gather { each: usize },
 }
 
 /// A part of a workflow whose vertices belong to it alone: the workflow's top level, an arm
@@ -156,7 +186,7 @@ struct Lowering<'a> {
     errors: &'a mut Errors,
 }
 
-type Links<'c> = Peekable<Iter<'c, Link>>;
+type Links<'c> = Peekable<Iter<'c, parse::Link>>;
 
 /// Lowers one workflow; mistakes go to `errors`.
 pub(crate) fn lower(def: &FlowDef, errors: &mut Errors) -> Flow {
@@ -198,12 +228,12 @@ impl Lowering<'_> {
         let mut links = chain.rest.iter().peekable();
         while let Some(link) = links.next() {
             acc = match link {
-                Link::Then(arrow, term @ Term::Each { each, body, .. }) => {
+                parse::Link::Then(arrow, term @ Term::Each { each, body, .. }) => {
                     self.each(acc, arrow, each, body, term, &mut links)
                 }
-                Link::Then(arrow, term) => self.then(acc, arrow, term),
-                Link::Join(arrow, term) => self.join(acc, arrow, term),
-                Link::Branch(question, arms) => self.branch(acc, question, arms, &mut links),
+                parse::Link::Then(arrow, term) => self.then(acc, arrow, term),
+                parse::Link::Join(arrow, term) => self.join(acc, arrow, term),
+                parse::Link::Branch(question, arms) => self.branch(acc, question, arms, &mut links),
             };
         }
         acc
@@ -232,7 +262,7 @@ impl Lowering<'_> {
                     self.declare(
                         vec![from.vertex],
                         to.vertex,
-                        DeclLink::Then,
+                        Link::Then,
                         quote!(#arrow #term),
                     );
                 }
@@ -263,7 +293,7 @@ impl Lowering<'_> {
             self.declare(
                 acc.exits.iter().map(|u| u.vertex).collect(),
                 next.entries[0].vertex,
-                DeclLink::Join,
+                Link::Join,
                 quote!(#arrow #term),
             );
         }
@@ -363,7 +393,7 @@ impl Lowering<'_> {
         }
 
         let merge = match links.peek().copied() {
-            Some(link @ Link::Then(_, Term::Vertex(merge))) => {
+            Some(link @ parse::Link::Then(_, Term::Vertex(merge))) => {
                 links.next();
                 Some((self.used(merge), link.to_token_stream(), merge))
             }
@@ -399,7 +429,7 @@ impl Lowering<'_> {
                     Decl {
                         from: vec![vertex.vertex],
                         to: entry.vertex,
-                        link: DeclLink::Arm { branch, arm: i },
+                        link: Link::Arm { branch, arm: i },
                     },
                 );
                 self.decl_tokens.insert(at + k, quote!(#question));
@@ -410,7 +440,7 @@ impl Lowering<'_> {
                 Some(exit) => self.declare(
                     vec![exit.vertex],
                     merge.vertex,
-                    DeclLink::Merge { branch, arm: i },
+                    Link::Merge { branch, arm: i },
                     merge_tokens.clone(),
                 ),
                 None => {
@@ -418,7 +448,7 @@ impl Lowering<'_> {
                     self.declare(
                         vec![vertex.vertex],
                         merge.vertex,
-                        DeclLink::Pass { branch, arm: i },
+                        Link::Pass { branch, arm: i },
                         quote!(#variant #target),
                     );
                 }
@@ -472,7 +502,7 @@ impl Lowering<'_> {
             }
         };
         let gather = match links.peek().copied() {
-            Some(link @ Link::Join(_, Term::Vertex(gather))) => {
+            Some(link @ parse::Link::Join(_, Term::Vertex(gather))) => {
                 links.next();
                 Some((self.used(gather), link.to_token_stream(), gather))
             }
@@ -508,7 +538,7 @@ impl Lowering<'_> {
                 Decl {
                     from: vec![source.vertex],
                     to: entry.vertex,
-                    link: DeclLink::Scatter { each: index },
+                    link: Link::Scatter { each: index },
                 },
             );
             self.decl_tokens.insert(at + k, quote!(#arrow #each));
@@ -516,7 +546,7 @@ impl Lowering<'_> {
         self.declare(
             vec![exit.vertex],
             gather.vertex,
-            DeclLink::Gather { each: index },
+            Link::Gather { each: index },
             gather_tokens,
         );
         self.eaches.push(Each {
@@ -677,7 +707,7 @@ impl Lowering<'_> {
         self.vertices.len() - 1
     }
 
-    fn declare(&mut self, from: Vec<usize>, to: usize, link: DeclLink, tokens: TokenStream) {
+    fn declare(&mut self, from: Vec<usize>, to: usize, link: Link, tokens: TokenStream) {
         self.decls.push(Decl { from, to, link });
         self.decl_tokens.push(tokens);
     }
