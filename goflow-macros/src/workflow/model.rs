@@ -173,6 +173,23 @@ enum Start<'a> {
     Arm(&'a Ident),
 }
 
+/// A conditional's arms, lowered.
+struct LoweredArms {
+    arms: Vec<Arm>,
+    /// Where each arm's declarations start, for the entries' declarations to go before them.
+    starts: Vec<usize>,
+    /// Whether every arm has an entry and one exit (else a mistake in it was reported).
+    complete: bool,
+}
+
+/// The vertex after a conditional.
+struct Merge<'c> {
+    used: Used,
+    /// `-> vertex`, for errors about the declarations it makes.
+    tokens: TokenStream,
+    name: &'c VertexRef,
+}
+
 struct Lowering<'a> {
     flow: &'a Ident,
     vertices: Vec<Vertex>,
@@ -322,7 +339,26 @@ impl Lowering<'_> {
         arms: &Arms,
         links: &mut Links<'_>,
     ) -> Frontier {
-        let vertex = match acc.exits[..] {
+        let vertex = self.branch_vertex(&acc, question);
+        let lowered = self.arms(arms);
+        let Some(merge) = self.merge(arms, links) else {
+            return Frontier::broken(acc.entries, quote!(#question #arms));
+        };
+        let merged = Frontier {
+            entries: acc.entries,
+            exits: vec![merge.used],
+            last: merge.name.to_token_stream(),
+            single: true,
+        };
+        if let (Some(vertex), true) = (vertex, lowered.complete) {
+            self.declare_branch(vertex, question, arms, lowered, &merge);
+        }
+        merged
+    }
+
+    /// The vertex whose output picks the arm: the single vertex before the `?`.
+    fn branch_vertex(&mut self, acc: &Frontier, question: &Token![?]) -> Option<Used> {
+        match acc.exits[..] {
             [] => None,
             [one] if acc.single => Some(one),
             _ => {
@@ -336,12 +372,17 @@ impl Lowering<'_> {
                 ));
                 None
             }
-        };
+        }
+    }
 
-        // The arms, and where each one's declarations start.
-        let mut model = Vec::new();
-        let mut starts = Vec::new();
-        let mut complete = true;
+    /// Lowers each arm in its own region, reporting duplicate variants and arms that do not end
+    /// in one vertex.
+    fn arms(&mut self, arms: &Arms) -> LoweredArms {
+        let mut lowered = LoweredArms {
+            arms: Vec::new(),
+            starts: Vec::new(),
+            complete: true,
+        };
         let mut seen: HashMap<String, &Ident> = HashMap::new();
         for arm in &arms.arms {
             if let Some(first) = seen.insert(arm.variant.to_string(), &arm.variant) {
@@ -352,9 +393,9 @@ impl Lowering<'_> {
                     ),
                 ));
             }
-            starts.push(self.decls.len());
+            lowered.starts.push(self.decls.len());
             let Some(chain) = &arm.chain else {
-                model.push(Arm {
+                lowered.arms.push(Arm {
                     variant: arm.variant.clone(),
                     end: last_span(&arm.target),
                     entries: Vec::new(),
@@ -369,7 +410,7 @@ impl Lowering<'_> {
                 [] => None,
                 [one] => Some(one),
                 _ => {
-                    complete = false;
+                    lowered.complete = false;
                     self.errors.push(syn::Error::new_spanned(
                         &frontier.last,
                         format!(
@@ -383,19 +424,27 @@ impl Lowering<'_> {
                 }
             };
             // Without an entry or an exit, a mistake in the arm was reported.
-            complete &= exit.is_some() && !frontier.entries.is_empty();
-            model.push(Arm {
+            lowered.complete &= exit.is_some() && !frontier.entries.is_empty();
+            lowered.arms.push(Arm {
                 variant: arm.variant.clone(),
                 end: last_span(&arm.target),
                 entries: distinct(frontier.entries),
                 exit,
             });
         }
+        lowered
+    }
 
-        let merge = match links.peek().copied() {
-            Some(link @ parse::Link::Then(_, Term::Vertex(merge))) => {
+    /// The `-> vertex` after a conditional, taken from `links`; reported when missing.
+    fn merge<'c>(&mut self, arms: &Arms, links: &mut Links<'c>) -> Option<Merge<'c>> {
+        match links.peek().copied() {
+            Some(link @ parse::Link::Then(_, Term::Vertex(name))) => {
                 links.next();
-                Some((self.used(merge), link.to_token_stream(), merge))
+                Some(Merge {
+                    used: self.used(name),
+                    tokens: link.to_token_stream(),
+                    name,
+                })
             }
             next => {
                 let message = "a conditional is followed by `-> vertex`: the node or workflow that takes the output of whichever arm ran, as in `check ? { Pass => a, Fail => b } -> merge`";
@@ -406,23 +455,23 @@ impl Lowering<'_> {
                 });
                 None
             }
-        };
-        let Some((merge, merge_tokens, merge_ref)) = merge else {
-            return Frontier::broken(acc.entries, quote!(#question #arms));
-        };
-        let merged = Frontier {
-            entries: acc.entries,
-            exits: vec![merge],
-            last: merge_ref.to_token_stream(),
-            single: true,
-        };
-        let (Some(vertex), true) = (vertex, complete) else {
-            return merged;
-        };
+        }
+    }
+
+    /// Declares a well-formed conditional: each arm's entries take the payload, and the merge
+    /// vertex takes each arm's output (or, for `{}`, the payload).
+    fn declare_branch(
+        &mut self,
+        vertex: Used,
+        question: &Token![?],
+        arms: &Arms,
+        lowered: LoweredArms,
+        merge: &Merge<'_>,
+    ) {
         let branch = self.branches.len();
         // Each arm's entry declarations go before the arm's own, last arm first so that the
         // earlier insertion points stay valid; the merge's declarations go after all arms.
-        for (i, (arm, &at)) in model.iter().zip(&starts).enumerate().rev() {
+        for (i, (arm, &at)) in lowered.arms.iter().zip(&lowered.starts).enumerate().rev() {
             for (k, entry) in arm.entries.iter().enumerate() {
                 self.decls.insert(
                     at + k,
@@ -435,19 +484,19 @@ impl Lowering<'_> {
                 self.decl_tokens.insert(at + k, quote!(#question));
             }
         }
-        for (i, (arm, syntax)) in model.iter().zip(&arms.arms).enumerate() {
+        for (i, (arm, syntax)) in lowered.arms.iter().zip(&arms.arms).enumerate() {
             match arm.exit {
                 Some(exit) => self.declare(
                     vec![exit.vertex],
-                    merge.vertex,
+                    merge.used.vertex,
                     Link::Merge { branch, arm: i },
-                    merge_tokens.clone(),
+                    merge.tokens.clone(),
                 ),
                 None => {
                     let (variant, target) = (&syntax.variant, &syntax.target);
                     self.declare(
                         vec![vertex.vertex],
-                        merge.vertex,
+                        merge.used.vertex,
                         Link::Pass { branch, arm: i },
                         quote!(#variant #target),
                     );
@@ -457,10 +506,9 @@ impl Lowering<'_> {
         self.branches.push(Branch {
             vertex: vertex.vertex,
             question: question.spans[0],
-            arms: model,
-            merge,
+            arms: lowered.arms,
+            merge: merge.used,
         });
-        merged
     }
 
     /// `acc -> each { body } => gather`
