@@ -24,23 +24,16 @@ pub(crate) fn expand(args: TokenStream, item: &TokenStream) -> TokenStream {
             return quote!(#item #error);
         }
     };
-    let (options, option_errors) = Options::parse(args);
-    let signature = Signature::read(&function);
     let mut errors = Errors::default();
-    errors.extend(option_errors);
-    let signature = match signature {
-        Ok(signature) => signature,
+    let options = Options::parse(args, &mut errors);
+    match Signature::read(&function) {
+        Ok(signature) if errors.is_empty() => node_impl(&function, &signature, &options),
+        Ok(_) => fallback(&function, errors),
         Err(error) => {
             errors.push(error);
-            return fallback(&function, errors);
+            fallback(&function, errors)
         }
-    };
-    if let Err(error) = errors.finish() {
-        let mut errors = Errors::default();
-        errors.push(error);
-        return fallback(&function, errors);
     }
-    node_impl(&function, &signature, &options)
 }
 
 /// On error: the function as written (so its callers still compile), a struct of the same
@@ -74,26 +67,13 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
     let ident = &function.sig.ident;
     let name = options.name.clone().unwrap_or_else(|| ident.to_string());
     let arity = signature.inputs.len();
-    let inputs = &signature.inputs;
     let output = &signature.output;
 
-    // The input type: the parameter's type, or the tuple of all of them for a join node. The
-    // tuple's parentheses take the span of the parameter list, so that a bound error on the
-    // tuple points at the parameters.
-    let paren = function.sig.paren_token.span.join();
-    let input_type = if arity == 1 {
-        inputs[0].to_token_stream()
-    } else {
-        quote_spanned!(paren=> ( #(#inputs),* ))
-    };
-
+    let (input_type, input_span) = input_type(function, signature);
     // The associated types carry the spans of the user's types, so that an error about a
     // payload type (a missing serde derive, or a private type in this public impl) points
     // at the parameter or return type.
-    let input_item = {
-        let span = if arity == 1 { inputs[0].span() } else { paren };
-        quote_spanned!(span=> type Input = #input_type;)
-    };
+    let input_item = quote_spanned!(input_span=> type Input = #input_type;);
     let output_item = quote_spanned!(output.span()=> type Output = #output;);
 
     // Nodes are `async` by contract, even those that never await: clippy's `unused_async`
@@ -103,40 +83,8 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
         .attrs
         .push(syn::parse_quote!(#[allow(clippy::unused_async)]));
 
-    let args: Vec<_> = (0..arity)
-        .map(|i| format_ident!("__goflow_arg{}", i))
-        .collect();
-    let bind_input = if arity == 1 {
-        quote!(let #(#args)* = __goflow_input;)
-    } else {
-        quote!(let ( #(#args),* ) = __goflow_input;)
-    };
-    let mut call_args: Vec<TokenStream> = args.iter().map(|a| quote!(#a)).collect();
-    let ctx_param = match signature.context_at {
-        Some(at) => {
-            call_args.insert(at, quote!(__goflow_ctx));
-            quote!(__goflow_ctx)
-        }
-        None => quote!(_),
-    };
-    let call = quote!(#ident( #(#call_args),* ).await);
-    let body = if signature.fallible {
-        quote!(#p::Result::map_err(#call, #p::Into::<#p::NodeError>::into))
-    } else {
-        quote!(#p::Ok(#call))
-    };
-
-    // Only the options given are set: the defaults live once, in `NodeOptions::DEFAULT`.
-    let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    let retries = options.retries.map(|n| quote!(.with_retries(#n)));
-    let timeout = options.timeout.map(|t| {
-        let t = nanos(t);
-        quote!(.with_timeout(#p::Duration::from_nanos(#t)))
-    });
-    let backoff = options.backoff.map(|b| {
-        let b = nanos(b);
-        quote!(.with_backoff(#p::Duration::from_nanos(#b)))
-    });
+    let (bind_input, ctx_param, body) = call_body(ident, signature, &p);
+    let node_options = options_expr(options, &p);
     let joins = (arity > 1).then(|| quote!(impl #p::Joins<#arity, #input_type> for #ident {}));
     // The type is `pub` whatever the function's visibility: a `pub` workflow names it in its
     // associated types, where a less visible type is a hard error (E0446). It is a field-less
@@ -162,7 +110,7 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
             const ARITY: usize = #arity;
 
             fn options() -> #p::NodeOptions {
-                #p::NodeOptions::DEFAULT #retries #timeout #backoff
+                #node_options
             }
 
             fn call(
@@ -177,4 +125,65 @@ fn node_impl(function: &ItemFn, signature: &Signature, options: &Options) -> Tok
         impl #p::Accepts<#input_type> for #ident {}
         #joins
     }
+}
+
+/// The input type: the parameter's type, or the tuple of all of them for a join node; and the
+/// span of its associated type. The tuple's parentheses take the span of the parameter list,
+/// so that a bound error on the tuple points at the parameters.
+fn input_type(function: &ItemFn, signature: &Signature) -> (TokenStream, Span) {
+    let inputs = &signature.inputs;
+    let paren = function.sig.paren_token.span.join();
+    if let [input] = &inputs[..] {
+        (input.to_token_stream(), input.span())
+    } else {
+        (quote_spanned!(paren=> ( #(#inputs),* )), paren)
+    }
+}
+
+/// The body of `Node::call`: the statement binding the parameters from the input, the
+/// context parameter's pattern, and the call of the function, its error turned into a
+/// `NodeError`.
+fn call_body(
+    ident: &syn::Ident,
+    signature: &Signature,
+    p: &TokenStream,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let args: Vec<_> = (0..signature.inputs.len())
+        .map(|i| format_ident!("__goflow_arg{}", i))
+        .collect();
+    let bind_input = if let [arg] = &args[..] {
+        quote!(let #arg = __goflow_input;)
+    } else {
+        quote!(let ( #(#args),* ) = __goflow_input;)
+    };
+    let mut call_args: Vec<TokenStream> = args.iter().map(|a| quote!(#a)).collect();
+    let ctx_param = match signature.context_at {
+        Some(at) => {
+            call_args.insert(at, quote!(__goflow_ctx));
+            quote!(__goflow_ctx)
+        }
+        None => quote!(_),
+    };
+    let call = quote!(#ident( #(#call_args),* ).await);
+    let body = if signature.fallible {
+        quote!(#p::Result::map_err(#call, #p::Into::<#p::NodeError>::into))
+    } else {
+        quote!(#p::Ok(#call))
+    };
+    (bind_input, ctx_param, body)
+}
+
+/// `NodeOptions` with the options given: the defaults live once, in `NodeOptions::DEFAULT`.
+fn options_expr(options: &Options, p: &TokenStream) -> TokenStream {
+    let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let retries = options.retries.map(|n| quote!(.with_retries(#n)));
+    let timeout = options.timeout.map(|t| {
+        let t = nanos(t);
+        quote!(.with_timeout(#p::Duration::from_nanos(#t)))
+    });
+    let backoff = options.backoff.map(|b| {
+        let b = nanos(b);
+        quote!(.with_backoff(#p::Duration::from_nanos(#b)))
+    });
+    quote!(#p::NodeOptions::DEFAULT #retries #timeout #backoff)
 }

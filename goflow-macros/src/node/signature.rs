@@ -20,97 +20,9 @@ impl Signature {
     pub(crate) fn read(item: &ItemFn) -> Result<Self, syn::Error> {
         let sig = &item.sig;
         let mut errors = Errors::default();
-        if sig.asyncness.is_none() {
-            errors.push(syn::Error::new(
-                sig.fn_token.span,
-                format!(
-                    "`#[node]` functions must be `async`: write `async fn {}`",
-                    sig.ident
-                ),
-            ));
-        }
-        if let Some(token) = &sig.constness {
-            errors.push(syn::Error::new(token.span, "a node cannot be a `const fn`"));
-        }
-        if let syn::Safety::Unsafe(token) = &sig.safety {
-            errors.push(syn::Error::new(
-                token.span,
-                "a node cannot be an `unsafe fn`",
-            ));
-        }
-        if let Some(abi) = &sig.abi {
-            errors.push(syn::Error::new_spanned(abi, "a node cannot declare an ABI"));
-        }
-        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-            errors.push(syn::Error::new_spanned(
-                &sig.generics,
-                "generic nodes are not supported: a workflow vertex needs concrete input and output types",
-            ));
-        }
-        if let Some(variadic) = &sig.variadic {
-            errors.push(syn::Error::new_spanned(
-                variadic,
-                "a node cannot be variadic",
-            ));
-        }
-
-        let mut inputs = Vec::new();
-        let mut unsupported_inputs = 0;
-        let mut context_at = None;
-        for (index, arg) in sig.inputs.iter().enumerate() {
-            let typed = match arg {
-                FnArg::Receiver(receiver) => {
-                    errors.push(syn::Error::new_spanned(
-                        receiver,
-                        "`#[node]` goes on a free function, not a method taking `self`",
-                    ));
-                    continue;
-                }
-                FnArg::Typed(typed) => typed,
-            };
-            let ty = &*typed.ty;
-            if is_context(ty) {
-                if context_at.replace(index).is_some() {
-                    errors.push(syn::Error::new_spanned(
-                        ty,
-                        "a node takes at most one `Context` parameter",
-                    ));
-                }
-            } else if let Some(problem) = unsupported_type(ty) {
-                unsupported_inputs += 1;
-                errors.push(syn::Error::new_spanned(
-                    ty,
-                    format!("unsupported node parameter type: {problem}"),
-                ));
-            } else {
-                inputs.push(ty.clone());
-            }
-        }
-        if inputs.is_empty()
-            && unsupported_inputs == 0
-            && !sig.inputs.iter().any(|a| matches!(a, FnArg::Receiver(_)))
-        {
-            errors.push(syn::Error::new(
-                sig.paren_token.span.join(),
-                "a node takes at least one input parameter: the output of the vertex before it, or the workflow's input",
-            ));
-        }
-
-        let (output, fallible) = match &sig.output {
-            ReturnType::Default => (syn::parse_quote!(()), false),
-            ReturnType::Type(_, ty) => {
-                if let Some(problem) = unsupported_type(ty) {
-                    errors.push(syn::Error::new_spanned(
-                        ty,
-                        format!("unsupported node return type: {problem}"),
-                    ));
-                }
-                match result_ok_type(ty) {
-                    Some(ok) => (ok.clone(), true),
-                    None => ((**ty).clone(), false),
-                }
-            }
-        };
+        check_qualifiers(sig, &mut errors);
+        let (inputs, context_at) = read_inputs(sig, &mut errors);
+        let (output, fallible) = read_output(sig, &mut errors);
         errors.finish()?;
         Ok(Self {
             inputs,
@@ -118,6 +30,109 @@ impl Signature {
             output,
             fallible,
         })
+    }
+}
+
+/// What a node function cannot be: not `async`, `const`, `unsafe`, `extern`, generic or
+/// variadic.
+fn check_qualifiers(sig: &syn::Signature, errors: &mut Errors) {
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            sig.fn_token.span,
+            format!(
+                "`#[node]` functions must be `async`: write `async fn {}`",
+                sig.ident
+            ),
+        ));
+    }
+    if let Some(token) = &sig.constness {
+        errors.push(syn::Error::new(token.span, "a node cannot be a `const fn`"));
+    }
+    if let syn::Safety::Unsafe(token) = &sig.safety {
+        errors.push(syn::Error::new(
+            token.span,
+            "a node cannot be an `unsafe fn`",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(abi, "a node cannot declare an ABI"));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "generic nodes are not supported: a workflow vertex needs concrete input and output types",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "a node cannot be variadic",
+        ));
+    }
+}
+
+/// The input parameters' types, and where the context parameter is.
+fn read_inputs(sig: &syn::Signature, errors: &mut Errors) -> (Vec<Type>, Option<usize>) {
+    let mut inputs = Vec::new();
+    let mut unsupported_inputs = 0;
+    let mut context_at = None;
+    for (index, arg) in sig.inputs.iter().enumerate() {
+        let typed = match arg {
+            FnArg::Receiver(receiver) => {
+                errors.push(syn::Error::new_spanned(
+                    receiver,
+                    "`#[node]` goes on a free function, not a method taking `self`",
+                ));
+                continue;
+            }
+            FnArg::Typed(typed) => typed,
+        };
+        let ty = &*typed.ty;
+        if is_context(ty) {
+            if context_at.replace(index).is_some() {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "a node takes at most one `Context` parameter",
+                ));
+            }
+        } else if let Some(problem) = unsupported_type(ty) {
+            unsupported_inputs += 1;
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!("unsupported node parameter type: {problem}"),
+            ));
+        } else {
+            inputs.push(ty.clone());
+        }
+    }
+    if inputs.is_empty()
+        && unsupported_inputs == 0
+        && !sig.inputs.iter().any(|a| matches!(a, FnArg::Receiver(_)))
+    {
+        errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            "a node takes at least one input parameter: the output of the vertex before it, or the workflow's input",
+        ));
+    }
+    (inputs, context_at)
+}
+
+/// The output type (the `T` of a `Result<T, E>`), and whether the function is fallible.
+fn read_output(sig: &syn::Signature, errors: &mut Errors) -> (Type, bool) {
+    match &sig.output {
+        ReturnType::Default => (syn::parse_quote!(()), false),
+        ReturnType::Type(_, ty) => {
+            if let Some(problem) = unsupported_type(ty) {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    format!("unsupported node return type: {problem}"),
+                ));
+            }
+            match result_ok_type(ty) {
+                Some(ok) => (ok.clone(), true),
+                None => ((**ty).clone(), false),
+            }
+        }
     }
 }
 
