@@ -16,7 +16,7 @@ use crate::error::NodeError;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a node input or output",
     label = "`{Self}` must implement `Serialize + DeserializeOwned + Send + 'static`",
-    note = "values between vertices are encoded: derive `serde::Serialize` and `serde::Deserialize` for the type (for a node with several parameters, for each parameter type) and keep it free of borrows"
+    note = "values between vertices are encoded: derive `serde::Serialize` and `serde::Deserialize` for the type, and keep it free of borrows"
 )]
 ///
 /// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type. The serde traits
