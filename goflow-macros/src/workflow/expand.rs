@@ -1,5 +1,6 @@
 //! The code for one checked workflow: its type, `Workflow` and `Step` impls, and the edge
-//! checks that let rustc verify every edge's types at the DSL tokens.
+//! checks that let rustc verify every edge's types at the DSL tokens; and for a rejected one,
+//! its type with impls that add no errors of their own.
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens as _};
@@ -23,10 +24,7 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
 
     let (attrs, vis, ident) = (&flow.attrs, &flow.vis, &flow.ident);
     let p = &x.p;
-    let default_doc = (!attrs.iter().any(|a| a.path().is_ident("doc"))).then(|| {
-        let doc = format!("The `{}` workflow, declared with `workflow!`.", flow.name);
-        quote!(#[doc = #doc])
-    });
+    let default_doc = default_doc(flow);
     let entry = x.paths[analysis.entry];
     let workflow_impl = x.workflow_impl();
     let build_plan_impl = x.build_plan_impl(&selects, &wiring);
@@ -56,6 +54,78 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
             let _ = <#ident as #p::Step>::NESTING;
         };
     }
+}
+
+/// A type that is an error, carrying `errors`: rustc reports them once, and nothing about the
+/// types built from it.
+pub(crate) fn error_type(errors: &syn::Error) -> TokenStream {
+    let errors = errors.to_compile_error();
+    quote!([(); { #errors 0 }])
+}
+
+/// The code for a rejected workflow: its type, so that code naming it finds it, and impls
+/// that let that code compile without further errors. Its input and output are `input`, an
+/// error type ([`error_type`], or another rejected workflow's input), which rustc reports
+/// nowhere it flows; it takes any input, and nothing in it runs.
+pub(crate) fn fallback(flow: &Flow, krate: &TokenStream, input: &TokenStream) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let (attrs, vis, ident, name) = (&flow.attrs, &flow.vis, &flow.ident, &flow.name);
+    let default_doc = default_doc(flow);
+    let description = description(attrs);
+    quote! {
+        #(#attrs)*
+        #default_doc
+        #vis struct #ident {}
+
+        impl #p::Workflow for #ident {
+            const NAME: &'static str = #name;
+            const DESCRIPTION: &'static str = #description;
+            type Input = #input;
+            type Output = <Self as #p::Workflow>::Input;
+
+            fn graph() -> &'static #p::Graph {
+                ::core::unreachable!()
+            }
+        }
+
+        impl #p::BuildPlan for #ident {
+            fn build<__GoflowC: #p::Codec>(_: &mut #p::PlanBuilder<__GoflowC>) -> #p::Fragment {
+                ::core::unreachable!()
+            }
+
+            fn local_plan() -> &'static #p::Arc<#p::Plan> {
+                ::core::unreachable!()
+            }
+        }
+
+        impl #p::Step for #ident {
+            type Input = <Self as #p::Workflow>::Input;
+            type Output = <Self as #p::Workflow>::Output;
+            const NESTING: usize = 0;
+
+            fn add_to<__GoflowC: #p::Codec>(
+                _: &mut #p::PlanBuilder<__GoflowC>,
+                _: &'static str,
+            ) -> #p::Fragment {
+                ::core::unreachable!()
+            }
+
+            fn describe() -> #p::VertexKind {
+                ::core::unreachable!()
+            }
+        }
+
+        impl<__GoflowT> #p::Accepts<__GoflowT> for #ident {}
+        impl<const __GOFLOW_N: usize, __GoflowT> #p::Joins<__GOFLOW_N, __GoflowT> for #ident {}
+    }
+}
+
+/// `The `name` workflow, declared with `workflow!`.`, for a workflow without a doc comment.
+fn default_doc(flow: &Flow) -> Option<TokenStream> {
+    (!flow.attrs.iter().any(|a| a.path().is_ident("doc"))).then(|| {
+        let doc = format!("The `{}` workflow, declared with `workflow!`.", flow.name);
+        quote!(#[doc = #doc])
+    })
 }
 
 /// What the parts of one workflow's code share.
