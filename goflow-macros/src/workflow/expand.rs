@@ -3,7 +3,7 @@
 //! its type with impls that add no errors of their own.
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned, ToTokens as _};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 
 use super::check::Analysis;
 use super::model::{Branch, Each, Flow, Link, Used};
@@ -209,16 +209,20 @@ impl<'a> Expansion<'a> {
                         let from = paths[f];
                         quote!(<#from as #p::Step>::Output)
                     });
-                    checks.push(quote_spanned! {span=>
-                        #p::joins::<#to_path, #n, ( #(#outputs,)* )>();
-                    });
+                    checks.push(takes(
+                        to_path,
+                        &quote!(#p::Joins<#n, ( #(#outputs,)* )>),
+                        span,
+                    ));
                     wiring.push(quote!(__goflow_plan.join(&[ #(#from_slots),* ], #to_slot);));
                 }
                 Link::Then => {
                     let from_path = paths[decl.from[0]];
-                    checks.push(quote_spanned! {span=>
-                        #p::accepts::<#to_path, <#from_path as #p::Step>::Output>();
-                    });
+                    checks.push(takes(
+                        to_path,
+                        &quote!(#p::Accepts<<#from_path as #p::Step>::Output>),
+                        span,
+                    ));
                     wiring.push(quote!(__goflow_plan.connect(#(#from_slots)*, #to_slot);));
                 }
                 _ => {}
@@ -251,7 +255,7 @@ impl<'a> Expansion<'a> {
             let checks = takers.into_iter().map(|taker| {
                 let (span, taker) = (taker.span, self.at(taker));
                 quote_spanned! {span=>
-                    #payload.__goflow_taken_by::<#taker>();
+                    __goflow_taken_by(&#payload, ::core::ptr::null::<#taker>());
                 }
             });
             let pattern = quote_spanned!(variant.span()=> __GoflowOut::#variant(#payload));
@@ -270,21 +274,16 @@ impl<'a> Expansion<'a> {
         let scrutinee = quote_spanned! {question=>
             <__GoflowOut as #p::Data>::decode_with(#codec, #bytes)?
         };
-        // Checks a payload against a vertex that takes it. The payload's type is known only
-        // from the pattern that binds it, so it is fixed as a method call's receiver: passed to
-        // a generic function instead, rustc would infer the type from the vertex's only
-        // `Accepts` impl and report a bare type mismatch. The bound points at the `?`.
-        let payload_trait = quote_spanned! {question=>
-            use #p::Accepts as __GoflowAccepts;
-            trait __GoflowPayload {
-                fn __goflow_taken_by<__GoflowS: __GoflowAccepts<Self> + ?::core::marker::Sized>(
-                    &self,
-                ) where
-                    Self: ::core::marker::Sized,
-                {
-                }
+        // Checks a payload against a vertex that takes it, as [`takes`] does. The payload's
+        // type is known only from the pattern that binds it, so it is fixed by the first
+        // argument before the vertex is cast: in one generic call, rustc would infer the type
+        // from the vertex's only `Accepts` impl and report a bare type mismatch.
+        let taken_by = quote! {
+            fn __goflow_taken_by<__GoflowP>(
+                _: &__GoflowP,
+                _: *const (dyn #p::Accepts<__GoflowP> + '_),
+            ) {
             }
-            impl<__GoflowT> __GoflowPayload for __GoflowT {}
         };
         quote! {
             fn #select<__GoflowCodec: #p::Codec>(
@@ -292,7 +291,7 @@ impl<'a> Expansion<'a> {
                 #bytes: &[u8],
             ) -> #p::Result<(usize, #p::Bytes), #p::CodecError> {
                 type __GoflowOut = <#vertex as #p::Step>::Output;
-                #payload_trait
+                #taken_by
                 match #scrutinee {
                     #(#arms)*
                 }
@@ -311,9 +310,11 @@ impl<'a> Expansion<'a> {
             .filter_map(|arm| arm.exit)
             .map(|exit| {
                 let exit = self.paths[exit.vertex];
-                quote_spanned! {span=>
-                    #p::accepts::<#merge, <#exit as #p::Step>::Output>();
-                }
+                takes(
+                    &merge,
+                    &quote!(#p::Accepts<<#exit as #p::Step>::Output>),
+                    span,
+                )
             })
             .collect()
     }
@@ -356,15 +357,15 @@ impl<'a> Expansion<'a> {
         let mut checks = Vec::new();
         for &entry in &each.entries {
             let (entry, span) = (self.at(entry), entry.span);
-            checks.push(quote_spanned! {span=>
-                #p::accepts::<#entry, #item>();
-            });
+            checks.push(takes(&entry, &quote!(#p::Accepts<#item>), span));
         }
         let (gather, span) = (self.at(each.gather), each.gather.span);
         let exit = self.paths[each.exit.vertex];
-        checks.push(quote_spanned! {span=>
-            #p::accepts::<#gather, #p::Vec<<#exit as #p::Step>::Output>>();
-        });
+        checks.push(takes(
+            &gather,
+            &quote!(#p::Accepts<#p::Vec<<#exit as #p::Step>::Output>>),
+            span,
+        ));
         checks
     }
 
@@ -525,6 +526,15 @@ fn description(attrs: &[syn::Attribute]) -> String {
         .join("\n")
         .trim()
         .to_owned()
+}
+
+/// Checks that `vertex` implements `bound` (`Accepts<T>` or `Joins<N, T>`), with an error
+/// at `span`. It is a cast to a trait object rather than a call of a function with the bound,
+/// so that the error's notes name no function of `goflow`'s internals.
+fn takes(vertex: &impl ToTokens, bound: &TokenStream, span: Span) -> TokenStream {
+    quote_spanned! {span=>
+        let _ = ::core::ptr::null::<#vertex>() as *const dyn #bound;
+    }
 }
 
 /// `let`s adding the vertices in order, those of an `each` body between `enter_each` and
