@@ -238,46 +238,68 @@ impl<'a> Expansion<'a> {
         let (p, branch) = (&self.p, &self.flow.branches[n]);
         // Local variables keep the macro's own span even inside tokens spanned at the DSL:
         // `workflow!` is a `macro_rules!`, whose hygiene hides them from the user's spans.
-        let (codec, bytes, payload) = (
-            quote!(__goflow_codec),
-            quote!(__goflow_bytes),
-            quote!(__goflow_payload),
-        );
+        let (codec, bytes) = (quote!(__goflow_codec), quote!(__goflow_bytes));
         let select = format_ident!("__goflow_select_{}", n);
         let vertex = self.paths[branch.vertex];
         let question = branch.question;
-        let arms = branch.arms.iter().enumerate().map(|(index, arm)| {
-            let variant = &arm.variant;
-            let takers = match arm.exit {
-                Some(_) => arm.entries.clone(),
-                None => vec![branch.merge],
-            };
-            let checks = takers.into_iter().map(|taker| {
-                let (span, taker) = (taker.span, self.at(taker));
-                quote_spanned! {span=>
-                    __goflow_taken_by(&#payload, ::core::ptr::null::<#taker>());
-                }
-            });
-            let pattern = quote_spanned!(variant.span()=> __GoflowOut::#variant(#payload));
-            // The arm spans the DSL arm, so that rustc's suggestion for a missing variant
-            // lands after the last arm the user wrote rather than inside `goflow`.
-            let mut body = Group::new(
-                Delimiter::Brace,
-                quote! {
-                    #(#checks)*
-                    #p::Ok((#index, #p::Data::encode_with(&#payload, #codec)?))
-                },
-            );
-            body.set_span(arm.end);
-            quote!(#pattern => #body)
-        });
-        let scrutinee = quote_spanned! {question=>
-            <__GoflowOut as #p::Data>::decode_with(#codec, #bytes)?
+        // The patterns name the vertex's output enum after the vertex, as the DSL does: an
+        // error about a variant of the wrong shape reads `check::Reject`.
+        let output = self.flow.vertices[branch.vertex].name.to_string();
+        let mut arms: Vec<_> = branch
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(index, arm)| {
+                let variant = &arm.variant;
+                let span = variant.span();
+                // The payload is bound at the variant, so that an error about the pattern (a
+                // variant of several fields) points there, and only there, as rustc does not
+                // note the macro then. Bound and used with that one span, it stays hygienic.
+                let payload = syn::Ident::new("__goflow_payload", span);
+                let takers = match arm.exit {
+                    Some(_) => arm.entries.clone(),
+                    None => vec![branch.merge],
+                };
+                let checks = takers.into_iter().map(|taker| {
+                    let (span, taker) = (taker.span, self.at(taker));
+                    quote_spanned! {span=>
+                        __goflow_taken_by(&#payload, ::core::ptr::null::<#taker>());
+                    }
+                });
+                let output = syn::Ident::new(&output, span);
+                let pattern = quote_spanned!(span=> #output::#variant(#payload));
+                // The arm is in the user's context (its body spans the variant), unlike the last
+                // arm below.
+                let mut body = Group::new(
+                    Delimiter::Brace,
+                    quote! {
+                        #(#checks)*
+                        #p::Ok((#index, #p::Data::encode_with(&#payload, #codec)?))
+                    },
+                );
+                body.set_span(span);
+                quote!(#pattern => #body)
+            })
+            .collect();
+        // Never taken (a guarded arm counts for no variant), and in the macro's context,
+        // unlike the arms: rustc suggests a `Variant(_) => todo!()` arm for a missing variant,
+        // which is no DSL, only when the last two arms share a context. Before the last arm,
+        // it is never unreachable.
+        arms.insert(
+            arms.len().saturating_sub(1),
+            quote!(_ if false => ::core::unreachable!(),),
+        );
+        // The value matched spans the whole `? { ... }`, where a variant without an arm is
+        // reported (E0004).
+        let decode = quote_spanned! {question=>
+            <__GoflowOut as #p::Data>::decode_with(#codec, #bytes)
         };
+        let scrutinee = quote_spanned!(branch.close=> #decode?);
         // Checks a payload against a vertex that takes it, as [`takes`] does. The payload's
         // type is known only from the pattern that binds it, so it is fixed by the first
         // argument before the vertex is cast: in one generic call, rustc would infer the type
         // from the vertex's only `Accepts` impl and report a bare type mismatch.
+        let alias = format_ident!("{}", output);
         let taken_by = quote! {
             fn __goflow_taken_by<__GoflowP>(
                 _: &__GoflowP,
@@ -292,8 +314,12 @@ impl<'a> Expansion<'a> {
             ) -> #p::Result<(usize, #p::Bytes), #p::CodecError> {
                 type __GoflowOut = <#vertex as #p::Step>::Output;
                 #taken_by
-                match #scrutinee {
-                    #(#arms)*
+                {
+                    #[allow(non_camel_case_types)]
+                    type #alias = __GoflowOut;
+                    match #scrutinee {
+                        #(#arms)*
+                    }
                 }
             }
         }

@@ -92,8 +92,10 @@ pub(crate) struct Used {
 /// `vertex ? { Variant => arm, ... } -> merge`
 pub(crate) struct Branch {
     pub(crate) vertex: usize,
-    /// The `?`, where rustc reports variants without an arm.
+    /// The `?` and the arms' closing brace: rustc reports variants without an arm at the
+    /// `? { ... }` between them.
     pub(crate) question: Span,
+    pub(crate) close: Span,
     pub(crate) arms: Vec<Arm>,
     pub(crate) merge: Used,
 }
@@ -101,8 +103,6 @@ pub(crate) struct Branch {
 /// One arm of a [`Branch`].
 pub(crate) struct Arm {
     pub(crate) variant: Ident,
-    /// The last token of the arm, where rustc suggests adding a missing arm after it.
-    pub(crate) end: Span,
     /// The vertices taking the payload; empty for `{}`.
     pub(crate) entries: Vec<Used>,
     /// The vertex whose output goes to the merge vertex; `None` for `{}`.
@@ -397,7 +397,6 @@ impl Lowering<'_> {
             let Some(chain) = &arm.chain else {
                 lowered.arms.push(Arm {
                     variant: arm.variant.clone(),
-                    end: last_span(&arm.target),
                     entries: Vec::new(),
                     exit: None,
                 });
@@ -427,7 +426,6 @@ impl Lowering<'_> {
             lowered.complete &= exit.is_some() && !frontier.entries.is_empty();
             lowered.arms.push(Arm {
                 variant: arm.variant.clone(),
-                end: last_span(&arm.target),
                 entries: distinct(frontier.entries),
                 exit,
             });
@@ -506,6 +504,7 @@ impl Lowering<'_> {
         self.branches.push(Branch {
             vertex: vertex.vertex,
             question: question.spans[0],
+            close: arms.brace.span.close(),
             arms: lowered.arms,
             merge: merge.used,
         });
@@ -770,13 +769,4 @@ fn distinct(mut used: Vec<Used>) -> Vec<Used> {
         new
     });
     used
-}
-
-/// The span of the last token of `tokens`.
-fn last_span(tokens: &TokenStream) -> Span {
-    tokens
-        .clone()
-        .into_iter()
-        .last()
-        .map_or_else(Span::call_site, |tree| tree.span())
 }
