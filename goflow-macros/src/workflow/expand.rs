@@ -29,6 +29,19 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
     let workflow_impl = x.workflow_impl();
     let build_plan_impl = x.build_plan_impl(&selects, &wiring);
     let step_impl = x.step_impl();
+    // Evaluating the nesting depth is what turns workflows containing each other across
+    // `workflow!` invocations into a compile error; at the workflow's name, like the `Step`
+    // impl, as rustc reports the cycle as used by this constant. Apart from the checks: in
+    // the user's context, an unknown vertex there would get a second error, with a suggestion
+    // to declare it as a type parameter.
+    let checks_block = quote! {
+        const _: () = {
+            #(#checks)*
+        };
+    };
+    let nesting = quote_spanned! {ident.span()=>
+        const _: usize = <#ident as #p::Step>::NESTING;
+    };
     quote! {
         #(#attrs)*
         #default_doc
@@ -47,12 +60,8 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
         {
         }
 
-        const _: () = {
-            #(#checks)*
-            // Evaluating the nesting depth is what turns workflows containing each other
-            // across `workflow!` invocations into a compile error.
-            let _ = <#ident as #p::Step>::NESTING;
-        };
+        #checks_block
+        #nesting
     }
 }
 
@@ -428,12 +437,19 @@ impl<'a> Expansion<'a> {
         let description = description(&flow.attrs);
         let edges = self.edges();
         let bodies = self.each_bodies();
+        // At the workflow's name, like the `Step` impl: rustc reports a cycle of workflows
+        // across invocations as an overflow evaluating these types. (Not the whole impl: in
+        // the user's context, an unknown vertex would get a second error, with a suggestion
+        // to declare it as a type parameter.)
+        let types = quote_spanned! {ident.span()=>
+            type Input = <#entry as #p::Step>::Input;
+            type Output = <#exit as #p::Step>::Output;
+        };
         quote! {
             impl #p::Workflow for #ident {
                 const NAME: &'static str = #name;
                 const DESCRIPTION: &'static str = #description;
-                type Input = <#entry as #p::Step>::Input;
-                type Output = <#exit as #p::Step>::Output;
+                #types
 
                 fn graph() -> &'static #p::Graph {
                     static GRAPH: #p::OnceLock<#p::Graph> = #p::OnceLock::new();
