@@ -56,29 +56,8 @@ fn fallback(
 ) -> TokenStream {
     let p = support_path(options);
     let ident = &function.sig.ident;
-    let errors = error.to_compile_error();
     let inputs_known = !signature.inputs.is_empty() && signature.inputs.iter().all(|i| i.known);
-    let (input, output, errors) = match (inputs_known, signature.output.known) {
-        (true, true) => (
-            input_type(function, signature, &p).0,
-            checked(&signature.output.ty, &p),
-            Some(errors),
-        ),
-        (true, false) => (
-            input_type(function, signature, &p).0,
-            error_type(&errors),
-            None,
-        ),
-        (false, output_known) => (
-            error_type(&errors),
-            if output_known {
-                checked(&signature.output.ty, &p)
-            } else {
-                quote!(<Self as #p::Node>::Input)
-            },
-            None,
-        ),
-    };
+    let (input, output, errors) = fallback_types(function, signature, &p, error);
     let accepts = if inputs_known {
         accepts_impls(function, signature, &p)
     } else {
@@ -117,6 +96,34 @@ fn fallback(
 
         #accepts
         #errors
+    }
+}
+
+/// The fallback's `Input` and `Output`: the types the signature names, [`checked`]; the
+/// first one it does not name carries the errors as an [`error_type`], and a second one is a
+/// projection of it. With every type named, the errors are returned, to be emitted beside.
+fn fallback_types(
+    function: &ItemFn,
+    signature: &Signature,
+    p: &TokenStream,
+    error: &syn::Error,
+) -> (TokenStream, TokenStream, Option<TokenStream>) {
+    let errors = error.to_compile_error();
+    let inputs_known = !signature.inputs.is_empty() && signature.inputs.iter().all(|i| i.known);
+    let output = &signature.output;
+    match (inputs_known, output.known) {
+        (true, true) => (
+            input_type(function, signature, p).0,
+            checked(&output.ty, p),
+            Some(errors),
+        ),
+        (true, false) => (
+            input_type(function, signature, p).0,
+            error_type(&errors),
+            None,
+        ),
+        (false, true) => (error_type(&errors), checked(&output.ty, p), None),
+        (false, false) => (error_type(&errors), quote!(<Self as #p::Node>::Input), None),
     }
 }
 

@@ -6,7 +6,7 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 
 use super::check::Analysis;
-use super::model::{Branch, Each, Flow, Link, Used};
+use super::model::{Arm, Branch, Each, Flow, Link, Used};
 
 /// The code for one checked workflow.
 pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> TokenStream {
@@ -253,42 +253,12 @@ impl<'a> Expansion<'a> {
         let question = branch.question;
         // The patterns name the vertex's output enum after the vertex, as the DSL does: an
         // error about a variant of the wrong shape reads `check::Reject`.
-        let output = self.flow.vertices[branch.vertex].name.to_string();
+        let output = &self.flow.vertices[branch.vertex].name;
         let mut arms: Vec<_> = branch
             .arms
             .iter()
             .enumerate()
-            .map(|(index, arm)| {
-                let variant = &arm.variant;
-                let span = variant.span();
-                // The payload is bound at the variant, so that an error about the pattern (a
-                // variant of several fields) points there, and only there, as rustc does not
-                // note the macro then. Bound and used with that one span, it stays hygienic.
-                let payload = syn::Ident::new("__goflow_payload", span);
-                let takers = match arm.exit {
-                    Some(_) => arm.entries.clone(),
-                    None => vec![branch.merge],
-                };
-                let checks = takers.into_iter().map(|taker| {
-                    let (span, taker) = (taker.span, self.at(taker));
-                    quote_spanned! {span=>
-                        __goflow_taken_by(&#payload, ::core::ptr::null::<#taker>());
-                    }
-                });
-                let output = syn::Ident::new(&output, span);
-                let pattern = quote_spanned!(span=> #output::#variant(#payload));
-                // The arm is in the user's context (its body spans the variant), unlike the last
-                // arm below.
-                let mut body = Group::new(
-                    Delimiter::Brace,
-                    quote! {
-                        #(#checks)*
-                        #p::Ok((#index, #p::Data::encode_with(&#payload, #codec)?))
-                    },
-                );
-                body.set_span(span);
-                quote!(#pattern => #body)
-            })
+            .map(|(index, arm)| self.select_arm(branch, index, arm, output))
             .collect();
         // Never taken (a guarded arm counts for no variant), and in the macro's context,
         // unlike the arms: rustc suggests a `Variant(_) => todo!()` arm for a missing variant,
@@ -308,7 +278,6 @@ impl<'a> Expansion<'a> {
         // type is known only from the pattern that binds it, so it is fixed by the first
         // argument before the vertex is cast: in one generic call, rustc would infer the type
         // from the vertex's only `Accepts` impl and report a bare type mismatch.
-        let alias = format_ident!("{}", output);
         let taken_by = quote! {
             fn __goflow_taken_by<__GoflowP>(
                 _: &__GoflowP,
@@ -325,13 +294,56 @@ impl<'a> Expansion<'a> {
                 #taken_by
                 {
                     #[allow(non_camel_case_types)]
-                    type #alias = __GoflowOut;
+                    type #output = __GoflowOut;
                     match #scrutinee {
                         #(#arms)*
                     }
                 }
             }
         }
+    }
+
+    /// One arm of a select function: the variant's pattern, the checks that its entries (or
+    /// the merge vertex) take the payload, and the payload re-encoded with the arm's index.
+    fn select_arm(
+        &self,
+        branch: &Branch,
+        index: usize,
+        arm: &Arm,
+        output: &syn::Ident,
+    ) -> TokenStream {
+        let p = &self.p;
+        let codec = quote!(__goflow_codec);
+        let variant = &arm.variant;
+        let span = variant.span();
+        // The payload is bound at the variant, so that an error about the pattern (a
+        // variant of several fields) points there, and only there, as rustc does not
+        // note the macro then. Bound and used with that one span, it stays hygienic.
+        let payload = syn::Ident::new("__goflow_payload", span);
+        let takers = match arm.exit {
+            Some(_) => arm.entries.clone(),
+            None => vec![branch.merge],
+        };
+        let checks = takers.into_iter().map(|taker| {
+            let (span, taker) = (taker.span, self.at(taker));
+            quote_spanned! {span=>
+                __goflow_taken_by(&#payload, ::core::ptr::null::<#taker>());
+            }
+        });
+        let mut output = output.clone();
+        output.set_span(span);
+        let pattern = quote_spanned!(span=> #output::#variant(#payload));
+        // The arm is in the user's context (its body spans the variant), unlike the guarded
+        // arm of `select_fn`.
+        let mut body = Group::new(
+            Delimiter::Brace,
+            quote! {
+                #(#checks)*
+                #p::Ok((#index, #p::Data::encode_with(&#payload, #codec)?))
+            },
+        );
+        body.set_span(span);
+        quote!(#pattern => #body)
     }
 
     /// The merge vertex of `branch` takes the output of every arm's exit.
