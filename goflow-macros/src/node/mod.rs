@@ -61,10 +61,11 @@ fn fallback(
     let accepts = if inputs_known {
         accepts_impls(function, signature, &p)
     } else {
-        // Whatever the vertex before it outputs: the edge is not checked again.
+        // Whatever the vertex before it outputs: the edge is not checked again. (The
+        // parameters' names show in rustc's lists of the types implementing `Accepts`.)
         quote! {
-            impl<__GoflowT> #p::Accepts<__GoflowT> for #ident {}
-            impl<const __GOFLOW_N: usize, __GoflowT> #p::Joins<__GOFLOW_N, __GoflowT> for #ident {}
+            impl<T> #p::Accepts<T> for #ident {}
+            impl<const N: usize, T> #p::Joins<N, T> for #ident {}
         }
     };
     let name = options.name.clone().unwrap_or_else(|| ident.to_string());

@@ -26,6 +26,13 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
     let p = &x.p;
     let default_doc = default_doc(flow);
     let entry = x.paths[analysis.entry];
+    // The generic parameters of the impls forwarding to the entry vertex show in rustc's
+    // lists of the types implementing `Accepts` (`Kyc` implements `Accepts<T>`): plain names,
+    // unless the entry's path uses them.
+    let (t, n) = (
+        type_param("T", "__GoflowT", entry),
+        type_param("N", "__GOFLOW_N", entry),
+    );
     let workflow_impl = x.workflow_impl();
     let build_plan_impl = x.build_plan_impl(&selects, &wiring);
     let step_impl = x.step_impl();
@@ -53,10 +60,10 @@ pub(crate) fn flow(flow: &Flow, analysis: &Analysis, krate: &TokenStream) -> Tok
 
         #step_impl
 
-        impl<__GoflowT> #p::Accepts<__GoflowT> for #ident where #entry: #p::Accepts<__GoflowT> {}
-        impl<const __GOFLOW_N: usize, __GoflowT> #p::Joins<__GOFLOW_N, __GoflowT> for #ident
+        impl<#t> #p::Accepts<#t> for #ident where #entry: #p::Accepts<#t> {}
+        impl<const #n: usize, #t> #p::Joins<#n, #t> for #ident
         where
-            #entry: #p::Joins<__GOFLOW_N, __GoflowT>,
+            #entry: #p::Joins<#n, #t>,
         {
         }
 
@@ -124,8 +131,8 @@ pub(crate) fn fallback(flow: &Flow, krate: &TokenStream, input: &TokenStream) ->
             }
         }
 
-        impl<__GoflowT> #p::Accepts<__GoflowT> for #ident {}
-        impl<const __GOFLOW_N: usize, __GoflowT> #p::Joins<__GOFLOW_N, __GoflowT> for #ident {}
+        impl<T> #p::Accepts<T> for #ident {}
+        impl<const N: usize, T> #p::Joins<N, T> for #ident {}
     }
 }
 
@@ -580,6 +587,23 @@ fn description(attrs: &[syn::Attribute]) -> String {
         .join("\n")
         .trim()
         .to_owned()
+}
+
+/// `name`, or `fallback` when `path` names something `name`.
+fn type_param(name: &str, fallback: &str, path: &syn::Path) -> syn::Ident {
+    fn mentions(tokens: TokenStream, name: &str) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            TokenTree::Ident(ident) => ident == name,
+            TokenTree::Group(group) => mentions(group.stream(), name),
+            _ => false,
+        })
+    }
+    let name = if mentions(path.to_token_stream(), name) {
+        fallback
+    } else {
+        name
+    };
+    format_ident!("{}", name)
 }
 
 /// Checks that `vertex` implements `bound` (`Accepts<T>` or `Joins<N, T>`), with an error
