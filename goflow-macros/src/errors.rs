@@ -12,12 +12,6 @@ impl Errors {
         }
     }
 
-    pub(crate) fn extend(&mut self, error: Option<syn::Error>) {
-        if let Some(error) = error {
-            self.push(error);
-        }
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
     }

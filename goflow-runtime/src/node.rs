@@ -16,7 +16,7 @@ use crate::error::NodeError;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a node input or output",
     label = "`{Self}` must implement `Serialize + DeserializeOwned + Send + 'static`",
-    note = "values between vertices are encoded: derive `serde::Serialize` and `serde::Deserialize` for the type (for a node with several parameters, for each parameter type) and keep it free of borrows"
+    note = "values between vertices are encoded: derive `serde::Serialize` and `serde::Deserialize` for the type, and keep it free of borrows"
 )]
 ///
 /// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type. The serde traits
@@ -46,6 +46,11 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Data for T {
 /// One step of a workflow: an async function of its inputs.
 ///
 /// Written by `#[node]`; implement it by hand only for a node the attribute cannot express.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a node or a workflow",
+    label = "not a `#[node]` function or a workflow of `workflow!`",
+    note = "a vertex of a workflow names an `async fn` marked `#[node]` (which adds a type of its name), or a workflow declared with `workflow!`"
+)]
 pub trait Node: Send + Sync + 'static {
     /// The node's input: its one parameter's type, or the tuple of its parameters' types when
     /// it takes several (a join).

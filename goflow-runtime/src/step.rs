@@ -9,6 +9,11 @@ use crate::plan::{Fragment, PlanBuilder};
 /// A vertex of a workflow: a node, or a workflow used as a sub-workflow.
 ///
 /// Implemented for every [`Node`], and by `workflow!` for workflows.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a node or a workflow",
+    label = "not a `#[node]` function or a workflow of `workflow!`",
+    note = "a vertex of a workflow names an `async fn` marked `#[node]` (which adds a type of its name), or a workflow declared with `workflow!`"
+)]
 pub trait Step: 'static {
     /// What the vertex takes.
     type Input: Data;

@@ -1,36 +1,9 @@
-//! Graph analysis of a workflow, on plain indices: no tokens, no spans, unit-testable.
+//! Graph analysis of a workflow, on plain indices: no tokens, no spans, unit-testable. It
+//! reads the model's declarations ([`Decl`]); the model does not depend on it.
 
-/// One input declaration: `to` takes the output of `from` (or, for a join, of each of them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Decl {
-    pub(crate) from: Vec<usize>,
-    pub(crate) to: usize,
-    pub(crate) link: Link,
-}
+use super::model::{Decl, Link};
 
-/// How a declaration passes values on; conditionals and for-each bodies by their index in
-/// the workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Link {
-    /// `from -> to`.
-    Then,
-    /// `[from...] => to`.
-    Join,
-    /// `to` is an entry of arm `arm` of conditional `branch`, whose vertex is `from`: it takes
-    /// the variant's payload when that arm is chosen.
-    Arm { branch: usize, arm: usize },
-    /// `to` is the vertex after conditional `branch`; `from` is the exit of arm `arm`. The
-    /// merge vertex has one such declaration per arm and takes the output of the arm that ran.
-    Merge { branch: usize, arm: usize },
-    /// Arm `arm` of conditional `branch` is empty (`{}`): `to`, the merge vertex, takes the
-    /// payload straight from the conditional's vertex `from`.
-    Pass { branch: usize, arm: usize },
-    /// `to` is an entry of the body of for-each `each`, over the items of `from`'s output.
-    Scatter { each: usize },
-    /// `to` takes the outputs of for-each `each`'s body exit `from`, one per item.
-    Gather { each: usize },
-}
-
+/// What the analysis needs to know about a declaration's link.
 impl Link {
     /// Which conditional or for-each a declaration routes its source's output through:
     /// `Some` for the declarations that take a conditional's or a for-each source's output.

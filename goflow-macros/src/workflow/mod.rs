@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use self::check::{Problem, Route};
+use self::check::{Analysis, Problem, Route};
 use self::model::Flow;
 use self::parse::Invocation;
 use crate::errors::Errors;
@@ -68,9 +68,23 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     report_containment_cycles(&mut entries);
     poison_dependents(&mut entries);
 
+    emit(entries, &analyses, &krate)
+}
+
+/// The code of every workflow of the invocation, and its errors. A rejected workflow carries
+/// its errors in its fallback type; one rejected only because of another's errors carries an
+/// error type of that one's; the errors of a second declaration of a name, which gets no
+/// type, are emitted on their own.
+fn emit(entries: Vec<Entry>, analyses: &[Analysis], krate: &TokenStream) -> TokenStream {
     let mut out = TokenStream::new();
-    let mut all_errors = Errors::default();
-    for (entry, analysis) in entries.into_iter().zip(&analyses) {
+    let mut loose = Errors::default();
+    // The first rejected workflow that carries its own errors, for the others to borrow.
+    let mut carrier = entries
+        .iter()
+        .find(|e| !e.ok && !e.duplicate && !e.errors.is_empty())
+        .map(|e| e.flow.ident.clone());
+    let mut borrowers = Vec::new();
+    for (entry, analysis) in entries.into_iter().zip(analyses) {
         let Entry {
             flow,
             errors,
@@ -78,17 +92,35 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             duplicate,
         } = entry;
         if ok {
-            out.extend(expand::flow(&flow, analysis, &krate));
-        } else if !duplicate {
-            // Keep the type so that code naming it reports no further errors.
-            let (attrs, vis, ident) = (&flow.attrs, &flow.vis, &flow.ident);
-            out.extend(quote!(#(#attrs)* #vis struct #ident {}));
+            out.extend(expand::flow(&flow, analysis, krate));
+            continue;
         }
-        if let Err(error) = errors.finish() {
-            all_errors.push(error);
+        match errors.finish() {
+            Err(error) if duplicate => loose.push(error),
+            Err(error) => out.extend(expand::fallback(&flow, krate, &expand::error_type(&error))),
+            Ok(()) if duplicate => {}
+            Ok(()) => borrowers.push(flow),
         }
     }
-    if let Err(error) = all_errors.finish() {
+    // Rejected because of a workflow that carries errors: that workflow's error type; when
+    // only second declarations carry errors, the first such workflow's type carries them.
+    let mut loose = loose.finish().err();
+    for flow in borrowers {
+        let input = match (&carrier, loose.take()) {
+            (Some(carrier), loose) => {
+                out.extend(loose.map(|e| e.to_compile_error()));
+                quote!(<#carrier as #krate::__private::Workflow>::Input)
+            }
+            (None, Some(error)) => {
+                carrier = Some(flow.ident.clone());
+                expand::error_type(&error)
+            }
+            // Not rejected without an error somewhere; were it, `()` adds none.
+            (None, None) => quote!(()),
+        };
+        out.extend(expand::fallback(&flow, krate, &input));
+    }
+    if let Some(error) = loose {
         out.extend(error.to_compile_error());
     }
     out

@@ -8,8 +8,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens as _};
 use syn::{Attribute, Ident, Path, Token, Visibility};
 
-use super::check::{Decl, Link as DeclLink};
-use super::parse::{Arms, Chain, FlowDef, Link, Term, VertexRef};
+use super::parse::{self, Arms, Chain, FlowDef, Term, VertexRef};
 use crate::errors::Errors;
 use crate::names::snake_case;
 
@@ -37,6 +36,37 @@ pub(crate) struct Vertex {
     pub(crate) region: usize,
 }
 
+/// One input declaration: `to` takes the output of `from` (or, for a join, of each of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decl {
+    pub(crate) from: Vec<usize>,
+    pub(crate) to: usize,
+    pub(crate) link: Link,
+}
+
+/// How a declaration passes values on; conditionals and for-each bodies by their index in
+/// the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// `from -> to`.
+    Then,
+    /// `[from...] => to`.
+    Join,
+    /// `to` is an entry of arm `arm` of conditional `branch`, whose vertex is `from`: it takes
+    /// the variant's payload when that arm is chosen.
+    Arm { branch: usize, arm: usize },
+    /// `to` is the vertex after conditional `branch`; `from` is the exit of arm `arm`. The
+    /// merge vertex has one such declaration per arm and takes the output of the arm that ran.
+    Merge { branch: usize, arm: usize },
+    /// Arm `arm` of conditional `branch` is empty (`{}`): `to`, the merge vertex, takes the
+    /// payload straight from the conditional's vertex `from`.
+    Pass { branch: usize, arm: usize },
+    /// `to` is an entry of the body of for-each `each`, over the items of `from`'s output.
+    Scatter { each: usize },
+    /// `to` takes the outputs of for-each `each`'s body exit `from`, one per item.
+    Gather { each: usize },
+}
+
 /// A part of a workflow whose vertices belong to it alone: the workflow's top level, an arm
 /// of a conditional, or an `each` body.
 pub(crate) struct Region {
@@ -62,8 +92,10 @@ pub(crate) struct Used {
 /// `vertex ? { Variant => arm, ... } -> merge`
 pub(crate) struct Branch {
     pub(crate) vertex: usize,
-    /// The `?`, where rustc reports variants without an arm.
+    /// The `?` and the arms' closing brace: rustc reports variants without an arm at the
+    /// `? { ... }` between them.
     pub(crate) question: Span,
+    pub(crate) close: Span,
     pub(crate) arms: Vec<Arm>,
     pub(crate) merge: Used,
 }
@@ -71,8 +103,6 @@ pub(crate) struct Branch {
 /// One arm of a [`Branch`].
 pub(crate) struct Arm {
     pub(crate) variant: Ident,
-    /// The last token of the arm, where rustc suggests adding a missing arm after it.
-    pub(crate) end: Span,
     /// The vertices taking the payload; empty for `{}`.
     pub(crate) entries: Vec<Used>,
     /// The vertex whose output goes to the merge vertex; `None` for `{}`.
@@ -143,6 +173,23 @@ enum Start<'a> {
     Arm(&'a Ident),
 }
 
+/// A conditional's arms, lowered.
+struct LoweredArms {
+    arms: Vec<Arm>,
+    /// Where each arm's declarations start, for the entries' declarations to go before them.
+    starts: Vec<usize>,
+    /// Whether every arm has an entry and one exit (else a mistake in it was reported).
+    complete: bool,
+}
+
+/// The vertex after a conditional.
+struct Merge<'c> {
+    used: Used,
+    /// `-> vertex`, for errors about the declarations it makes.
+    tokens: TokenStream,
+    name: &'c VertexRef,
+}
+
 struct Lowering<'a> {
     flow: &'a Ident,
     vertices: Vec<Vertex>,
@@ -156,7 +203,7 @@ struct Lowering<'a> {
     errors: &'a mut Errors,
 }
 
-type Links<'c> = Peekable<Iter<'c, Link>>;
+type Links<'c> = Peekable<Iter<'c, parse::Link>>;
 
 /// Lowers one workflow; mistakes go to `errors`.
 pub(crate) fn lower(def: &FlowDef, errors: &mut Errors) -> Flow {
@@ -198,12 +245,12 @@ impl Lowering<'_> {
         let mut links = chain.rest.iter().peekable();
         while let Some(link) = links.next() {
             acc = match link {
-                Link::Then(arrow, term @ Term::Each { each, body, .. }) => {
+                parse::Link::Then(arrow, term @ Term::Each { each, body, .. }) => {
                     self.each(acc, arrow, each, body, term, &mut links)
                 }
-                Link::Then(arrow, term) => self.then(acc, arrow, term),
-                Link::Join(arrow, term) => self.join(acc, arrow, term),
-                Link::Branch(question, arms) => self.branch(acc, question, arms, &mut links),
+                parse::Link::Then(arrow, term) => self.then(acc, arrow, term),
+                parse::Link::Join(arrow, term) => self.join(acc, arrow, term),
+                parse::Link::Branch(question, arms) => self.branch(acc, question, arms, &mut links),
             };
         }
         acc
@@ -232,7 +279,7 @@ impl Lowering<'_> {
                     self.declare(
                         vec![from.vertex],
                         to.vertex,
-                        DeclLink::Then,
+                        Link::Then,
                         quote!(#arrow #term),
                     );
                 }
@@ -263,7 +310,7 @@ impl Lowering<'_> {
             self.declare(
                 acc.exits.iter().map(|u| u.vertex).collect(),
                 next.entries[0].vertex,
-                DeclLink::Join,
+                Link::Join,
                 quote!(#arrow #term),
             );
         }
@@ -292,7 +339,26 @@ impl Lowering<'_> {
         arms: &Arms,
         links: &mut Links<'_>,
     ) -> Frontier {
-        let vertex = match acc.exits[..] {
+        let vertex = self.branch_vertex(&acc, question);
+        let lowered = self.arms(arms);
+        let Some(merge) = self.merge(arms, links) else {
+            return Frontier::broken(acc.entries, quote!(#question #arms));
+        };
+        let merged = Frontier {
+            entries: acc.entries,
+            exits: vec![merge.used],
+            last: merge.name.to_token_stream(),
+            single: true,
+        };
+        if let (Some(vertex), true) = (vertex, lowered.complete) {
+            self.declare_branch(vertex, question, arms, lowered, &merge);
+        }
+        merged
+    }
+
+    /// The vertex whose output picks the arm: the single vertex before the `?`.
+    fn branch_vertex(&mut self, acc: &Frontier, question: &Token![?]) -> Option<Used> {
+        match acc.exits[..] {
             [] => None,
             [one] if acc.single => Some(one),
             _ => {
@@ -306,12 +372,17 @@ impl Lowering<'_> {
                 ));
                 None
             }
-        };
+        }
+    }
 
-        // The arms, and where each one's declarations start.
-        let mut model = Vec::new();
-        let mut starts = Vec::new();
-        let mut complete = true;
+    /// Lowers each arm in its own region, reporting duplicate variants and arms that do not end
+    /// in one vertex.
+    fn arms(&mut self, arms: &Arms) -> LoweredArms {
+        let mut lowered = LoweredArms {
+            arms: Vec::new(),
+            starts: Vec::new(),
+            complete: true,
+        };
         let mut seen: HashMap<String, &Ident> = HashMap::new();
         for arm in &arms.arms {
             if let Some(first) = seen.insert(arm.variant.to_string(), &arm.variant) {
@@ -322,11 +393,10 @@ impl Lowering<'_> {
                     ),
                 ));
             }
-            starts.push(self.decls.len());
+            lowered.starts.push(self.decls.len());
             let Some(chain) = &arm.chain else {
-                model.push(Arm {
+                lowered.arms.push(Arm {
                     variant: arm.variant.clone(),
-                    end: last_span(&arm.target),
                     entries: Vec::new(),
                     exit: None,
                 });
@@ -339,7 +409,7 @@ impl Lowering<'_> {
                 [] => None,
                 [one] => Some(one),
                 _ => {
-                    complete = false;
+                    lowered.complete = false;
                     self.errors.push(syn::Error::new_spanned(
                         &frontier.last,
                         format!(
@@ -353,19 +423,26 @@ impl Lowering<'_> {
                 }
             };
             // Without an entry or an exit, a mistake in the arm was reported.
-            complete &= exit.is_some() && !frontier.entries.is_empty();
-            model.push(Arm {
+            lowered.complete &= exit.is_some() && !frontier.entries.is_empty();
+            lowered.arms.push(Arm {
                 variant: arm.variant.clone(),
-                end: last_span(&arm.target),
                 entries: distinct(frontier.entries),
                 exit,
             });
         }
+        lowered
+    }
 
-        let merge = match links.peek().copied() {
-            Some(link @ Link::Then(_, Term::Vertex(merge))) => {
+    /// The `-> vertex` after a conditional, taken from `links`; reported when missing.
+    fn merge<'c>(&mut self, arms: &Arms, links: &mut Links<'c>) -> Option<Merge<'c>> {
+        match links.peek().copied() {
+            Some(link @ parse::Link::Then(_, Term::Vertex(name))) => {
                 links.next();
-                Some((self.used(merge), link.to_token_stream(), merge))
+                Some(Merge {
+                    used: self.used(name),
+                    tokens: link.to_token_stream(),
+                    name,
+                })
             }
             next => {
                 let message = "a conditional is followed by `-> vertex`: the node or workflow that takes the output of whichever arm ran, as in `check ? { Pass => a, Fail => b } -> merge`";
@@ -376,49 +453,49 @@ impl Lowering<'_> {
                 });
                 None
             }
-        };
-        let Some((merge, merge_tokens, merge_ref)) = merge else {
-            return Frontier::broken(acc.entries, quote!(#question #arms));
-        };
-        let merged = Frontier {
-            entries: acc.entries,
-            exits: vec![merge],
-            last: merge_ref.to_token_stream(),
-            single: true,
-        };
-        let (Some(vertex), true) = (vertex, complete) else {
-            return merged;
-        };
+        }
+    }
+
+    /// Declares a well-formed conditional: each arm's entries take the payload, and the merge
+    /// vertex takes each arm's output (or, for `{}`, the payload).
+    fn declare_branch(
+        &mut self,
+        vertex: Used,
+        question: &Token![?],
+        arms: &Arms,
+        lowered: LoweredArms,
+        merge: &Merge<'_>,
+    ) {
         let branch = self.branches.len();
         // Each arm's entry declarations go before the arm's own, last arm first so that the
         // earlier insertion points stay valid; the merge's declarations go after all arms.
-        for (i, (arm, &at)) in model.iter().zip(&starts).enumerate().rev() {
+        for (i, (arm, &at)) in lowered.arms.iter().zip(&lowered.starts).enumerate().rev() {
             for (k, entry) in arm.entries.iter().enumerate() {
                 self.decls.insert(
                     at + k,
                     Decl {
                         from: vec![vertex.vertex],
                         to: entry.vertex,
-                        link: DeclLink::Arm { branch, arm: i },
+                        link: Link::Arm { branch, arm: i },
                     },
                 );
                 self.decl_tokens.insert(at + k, quote!(#question));
             }
         }
-        for (i, (arm, syntax)) in model.iter().zip(&arms.arms).enumerate() {
+        for (i, (arm, syntax)) in lowered.arms.iter().zip(&arms.arms).enumerate() {
             match arm.exit {
                 Some(exit) => self.declare(
                     vec![exit.vertex],
-                    merge.vertex,
-                    DeclLink::Merge { branch, arm: i },
-                    merge_tokens.clone(),
+                    merge.used.vertex,
+                    Link::Merge { branch, arm: i },
+                    merge.tokens.clone(),
                 ),
                 None => {
                     let (variant, target) = (&syntax.variant, &syntax.target);
                     self.declare(
                         vec![vertex.vertex],
-                        merge.vertex,
-                        DeclLink::Pass { branch, arm: i },
+                        merge.used.vertex,
+                        Link::Pass { branch, arm: i },
                         quote!(#variant #target),
                     );
                 }
@@ -427,10 +504,10 @@ impl Lowering<'_> {
         self.branches.push(Branch {
             vertex: vertex.vertex,
             question: question.spans[0],
-            arms: model,
-            merge,
+            close: arms.brace.span.close(),
+            arms: lowered.arms,
+            merge: merge.used,
         });
-        merged
     }
 
     /// `acc -> each { body } => gather`
@@ -472,7 +549,7 @@ impl Lowering<'_> {
             }
         };
         let gather = match links.peek().copied() {
-            Some(link @ Link::Join(_, Term::Vertex(gather))) => {
+            Some(link @ parse::Link::Join(_, Term::Vertex(gather))) => {
                 links.next();
                 Some((self.used(gather), link.to_token_stream(), gather))
             }
@@ -508,7 +585,7 @@ impl Lowering<'_> {
                 Decl {
                     from: vec![source.vertex],
                     to: entry.vertex,
-                    link: DeclLink::Scatter { each: index },
+                    link: Link::Scatter { each: index },
                 },
             );
             self.decl_tokens.insert(at + k, quote!(#arrow #each));
@@ -516,7 +593,7 @@ impl Lowering<'_> {
         self.declare(
             vec![exit.vertex],
             gather.vertex,
-            DeclLink::Gather { each: index },
+            Link::Gather { each: index },
             gather_tokens,
         );
         self.eaches.push(Each {
@@ -677,7 +754,7 @@ impl Lowering<'_> {
         self.vertices.len() - 1
     }
 
-    fn declare(&mut self, from: Vec<usize>, to: usize, link: DeclLink, tokens: TokenStream) {
+    fn declare(&mut self, from: Vec<usize>, to: usize, link: Link, tokens: TokenStream) {
         self.decls.push(Decl { from, to, link });
         self.decl_tokens.push(tokens);
     }
@@ -692,13 +769,4 @@ fn distinct(mut used: Vec<Used>) -> Vec<Used> {
         new
     });
     used
-}
-
-/// The span of the last token of `tokens`.
-fn last_span(tokens: &TokenStream) -> Span {
-    tokens
-        .clone()
-        .into_iter()
-        .last()
-        .map_or_else(Span::call_site, |tree| tree.span())
 }

@@ -9,4 +9,9 @@ workflow! {
     } -> generate_result;
 }
 
-fn main() {}
+#[tokio::main]
+async fn main() {
+    // Run as a whole program would: still the one error, at the `? { ... }`.
+    let profile = Verify::run_local(Image("alice".into())).await.unwrap();
+    println!("{}", profile.0);
+}
