@@ -230,6 +230,7 @@ fn shape(rng: &mut fastrand::Rng, depth: u32) -> Shape {
 }
 
 /// A random workflow: the shape of seed `S`, wrapped in an entry and an exit vertex.
+#[derive(Debug)]
 pub struct Random<const S: usize>;
 
 const NAMES: [&str; SHAPES] = [

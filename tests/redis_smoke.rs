@@ -450,6 +450,7 @@ workflow! {
 }
 
 /// `classify ? { Small => inc, Large => halve -> shrink, Zero => } -> report`.
+#[derive(Debug)]
 pub struct Classify;
 
 impl Workflow for Classify {
