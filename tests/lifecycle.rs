@@ -25,24 +25,18 @@ use support::engines::{conformance, final_state, settled, until};
 // ---------------------------------------------------------------------------------------------
 // Runs, gates and cancellations, per request and node.
 
-static RUNS: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+/// Which node started, for which request.
+static RUNS: support::probe::Runs = support::probe::Runs::new();
 static CLOSED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
 static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static FINISHED: Mutex<Vec<(String, RequestStatus)>> = Mutex::new(Vec::new());
 
 fn record_run(ctx: &Context, node: &'static str) {
-    RUNS.lock()
-        .unwrap()
-        .push((ctx.request_id().as_str().to_owned(), node));
+    RUNS.record(ctx, node);
 }
 
-/// How many attempts of `node` started for request `id`.
 fn runs(id: &RequestId, node: &str) -> usize {
-    RUNS.lock()
-        .unwrap()
-        .iter()
-        .filter(|(r, n)| r == id.as_str() && *n == node)
-        .count()
+    RUNS.count(id, node)
 }
 
 /// A request id whose `hold` waits at its gate until [`open`] (or its cancellation).

@@ -42,23 +42,17 @@ const LIMIT: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------------
 // Executions and gates, per request and node, in this process.
 
-/// How many times each node started, per request.
-static RUNS: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+/// Which node started, for which request.
+static RUNS: support::probe::Runs = support::probe::Runs::new();
 /// Gates that are closed: the node waits at its start until the gate opens.
 static CLOSED: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
 
 fn record_run(ctx: &Context, node: &'static str) {
-    RUNS.lock()
-        .unwrap()
-        .push((ctx.request_id().as_str().to_owned(), node));
+    RUNS.record(ctx, node);
 }
 
 fn runs(id: &RequestId, node: &str) -> usize {
-    RUNS.lock()
-        .unwrap()
-        .iter()
-        .filter(|(r, n)| r == id.as_str() && *n == node)
-        .count()
+    RUNS.count(id, node)
 }
 
 fn close_gate(id: &RequestId, node: &'static str) {

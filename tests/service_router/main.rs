@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
-use reply::Reply;
+use reply::{assert_settled, is_final, vertex, Reply};
 
 // ---------------------------------------------------------------------------------------------
 // The tests' workflows.
@@ -254,37 +254,6 @@ async fn poll(router: &Router, location: &str, what: &str, done: impl Fn(&Value)
             "{what}: not within 30 s; last status {status}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-fn is_final(status: &Value) -> bool {
-    matches!(
-        status["status"].as_str(),
-        Some("completed" | "failed" | "stopped")
-    )
-}
-
-/// The vertex at `path` in a status JSON.
-fn vertex<'a>(status: &'a Value, path: &str) -> &'a Value {
-    status["vertices"]
-        .as_array()
-        .and_then(|vs| vs.iter().find(|v| v["vertex"] == path))
-        .unwrap_or_else(|| panic!("no vertex `{path}` in {status}"))
-}
-
-/// Asserts that every vertex of an ended request is settled (`done`, `failed`, `cancelled` or
-/// `skipped`): both engines settle the rest when a request ends.
-#[track_caller]
-fn assert_settled(status: &Value) {
-    assert!(is_final(status), "not ended: {status}");
-    for v in status["vertices"].as_array().expect("vertices") {
-        assert!(
-            matches!(
-                v["status"].as_str(),
-                Some("done" | "failed" | "cancelled" | "skipped")
-            ),
-            "vertex {v} of an ended request is not settled: {status}"
-        );
     }
 }
 

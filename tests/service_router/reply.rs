@@ -1,4 +1,5 @@
-//! An HTTP answer, read whole, and the assertions the service tests make on it.
+//! An HTTP answer, read whole, the assertions the service tests make on it, and readers of a
+//! request's state as JSON.
 //!
 //! One file for two test crates: `tests/service_router` (answers of the router, without
 //! sockets) and the KYC example's `tests/service_e2e.rs` (answers over HTTP), which includes
@@ -61,5 +62,37 @@ impl Reply {
             .unwrap_or_else(|| panic!("no error message in {body}"));
         assert!(!message.is_empty(), "empty error message in {body}");
         message.to_owned()
+    }
+}
+
+/// Whether a request's state (as JSON) says it has ended.
+pub(crate) fn is_final(status: &Value) -> bool {
+    matches!(
+        status["status"].as_str(),
+        Some("completed" | "failed" | "stopped")
+    )
+}
+
+/// The vertex at `path` in a request's state (as JSON).
+pub(crate) fn vertex<'a>(status: &'a Value, path: &str) -> &'a Value {
+    status["vertices"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["vertex"] == path))
+        .unwrap_or_else(|| panic!("no vertex `{path}` in {status}"))
+}
+
+/// Asserts that every vertex of an ended request is settled (`done`, `failed`, `cancelled` or
+/// `skipped`): both engines settle the rest when a request ends.
+#[track_caller]
+pub(crate) fn assert_settled(status: &Value) {
+    assert!(is_final(status), "not ended: {status}");
+    for v in status["vertices"].as_array().expect("vertices") {
+        assert!(
+            matches!(
+                v["status"].as_str(),
+                Some("done" | "failed" | "cancelled" | "skipped")
+            ),
+            "vertex {v} of an ended request is not settled: {status}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod engines;
+pub mod probe;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -29,7 +29,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use reply::Reply;
+use reply::{assert_settled, is_final, vertex, Reply};
 use support::RedisServer;
 
 /// The service binary, built by Cargo for this test.
@@ -320,36 +320,6 @@ impl Service {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-fn is_final(status: &Value) -> bool {
-    matches!(
-        status["status"].as_str(),
-        Some("completed" | "failed" | "stopped")
-    )
-}
-
-fn vertex<'a>(status: &'a Value, path: &str) -> &'a Value {
-    status["vertices"]
-        .as_array()
-        .and_then(|vs| vs.iter().find(|v| v["vertex"] == path))
-        .unwrap_or_else(|| panic!("no vertex `{path}` in {status}"))
-}
-
-/// Asserts that every vertex of an ended request is settled (`done`, `failed`, `cancelled` or
-/// `skipped`): both engines settle the rest when a request ends.
-#[track_caller]
-fn assert_settled(status: &Value) {
-    assert!(is_final(status), "not ended: {status}");
-    for v in status["vertices"].as_array().expect("vertices") {
-        assert!(
-            matches!(
-                v["status"].as_str(),
-                Some("done" | "failed" | "cancelled" | "skipped")
-            ),
-            "vertex {v} of an ended request is not settled: {status}"
-        );
     }
 }
 
