@@ -331,3 +331,31 @@ async fn redis_readiness_is_503_while_the_server_is_down() {
         reply.expect_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     }
 }
+
+/// `FlowService::redis_config` changes the Redis engine's settings after those the service
+/// derives from its own: here the key prefix, over the one `redis_prefix` set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_config_changes_the_engines_settings_after_the_services_own() {
+    let server = support::RedisServer::start();
+    let chosen = format!("chosen-{:08x}", fastrand::u32(..));
+    let prefix = chosen.clone();
+    let router = service(defaults())
+        .redis_url(server.url())
+        .redis_prefix("overridden")
+        .redis_config(move |config| config.prefix = prefix.clone())
+        .router()
+        .await
+        .expect("the redis service builds its router");
+    let reply = post(&router, "/flow/greet", json!("ada")).await;
+    let body = reply.expect(StatusCode::ACCEPTED);
+    let id = body["request_id"]
+        .as_str()
+        .expect("a request id")
+        .to_owned();
+    let client = support::raw_client(&server.url()).await;
+    let exists = |prefix: &str| format!("{}:req:{id}", support::flow_tag(prefix, "greet"));
+    let under_chosen: u64 = support::raw(&client, "EXISTS", vec![exists(&chosen).into()]).await;
+    let under_overridden: u64 =
+        support::raw(&client, "EXISTS", vec![exists("overridden").into()]).await;
+    assert_eq!((under_chosen, under_overridden), (1, 0));
+}
