@@ -10,13 +10,14 @@
 //!
 //! # A request
 //!
-//! ```text
-//! queued ──(a vertex starts)──▶ running ──(the exit completes)──▶ completed
-//!   │  ▲                          │  ▲   ──(a vertex fails for good)──▶ failed
-//!   │  └───────resume────┐        │  │
-//!   └──pause──▶ paused ◀─┼──pause─┘  │   queued | running | paused ──stop──▶ stopped
-//!                  └─────resume──────┘
-//! ```
+//! - `queued` → `running` when its first vertex starts ([`on_start`]);
+//! - `queued` or `running` → `paused` on pause, and `paused` → `running` on resume;
+//! - `running` → `completed` when the exit vertex completes, or `failed` when a vertex fails
+//!   for good;
+//! - `queued`, `running` or `paused` → `stopped` on stop.
+//!
+//! The three controls from each status are the [control table](control); nothing leaves a
+//! final status.
 //!
 //! # A vertex instance
 //!
