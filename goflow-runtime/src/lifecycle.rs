@@ -25,7 +25,7 @@
 //! paused, `queued` again on resume) → `running` (an attempt runs; each attempt started counts,
 //! the running one included) → `done`, or `retrying` (waiting for its backoff) → `running`
 //! again, or `failed`. A conditional's untaken arms are `skipped`. When the request ends, the
-//! [sweep](sweep) settles the rest: none is left `pending`, `queued`, `parked`, `retrying` or
+//! [sweep] settles the rest: none is left `pending`, `queued`, `parked`, `retrying` or
 //! `running`.
 
 use std::fmt;

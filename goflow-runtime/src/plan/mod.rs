@@ -170,7 +170,7 @@ impl Plan {
         self.flow
     }
 
-    /// The workflow graph's [structural hash](crate::Graph::structural_hash).
+    /// The workflow graph's [structural hash](crate::graph::Graph::structural_hash).
     pub fn structural_hash(&self) -> u64 {
         self.hash
     }

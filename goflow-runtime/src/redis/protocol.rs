@@ -169,7 +169,7 @@ impl FlowKeys {
         }
     }
 
-    /// The request's state hash (the id as a [`RequestId`], or as an entry holds it).
+    /// The request's state hash (the id as a [`RequestId`](crate::RequestId), or as an entry holds it).
     pub(crate) fn request(&self, id: &(impl AsRef<str> + ?Sized)) -> String {
         format!("{}:req:{}", self.tag, id.as_ref())
     }
