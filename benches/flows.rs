@@ -23,6 +23,12 @@
 //! `--workers N` runs N worker processes (scaling), `--workloads chain100` a 100-step chain
 //! (cost per vertex against chain10).
 //!
+//! `--workloads kyc_idle` (`--n-idle`, default 100) runs kyc flows one at a time with 0.75 to
+//! 2.25 s of idleness before each (1.5 s on average): the latency a request meets on a quiet
+//! service. `--embedded
+//! --workloads lookup` (`--n-lookup`, default 100; try 1000000) submits that many requests,
+//! keeps them, and times status lookups among them, with the process's peak RSS.
+//!
 //! The Redis engine's driver (the client that submits and waits) runs on a current-thread
 //! runtime, as the comparison's drivers run on one thread; `--driver-runtime multi` gives it
 //! tokio's multi-thread runtime.
@@ -169,6 +175,8 @@ fn args() -> Args {
         ("memory", "--n-memory"),
         ("fanout32", "--n-fanout32"),
         ("kyc_lat", "--n-lat"),
+        ("kyc_idle", "--n-idle"),
+        ("lookup", "--n-lookup"),
     ] {
         if let Some(v) = value(arg).and_then(|v| v.parse().ok()) {
             n.insert(key, v);
@@ -264,6 +272,40 @@ impl Args {
             .as_deref()
             .expect("a Redis URL, or a server of the bench's own")
     }
+}
+
+/// The `lookup` workload (embedded): `n` requests submitted and kept (finished, within the
+/// retention), then the state of 10,000 of them, picked at random, read one after the other:
+/// how many are kept, the mean and p99 time of one status lookup (µs), and the process's RSS.
+async fn lookup(engine: &EmbeddedEngine, n: usize) -> (usize, f64, f64, f64) {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(
+            engine
+                .submit::<Kyc>(&format!("kept-{i}"))
+                .await
+                .expect("submit"),
+        );
+    }
+    // Lookups read requests whatever their status; waiting for the last ones lets most end.
+    for id in ids.iter().rev().take(64) {
+        engine
+            .wait::<Kyc>(id, Duration::from_secs(600))
+            .await
+            .expect("wait");
+    }
+    let mut samples = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        let id = &ids[fastrand::usize(..ids.len())];
+        let started = Instant::now();
+        let state = engine.status::<Kyc>(id).await.expect("a kept request");
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(state);
+    }
+    samples.sort_by(f64::total_cmp);
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    let p99 = samples[samples.len() * 99 / 100];
+    (ids.len(), mean, p99, peak_rss_mib(std::process::id()))
 }
 
 /// The `memory` workload: Redis bytes per queued flow, then the worker's peak RSS draining them.
@@ -458,9 +500,18 @@ async fn throughput(driver: &Driver, workload: &str, n: usize) -> (f64, f64) {
     (elapsed, submitted)
 }
 
-async fn latency(driver: &Driver, n: usize) -> (f64, f64, f64) {
+/// The mean pause before each request of the `kyc_idle` workload.
+const IDLE_GAP: Duration = Duration::from_millis(1500);
+
+/// `n` kyc flows one at a time, `gap` apart on average: p50, p99 and mean latency in ms. The
+/// pauses vary, from half the gap to one and a half times it (seeded, so runs compare), so
+/// that requests arrive at every phase of whatever an idle engine does in cycles (a blocking
+/// read timing out every second, say).
+async fn latency(driver: &Driver, n: usize, gap: Duration) -> (f64, f64, f64) {
     let mut samples = Vec::with_capacity(n);
+    let mut rng = fastrand::Rng::with_seed(7);
     for i in 0..n {
+        tokio::time::sleep(gap.mul_f64(0.5 + rng.f64())).await;
         let x = format!("lat-{i}");
         let started = Instant::now();
         assert_eq!(driver.kyc(x.clone()).await, kyc_expected(&x));
@@ -538,8 +589,26 @@ async fn bench(args: &Args, redis: bool) {
         };
         let mut result = match workload.as_str() {
             "kyc_lat" => {
-                let (p50, p99, mean) = latency(&driver, n).await;
+                let (p50, p99, mean) = latency(&driver, n, Duration::ZERO).await;
                 format!("\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"mean_ms\":{mean:.3}")
+            }
+            "kyc_idle" => {
+                // One request after each idle gap: what a request meets on a quiet service
+                // (an idle worker blocked in its read), not back to back.
+                let (p50, p99, mean) = latency(&driver, n, IDLE_GAP).await;
+                format!(
+                    "\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"mean_ms\":{mean:.3},\"gap_ms\":{}",
+                    IDLE_GAP.as_millis()
+                )
+            }
+            "lookup" => {
+                let Driver::Embedded(engine) = &driver else {
+                    panic!("`lookup` runs on the embedded engine (--embedded)")
+                };
+                let (retained, mean_us, p99_us, rss) = lookup(engine, n).await;
+                format!(
+                    "\"retained\":{retained},\"lookup_mean_us\":{mean_us:.2},\"lookup_p99_us\":{p99_us:.2},\"rss_mib\":{rss:.0}"
+                )
             }
             "kyc" | "chain10" | "chain100" => {
                 let (elapsed, submit) = throughput(&driver, workload, n).await;
