@@ -1010,3 +1010,35 @@ conformance! {
         assert_eq!(done, MANY);
     }
 }
+
+conformance! {
+    /// A request id names one submission: submitted again, it starts nothing, and the engine
+    /// tells a retry (the same input) from another submission under the id (another input),
+    /// which the HTTP service answers with `409 idempotency_conflict`.
+    fn a_resubmitted_id_tells_a_retry_from_another_input(engine) {
+        use goflow::__private::{Data as _, Submitted};
+        let id = RequestId::generate();
+        let input = "same".to_owned();
+        assert!(engine.submit_as::<JoinBc>(id.clone(), &input).await.unwrap());
+        assert!(!engine.submit_as::<JoinBc>(id.clone(), &input).await.unwrap());
+        let encoded = |text: &str| text.to_owned().encode_with(engine.codec()).unwrap();
+        assert_eq!(
+            engine.submit_encoded(JoinBc::NAME, &id, encoded("same")).await.unwrap(),
+            Submitted::Existed { same_input: true }
+        );
+        assert_eq!(
+            engine.submit_encoded(JoinBc::NAME, &id, encoded("other")).await.unwrap(),
+            Submitted::Existed { same_input: false }
+        );
+        // Whatever was asked since, the request is the first submission's, run once.
+        match engine.wait::<JoinBc>(&id, PATIENCE).await.unwrap() {
+            goflow::request::RequestOutcome::Completed(output) => assert_eq!(output, "(same>b|same>c)"),
+            other => panic!("{other:?}"),
+        }
+        let fresh = RequestId::generate();
+        assert_eq!(
+            engine.submit_encoded(JoinBc::NAME, &fresh, encoded("new")).await.unwrap(),
+            Submitted::Created
+        );
+    }
+}

@@ -109,7 +109,10 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         let input = input
             .encode_with(self.codec())
             .map_err(Error::codec(W::NAME));
-        async move { self.submit_encoded(W::NAME, &id, input?).await }
+        async move {
+            let submitted = self.submit_encoded(W::NAME, &id, input?).await?;
+            Ok(submitted == Submitted::Created)
+        }
     }
 
     /// The state of a request of `W`.
@@ -158,15 +161,16 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     }
 
     /// Starts a request of workflow `flow` on an input already encoded with this engine's
-    /// codec (what [`submit_as`](Self::submit_as) does after encoding). For services that
-    /// work with workflow names, as the HTTP routes do.
+    /// codec (what [`submit_as`](Self::submit_as) does after encoding), unless a request with
+    /// that id exists: then it says whether that request's input is this one. For services
+    /// that work with workflow names, as the HTTP routes do.
     #[doc(hidden)]
     fn submit_encoded(
         &self,
         flow: &str,
         id: &RequestId,
         input: Bytes,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    ) -> impl Future<Output = Result<Submitted, Error>> + Send;
 
     /// [`status`](Self::status) by workflow name.
     #[doc(hidden)]
@@ -198,6 +202,20 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     /// Whether the engine can take requests now (Redis answers).
     #[doc(hidden)]
     fn ready(&self) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// What [`Engine::submit_encoded`] did.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// The call created the request.
+    Created,
+    /// A request with that id existed already; nothing was started.
+    Existed {
+        /// Whether it was submitted with the same encoded input: a retry of the same
+        /// submission (`true`), or another submission under an id already taken (`false`).
+        same_input: bool,
+    },
 }
 
 /// What both engines' builders collect: the plan of each workflow they are to run, by name, and

@@ -57,6 +57,7 @@ pub mod dsl {
 pub mod __private {
     pub use crate::codec::{Codec, CodecError, MsgPack};
     pub use crate::context::Context;
+    pub use crate::engine::Submitted;
     pub use crate::error::NodeError;
     pub use crate::graph::{Graph, GraphEdge, GraphVertex, VertexKind};
     pub use crate::node::{Data, Node, NodeOptions};

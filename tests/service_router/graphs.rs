@@ -20,7 +20,8 @@ async fn flows_and_graphs() {
             "kyc",
             "kyc_linear",
             "onboarding",
-            "priced"
+            "priced",
+            "slow_greet"
         ]
     );
     let kyc = flows.iter().find(|f| f["name"] == "kyc").expect("kyc");
@@ -169,13 +170,7 @@ async fn health_readiness_and_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let router = embedded(defaults()).await;
-    for uri in [
-        "/",
-        "/nope",
-        "/flow",
-        "/flows/greet",
-        "/flow/greet/requests",
-    ] {
+    for uri in ["/nope", "/flow", "/flows/greet", "/flow/greet/requests"] {
         get(&router, uri)
             .await
             .expect_error(StatusCode::NOT_FOUND, "not_found");
@@ -192,5 +187,48 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     ] {
         let reply = send(&router, method.clone(), uri, &[], Body::empty()).await;
         reply.expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_points_at_the_flows_and_a_flow_name_at_its_route() {
+    let router = embedded(defaults()).await;
+    let body = get(&router, "/").await.expect(StatusCode::OK);
+    assert_eq!(body["flows"], "/flows", "body: {body}");
+    assert_eq!(body["engine"], "embedded", "body: {body}");
+
+    // A workflow's name without `/flow/`: the answer names the route meant.
+    for (method, uri, meant) in [
+        (Method::POST, "/greet", "/flow/greet"),
+        (Method::GET, "/kyc", "/flow/kyc"),
+        (Method::GET, "/kyc.mmd", "/flow/kyc.mmd"),
+        (Method::GET, "/kyc/requests/abc", "/flow/kyc/requests/abc"),
+    ] {
+        let message = send(&router, method, uri, &[], json!("Al").to_string())
+            .await
+            .expect_error(StatusCode::NOT_FOUND, "not_found");
+        assert!(message.contains(meant), "{uri}: {message}");
+    }
+    // Anything else: where the workflows are.
+    let message = get(&router, "/nope")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    assert!(message.contains("/flows"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_is_not_utf8_is_a_json_400() {
+    let router = embedded(defaults()).await;
+    for (method, uri) in [
+        (Method::GET, "/flow/kyc/requests/%FF%FE"),
+        (Method::GET, "/flow/%FF"),
+        (Method::POST, "/flow/%FF"),
+        (Method::POST, "/flow/kyc/requests/%FF/stop"),
+        (Method::POST, "/flow/kyc/requests/abc/%C3"),
+    ] {
+        let message = send(&router, method.clone(), uri, &[], Body::empty())
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_path");
+        assert!(message.contains("UTF-8"), "{method} {uri}: {message}");
     }
 }

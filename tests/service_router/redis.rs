@@ -1,7 +1,7 @@
 //! The same routes on Redis, with a worker running in this process.
 
 use goflow::redis::RedisEngine;
-use goflow_kyc_app::{Greet, Kyc, KycLinear, Onboarding};
+use goflow_kyc_app::{Greet, Kyc, KycLinear, Onboarding, SlowGreet};
 use serde_json::json;
 
 use super::control::control_round_trip;
@@ -51,6 +51,7 @@ impl RedisService {
             .register::<KycLinear>()
             .register::<Onboarding>()
             .register::<Greet>()
+            .register::<SlowGreet>()
             .register::<Counted>()
             .register::<Held>()
             .register::<Priced>()
@@ -179,9 +180,14 @@ async fn redis_short_wait_auth_and_body_limit() {
     let reply = send(router, Method::POST, "/flow/greet?wait=5", &[], "\"x\"").await;
     reply.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
     assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
-    for uri in ["/healthz", "/readyz", "/metrics"] {
+    for uri in ["/healthz", "/readyz"] {
         assert_eq!(get(router, uri).await.status, StatusCode::OK, "{uri}");
     }
+    get(router, "/metrics")
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let metrics = send(router, Method::GET, "/metrics", &auth, Body::empty()).await;
+    assert_eq!(metrics.status, StatusCode::OK, "{}", metrics.text());
 
     // A short wait on an unfinished request: 202 with its current status.
     let key = unique("redis-wait");

@@ -1,6 +1,7 @@
 //! Submitting: `POST /flow/{name}`, with and without `?wait`, and every way a submission is
 //! refused.
 
+use futures_util::StreamExt as _;
 use serde_json::json;
 
 use super::*;
@@ -156,7 +157,7 @@ async fn a_client_request_id_never_starts_a_second_run() {
         "the second POST ran the flow again: {body}"
     );
 
-    // Without `wait`: 202, not created, with the existing request's status.
+    // Without `wait`: 200, not created, with the existing request's state.
     let third = send(
         &router,
         Method::POST,
@@ -165,9 +166,11 @@ async fn a_client_request_id_never_starts_a_second_run() {
         json!(key).to_string(),
     )
     .await;
-    let body = third.expect(StatusCode::ACCEPTED);
+    let body = third.expect(StatusCode::OK);
     assert_eq!(body["created"], false, "body: {body}");
     assert_eq!(body["status"], "completed", "body: {body}");
+    assert_eq!(body["output"], 1, "body: {body}");
+    assert_eq!(third.header("x-request-id"), Some(id.as_str()));
     assert_eq!(
         third.header("location"),
         Some(format!("/flow/counted/requests/{id}").as_str())
@@ -205,16 +208,29 @@ async fn an_invalid_request_id_is_400() {
         .await;
         reply.expect_error(StatusCode::BAD_REQUEST, "invalid_request_id");
     }
-    // A header that is not even text.
-    let request = Request::post("/flow/counted")
-        .header(
-            "x-request-id",
-            axum::http::HeaderValue::from_bytes(b"caf\xe9").expect("an opaque header value"),
-        )
-        .body(Body::from(json!(key).to_string()))
-        .expect("a request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A header that is not even text: said so, not shown as `\u0000`.
+    for header in ["x-request-id", "idempotency-key"] {
+        let request = Request::post("/flow/counted")
+            .header(
+                header,
+                axum::http::HeaderValue::from_bytes(b"caf\xe9").expect("an opaque header value"),
+            )
+            .body(Body::from(json!(key).to_string()))
+            .expect("a request");
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let (parts, body) = response.into_parts();
+        let reply = Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.expect("a body").to_bytes().to_vec(),
+        };
+        let message = reply.expect_error(StatusCode::BAD_REQUEST, "invalid_request_id");
+        assert!(
+            message.contains(header) && message.contains("not UTF-8 visible ASCII"),
+            "{message}"
+        );
+        assert!(!message.contains('\u{0}'), "{message:?}");
+    }
 
     // In the paths of the status and control routes too.
     get(&router, "/flow/counted/requests/x:y")
@@ -383,4 +399,188 @@ async fn a_limit_above_axums_default_is_honoured() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(body["output"].as_str().map(str::len), Some(6 + (3 << 20)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_input_under_an_existing_id_is_an_idempotency_conflict() {
+    let router = embedded(defaults()).await;
+    let key = unique("conflict");
+    let id = unique("order");
+    let headers = [("x-request-id", id.as_str())];
+    let first = send(
+        &router,
+        Method::POST,
+        "/flow/counted?wait=5",
+        &headers,
+        json!(key).to_string(),
+    )
+    .await;
+    assert_eq!(first.expect(StatusCode::OK)["output"], 1);
+
+    // Another body under the same id: 409, with the id, and nothing run.
+    for wait in ["", "?wait=1"] {
+        let reply = send(
+            &router,
+            Method::POST,
+            &format!("/flow/counted{wait}"),
+            &headers,
+            json!(format!("{key}-other")).to_string(),
+        )
+        .await;
+        let message = reply.expect_error(StatusCode::CONFLICT, "idempotency_conflict");
+        assert!(message.contains(&id), "{message}");
+        assert_eq!(reply.header("x-request-id"), Some(id.as_str()));
+        assert_eq!(reply.json()["request_id"], id.as_str());
+    }
+    assert_eq!(count_of(&format!("{key}-other")), 0);
+
+    // The same input written otherwise (spacing) is the same submission.
+    let reply = send(
+        &router,
+        Method::POST,
+        "/flow/counted",
+        &headers,
+        format!("  {}\n", json!(key)),
+    )
+    .await;
+    let body = reply.expect(StatusCode::OK);
+    assert_eq!(body["created"], false, "body: {body}");
+    assert_eq!(count_of(&key), 1);
+    assert_eq!(started_total(&router, "counted").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_a_request_id() {
+    let router = embedded(defaults()).await;
+    let key = unique("idem-key");
+    let id = unique("key");
+    // Bare, or quoted as the Idempotency-Key draft writes it: the same id.
+    let quoted = format!("\"{id}\"");
+    for value in [id.as_str(), quoted.as_str()] {
+        let reply = send(
+            &router,
+            Method::POST,
+            "/flow/counted?wait=5",
+            &[("idempotency-key", value)],
+            json!(key).to_string(),
+        )
+        .await;
+        let body = reply.expect(StatusCode::OK);
+        assert_eq!(body["request_id"], id.as_str(), "body: {body}");
+        assert_eq!(body["output"], 1, "body: {body}");
+        assert_eq!(reply.header("x-request-id"), Some(id.as_str()));
+    }
+    // With X-Request-Id too: the same id is fine, different ones are refused.
+    let reply = send(
+        &router,
+        Method::POST,
+        "/flow/counted",
+        &[
+            ("idempotency-key", id.as_str()),
+            ("x-request-id", id.as_str()),
+        ],
+        json!(key).to_string(),
+    )
+    .await;
+    assert_eq!(reply.expect(StatusCode::OK)["created"], false);
+    let other = unique("other");
+    let message = send(
+        &router,
+        Method::POST,
+        "/flow/counted",
+        &[
+            ("idempotency-key", id.as_str()),
+            ("x-request-id", other.as_str()),
+        ],
+        json!(key).to_string(),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_request_id");
+    assert!(message.contains("differ"), "{message}");
+    send(
+        &router,
+        Method::POST,
+        "/flow/counted",
+        &[("idempotency-key", "not valid")],
+        json!(key).to_string(),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_request_id");
+    assert_eq!(count_of(&key), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_submission_names_its_request_id() {
+    let router = embedded(defaults().body_limit(64)).await;
+    let id = unique("refused");
+    let given = [("x-request-id", id.as_str())];
+    for headers in [&given[..], &[][..]] {
+        for (uri, body, status, code) in [
+            (
+                "/flow/greet",
+                "1".to_owned(),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                "/flow/greet?wait=x",
+                "\"a\"".to_owned(),
+                StatusCode::BAD_REQUEST,
+                "invalid_wait",
+            ),
+            (
+                "/flow/greet",
+                json!("x".repeat(100)).to_string(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+            ),
+            (
+                "/flow/nope",
+                "\"a\"".to_owned(),
+                StatusCode::NOT_FOUND,
+                "unknown_flow",
+            ),
+        ] {
+            let reply = send(&router, Method::POST, uri, headers, body).await;
+            reply.expect_error(status, code);
+            let named = reply
+                .header("x-request-id")
+                .unwrap_or_else(|| panic!("{uri}: no X-Request-Id on {}", reply.text()))
+                .to_owned();
+            assert_eq!(reply.json()["request_id"], named.as_str(), "{uri}");
+            if !headers.is_empty() {
+                assert_eq!(named, id, "{uri}");
+            }
+        }
+    }
+    // Nothing was created under the id.
+    get(&router, &format!("/flow/greet/requests/{id}"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_in_time_is_408() {
+    let router = embedded(defaults().body_timeout(Duration::from_millis(300))).await;
+    let id = unique("slow-body");
+    // A body that sends a first byte, then nothing.
+    let first = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"\"".to_vec()) });
+    let body = Body::from_stream(first.chain(futures_util::stream::pending()));
+    let started = Instant::now();
+    let reply = send(
+        &router,
+        Method::POST,
+        "/flow/greet",
+        &[("x-request-id", id.as_str())],
+        body,
+    )
+    .await;
+    let message = reply.expect_error(StatusCode::REQUEST_TIMEOUT, "body_timeout");
+    assert!(message.contains("GOFLOW_BODY_TIMEOUT"), "{message}");
+    assert_eq!(reply.header("x-request-id"), Some(id.as_str()));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

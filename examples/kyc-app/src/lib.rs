@@ -4,7 +4,9 @@
 //!   aggregator);
 //! - `kyc_linear`: the same steps one after another;
 //! - `onboarding`: KYC validation as a sub-workflow of a larger flow;
-//! - `greet`: a single node.
+//! - `greet`: a single node;
+//! - `slow_greet`: the same, taking 1.5 s (a request still running when the service is told
+//!   to shut down, in the tests).
 //!
 //! Every input is `{"user_id": "..."}` (or a name for `greet`). Users whose id starts with `a`
 //! pass the face match; an empty id fails with a permanent error; `slow...` users take 2 s in
@@ -152,6 +154,14 @@ pub async fn greet(name: String) -> String {
     format!("Hello {name}")
 }
 
+/// Greets after 1.5 s of work, and says so in the log when done.
+#[node]
+pub async fn slow_greet(ctx: Context, name: String) -> String {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tracing::info!(request = %ctx.request_id(), name, "slow greeting done");
+    format!("Hello {name}, at last")
+}
+
 workflow! {
     /// Validates a user's KYC image and marks the profile (Go goflow's branching KYC).
     pub Kyc = get_kyc_image -> [face_detect, face_match] => mark_profile;
@@ -161,6 +171,8 @@ workflow! {
     pub Onboarding = normalise -> Kyc -> save_profile;
     /// A single node.
     pub Greet = greet;
+    /// A single node that takes its time.
+    pub SlowGreet = slow_greet;
 }
 
 /// `service` with the KYC workflows registered.
@@ -170,6 +182,7 @@ pub fn service(service: FlowService) -> FlowService {
         .register::<KycLinear>()
         .register::<Onboarding>()
         .register::<Greet>()
+        .register::<SlowGreet>()
 }
 
 /// Reports `error` with every cause in its chain (`the engine failed: the engine's storage

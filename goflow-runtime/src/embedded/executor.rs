@@ -43,8 +43,25 @@ pub(crate) async fn execute(
         Err(_) => (RequestStatus::Failed, None),
     };
     crate::metrics::flow_finished(plan.flow(), status);
-    run_hook(&hooks, plan.flow(), request_id, status, failure);
+    if let Some(failure) = &failure {
+        log_failure(plan.flow(), &request_id, failure);
+    }
+    if let Some(hook) = hook(&hooks, plan.flow(), request_id, status, failure) {
+        tokio::spawn(hook);
+    }
     result
+}
+
+/// The one line of a request that failed for good, as the Redis worker logs it.
+fn log_failure(flow: &'static str, request_id: &RequestId, failure: &RequestFailure) {
+    tracing::warn!(
+        flow,
+        request = request_id.as_str(),
+        vertex = failure.vertex,
+        attempts = failure.attempts,
+        failure = %failure.failure,
+        "a request failed"
+    );
 }
 
 /// Runs a submitted request in a task of its own, in the submitter's span (the HTTP request's,
@@ -75,29 +92,38 @@ pub(super) fn spawn_tracked(
             let (status, failure) = tracked.finish(outcome);
             // A submitted request's end is counted here, once, with the status it ends with.
             crate::metrics::flow_finished(plan.flow(), status);
+            if let Some(failure) = &failure {
+                log_failure(plan.flow(), &id, failure);
+            }
             registry.finished(plan.flow(), id.clone());
-            run_hook(&hooks, plan.flow(), id, status, failure);
+            if let Some(hook) = hook(&hooks, plan.flow(), id, status, failure) {
+                // In a task of its own, so that a panicking hook is only that task's end; and
+                // waited for, so that a shutdown that waits for the requests in flight waits
+                // for their hooks too.
+                let _ = tokio::spawn(hook).await;
+            }
+            registry.settled();
         }
         .instrument(submitter),
     );
 }
 
-/// Runs `flow`'s finish hook, if it has one, in a task of its own.
-fn run_hook(
+/// The call of `flow`'s finish hook, if it has one.
+fn hook(
     hooks: &HashMap<&'static str, Hook>,
     flow: &'static str,
     request_id: RequestId,
     status: RequestStatus,
     failure: Option<RequestFailure>,
-) {
-    if let Some(hook) = hooks.get(flow) {
-        tokio::spawn(hook(Finished {
+) -> Option<BoxFuture<'static, ()>> {
+    hooks.get(flow).map(|hook| {
+        hook(Finished {
             flow,
             request_id,
             status,
             failure,
-        }));
-    }
+        })
+    })
 }
 
 /// The executor of untracked and submitted requests: with a tracker, it records each

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use self::registry::Registry;
 use self::tracked::Tracked;
 use crate::codec::{Codec, MsgPack};
-use crate::engine::{self, Engine, Hook, Registrations};
+use crate::engine::{self, Engine, Hook, Registrations, Submitted};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::node::Data as _;
@@ -235,6 +235,41 @@ impl<C: Codec> EmbeddedEngine<C> {
     }
 }
 
+// What the service does at shutdown.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+impl<C: Codec> EmbeddedEngine<C> {
+    /// Takes no new submissions from now on (they fail with [`Error::Engine`], from
+    /// [`ShuttingDown`], and so does `ready`), and lets those in flight go on. What a service
+    /// does when it shuts down.
+    pub(crate) fn close(&self) {
+        self.inner.requests.close();
+    }
+
+    /// How many submitted requests have not ended yet (or their finish hooks not returned).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.inner.requests.active()
+    }
+
+    /// Waits until every submitted request has ended and its finish hook has returned.
+    pub(crate) async fn drained(&self) {
+        self.inner.requests.drained().await;
+    }
+}
+
+/// The embedded engine is shutting down: it takes no new requests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShuttingDown;
+
+impl std::fmt::Display for ShuttingDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "the service is shutting down: it takes no new requests (those in flight may finish)",
+        )
+    }
+}
+
+impl std::error::Error for ShuttingDown {}
+
 impl<C: Codec> engine::sealed::Sealed for EmbeddedEngine<C> {}
 
 impl<C: Codec> Engine for EmbeddedEngine<C> {
@@ -281,10 +316,12 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         flow: &str,
         id: &RequestId,
         input: Bytes,
-    ) -> Result<bool, Error> {
+    ) -> Result<Submitted, Error> {
         let plan = self.plan_named(flow)?;
-        let Some(tracked) = self.inner.requests.create(&plan, id) else {
-            return Ok(false);
+        let created = self.inner.requests.create(&plan, id, &input);
+        let tracked = match created.map_err(Error::engine)? {
+            Ok(tracked) => tracked,
+            Err(existed) => return Ok(existed),
         };
         // Counted once, by the call that created the request; its end is counted when it
         // finishes.
@@ -297,7 +334,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
             Arc::clone(&self.inner.requests),
             Arc::clone(&self.inner.hooks),
         );
-        Ok(true)
+        Ok(Submitted::Created)
     }
 
     async fn state(&self, flow: &str, id: &RequestId) -> Result<RequestState, Error> {
@@ -331,6 +368,9 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
     }
 
     async fn ready(&self) -> Result<(), Error> {
+        if self.inner.requests.is_closed() {
+            return Err(Error::engine(ShuttingDown));
+        }
         Ok(())
     }
 }

@@ -5,7 +5,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use super::tracked::Tracked;
+use super::ShuttingDown;
+use crate::engine::Submitted;
 use crate::plan::Plan;
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -15,10 +19,14 @@ pub(super) struct Registry {
     retention: Duration,
     retained: usize,
     requests: Mutex<Requests>,
+    /// How many requests have not ended yet (their finish hooks included).
+    active: watch::Sender<usize>,
 }
 
 #[derive(Default)]
 struct Requests {
+    /// Whether the engine has been closed: it creates no request any more.
+    closed: bool,
     /// By workflow, then id: a lookup is two hash probes with borrowed keys, whatever the
     /// number of requests kept.
     by_flow: HashMap<&'static str, HashMap<RequestId, Arc<Tracked>>>,
@@ -44,20 +52,66 @@ impl Registry {
             retention,
             retained,
             requests: Mutex::default(),
+            active: watch::channel(0).0,
         }
     }
 
-    /// A new request `id` of `plan`'s workflow, unless one with that id is known.
-    pub(super) fn create(&self, plan: &Plan, id: &RequestId) -> Option<Arc<Tracked>> {
+    /// A new request `id` of `plan`'s workflow on `input`, unless one with that id is known
+    /// (then `Ok(Err(_))`: what it was submitted with), or the engine is closed (`Err`).
+    pub(super) fn create(
+        &self,
+        plan: &Plan,
+        id: &RequestId,
+        input: &[u8],
+    ) -> Result<Result<Arc<Tracked>, Submitted>, ShuttingDown> {
         let mut requests = lock(&self.requests);
         self.evict(&mut requests);
+        let closed = requests.closed;
         let flow = requests.by_flow.entry(plan.flow()).or_default();
-        if flow.contains_key(id) {
-            return None;
+        if let Some(existing) = flow.get(id) {
+            return Ok(Err(Submitted::Existed {
+                same_input: existing.same_input(input),
+            }));
         }
-        let tracked = Arc::new(Tracked::new(plan, id.clone()));
+        if closed {
+            return Err(ShuttingDown);
+        }
+        let tracked = Arc::new(Tracked::new(plan, id.clone(), input));
         flow.insert(id.clone(), Arc::clone(&tracked));
-        Some(tracked)
+        // Under the lock, so that a close sees every request created before it.
+        self.active.send_modify(|active| *active += 1);
+        Ok(Ok(tracked))
+    }
+
+    /// Creates no request from now on.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(super) fn close(&self) {
+        lock(&self.requests).closed = true;
+    }
+
+    /// How many requests created have not ended yet.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(super) fn active(&self) -> usize {
+        *self.active.borrow()
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub(super) fn is_closed(&self) -> bool {
+        lock(&self.requests).closed
+    }
+
+    /// Waits until every request created has ended (and its finish hook has returned).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(super) async fn drained(&self) {
+        let mut active = self.active.subscribe();
+        // The sender lives as long as `self`: the wait ends only with the count at zero.
+        let _ = active.wait_for(|active| *active == 0).await;
+    }
+
+    /// A request created has ended, and its finish hook has returned.
+    pub(super) fn settled(&self) {
+        self.active
+            .send_modify(|active| *active = active.saturating_sub(1));
     }
 
     /// Request `id` of workflow `flow`, if kept.

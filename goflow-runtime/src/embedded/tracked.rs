@@ -17,12 +17,24 @@ use crate::request_id::RequestId;
 use crate::sync::lock;
 use crate::time::now_ms;
 
+/// A hash of an encoded input: 64 bits of SipHash (with fixed keys, as the comparisons are
+/// within one process) tell two inputs apart without keeping them.
+fn input_hash(input: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher as _};
+    let mut hasher = DefaultHasher::new();
+    hasher.write(input);
+    hasher.finish()
+}
+
 /// The worker name the embedded engine records for every attempt.
 const WORKER: &str = "embedded";
 
 /// One submitted request.
 pub(super) struct Tracked {
     flow: &'static str,
+    /// A hash of the encoded input it was submitted with, to tell a retried submission (same
+    /// id, same input) from another one under an id already taken.
+    input_hash: u64,
     state: Mutex<TrackedState>,
     /// The last control applied, for the executor: it parks what becomes ready while paused,
     /// launches the parked instances on resume, and ends on stop.
@@ -39,7 +51,7 @@ struct TrackedState {
 }
 
 impl Tracked {
-    pub(super) fn new(plan: &Plan, request_id: RequestId) -> Self {
+    pub(super) fn new(plan: &Plan, request_id: RequestId, input: &[u8]) -> Self {
         let now = now_ms();
         // The entry vertex is ready from the start, as its input is the request's.
         let mut vertices = request::initial_vertices(plan);
@@ -48,6 +60,7 @@ impl Tracked {
         }
         Self {
             flow: plan.flow(),
+            input_hash: input_hash(input),
             state: Mutex::new(TrackedState {
                 request: RequestState {
                     flow: plan.flow(),
@@ -69,6 +82,11 @@ impl Tracked {
 
     pub(super) fn flow(&self) -> &'static str {
         self.flow
+    }
+
+    /// Whether it was submitted with this encoded input.
+    pub(super) fn same_input(&self, input: &[u8]) -> bool {
+        self.input_hash == input_hash(input)
     }
 
     pub(super) fn snapshot(&self) -> RequestState {

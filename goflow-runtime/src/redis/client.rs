@@ -15,7 +15,7 @@ use super::protocol::{control_channel, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATU
 use super::scripts::{self, CONTROL, SUBMIT};
 use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, Submitted};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::plan::Instance;
@@ -120,7 +120,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
         flow: &str,
         id: &RequestId,
         input: Bytes,
-    ) -> Result<bool, Error> {
+    ) -> Result<Submitted, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
         let config = &self.inner.config;
@@ -146,12 +146,14 @@ impl<C: Codec> Engine for RedisEngine<C> {
         .instrument(span)
         .await
         .map_err(|e| RedisError::from(e).into_error(name))?;
-        let created = reply.into_array().first().and_then(Value::as_i64) == Some(1);
-        if created {
+        let reply = reply.into_array();
+        if reply.first().and_then(Value::as_i64) == Some(1) {
             // Counted by the one call whose script created the request.
             crate::metrics::flow_started(name);
+            return Ok(Submitted::Created);
         }
-        Ok(created)
+        let same_input = reply.get(2).and_then(Value::as_i64) == Some(1);
+        Ok(Submitted::Existed { same_input })
     }
 
     async fn state(&self, flow: &str, id: &RequestId) -> Result<RequestState, Error> {

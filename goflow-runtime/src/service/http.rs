@@ -1,65 +1,110 @@
-//! The HTTP routes. Every error is JSON `{"error": {"code", "message"}}` with the right status;
-//! handlers decode and validate everything before touching the engine, so a bad request never
-//! leaves a half-created one behind.
+//! The HTTP routes. Every error is JSON `{"error": {"code", "message"}}` with the right status
+//! (and, on a submission, the request's id); handlers decode and validate everything before
+//! touching the engine, so a bad request never leaves a half-created one behind.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tracing::Instrument as _;
 
 use super::metrics::Metrics;
 use super::registry::FlowDef;
-use crate::engine::Engine;
+use crate::engine::{Engine, Submitted};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::request::RequestState;
 use crate::request_id::RequestId;
 
+/// The header that names a request (and makes its submission idempotent).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The standard header for the same, on a submission.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
 /// What the handlers share.
 pub(crate) struct AppState<E> {
     pub(crate) engine: E,
     pub(crate) flows: HashMap<&'static str, FlowDef>,
-    pub(crate) api_token: Option<String>,
+    pub(crate) tokens: Arc<Tokens>,
     pub(crate) body_limit: usize,
+    pub(crate) body_timeout: Duration,
     pub(crate) max_wait: Duration,
     pub(crate) metrics: Metrics,
 }
 
+/// The bearer tokens the routes take.
+#[derive(Debug, Default)]
+pub(crate) struct Tokens {
+    /// Required on every route but the probes.
+    pub(crate) api: Option<String>,
+    /// Accepted on `/metrics` (beside the API token), for scrapers.
+    pub(crate) metrics: Option<String>,
+}
+
 /// The routes, ready to serve or to nest in another application's router.
 pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
-    let flows = Router::new()
+    let tokens = Arc::clone(&state.tokens);
+    Router::new()
+        .route("/", get(index::<E>))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready::<E>))
+        .route("/metrics", get(metrics::<E>))
         .route("/flows", get(list_flows::<E>))
         .route("/flow/{name}", get(describe_flow::<E>).post(submit::<E>))
         .route("/flow/{name}/requests/{id}", get(request_status::<E>))
         .route("/flow/{name}/requests/{id}/{action}", post(control::<E>))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            authorize::<E>,
-        ));
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready::<E>))
-        .route("/metrics", get(metrics::<E>))
-        .merge(flows)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(fallback::<E>)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Around every route and both fallbacks, so that no answer but the probes' (not even
+        // a 404 or a 405) is given without the token.
+        .layer(middleware::from_fn_with_state(tokens, authorize))
         .layer(middleware::from_fn(trace_request))
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-        })
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// `GET /`: what this is, and where to look.
+async fn index<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Value> {
+    Json(json!({
+        "service": "goflow",
+        "engine": state.engine.kind(),
+        "flows": "/flows",
+        "message": "GET /flows lists the workflows; POST /flow/{name} submits a request of one",
+    }))
+}
+
+/// No such route; when the path starts with a workflow's name (`POST /greet`), the answer
+/// points at the route meant (`/flow/greet`).
+async fn fallback<E: Engine>(State(state): State<Arc<AppState<E>>>, uri: Uri) -> ApiError {
+    let path = uri.path();
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let first = first
+        .strip_suffix(".mmd")
+        .or_else(|| first.strip_suffix(".dot"))
+        .unwrap_or(first);
+    let message = if state.flows.contains_key(first) {
+        format!("no such route; the workflow `{first}` is at /flow{path}")
+    } else {
+        "no such route; GET /flows lists the workflows, at /flow/{name}".to_owned()
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
 }
 
 /// A span per HTTP request, continuing the caller's trace when it sends a `traceparent`
@@ -88,15 +133,24 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The request it is about, on a submission's answer.
+    request_id: Option<RequestId>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
+            request_id: None,
         }
+    }
+
+    /// The same answer about request `id` (its `X-Request-Id` header and `request_id` field).
+    fn about(mut self, id: &RequestId) -> Self {
+        self.request_id = Some(id.clone());
+        self
     }
 
     fn unknown_flow(name: &str) -> Self {
@@ -123,6 +177,11 @@ impl From<Error> for ApiError {
             Error::UnknownFlow { flow } => Self::unknown_flow(&flow),
             Error::UnknownRequest { request_id, .. } => Self::unknown_request(request_id.as_str()),
             Error::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Error::Engine { source } if source.is::<crate::embedded::ShuttingDown>() => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                source.to_string(),
+            ),
             Error::Engine { .. } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
@@ -133,34 +192,94 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let error = json!({"code": self.code, "message": self.message});
+        let body = match &self.request_id {
+            Some(id) => json!({"error": error, "request_id": id}),
+            None => json!({ "error": error }),
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(id) = &self.request_id {
+            headers.insert(X_REQUEST_ID, id_header(id));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
 }
 
-/// Requires `Authorization: Bearer <token>` when a token is configured.
-async fn authorize<E: Engine>(
-    State(state): State<Arc<AppState<E>>>,
+/// A request id as a header value (ids are visible ASCII by construction).
+fn id_header(id: &RequestId) -> HeaderValue {
+    HeaderValue::from_str(id.as_str()).expect("a request id is a valid header value")
+}
+
+/// Path segments or a query string, read as axum's `Path` and `Query` do, but refused with
+/// the service's JSON error (`400 invalid_path`, `400 invalid_query`) instead of axum's text.
+struct Valid<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Valid<Path<T>> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(path) => Ok(Valid(path)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                format!(
+                    "the URL's path cannot be read (a segment must be UTF-8 once \
+                     percent-decoded): {}",
+                    rejection.body_text()
+                ),
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Valid<Query<T>> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(query) => Ok(Valid(query)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("the URL's query cannot be read: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` when a token is configured, on every route but
+/// the probes (`/healthz`, `/readyz`), before anything else answers (a 404 or a 405 would tell
+/// which routes exist). `/metrics` also takes the metrics token, when there is one (and
+/// requires one of the two as soon as either is configured).
+pub(crate) async fn authorize(
+    State(tokens): State<Arc<Tokens>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = &state.api_token {
+    let path = request.uri().path();
+    let accepted: &[&Option<String>] = match path {
+        "/healthz" | "/readyz" => &[],
+        "/metrics" => &[&tokens.api, &tokens.metrics],
+        _ => &[&tokens.api],
+    };
+    let required: Vec<&str> = accepted.iter().filter_map(|t| t.as_deref()).collect();
+    if !required.is_empty() {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer)
             .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        // Every token is compared, so the time taken does not tell which one was close.
+        let matched = required.iter().fold(false, |matched, expected| {
+            constant_time_eq(given.as_bytes(), expected.as_bytes()) | matched
+        });
+        if !matched {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -198,6 +317,56 @@ fn request_id(text: &str) -> Result<RequestId, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_id", e.to_string()))
 }
 
+/// The id a submission names, in `X-Request-Id` or `Idempotency-Key` (both mean the same;
+/// given both, they must agree), or a fresh one.
+fn submitted_id(headers: &HeaderMap) -> Result<RequestId, ApiError> {
+    let named = |name: &HeaderName| -> Option<Result<RequestId, ApiError>> {
+        let value = headers.get(name)?;
+        let Ok(text) = value.to_str() else {
+            return Some(Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_id",
+                format!(
+                    "the `{name}` header is not UTF-8 visible ASCII text: a request id is 1 to {} \
+                     of `A-Z`, `a-z`, `0-9`, `_` and `-`",
+                    RequestId::MAX_LEN
+                ),
+            )));
+        };
+        // The Idempotency-Key draft makes the key a structured-field string: quoted.
+        let text = if *name == IDEMPOTENCY_KEY {
+            text.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(text)
+        } else {
+            text
+        };
+        Some(request_id(text).map_err(|mut e| {
+            e.message = format!("`{name}`: {}", e.message);
+            e
+        }))
+    };
+    match (named(&X_REQUEST_ID), named(&IDEMPOTENCY_KEY)) {
+        (None, None) => Ok(RequestId::generate()),
+        (Some(id), None) | (None, Some(id)) => id,
+        (Some(id), Some(key)) => {
+            let (id, key) = (id?, key?);
+            if id == key {
+                Ok(id)
+            } else {
+                Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_id",
+                    format!(
+                        "`x-request-id` (`{id}`) and `idempotency-key` (`{key}`) differ: give \
+                         one, or the same id in both"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
 async fn list_flows<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Value> {
     let mut flows: Vec<Value> = state
         .flows
@@ -221,7 +390,7 @@ async fn list_flows<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Va
 /// suffix on the name.
 async fn describe_flow<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
-    Path(name): Path<String>,
+    Valid(Path(name)): Valid<Path<String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let accept = headers
@@ -257,19 +426,32 @@ async fn describe_flow<E: Engine>(
     })
 }
 
-/// `POST /flow/{name}`: body = the workflow input as JSON.
+/// `POST /flow/{name}`: body = the workflow input as JSON. Every answer, errors included,
+/// names the request (`X-Request-Id` and `request_id`) once its id is known, so that a client
+/// whose submission failed (a `503`: it may have been created) can retry it under the same id.
 async fn submit<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
-    Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    name: Result<Valid<Path<String>>, ApiError>,
+    query: Result<Valid<Query<HashMap<String, String>>>, ApiError>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let flow = flow(&state, &name)?;
-    let id = match headers.get("x-request-id") {
-        Some(value) => request_id(value.to_str().unwrap_or("\u{0}"))?,
-        None => RequestId::generate(),
-    };
+    let id = submitted_id(&headers)?;
+    submit_as(&state, name, query, &id, body)
+        .await
+        .map_err(|error| error.about(&id))
+}
+
+async fn submit_as<E: Engine>(
+    state: &AppState<E>,
+    name: Result<Valid<Path<String>>, ApiError>,
+    query: Result<Valid<Query<HashMap<String, String>>>, ApiError>,
+    id: &RequestId,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Valid(Path(name)) = name?;
+    let Valid(Query(query)) = query?;
+    let flow = flow(state, &name)?;
     let wait = match query.get("wait") {
         Some(text) => Some(
             text.parse::<f64>()
@@ -290,18 +472,7 @@ async fn submit<E: Engine>(
         ),
         None => None,
     };
-    let body: Bytes = axum::body::to_bytes(body, state.body_limit)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the body is larger than the limit of {} bytes",
-                    state.body_limit
-                ),
-            )
-        })?;
+    let body = read_body(state, body).await?;
     let input = (flow.input_from_json)(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -309,49 +480,113 @@ async fn submit<E: Engine>(
             format!("the body is not a valid `{}` input: {e}", flow.name),
         )
     })?;
-    let created = state.engine.submit_encoded(flow.name, &id, input).await?;
-    if created {
-        state.metrics.started(flow.name);
-    }
+    let submitted = state
+        .engine
+        .submit_encoded(flow.name, id, input)
+        .await
+        .map_err(|error| {
+            let mut error = ApiError::from(error);
+            if error.code == "unavailable" {
+                error.message.push_str(
+                    " (the request may have been created: submitting it again with the same \
+                     X-Request-Id or Idempotency-Key is safe, it never starts a second run)",
+                );
+            }
+            error
+        })?;
     let location = format!("/flow/{}/requests/{id}", flow.name);
     let headers = [
-        (
-            header::HeaderName::from_static("x-request-id"),
-            HeaderValue::from_str(id.as_str()).expect("validated id"),
-        ),
+        (X_REQUEST_ID, id_header(id)),
         (
             header::LOCATION,
             HeaderValue::from_str(&location).expect("validated id"),
         ),
     ];
+    match submitted {
+        Submitted::Created => {
+            state.metrics.started(flow.name);
+        }
+        Submitted::Existed { same_input: false } => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                format!(
+                    "request `{id}` of `{}` exists with another input: a request id names one \
+                     submission (use a new id for another input)",
+                    flow.name
+                ),
+            ));
+        }
+        Submitted::Existed { same_input: true } => {
+            // The same submission again: the request as it is (or as it ends, with `wait`).
+            let request = match wait {
+                Some(timeout) => state.engine.wait_state(flow.name, id, timeout).await?,
+                None => state.engine.state(flow.name, id).await?,
+            };
+            let mut body = request_json(flow, &request);
+            if let Some(object) = body.as_object_mut() {
+                object.insert("created".into(), Value::Bool(false));
+            }
+            return Ok((StatusCode::OK, headers, Json(body)).into_response());
+        }
+    }
     let waited = match wait {
-        Some(timeout) => Some(state.engine.wait_state(flow.name, &id, timeout).await?),
+        Some(timeout) => Some(state.engine.wait_state(flow.name, id, timeout).await?),
         None => None,
     };
-    match waited {
+    Ok(match waited {
         Some(request) if request.status.is_final() => {
-            let body = request_json(flow, &request);
-            Ok((StatusCode::OK, headers, Json(body)).into_response())
+            let mut body = request_json(flow, &request);
+            if let Some(object) = body.as_object_mut() {
+                object.insert("created".into(), Value::Bool(true));
+            }
+            (StatusCode::OK, headers, Json(body)).into_response()
         }
-        Some(request) => Ok((
-            StatusCode::ACCEPTED,
-            headers,
-            Json(json!({"request_id": id, "status": request.status, "created": created})),
-        )
-            .into_response()),
-        None => {
-            let status = if created {
-                RequestStatus::Queued
-            } else {
-                state.engine.state(flow.name, &id).await?.status
-            };
-            Ok((
+        waited => {
+            let status = waited.map_or(RequestStatus::Queued, |request| request.status);
+            (
                 StatusCode::ACCEPTED,
                 headers,
-                Json(json!({"request_id": id, "status": status, "created": created})),
+                Json(json!({"request_id": id, "status": status, "created": true})),
             )
-                .into_response())
+                .into_response()
         }
+    })
+}
+
+/// The whole body, within the body limit and the body timeout.
+async fn read_body<E>(state: &AppState<E>, body: Body) -> Result<Bytes, ApiError> {
+    let read = axum::body::to_bytes(body, state.body_limit);
+    match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "the body is larger than the limit of {} bytes",
+                        state.body_limit
+                    ),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("the body could not be read: {error}"),
+                )
+            })
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {:?} (GOFLOW_BODY_TIMEOUT)",
+                state.body_timeout
+            ),
+        )),
     }
 }
 
@@ -374,7 +609,7 @@ fn request_json(flow: &FlowDef, request: &RequestState) -> Value {
 
 async fn request_status<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
-    Path((name, id)): Path<(String, String)>,
+    Valid(Path((name, id))): Valid<Path<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let flow = flow(&state, &name)?;
     let id = request_id(&id)?;
@@ -384,7 +619,7 @@ async fn request_status<E: Engine>(
 
 async fn control<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
-    Path((name, id, action)): Path<(String, String, String)>,
+    Valid(Path((name, id, action))): Valid<Path<(String, String, String)>>,
 ) -> Result<Response, ApiError> {
     let flow = flow(&state, &name)?;
     let id = request_id(&id)?;
@@ -410,8 +645,9 @@ async fn ready<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Result<Json<
     ))
 }
 
-/// `/metrics` and `/healthz` alone, for a worker-only process.
-pub(crate) fn metrics_router() -> Router {
+/// `/metrics` and `/healthz` alone, for a worker-only process (`/metrics` with the same
+/// tokens as the service's).
+pub(crate) fn metrics_router(tokens: Arc<Tokens>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
@@ -427,6 +663,15 @@ pub(crate) fn metrics_router() -> Router {
                 )
             }),
         )
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "a worker serves /metrics and /healthz only",
+            )
+        })
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(tokens, authorize))
 }
 
 async fn metrics<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Response {

@@ -24,6 +24,7 @@
 mod http;
 mod metrics;
 mod registry;
+mod serve;
 mod settings;
 pub mod telemetry;
 
@@ -32,6 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 pub use self::settings::{ServiceError, Settings};
@@ -143,10 +145,18 @@ impl FlowService {
         self
     }
 
-    /// Requires this bearer token on the `/flow` routes.
+    /// Requires this bearer token on every route but `/healthz` and `/readyz`.
     #[must_use]
     pub fn api_token(mut self, token: impl Into<String>) -> Self {
         self.settings.api_token = Some(token.into());
+        self
+    }
+
+    /// Accepts this bearer token on `/metrics` too (for a scraper that should not hold the
+    /// API token); with it, `/metrics` requires one of the two.
+    #[must_use]
+    pub fn metrics_token(mut self, token: impl Into<String>) -> Self {
+        self.settings.metrics_token = Some(token.into());
         self
     }
 
@@ -154,6 +164,38 @@ impl FlowService {
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.settings.body_limit = bytes;
+        self
+    }
+
+    /// How long a client may take to send a request's body (default 30 s; `408` after that).
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.body_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request's head, from when its connection opens
+    /// or has sent its previous answer (default 10 s; the connection is closed after that).
+    /// Applies to the listener of `start*()`.
+    #[must_use]
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.header_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may move no byte while none of its requests is being handled
+    /// (default 60 s; it is closed after that). Applies to the listener of `start*()`.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.idle_timeout = timeout;
+        self
+    }
+
+    /// The most connections served at once (default 1024; more wait to be accepted).
+    /// Applies to the listener of `start*()`.
+    #[must_use]
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.settings.max_connections = connections;
         self
     }
 
@@ -179,7 +221,8 @@ impl FlowService {
         self
     }
 
-    /// How long running attempts may finish on shutdown (default 30 s).
+    /// How long running attempts may finish on shutdown (default 30 s): on the embedded
+    /// engine, the requests in flight.
     #[must_use]
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.settings.shutdown_grace = grace;
@@ -266,6 +309,10 @@ impl FlowService {
     /// process-wide, [`with_telemetry`](Self::with_telemetry) or not (call
     /// [`telemetry::install`] and [`telemetry::install_metrics_recorder`] yourself for that).
     /// With the Redis engine, run workers separately ([`start_worker`](Self::start_worker)).
+    ///
+    /// The routes apply the token, body limit and body timeout; the limits of the connections
+    /// (header and idle timeouts, the connection limit) belong to the listener, which is
+    /// yours: set them on your server.
     pub async fn router(&self) -> Result<axum::Router, ServiceError> {
         self.settings.validate()?;
         Ok(match &self.settings.redis_url {
@@ -336,11 +383,27 @@ impl FlowService {
             engine,
             metrics: metrics::Metrics::new(flows.keys().copied()),
             flows,
-            api_token: self.settings.api_token.clone(),
+            tokens: self.tokens(),
             body_limit: self.settings.body_limit,
+            body_timeout: self.settings.body_timeout,
             max_wait: self.settings.max_wait,
         };
         http::router(Arc::new(state))
+    }
+
+    fn tokens(&self) -> Arc<http::Tokens> {
+        Arc::new(http::Tokens {
+            api: self.settings.api_token.clone(),
+            metrics: self.settings.metrics_token.clone(),
+        })
+    }
+
+    fn limits(&self) -> serve::Limits {
+        serve::Limits {
+            header_timeout: self.settings.header_timeout,
+            idle_timeout: self.settings.idle_timeout,
+            max_connections: self.settings.max_connections,
+        }
     }
 
     async fn run(self, serve: bool, work: bool) -> Result<(), ServiceError> {
@@ -385,37 +448,51 @@ impl FlowService {
         match self.settings.redis_url.clone() {
             None => {
                 let engine = self.embedded();
-                self.run_with(engine, serve, None, stop).await
+                let drain = engine.clone();
+                self.run_with(engine, serve, None, Some(drain), stop).await
             }
             Some(url) => {
                 let engine = self.redis(&url).await?;
                 let worker = work.then(|| Worker::of(&engine, self.settings.worker_concurrency));
-                self.run_with(engine, serve, worker.flatten(), stop).await
+                self.run_with(engine, serve, worker.flatten(), None, stop)
+                    .await
             }
         }
     }
 
     /// Serves `engine` over HTTP (if `serve`) and runs `worker` (if any) until shut down.
+    ///
+    /// At shutdown the Redis service stops serving HTTP at once (what it has taken is in
+    /// Redis), and its worker lets its running attempts finish. The embedded engine, `drain`,
+    /// holds its requests in memory: it takes no new ones, and the service goes on answering
+    /// (status, `?wait`, controls; submissions are `503`) until those in flight have ended,
+    /// within the grace; then it stops serving.
     async fn run_with<E: Engine>(
         self,
         engine: E,
         serve: bool,
         worker: Option<Worker>,
+        drain: Option<EmbeddedEngine>,
         stop: &mut Stop,
     ) -> Result<(), ServiceError> {
         if let (false, Some(port)) = (serve, self.settings.metrics_port) {
             // A worker-only process serves its metrics (and liveness) on a port of its own.
             let listener = self.bind(port).await?;
-            let router = http::metrics_router();
-            let metrics_shutdown = self.shutdown.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { metrics_shutdown.cancelled().await })
-                    .await;
-            });
+            let router = http::metrics_router(self.tokens());
+            tokio::spawn(serve::serve(
+                listener,
+                router,
+                self.limits(),
+                self.shutdown.clone(),
+            ));
         }
         let shutdown = self.shutdown.clone();
         tokio::spawn(shutdown_on_signal(shutdown.clone()));
+        // When HTTP stops: at shutdown, or once the embedded engine has drained.
+        let http_stop = match &drain {
+            Some(_) => CancellationToken::new(),
+            None => shutdown.clone(),
+        };
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(worker) = worker {
             tasks.spawn(worker.run(shutdown.clone()));
@@ -428,18 +505,29 @@ impl FlowService {
                 "serving HTTP"
             );
             let router = self.router_for(engine);
-            let http_shutdown = shutdown.clone();
+            tasks.spawn(serve::serve(listener, router, self.limits(), http_stop.clone()).map(Ok));
+        }
+        if let Some(engine) = drain {
+            // The part of the grace the requests in flight may have; what is left of it goes
+            // to the answers being written, and the flush of the spans.
+            let patience = stop.grace.saturating_sub(stop.flush);
+            let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-                    .await
-                    .map_err(ServiceError::Serve)
+                shutdown.cancelled().await;
+                drain_embedded(&engine, patience).await;
+                http_stop.cancel();
+                Ok(())
             });
         }
         let mut result = Ok(());
-        // The first task to end (with an error, or at shutdown) ends the service.
-        if let Some(Ok(Err(error))) = tasks.join_next().await {
-            result = Err(error);
+        // The first task to end (with an error) or the shutdown ends the service.
+        tokio::select! {
+            joined = tasks.join_next() => {
+                if let Some(Ok(Err(error))) = joined {
+                    result = Err(error);
+                }
+            }
+            () = shutdown.cancelled() => {}
         }
         shutdown.cancel();
         let deadline = Instant::now() + stop.grace;
@@ -467,6 +555,33 @@ impl FlowService {
             })?;
         tracing::info!(%address, "listening");
         Ok(listener)
+    }
+}
+
+/// Closes the embedded engine to new requests and waits, up to `patience`, for those in
+/// flight to end; says in the log how it went.
+async fn drain_embedded(engine: &EmbeddedEngine, patience: Duration) {
+    engine.close();
+    let in_flight = engine.in_flight();
+    if in_flight == 0 {
+        return;
+    }
+    tracing::info!(
+        in_flight,
+        grace = ?patience,
+        "shutting down: no new requests; waiting for those in flight to end"
+    );
+    let started = Instant::now();
+    match tokio::time::timeout(patience, engine.drained()).await {
+        Ok(()) => tracing::info!(
+            ended = in_flight,
+            waited = ?started.elapsed(),
+            "every request in flight has ended"
+        ),
+        Err(_) => tracing::warn!(
+            still_running = engine.in_flight(),
+            "the shutdown grace is over: the requests still running are dropped"
+        ),
     }
 }
 

@@ -24,10 +24,29 @@ pub struct Settings {
     pub lease: Duration,
     /// How long finished requests are kept (`GOFLOW_RETENTION`, default 24 h).
     pub retention: Duration,
-    /// Bearer token required by the `/flow` routes (`GOFLOW_API_TOKEN`); absent: no auth.
+    /// Bearer token required by every route but `/healthz` and `/readyz`
+    /// (`GOFLOW_API_TOKEN`); absent: no auth.
     pub api_token: Option<String>,
+    /// Bearer token accepted on `/metrics` besides the API token, for scrapers
+    /// (`GOFLOW_METRICS_TOKEN`); with either set, `/metrics` requires one of them.
+    pub metrics_token: Option<String>,
     /// Largest request body in bytes (`GOFLOW_BODY_LIMIT`, default 1 MiB).
     pub body_limit: usize,
+    /// How long a client may take to send a request's body, from when the handler starts
+    /// reading it (`GOFLOW_BODY_TIMEOUT`, default 30 s): `408` after that.
+    pub body_timeout: Duration,
+    /// How long a client may take to send a request's head (line and headers), counted from
+    /// when the connection opens or its previous answer has been sent, so it is also how long
+    /// an idle keep-alive connection stays open (`GOFLOW_HEADER_TIMEOUT`, default 10 s).
+    /// Applies to the listener `start*()` opens.
+    pub header_timeout: Duration,
+    /// How long a connection may go without reading or writing a byte while none of its
+    /// requests is being handled (a client that stops reading its answer, say) before it is
+    /// closed (`GOFLOW_IDLE_TIMEOUT`, default 60 s). Applies to the listener `start*()` opens.
+    pub idle_timeout: Duration,
+    /// The most connections served at once (`GOFLOW_MAX_CONNECTIONS`, default 1024); more wait
+    /// in the listen backlog until one closes. Applies to the listener `start*()` opens.
+    pub max_connections: usize,
     /// Longest `?wait=` honoured (`GOFLOW_MAX_WAIT`, default 60 s).
     pub max_wait: Duration,
     /// OTLP endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); with the `otel` feature every
@@ -54,7 +73,12 @@ impl Default for Settings {
             lease: Duration::from_secs(30),
             retention: crate::embedded::DEFAULT_RETENTION,
             api_token: None,
+            metrics_token: None,
             body_limit: 1 << 20,
+            body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
             max_wait: Duration::from_secs(60),
             otlp_endpoint: None,
             metrics_port: None,
@@ -160,8 +184,26 @@ impl Settings {
             settings.retention = duration("GOFLOW_RETENTION", v)?;
         }
         settings.api_token = var("GOFLOW_API_TOKEN");
+        settings.metrics_token = var("GOFLOW_METRICS_TOKEN");
         if let Some(v) = var("GOFLOW_BODY_LIMIT") {
             settings.body_limit = parse("GOFLOW_BODY_LIMIT", v, "a number of bytes")?;
+        }
+        if let Some(v) = var("GOFLOW_BODY_TIMEOUT") {
+            settings.body_timeout = duration("GOFLOW_BODY_TIMEOUT", v)?;
+        }
+        if let Some(v) = var("GOFLOW_HEADER_TIMEOUT") {
+            settings.header_timeout = duration("GOFLOW_HEADER_TIMEOUT", v)?;
+        }
+        if let Some(v) = var("GOFLOW_IDLE_TIMEOUT") {
+            settings.idle_timeout = duration("GOFLOW_IDLE_TIMEOUT", v)?;
+        }
+        if let Some(v) = var("GOFLOW_MAX_CONNECTIONS") {
+            settings.max_connections = parse::<std::num::NonZeroUsize>(
+                "GOFLOW_MAX_CONNECTIONS",
+                v,
+                "a positive whole number",
+            )?
+            .get();
         }
         if let Some(v) = var("GOFLOW_MAX_WAIT") {
             settings.max_wait = duration("GOFLOW_MAX_WAIT", v)?;
@@ -176,9 +218,30 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks what the types cannot: a worker runs at least one attempt at a time, and a
-    /// lease is long enough to renew.
+    /// Checks what the types cannot: a worker runs at least one attempt at a time, a lease is
+    /// long enough to renew, the service takes at least one connection, and its timeouts are
+    /// not zero.
     pub(crate) fn validate(&self) -> Result<(), ServiceError> {
+        if self.max_connections == 0 {
+            return Err(ServiceError::Setting {
+                name: "GOFLOW_MAX_CONNECTIONS",
+                value: "0".to_owned(),
+                expected: "a positive whole number",
+            });
+        }
+        for (name, timeout) in [
+            ("GOFLOW_BODY_TIMEOUT", self.body_timeout),
+            ("GOFLOW_HEADER_TIMEOUT", self.header_timeout),
+            ("GOFLOW_IDLE_TIMEOUT", self.idle_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ServiceError::Setting {
+                    name,
+                    value: "0".to_owned(),
+                    expected: "a duration above zero",
+                });
+            }
+        }
         if self.worker_concurrency == 0 {
             return Err(ServiceError::Setting {
                 name: "GOFLOW_WORKER_CONCURRENCY",
@@ -221,7 +284,12 @@ mod tests {
             ("GOFLOW_LEASE", "10s"),
             ("GOFLOW_RETENTION", "2h"),
             ("GOFLOW_API_TOKEN", "t"),
+            ("GOFLOW_METRICS_TOKEN", "m"),
             ("GOFLOW_BODY_LIMIT", "1000"),
+            ("GOFLOW_BODY_TIMEOUT", "5s"),
+            ("GOFLOW_HEADER_TIMEOUT", "1500ms"),
+            ("GOFLOW_IDLE_TIMEOUT", "2m"),
+            ("GOFLOW_MAX_CONNECTIONS", "16"),
             ("GOFLOW_MAX_WAIT", "5"),
             ("GOFLOW_SHUTDOWN_GRACE", "1m30s"),
             ("GOFLOW_METRICS_PORT", "9100"),
@@ -236,7 +304,12 @@ mod tests {
         assert_eq!(settings.lease, Duration::from_secs(10));
         assert_eq!(settings.retention, Duration::from_secs(7200));
         assert_eq!(settings.api_token.as_deref(), Some("t"));
+        assert_eq!(settings.metrics_token.as_deref(), Some("m"));
         assert_eq!(settings.body_limit, 1000);
+        assert_eq!(settings.body_timeout, Duration::from_secs(5));
+        assert_eq!(settings.header_timeout, Duration::from_millis(1500));
+        assert_eq!(settings.idle_timeout, Duration::from_secs(120));
+        assert_eq!(settings.max_connections, 16);
         assert_eq!(settings.max_wait, Duration::from_secs(5));
         assert_eq!(settings.shutdown_grace, Duration::from_secs(90));
         assert_eq!(settings.metrics_port, Some(9100));
@@ -257,6 +330,16 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "GOFLOW_MAX_WAIT=\"soon\": expected a number of seconds, or a duration such as `1m30s` or `500ms`"
+        );
+        let error = from(&[("GOFLOW_MAX_CONNECTIONS", "0")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GOFLOW_MAX_CONNECTIONS=\"0\": expected a positive whole number"
+        );
+        let error = from(&[("GOFLOW_HEADER_TIMEOUT", "0")]).unwrap().validate();
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "GOFLOW_HEADER_TIMEOUT=\"0\": expected a duration above zero"
         );
         let error = from(&[("GOFLOW_PORT", "99999")]).unwrap_err();
         assert_eq!(

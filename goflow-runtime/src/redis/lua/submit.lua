@@ -5,10 +5,12 @@
 --       (ms), 6 plan hash, 7 traceparent, 8 `1` if the entry carries the input too (a small
 --       one: the worker that reads it runs the entry vertex at once, without a start script;
 --       see `worker::attempt`), with the plan hash the worker checks before it runs it
--- Answers {1, status} when it created the request, {0, status} when one existed.
+-- Answers {1, status} when it created the request, {0, status, same} when one existed, `same`
+-- being 1 if that request's input is ARGV[2] (a retried submission), 0 if not.
 local req, stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', req) == 1 then
-  return {0, redis.call('HGET', req, REQ_STATUS)}
+  local fields = redis.call('HMGET', req, REQ_STATUS, REQ_INPUT)
+  return {0, fields[1], fields[2] == ARGV[2] and 1 or 0}
 end
 local state = {REQ_STATUS, RS_QUEUED, REQ_INPUT, ARGV[2], REQ_CREATED, ARGV[3], REQ_UPDATED,
   ARGV[3], REQ_HASH, ARGV[6], REQ_TRACEPARENT, ARGV[7], INST_STATUS .. ARGV[4],
