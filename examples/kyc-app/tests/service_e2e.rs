@@ -143,7 +143,9 @@ impl Cluster {
         let mut env = env.to_vec();
         env.push(("GOFLOW_PORT", port.to_string()));
         env.push(("GOFLOW_HOST", "127.0.0.1".to_owned()));
-        env.push(("GOFLOW_SHUTDOWN_GRACE", "15".to_owned()));
+        if !env.iter().any(|(name, _)| *name == "GOFLOW_SHUTDOWN_GRACE") {
+            env.push(("GOFLOW_SHUTDOWN_GRACE", "15".to_owned()));
+        }
         let index = self.spawn(name, Path::new(KYC), &env);
         let service = Service { port, index };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -154,7 +156,10 @@ impl Cluster {
                     self.procs[index].log_tail()
                 );
             }
-            if let Ok(reply) = service.try_request(Method::GET, "/readyz", &[], None) {
+            // Not kept alive in the client's pool: a test of the connection limit counts on
+            // the connections it opens itself.
+            let close = [("Connection", "close")];
+            if let Ok(reply) = service.try_request(Method::GET, "/readyz", &close, None) {
                 if reply.status == StatusCode::OK {
                     return service;
                 }
@@ -519,9 +524,25 @@ fn a_token_is_required_over_http() {
         assert!(Instant::now() < deadline, "not completed: {status}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    for path in ["/healthz", "/readyz", "/metrics"] {
+    for path in ["/healthz", "/readyz"] {
         assert_eq!(kyc.get(path).status, StatusCode::OK, "{path}");
     }
+    // The metrics name every workflow and count its traffic: the token guards them too, and
+    // so it does every other route, known or not, with any method.
+    for (method, path) in [
+        (Method::GET, "/metrics"),
+        (Method::GET, "/"),
+        (Method::GET, "/nope"),
+        (Method::DELETE, "/flow/kyc"),
+        (Method::PUT, "/metrics"),
+    ] {
+        kyc.request(method.clone(), path, &[], None)
+            .expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let metrics = kyc.request(Method::GET, "/metrics", &auth, None);
+    assert_eq!(metrics.status, StatusCode::OK, "{}", metrics.text());
+    kyc.request(Method::DELETE, "/flow/kyc", &auth, None)
+        .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
 
 #[test]
@@ -612,4 +633,430 @@ fn sigterm_lets_the_redis_service_finish_and_exit_0() {
     let status = next.poll(&slow, "the request ends after the restart", is_final);
     assert_eq!(status["status"], "completed", "status: {status}");
     assert_eq!(status["output"]["user_id"], "slow-term");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw connections: what a client that is not a well-behaved HTTP client gets.
+
+/// Opens a connection to the service on `port`, writes `bytes`, and reads until the service
+/// closes it or `limit` passes: what it answered, how long the connection was held, and
+/// whether the service closed it.
+fn hold(port: u16, bytes: &[u8], limit: Duration) -> (Vec<u8>, Duration, bool) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.write_all(bytes).expect("write the request");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let Some(left) = limit
+            .checked_sub(started.elapsed())
+            .filter(|left| !left.is_zero())
+        else {
+            return (answer, started.elapsed(), false);
+        };
+        stream.set_read_timeout(Some(left)).expect("set a timeout");
+        match stream.read(&mut buffer) {
+            Ok(0) => return (answer, started.elapsed(), true),
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (answer, started.elapsed(), false)
+            }
+            // Reset: closed too.
+            Err(_) => return (answer, started.elapsed(), true),
+        }
+    }
+}
+
+/// An answer read off a raw connection: its status line, headers and body.
+fn parse_answer(answer: &[u8]) -> (String, String, String) {
+    let text = String::from_utf8_lossy(answer).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_owned(), headers.to_lowercase(), body.to_owned())
+}
+
+#[test]
+fn slow_and_silent_clients_are_closed_after_the_timeouts() {
+    let mut cluster = Cluster::new("slow-clients");
+    let kyc = cluster.kyc(
+        "kyc",
+        &[
+            ("GOFLOW_HEADER_TIMEOUT", "1".to_owned()),
+            ("GOFLOW_IDLE_TIMEOUT", "30s".to_owned()),
+        ],
+    );
+    let within = Duration::from_millis(900)..Duration::from_secs(4);
+    // Half a request head, then nothing.
+    let (answer, held, closed) = hold(
+        kyc.port,
+        b"POST /flow/kyc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le",
+        Duration::from_secs(20),
+    );
+    println!("half a header: held {held:?}, closed: {closed}");
+    assert!(
+        closed && within.contains(&held),
+        "held {held:?}, closed: {closed}, answer {answer:?}"
+    );
+    // Nothing at all.
+    let (_, held, closed) = hold(kyc.port, b"", Duration::from_secs(20));
+    println!("silent: held {held:?}, closed: {closed}");
+    assert!(
+        closed && within.contains(&held),
+        "held {held:?}, closed: {closed}"
+    );
+    // A keep-alive connection that stays idle after its answer.
+    let (answer, held, closed) = hold(
+        kyc.port,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        Duration::from_secs(20),
+    );
+    let (status, _, _) = parse_answer(&answer);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    println!("idle keep-alive: held {held:?}, closed: {closed}");
+    assert!(
+        closed && within.contains(&held),
+        "held {held:?}, closed: {closed}"
+    );
+    // The service is fine.
+    kyc.get("/healthz").expect(StatusCode::OK);
+
+    // The idle timeout closes a connection that moves nothing, whatever the header timeout.
+    let idle = cluster.kyc(
+        "kyc-idle",
+        &[
+            ("GOFLOW_HEADER_TIMEOUT", "30s".to_owned()),
+            ("GOFLOW_IDLE_TIMEOUT", "1".to_owned()),
+        ],
+    );
+    let (_, held, closed) = hold(idle.port, b"GET /hea", Duration::from_secs(20));
+    println!("idle timeout: held {held:?}, closed: {closed}");
+    assert!(
+        closed && within.contains(&held),
+        "held {held:?}, closed: {closed}"
+    );
+}
+
+#[test]
+fn connections_past_the_limit_wait_for_one_to_close() {
+    use std::io::{Read as _, Write as _};
+    let mut cluster = Cluster::new("max-connections");
+    let kyc = cluster.kyc(
+        "kyc",
+        &[
+            ("GOFLOW_MAX_CONNECTIONS", "2".to_owned()),
+            ("GOFLOW_HEADER_TIMEOUT", "30s".to_owned()),
+        ],
+    );
+    // (The readiness polls' connections are closed: `Cluster::kyc`.)
+    std::thread::sleep(Duration::from_millis(200));
+    let silent: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", kyc.port)).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = std::net::TcpStream::connect(("127.0.0.1", kyc.port)).expect("connect");
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("set a timeout");
+    let mut answer = Vec::new();
+    let waited = third.read_to_end(&mut answer);
+    assert!(
+        waited.is_err() && answer.is_empty(),
+        "answered past the limit: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // One closes: the third is served.
+    drop(silent);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set a timeout");
+    third.read_to_end(&mut answer).expect("an answer");
+    let (status, _, body) = parse_answer(&answer);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+}
+
+#[test]
+fn hypers_own_errors_are_json_too() {
+    let mut cluster = Cluster::new("hyper-errors");
+    let kyc = cluster.kyc("kyc", &[]);
+    let long = "a".repeat(70 * 1024);
+    let too_many: String = (0..120).map(|i| format!("x-h{i}: v\r\n")).collect();
+    for (request, expected, code) in [
+        (
+            format!("GET /flow/kyc/requests/{long} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+            "HTTP/1.1 414 URI Too Long",
+            "uri_too_long",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n{too_many}\r\n"),
+            "HTTP/1.1 431 Request Header Fields Too Large",
+            "headers_too_large",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n".to_owned(),
+            "HTTP/1.1 400 Bad Request",
+            "bad_request",
+        ),
+    ] {
+        let (answer, _, closed) = hold(kyc.port, request.as_bytes(), Duration::from_secs(20));
+        assert!(closed, "{code}: the connection stayed open");
+        let (status, headers, body) = parse_answer(&answer);
+        assert_eq!(status, expected, "{body}");
+        assert!(
+            headers.contains("content-type: application/json"),
+            "{headers}"
+        );
+        assert!(
+            headers.contains(&format!("content-length: {}", body.len())),
+            "{headers}"
+        );
+        let body: Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    // Under hyper's limit, a long URL reaches the router.
+    let long = "a".repeat(60 * 1024);
+    kyc.get(&format!("/flow/kyc/requests/{long}"))
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_request_id");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown of the embedded service.
+
+#[test]
+fn sigterm_lets_the_embedded_service_finish_its_requests() {
+    let mut cluster = Cluster::new("embedded-sigterm");
+    let kyc = cluster.kyc("kyc", &[]);
+    let submitted = Instant::now();
+    let slow = location(&kyc.post("/flow/slow_greet", &json!("Sam")));
+    kyc.poll(&slow, "the slow request starts", |s| {
+        s["status"] == "running"
+    });
+
+    let terminated = Instant::now();
+    terminate(&cluster.procs[kyc.index]);
+    // The service takes no new request: 503, naming the id of the one refused.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let reply = kyc.post("/flow/greet", &json!("late"));
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            break reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still taking requests: {}",
+            reply.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let message = refused.expect_error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
+    assert!(message.contains("shutting down"), "{message}");
+    let id = refused.header("x-request-id").expect("an id").to_owned();
+    assert_eq!(refused.json()["request_id"], id.as_str());
+    kyc.get("/readyz")
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
+    // It still answers about the requests it runs.
+    let status = kyc.get(&slow).expect(StatusCode::OK);
+    assert!(
+        matches!(status["status"].as_str(), Some("running" | "completed")),
+        "status: {status}"
+    );
+
+    let proc = &mut cluster.procs[kyc.index];
+    let status = proc
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("kyc still running 30 s after SIGTERM\n{}", proc.log_tail()));
+    let exited = terminated.elapsed();
+    println!(
+        "SIGTERM {:?} after the submission; exit {exited:?} after SIGTERM ({:?} after the submission)",
+        terminated - submitted,
+        submitted.elapsed()
+    );
+    assert!(
+        status.success(),
+        "kyc exited with {status}\n{}",
+        proc.log_tail()
+    );
+    let log = proc.log();
+    assert!(
+        log.contains("slow greeting done"),
+        "the request did not complete\n{}",
+        proc.log_tail()
+    );
+    assert!(
+        log.contains("every request in flight has ended"),
+        "{}",
+        proc.log_tail()
+    );
+}
+
+#[test]
+fn the_embedded_service_exits_at_the_end_of_its_grace() {
+    let mut cluster = Cluster::new("embedded-grace");
+    let kyc = cluster.kyc("kyc", &[("GOFLOW_SHUTDOWN_GRACE", "300ms".to_owned())]);
+    let slow = location(&kyc.post("/flow/slow_greet", &json!("Sue")));
+    kyc.poll(&slow, "the slow request starts", |s| {
+        s["status"] == "running"
+    });
+    let terminated = Instant::now();
+    let proc = &mut cluster.procs[kyc.index];
+    terminate(proc);
+    let status = proc
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("kyc still running 30 s after SIGTERM\n{}", proc.log_tail()));
+    let exited = terminated.elapsed();
+    println!("grace 300 ms: exit {exited:?} after SIGTERM");
+    assert!(
+        status.success(),
+        "kyc exited with {status}\n{}",
+        proc.log_tail()
+    );
+    assert!(
+        exited < Duration::from_millis(1400),
+        "exited after {exited:?}"
+    );
+    let log = proc.log();
+    assert!(
+        log.contains("the shutdown grace is over"),
+        "{}",
+        proc.log_tail()
+    );
+    assert!(!log.contains("slow greeting done"), "{}", proc.log_tail());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Redis that does not answer.
+
+/// A redis-server of this test's own, whose pid the test knows (to stop and continue it).
+struct StoppableRedis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl StoppableRedis {
+    fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "goflow-e2e-redis-{}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::create_dir_all(&dir).expect("create a directory for redis-server");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (install it: apt-get install -y redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the server.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run `kill`");
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+}
+
+impl Drop for StoppableRedis {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_503_names_the_request_and_retrying_it_runs_it_once() {
+    let redis = StoppableRedis::start();
+    let mut cluster = Cluster::new("redis-stopped");
+    let env = vec![
+        ("GOFLOW_REDIS_URL", redis.url()),
+        ("GOFLOW_REDIS_PREFIX", unique("e2e-stopped")),
+    ];
+    let kyc = cluster.kyc("kyc", &env);
+    let body = json!({"user_id": "alice-retry"});
+
+    redis.signal("STOP");
+    let started = Instant::now();
+    let reply = kyc.post("/flow/kyc", &body);
+    let took = started.elapsed();
+    let message = reply.expect_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    println!("503 after {took:?}: {message}");
+    assert!(message.contains("same X-Request-Id"), "{message}");
+    let id = reply
+        .header("x-request-id")
+        .unwrap_or_else(|| panic!("the 503 names no request: {:?}", reply.headers))
+        .to_owned();
+    assert_eq!(reply.json()["request_id"], id.as_str(), "{}", reply.text());
+    redis.signal("CONT");
+    // Whether that submission took effect, once Redis woke, is what a 503 cannot tell.
+    std::thread::sleep(Duration::from_millis(500));
+    let existed = kyc.get(&format!("/flow/kyc/requests/{id}")).status == StatusCode::OK;
+    println!("the submission answered 503 created the request: {existed}");
+
+    // Retried under its id once Redis answers: one request, run once.
+    let retry = kyc.request(
+        Method::POST,
+        "/flow/kyc?wait=20",
+        &[("X-Request-Id", id.as_str())],
+        Some(&body),
+    );
+    let state = retry.expect(StatusCode::OK);
+    assert_eq!(state["request_id"], id.as_str(), "{state}");
+    assert_eq!(state["status"], "completed", "{state}");
+    assert_eq!(state["output"]["user_id"], "alice-retry", "{state}");
+    // Created by the retry only if the first submission had not been.
+    assert_eq!(state["created"], !existed, "{state}");
+    for v in state["vertices"].as_array().expect("vertices") {
+        assert_eq!(v["status"], "done", "{state}");
+        assert_eq!(v["attempts"], 1, "run more than once: {state}");
+    }
+    // Retrying again changes nothing; another input under that id is refused.
+    let again = kyc.request(
+        Method::POST,
+        "/flow/kyc",
+        &[("Idempotency-Key", id.as_str())],
+        Some(&body),
+    );
+    assert_eq!(again.expect(StatusCode::OK)["created"], false);
+    kyc.request(
+        Method::POST,
+        "/flow/kyc",
+        &[("X-Request-Id", id.as_str())],
+        Some(&json!({"user_id": "someone-else"})),
+    )
+    .expect_error(StatusCode::CONFLICT, "idempotency_conflict");
 }
