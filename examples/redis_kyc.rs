@@ -37,6 +37,8 @@ pub struct Image {
 /// Faces found on the image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Detection {
+    /// Whose image.
+    pub user_id: String,
     /// How many.
     pub faces: u32,
 }
@@ -78,7 +80,10 @@ async fn face_detect(ctx: Context, image: Image) -> Detection {
     }))
     .await;
     let _ = ctx.idempotency_key();
-    Detection { faces: 1 }
+    Detection {
+        user_id: image.user_id,
+        faces: 1,
+    }
 }
 
 #[node(retries = 2, timeout = "5s")]
@@ -95,8 +100,8 @@ async fn face_match(image: Image) -> Match {
 #[node]
 async fn mark_profile(detection: Detection, matched: Match) -> Profile {
     Profile {
-        user_id: String::new(),
         verified: detection.faces == 1 && matched.score > 0.9,
+        user_id: detection.user_id,
     }
 }
 
@@ -138,7 +143,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         match engine.wait::<Kyc>(&id, Duration::from_secs(10)).await? {
             RequestOutcome::Completed(profile) => {
-                println!("{user}: verified = {}", profile.verified)
+                println!("{}: verified = {}", profile.user_id, profile.verified)
             }
             other => println!("{user}: {other:?}"),
         }
