@@ -205,7 +205,11 @@ async fn execute_tracked(
                     }
                 };
                 if let Some(tracker) = tracker {
-                    tracker.done(plan, &done, &advance.skipped);
+                    if advance.completes {
+                        tracker.completed(plan, &done, &advance.skipped, output.clone());
+                    } else {
+                        tracker.done(plan, &done, &advance.skipped);
+                    }
                 }
                 if advance.completes {
                     // The exit is the only vertex without successors, so every other one has

@@ -178,6 +178,37 @@ impl Tracked {
         }
     }
 
+    /// The exit `instance` produced the request's output: it is done and the request
+    /// completed, in one step, so that a stop cannot come between them (and leave a stopped
+    /// request with its exit done); unless the request has ended, as for any late report.
+    pub(super) fn completed(
+        &self,
+        plan: &Plan,
+        instance: &Instance,
+        skipped: &[Instance],
+        output: Bytes,
+    ) {
+        let mut guard = lock(&self.state);
+        let TrackedState { request, vertices } = &mut *guard;
+        if request.status.is_final() {
+            return;
+        }
+        let now = now_ms();
+        for (instance, status) in std::iter::once((instance, VertexStatus::Done))
+            .chain(skipped.iter().map(|s| (s, VertexStatus::Skipped)))
+        {
+            let vertex = vertices
+                .entry(instance.clone())
+                .or_insert_with(|| VertexState::pending(plan.name_of(instance).to_string()));
+            vertex.status = status;
+            vertex.finished_at_ms = Some(now);
+        }
+        request.status = RequestStatus::Completed;
+        request.output = Some(output);
+        request.updated_at_ms = now;
+        request.finished_at_ms = Some(now);
+    }
+
     /// `instance` failed for good after `attempts` attempts.
     pub(super) fn failed(
         &self,
