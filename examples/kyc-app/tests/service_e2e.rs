@@ -566,6 +566,7 @@ fn the_embedded_mode_serves_wait_and_shuts_down_on_sigterm() {
         .post("/flow/kyc?wait=20", &json!({"user_id": ""}))
         .expect(StatusCode::OK);
     assert_eq!(body["status"], "failed", "body: {body}");
+    let failed_id = body["request_id"].as_str().expect("an id").to_owned();
     assert_eq!(body["failure"]["vertex"], "get_kyc_image", "body: {body}");
     assert_eq!(
         vertex(&body, "mark_profile")["status"],
@@ -595,6 +596,23 @@ fn the_embedded_mode_serves_wait_and_shuts_down_on_sigterm() {
         "kyc exited with {status}\n{}",
         proc.log_tail()
     );
+    // The request that failed for good is one warning, naming its flow, id and vertex, as
+    // the Redis worker logs it.
+    let log = proc.log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("a request failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", proc.log_tail());
+    for part in [
+        "WARN",
+        "kyc",
+        failed_id.as_str(),
+        "get_kyc_image",
+        "is empty",
+    ] {
+        assert!(failed[0].contains(part), "{part}: {}", failed[0]);
+    }
 }
 
 #[test]
