@@ -760,6 +760,12 @@ fn slow_and_silent_clients_are_closed_after_the_timeouts() {
         closed && within.contains(&held),
         "held {held:?}, closed: {closed}"
     );
+    // A connection whose request is being handled is not idle, however long the handler
+    // takes: a `?wait` longer than the idle timeout gets its answer.
+    let body = idle
+        .post("/flow/slow_greet?wait=10", &json!("Ida"))
+        .expect(StatusCode::OK);
+    assert_eq!(body["output"], "Hello Ida, at last", "{body}");
 }
 
 #[test]
