@@ -644,3 +644,86 @@ conformance! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Limits.
+
+/// `n` items, for a for-each.
+#[node]
+async fn make_items(n: u32) -> Vec<u32> {
+    (0..n).collect()
+}
+
+#[node]
+async fn item(ctx: Context, n: u32) -> u32 {
+    record_run(&ctx, "item");
+    n
+}
+
+#[node]
+async fn total(items: Vec<u32>) -> u32 {
+    items.into_iter().sum()
+}
+
+/// An output of `n` bytes (as a string), retried if it fails: a limit is not retried.
+#[node(retries = 3, backoff = "1ms")]
+async fn blob(ctx: Context, n: u32) -> String {
+    record_run(&ctx, "blob");
+    "x".repeat(n as usize)
+}
+
+workflow! {
+    pub Items = make_items -> each { item } => total;
+    pub Blob = blob;
+}
+
+/// The limits the `limits` cases run under: small, so that a test can cross them.
+const SMALL: goflow::request::Limits = goflow::request::Limits::DEFAULT
+    .with_max_items(50)
+    .with_max_output_bytes(1_000);
+
+fn limited_embedded() -> EmbeddedEngine {
+    EmbeddedEngine::builder().limits(SMALL).build()
+}
+
+fn limited_redis(builder: RedisEngineBuilder) -> RedisEngineBuilder {
+    builder.limits(SMALL).register::<Items>().register::<Blob>()
+}
+
+conformance! {
+    engines(embedded = limited_embedded, redis = limited_redis);
+
+    /// A for-each over more items than the limit fails its source vertex (no item starts),
+    /// and one within it runs; the failure is not retried.
+    fn a_for_each_over_the_item_limit_fails_its_source(engine) {
+        assert_eq!(engine.run::<Items>(50).await.unwrap(), (0..50).sum::<u32>());
+        let id = engine.submit::<Items>(&51).await.unwrap();
+        let state = final_state::<Items>(engine, &id).await;
+        assert_settled(&state);
+        let failure = state.failure.clone().expect("a failure");
+        assert_eq!(failure.vertex, "make_items");
+        assert_eq!(
+            failure.failure,
+            Failure::Limit("a for-each over 51 items, more than the limit of 50 (Limits::max_items)".into())
+        );
+        assert_eq!(runs(&id, "item"), 0);
+        assert_eq!(vertex(&state, "total").status, VertexStatus::Skipped);
+    }
+
+    /// An output larger than the limit fails its vertex at once, whatever its retries, and
+    /// is not stored.
+    fn an_output_over_the_byte_limit_fails_its_vertex(engine) {
+        // A string of n bytes encodes in n + a few (MessagePack's header).
+        assert_eq!(engine.run::<Blob>(900).await.unwrap().len(), 900);
+        let id = engine.submit::<Blob>(&1_000).await.unwrap();
+        let state = final_state::<Blob>(engine, &id).await;
+        let failure = state.failure.clone().expect("a failure");
+        assert_eq!(failure.attempts, 1);
+        let Failure::Limit(detail) = &failure.failure else {
+            panic!("{failure:?}");
+        };
+        assert!(detail.contains("more than the limit of 1000"), "{detail}");
+        assert_eq!(runs(&id, "blob"), 1);
+        assert!(state.output.is_none());
+    }
+}

@@ -222,6 +222,20 @@ pub enum Submitted {
 /// the finish hooks.
 pub(crate) struct Registrations<C> {
     pub(crate) codec: C,
+    pub(crate) limits: crate::request::Limits,
+    /// How to build each registered workflow's plan: built when the engine is, so that
+    /// settings given after a registration (the limits) apply to it too.
+    plans: std::collections::HashMap<&'static str, PlanFor<C>>,
+    pub(crate) hooks: std::collections::HashMap<&'static str, Hook>,
+}
+
+/// Builds one workflow's plan with a codec and limits.
+type PlanFor<C> = fn(&C, crate::request::Limits) -> crate::plan::Plan;
+
+/// What an engine is built from: its codec, limits, plans and hooks.
+pub(crate) struct Registered<C> {
+    pub(crate) codec: C,
+    pub(crate) limits: crate::request::Limits,
     pub(crate) plans: std::collections::HashMap<&'static str, std::sync::Arc<crate::plan::Plan>>,
     pub(crate) hooks: std::collections::HashMap<&'static str, Hook>,
 }
@@ -230,17 +244,17 @@ impl<C: Codec> Registrations<C> {
     pub(crate) fn new(codec: C) -> Self {
         Self {
             codec,
+            limits: crate::request::Limits::DEFAULT,
             plans: std::collections::HashMap::new(),
             hooks: std::collections::HashMap::new(),
         }
     }
 
-    /// Registers workflow `W`, building its plan with the codec (once).
+    /// Registers workflow `W`.
     pub(crate) fn register<W: Workflow>(&mut self) {
-        let codec = &self.codec;
-        self.plans
-            .entry(W::NAME)
-            .or_insert_with(|| std::sync::Arc::new(crate::plan::Plan::new::<W, C>(codec.clone())));
+        self.plans.entry(W::NAME).or_insert(|codec, limits| {
+            crate::plan::Plan::with_limits::<W, C>(codec.clone(), limits)
+        });
     }
 
     /// Runs `hook` when a request of the workflow named `flow` ends.
@@ -253,6 +267,21 @@ impl<C: Codec> Registrations<C> {
         let mut names: Vec<&'static str> = self.plans.keys().copied().collect();
         names.sort_unstable();
         names
+    }
+
+    /// Every registered workflow's plan, built with the codec and limits.
+    pub(crate) fn build(self) -> Registered<C> {
+        let plans = self
+            .plans
+            .into_iter()
+            .map(|(name, plan)| (name, std::sync::Arc::new(plan(&self.codec, self.limits))))
+            .collect();
+        Registered {
+            codec: self.codec,
+            limits: self.limits,
+            plans,
+            hooks: self.hooks,
+        }
     }
 }
 

@@ -101,6 +101,9 @@ pub enum Failure {
     /// With the Redis engine: this many deliveries of the vertex ended with their worker
     /// (it crashed or was killed) before finishing, more than the engine allows.
     Lost(u32),
+    /// The request grew past one of its engine's limits (a for-each's items, a vertex's
+    /// output): see [`Limits`](crate::request::Limits). Not retried.
+    Limit(String),
     /// With the Redis engine: the request was submitted on another graph of the workflow
     /// than the worker's (a deploy changed it), so the worker did not run its vertices; the
     /// detail names both graphs' structural hashes.
@@ -128,6 +131,7 @@ impl fmt::Display for Failure {
                 f,
                 "lost: {deliveries} deliveries ended with their worker before finishing"
             ),
+            Failure::Limit(detail) => write!(f, "over a limit: {detail}"),
             Failure::Version(detail) => write!(
                 f,
                 "submitted on another graph of the workflow than this worker's: {detail}"

@@ -21,6 +21,7 @@ mod error;
 mod exec;
 pub mod graph;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod node;
 mod plan;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::Failure;
 pub use crate::lifecycle::{Control, RequestStatus, UnknownWord, VertexStatus};
+pub use crate::limits::Limits;
 use crate::plan::{Instance, Plan};
 pub use crate::request_id::InvalidRequestId;
 use crate::request_id::RequestId;

@@ -392,13 +392,28 @@ async fn a_body_over_the_limit_is_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limit_above_axums_default_is_honoured() {
-    // axum limits extracted bodies to 2 MB by default; the service's own limit is what counts.
-    let router = embedded(defaults().body_limit(4 << 20)).await;
+    // axum limits extracted bodies to 2 MB by default; the service's own limit is what counts
+    // (with outputs allowed to be as large: greet's echoes its input).
+    let limits = goflow::request::Limits::DEFAULT.with_max_output_bytes(8 << 20);
+    let router = embedded(defaults().body_limit(4 << 20).limits(limits)).await;
     let name = "n".repeat(3 << 20);
     let body = post(&router, "/flow/greet?wait=10", json!(name))
         .await
         .expect(StatusCode::OK);
     assert_eq!(body["output"].as_str().map(str::len), Some(6 + (3 << 20)));
+}
+
+/// The service's limits reach its engine: an output over `GOFLOW_MAX_OUTPUT_BYTES` fails its
+/// vertex with a `limit` failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_limits_reach_its_engine() {
+    let limits = goflow::request::Limits::DEFAULT.with_max_output_bytes(100);
+    let router = embedded(defaults().limits(limits)).await;
+    let body = post(&router, "/flow/greet?wait=10", json!("n".repeat(200)))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(body["failure"]["failure"]["kind"], "limit", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

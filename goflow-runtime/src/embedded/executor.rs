@@ -188,10 +188,10 @@ async fn execute_tracked(
                 // A conditional's output or a for-each's collection that the plan cannot route
                 // fails the vertex like a failed attempt.
                 let advanced = result.and_then(|output| {
-                    let advance = plan.advance(&done, output.clone()).map_err(Failure::from)?;
+                    let advance = plan.advance(&done, output.clone())?;
                     Ok((output, advance))
                 });
-                let (output, advance) = match advanced {
+                let (output, mut advance) = match advanced {
                     Ok(advanced) => advanced,
                     Err(failure) => {
                         if let Some(tracker) = tracker {
@@ -204,24 +204,30 @@ async fn execute_tracked(
                         });
                     }
                 };
-                if let Some(tracker) = tracker {
-                    if advance.completes {
-                        tracker.completed(plan, &done, &advance.skipped, output.clone());
-                    } else {
-                        tracker.done(plan, &done, &advance.skipped);
-                    }
-                }
                 if advance.completes {
+                    if let Some(tracker) = tracker {
+                        tracker.completed(plan, &done, &advance.skipped, output.clone());
+                    }
                     // The exit is the only vertex without successors, so every other one has
                     // finished.
                     return Ok(output);
                 }
-                for next in progress.apply(advance) {
+                let skipped = std::mem::take(&mut advance.skipped);
+                let ready = progress.apply(advance);
+                let now = match tracker {
+                    Some(tracker) => tracker.done(plan, &done, &skipped, &ready),
+                    None => vec![true; ready.len()],
+                };
+                for (next, now) in ready.into_iter().zip(now) {
                     let parts = progress.inputs(plan, &next).ok_or_else(|| Error::Internal {
                         flow: plan.flow(),
                         message: format!("`{}` became ready before its inputs", plan.name_of(&next)),
                     })?;
-                    launch.ready(&mut running, &mut parked, next, parts);
+                    if now {
+                        launch.start(&mut running, next, parts);
+                    } else {
+                        parked.push((next, parts));
+                    }
                 }
             }
             action = changed(&mut control) => match action {
@@ -261,6 +267,8 @@ struct Launch<'a> {
 }
 
 impl Launch<'_> {
+    /// Makes `instance` ready: records it (queued, or parked if the request is paused) and
+    /// launches it unless it is parked.
     fn ready(
         &self,
         running: &mut Running,
@@ -268,13 +276,18 @@ impl Launch<'_> {
         instance: Instance,
         parts: Vec<Bytes>,
     ) {
-        let plan = self.plan;
         if let Some(tracker) = self.tracker {
-            if !tracker.ready(plan, &instance) {
+            if !tracker.ready(self.plan, &instance) {
                 parked.push((instance, parts));
                 return;
             }
         }
+        self.start(running, instance, parts);
+    }
+
+    /// Launches `instance`, made ready (and recorded so) already.
+    fn start(&self, running: &mut Running, instance: Instance, parts: Vec<Bytes>) {
+        let plan = self.plan;
         let ctx = Context::new(
             plan.flow(),
             self.request_id.clone(),

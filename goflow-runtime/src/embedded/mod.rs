@@ -31,11 +31,12 @@ use bytes::Bytes;
 use self::registry::Registry;
 use self::tracked::Tracked;
 use crate::codec::{Codec, MsgPack};
-use crate::engine::{self, Engine, Hook, Registrations, Submitted};
+use crate::engine::{self, Engine, Hook, Registered, Registrations, Submitted};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::node::Data as _;
 use crate::plan::Plan;
+use crate::request::Limits;
 use crate::request::{Finished, RequestOutcome, RequestState};
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -66,6 +67,7 @@ pub struct EmbeddedEngine<C: Codec = MsgPack> {
 
 struct Inner<C> {
     codec: C,
+    limits: Limits,
     /// The plans of the workflows this engine runs, by name: those registered, and any run
     /// through a typed call.
     plans: Mutex<HashMap<&'static str, Arc<Plan>>>,
@@ -157,6 +159,14 @@ impl<C: Codec> EmbeddedEngineBuilder<C> {
         self
     }
 
+    /// Bounds what one request may grow to (default [`Limits::DEFAULT`]: 10,000 items per
+    /// for-each, 1 MiB per vertex output).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.registered.limits = limits;
+        self
+    }
+
     /// Registers workflow `W`, so that requests of it can be submitted by name (as the HTTP
     /// service does). Typed calls (`submit::<W>`, `run::<W>`) register it by themselves.
     #[must_use]
@@ -185,14 +195,16 @@ impl<C: Codec> EmbeddedEngineBuilder<C> {
 
     /// The engine.
     pub fn build(self) -> EmbeddedEngine<C> {
-        let Registrations {
+        let Registered {
             codec,
+            limits,
             plans,
             hooks,
-        } = self.registered;
+        } = self.registered.build();
         EmbeddedEngine {
             inner: Arc::new(Inner {
                 codec,
+                limits,
                 plans: Mutex::new(plans),
                 requests: Arc::new(Registry::new(self.retention, self.retained)),
                 hooks: Arc::new(hooks),
@@ -205,11 +217,10 @@ impl<C: Codec> EmbeddedEngine<C> {
     /// The plan of workflow `W`, built on first use.
     fn plan<W: Workflow>(&self) -> Arc<Plan> {
         let mut plans = lock(&self.inner.plans);
-        Arc::clone(
-            plans
-                .entry(W::NAME)
-                .or_insert_with(|| Arc::new(Plan::new::<W, C>(self.inner.codec.clone()))),
-        )
+        Arc::clone(plans.entry(W::NAME).or_insert_with(|| {
+            let codec = self.inner.codec.clone();
+            Arc::new(Plan::with_limits::<W, C>(codec, self.inner.limits))
+        }))
     }
 
     /// The plan of the workflow named `flow`, if this engine knows it.

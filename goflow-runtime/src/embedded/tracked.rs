@@ -163,19 +163,44 @@ impl Tracked {
         });
     }
 
-    /// `instance` produced its output; `skipped` will never run.
-    pub(super) fn done(&self, plan: &Plan, instance: &Instance, skipped: &[Instance]) {
-        let now = now_ms();
-        self.change(plan, instance, |_, vertex| {
-            vertex.status = VertexStatus::Done;
-            vertex.finished_at_ms = Some(now);
-        });
-        for skipped in skipped {
-            self.change(plan, skipped, |_, vertex| {
-                vertex.status = VertexStatus::Skipped;
-                vertex.finished_at_ms = Some(now);
-            });
+    /// `instance` produced its output; `skipped` will never run; `ready` have all their
+    /// inputs now, and are queued (or parked, if the request is paused). One step, as on Redis
+    /// (one script), so that the state never shows the instance done without what it made
+    /// ready. Returns, per instance of `ready`, whether it may be launched now (none, once the
+    /// request has ended).
+    pub(super) fn done(
+        &self,
+        plan: &Plan,
+        instance: &Instance,
+        skipped: &[Instance],
+        ready: &[Instance],
+    ) -> Vec<bool> {
+        let mut guard = lock(&self.state);
+        let TrackedState { request, vertices } = &mut *guard;
+        if request.status.is_final() {
+            return vec![false; ready.len()];
         }
+        let now = now_ms();
+        let mut settle = |instance: &Instance, status: VertexStatus| {
+            let vertex = vertices
+                .entry(instance.clone())
+                .or_insert_with(|| VertexState::pending(plan.name_of(instance).to_string()));
+            vertex.status = status;
+            vertex.finished_at_ms = Some(now);
+        };
+        settle(instance, VertexStatus::Done);
+        for skipped in skipped {
+            settle(skipped, VertexStatus::Skipped);
+        }
+        let becomes = lifecycle::on_ready(request.status);
+        for next in ready {
+            vertices
+                .entry(next.clone())
+                .or_insert_with(|| VertexState::pending(plan.name_of(next).to_string()))
+                .status = becomes;
+        }
+        request.updated_at_ms = now;
+        vec![becomes == VertexStatus::Queued; ready.len()]
     }
 
     /// The exit `instance` produced the request's output: it is done and the request

@@ -11,6 +11,7 @@ use super::{Arm, Feed, PlanVertex, Route, Runner, VertexId};
 use crate::codec::{Codec, CodecError};
 use crate::context::Context;
 use crate::error::Failure;
+use crate::limits::Limits;
 use crate::node::{Data, Node};
 use crate::workflow::Workflow;
 
@@ -48,6 +49,7 @@ pub struct ArmSpec<'a> {
 /// Assembles a [`Plan`](super::Plan); driven by the code `workflow!` generates.
 pub struct PlanBuilder<C> {
     codec: C,
+    limits: Limits,
     vertices: Vec<PlanVertex>,
     scope: Vec<&'static str>,
     depth: usize,
@@ -66,9 +68,10 @@ impl<C: Codec> std::fmt::Debug for PlanBuilder<C> {
 
 impl<C: Codec> PlanBuilder<C> {
     /// An empty builder whose vertices will encode with `codec`.
-    pub(super) fn new(codec: C) -> Self {
+    pub(super) fn new(codec: C, limits: Limits) -> Self {
         Self {
             codec,
+            limits,
             vertices: Vec::new(),
             scope: Vec::new(),
             depth: 0,
@@ -87,6 +90,7 @@ impl<C: Codec> PlanBuilder<C> {
     /// Adds a vertex named `vertex` running node `N`.
     pub fn node<N: Node>(&mut self, vertex: &'static str) -> Fragment {
         let codec = self.codec.clone();
+        let max_output = self.limits.max_output_bytes;
         let run: Runner = Arc::new(move |parts: &[Bytes], ctx: Context| {
             // Decoding happens before the future exists, so a retry re-decodes from the same
             // shared bytes instead of cloning the parts.
@@ -100,8 +104,14 @@ impl<C: Codec> PlanBuilder<C> {
             };
             let codec = codec.clone();
             Box::pin(async move {
-                let output = N::call(input, ctx).await?;
-                Ok(output.encode_with(&codec)?)
+                let output = N::call(input, ctx).await?.encode_with(&codec)?;
+                if output.len() > max_output {
+                    return Err(Failure::Limit(format!(
+                        "an output of {} bytes, more than the limit of {max_output} (Limits::max_output_bytes)",
+                        output.len()
+                    )));
+                }
+                Ok(output)
             })
         });
         let path = if self.scope.is_empty() {

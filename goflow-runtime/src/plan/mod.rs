@@ -22,6 +22,7 @@ use bytes::Bytes;
 use crate::codec::{Codec, CodecError};
 use crate::context::Context;
 use crate::error::Failure;
+use crate::limits::Limits;
 use crate::node::NodeOptions;
 use crate::workflow::Workflow;
 
@@ -140,10 +141,11 @@ impl PlanVertex {
     }
 }
 
-/// A workflow ready to execute: flattened and bound to a codec.
+/// A workflow ready to execute: flattened, bound to a codec and to its [`Limits`].
 pub struct Plan {
     flow: &'static str,
     hash: u64,
+    limits: Limits,
     vertices: Vec<PlanVertex>,
     entry: VertexId,
     exit: VertexId,
@@ -151,13 +153,20 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Flattens workflow `W` into a plan whose vertices encode with `codec`.
+    /// Flattens workflow `W` into a plan whose vertices encode with `codec`, with the default
+    /// [`Limits`].
     pub fn new<W: Workflow, C: Codec>(codec: C) -> Self {
-        let mut builder = PlanBuilder::new(codec.clone());
+        Self::with_limits::<W, C>(codec, Limits::DEFAULT)
+    }
+
+    /// [`new`](Self::new) with other limits.
+    pub fn with_limits<W: Workflow, C: Codec>(codec: C, limits: Limits) -> Self {
+        let mut builder = PlanBuilder::new(codec.clone(), limits);
         let fragment = W::build(&mut builder);
         Self {
             flow: W::NAME,
             hash: W::graph().structural_hash(),
+            limits,
             vertices: builder.finish(fragment.entry),
             entry: fragment.entry,
             exit: fragment.exit,
@@ -243,9 +252,10 @@ impl Plan {
     /// get an arrival, which are skipped. Each instance must be reported once; engines that
     /// may see one twice (redelivery) deduplicate before calling this.
     ///
-    /// Fails when a conditional's output or a for-each's collection cannot be decoded with
-    /// the plan's codec, which fails the vertex.
-    pub fn advance(&self, done: &Instance, output: Bytes) -> Result<Advance, CodecError> {
+    /// Fails (which fails the vertex) when a conditional's output or a for-each's collection
+    /// cannot be decoded with the plan's codec, or a collection has more items than the
+    /// plan's [`Limits::max_items`].
+    pub fn advance(&self, done: &Instance, output: Bytes) -> Result<Advance, Failure> {
         let vertex = &self.vertices[done.vertex];
         let mut advance = Advance {
             completes: done.vertex == self.exit && done.items.is_empty(),
@@ -284,9 +294,16 @@ impl Plan {
                 gather,
             } => {
                 let items = split(&output)?;
-                let count = u32::try_from(items.len()).map_err(|_| {
-                    CodecError::decode("plan", &"a for-each collection has more than 2^32 items")
-                })?;
+                let count = u32::try_from(items.len())
+                    .ok()
+                    .filter(|&n| n <= self.limits.max_items)
+                    .ok_or_else(|| {
+                        Failure::Limit(format!(
+                            "a for-each over {} items, more than the limit of {} (Limits::max_items)",
+                            items.len(),
+                            self.limits.max_items
+                        ))
+                    })?;
                 let gathering = done.next(*gather, vertex.depth, None);
                 advance.sizes.push((gathering.clone(), count));
                 if count == 0 {

@@ -13,11 +13,12 @@ use super::client::Waiters;
 use super::protocol::{FlowKeys, DONE_OUTPUT, DONE_REQUEST, DONE_STATUS};
 use super::{RedisConfig, RedisError};
 use crate::codec::{Codec, MsgPack};
-use crate::engine::{self, Hook, Registrations};
+use crate::engine::{self, Hook, Registered, Registrations};
 use crate::error::Error;
 use crate::lifecycle::RequestStatus;
 use crate::plan::Plan;
 use crate::request::Finished;
+use crate::request::Limits;
 use crate::request_id::RequestId;
 use crate::workflow::Workflow;
 
@@ -109,6 +110,15 @@ impl<C: Codec> RedisEngineBuilder<C> {
         }
     }
 
+    /// Bounds what one request may grow to (default [`Limits::DEFAULT`]: 10,000 items per
+    /// for-each, 1 MiB per vertex output). Every process sharing the workflows should use the
+    /// same: the workers check them.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.registered.limits = limits;
+        self
+    }
+
     /// Registers workflow `W`: requests of it can be submitted, and workers run it.
     #[must_use]
     pub fn register<W: Workflow>(mut self) -> Self {
@@ -143,11 +153,12 @@ impl<C: Codec> RedisEngineBuilder<C> {
         let client = connect_client(&self.config.url, Some(self.config.command_timeout))
             .await
             .map_err(Error::engine)?;
-        let Registrations {
+        let Registered {
             codec,
             plans,
             hooks,
-        } = self.registered;
+            ..
+        } = self.registered.build();
         let flows = plans
             .into_iter()
             .map(|(name, plan)| {

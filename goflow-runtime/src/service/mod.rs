@@ -221,6 +221,14 @@ impl FlowService {
         self
     }
 
+    /// How large one request may grow (default: 10,000 items per for-each, 1 MiB per vertex
+    /// output; see [`Limits`](crate::request::Limits)), on either engine.
+    #[must_use]
+    pub fn limits(mut self, limits: crate::request::Limits) -> Self {
+        self.settings.limits = limits;
+        self
+    }
+
     /// How long running attempts may finish on shutdown (default 30 s): on the embedded
     /// engine, the requests in flight.
     #[must_use]
@@ -340,7 +348,9 @@ impl FlowService {
     }
 
     fn embedded(&self) -> EmbeddedEngine {
-        let mut builder = EmbeddedEngine::builder().retention(self.settings.retention);
+        let mut builder = EmbeddedEngine::builder()
+            .retention(self.settings.retention)
+            .limits(self.settings.limits);
         for flow in &self.flows {
             builder = (flow.register_embedded)(builder);
         }
@@ -359,7 +369,7 @@ impl FlowService {
         for change in &self.redis_config {
             change(&mut config);
         }
-        let mut builder = crate::redis::RedisEngine::builder(config);
+        let mut builder = crate::redis::RedisEngine::builder(config).limits(self.settings.limits);
         for flow in &self.flows {
             builder = (flow.register_redis)(builder);
         }
@@ -398,7 +408,7 @@ impl FlowService {
         })
     }
 
-    fn limits(&self) -> serve::Limits {
+    fn connection_limits(&self) -> serve::Limits {
         serve::Limits {
             header_timeout: self.settings.header_timeout,
             idle_timeout: self.settings.idle_timeout,
@@ -482,7 +492,7 @@ impl FlowService {
             tokio::spawn(serve::serve(
                 listener,
                 router,
-                self.limits(),
+                self.connection_limits(),
                 self.shutdown.clone(),
             ));
         }
@@ -505,7 +515,15 @@ impl FlowService {
                 "serving HTTP"
             );
             let router = self.router_for(engine);
-            tasks.spawn(serve::serve(listener, router, self.limits(), http_stop.clone()).map(Ok));
+            tasks.spawn(
+                serve::serve(
+                    listener,
+                    router,
+                    self.connection_limits(),
+                    http_stop.clone(),
+                )
+                .map(Ok),
+            );
         }
         if let Some(engine) = drain {
             // The part of the grace the requests in flight may have; what is left of it goes

@@ -60,6 +60,10 @@ pub struct Settings {
     /// How long to let running attempts finish on shutdown (`GOFLOW_SHUTDOWN_GRACE`, default
     /// 30 s).
     pub shutdown_grace: Duration,
+    /// How large one request may grow: items per for-each (`GOFLOW_MAX_ITEMS`, default
+    /// 10,000) and bytes per vertex output (`GOFLOW_MAX_OUTPUT_BYTES`, default 1 MiB). See
+    /// [`Limits`](crate::request::Limits).
+    pub limits: crate::request::Limits,
 }
 
 impl Default for Settings {
@@ -83,6 +87,7 @@ impl Default for Settings {
             otlp_endpoint: None,
             metrics_port: None,
             shutdown_grace: Duration::from_secs(30),
+            limits: crate::request::Limits::DEFAULT,
         }
     }
 }
@@ -214,6 +219,13 @@ impl Settings {
         if let Some(v) = var("GOFLOW_METRICS_PORT") {
             settings.metrics_port = Some(parse("GOFLOW_METRICS_PORT", v, "a port number")?);
         }
+        if let Some(v) = var("GOFLOW_MAX_ITEMS") {
+            settings.limits.max_items = parse("GOFLOW_MAX_ITEMS", v, "a number of items")?;
+        }
+        if let Some(v) = var("GOFLOW_MAX_OUTPUT_BYTES") {
+            settings.limits.max_output_bytes =
+                parse("GOFLOW_MAX_OUTPUT_BYTES", v, "a number of bytes")?;
+        }
         settings.otlp_endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT");
         Ok(settings)
     }
@@ -294,8 +306,12 @@ mod tests {
             ("GOFLOW_SHUTDOWN_GRACE", "1m30s"),
             ("GOFLOW_METRICS_PORT", "9100"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+            ("GOFLOW_MAX_ITEMS", "500"),
+            ("GOFLOW_MAX_OUTPUT_BYTES", "4096"),
         ])
         .unwrap();
+        assert_eq!(settings.limits.max_items, 500);
+        assert_eq!(settings.limits.max_output_bytes, 4096);
         assert_eq!(settings.port, 9090);
         assert_eq!(settings.host, "127.0.0.1");
         assert_eq!(settings.redis_url.as_deref(), Some("redis://r:6379"));
