@@ -354,3 +354,28 @@ async fn many_concurrent_requests_on_the_json_codec_all_complete_correctly() {
     }
     assert_eq!(done, 200);
 }
+
+/// Finished requests past the retention are evicted on a timer too: an engine that goes quiet
+/// gives their memory back without another call (eviction also runs on every submission and
+/// lookup).
+#[tokio::test]
+async fn finished_requests_are_evicted_on_a_timer_without_further_calls() {
+    let engine = EmbeddedEngine::builder()
+        .retention(Duration::from_millis(50))
+        .build();
+    let id = engine.submit::<Arith>(&1).await.unwrap();
+    match engine.wait::<Arith>(&id, PATIENCE).await.unwrap() {
+        RequestOutcome::Completed(output) => assert_eq!(output, 10),
+        other => panic!("{other:?}"),
+    }
+    // `Debug` shows how many requests the engine keeps, without evicting any itself.
+    assert!(format!("{engine:?}").contains("kept: 1"), "{engine:?}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !format!("{engine:?}").contains("kept: 0") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never evicted: {engine:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -329,6 +329,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         input: Bytes,
     ) -> Result<Submitted, Error> {
         let plan = self.plan_named(flow)?;
+        self.inner.requests.sweep_on_a_timer();
         let created = self.inner.requests.create(&plan, id, &input);
         let tracked = match created.map_err(Error::engine)? {
             Ok(tracked) => tracked,

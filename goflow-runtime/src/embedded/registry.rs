@@ -21,6 +21,8 @@ pub(super) struct Registry {
     requests: Mutex<Requests>,
     /// How many requests have not ended yet (their finish hooks included).
     active: watch::Sender<usize>,
+    /// Whether the timer that evicts finished requests runs.
+    sweeping: std::sync::OnceLock<()>,
 }
 
 #[derive(Default)]
@@ -53,7 +55,28 @@ impl Registry {
             retained,
             requests: Mutex::default(),
             active: watch::channel(0).0,
+            sweeping: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Evicts finished requests on a timer too (every quarter of the retention, between 1 s
+    /// and 1 min), so that an engine that goes quiet gives their memory back without waiting
+    /// for its next call; started once, from within a runtime, by the first submission. The
+    /// timer ends with the engine.
+    pub(super) fn sweep_on_a_timer(self: &Arc<Self>) {
+        self.sweeping.get_or_init(|| {
+            let every = (self.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            let registry = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(registry) = registry.upgrade() else {
+                        return;
+                    };
+                    registry.evict(&mut lock(&registry.requests));
+                }
+            });
+        });
     }
 
     /// A new request `id` of `plan`'s workflow on `input`, unless one with that id is known
