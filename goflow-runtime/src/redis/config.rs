@@ -24,8 +24,10 @@ pub struct RedisConfig {
     pub retention: Duration,
     /// How long an unfinished request's state is kept, as a backstop. Default 7 days.
     pub unfinished_ttl: Duration,
-    /// Deliveries of one vertex that may be lost with their worker before the vertex is
-    /// failed and dead-lettered. Default 3.
+    /// Deliveries of one vertex instance that may be lost with their worker before it is
+    /// failed and dead-lettered. Default 3. Only an attempt known to have been running when
+    /// its worker died counts (never one that was waiting for a slot, nor a first delivery),
+    /// so a vertex that kills every worker fails after this many deaths and two more.
     pub max_lost_deliveries: u32,
     /// Most entries one worker reads at once. Default 64.
     pub batch: usize,

@@ -14,6 +14,7 @@ use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::HOOKS_GROUP as GROUP;
+use super::worker::create_group;
 use super::{connect_client, stream_read, DoneEvent, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
 use crate::lifecycle::RequestStatus;
@@ -39,15 +40,8 @@ pub(crate) async fn run<C: Codec>(
         .collect();
     for (_, key) in &streams {
         // `$`: only requests ending from now on; older events were never meant for hooks.
-        let created: Result<(), fred::error::Error> = inner
-            .client
-            .xgroup_create(key.clone(), GROUP, "$", true)
-            .await;
-        if let Some(error) = created
-            .as_ref()
-            .err()
-            .filter(|e| !e.details().starts_with("BUSYGROUP"))
-        {
+        // (While Redis is out of memory, this waits for memory if the group does not exist.)
+        if let Err(error) = create_group(&inner.client, key, GROUP, "$", &shutdown).await {
             tracing::error!(%error, "finish hooks cannot start");
             return;
         }
@@ -85,9 +79,23 @@ pub(crate) async fn run<C: Codec>(
                 }
             }
         }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let mut read = std::pin::pin!(reader.xreadgroup::<fred::prelude::Value, _, _, _, _>(
+            GROUP,
+            consumer.as_str(),
+            Some(64),
+            Some(1000),
+            false,
+            keys.clone(),
+            ids.clone()
+        ));
+        // At a shutdown, the read in flight still ends within its block (a second): its
+        // events are hooked, not left pending for a consumer that is about to leave.
         let read: Result<fred::prelude::Value, fred::error::Error> = tokio::select! {
-            read = reader.xreadgroup(GROUP, consumer.as_str(), Some(64), Some(1000), false, keys.clone(), ids.clone()) => read,
-            () = shutdown.cancelled() => break,
+            read = &mut read => read,
+            () = shutdown.cancelled() => read.await,
         };
         // A read that timed out is the empty answer.
         match read.map_err(RedisError::from).and_then(stream_read) {
@@ -98,10 +106,7 @@ pub(crate) async fn run<C: Codec>(
             }
             Err(RedisError::Redis(error)) if error.details().starts_with("NOGROUP") => {
                 for (_, key) in &streams {
-                    let _: Result<(), _> = inner
-                        .client
-                        .xgroup_create(key.clone(), GROUP, "$", true)
-                        .await;
+                    let _ = create_group(&inner.client, key, GROUP, "$", &shutdown).await;
                 }
             }
             Err(error) => {

@@ -29,12 +29,27 @@
 //!   records a failure). A pause or stop that comes before any worker has read the entry takes
 //!   it back from the stream, so that a paused request's entry vertex is parked and a stopped
 //!   one's never runs; once read, it runs like any running vertex. A delivery lost with its
-//!   worker before it recorded anything still counts against `max_lost_deliveries`.
+//!   worker before it recorded anything still counts as an attempt.
 //! - **No lost work.** An entry is acknowledged only by that final script. Entries of a worker
 //!   that died (running or prefetched) are claimed by the survivors once their lease has
 //!   expired (`XAUTOCLAIM`); long attempts renew their lease. Lost deliveries do not use up
 //!   the node's retries, but are bounded ([`RedisConfig::max_lost_deliveries`]): an instance
 //!   that kills its worker every time is failed and dead-lettered instead of looping.
+//! - **A crash is charged to the instance that was running.** Only an attempt known to have
+//!   been running when its worker died is charged a lost delivery: a reclaimed entry, started
+//!   once its new worker has a slot for it; never an entry that was only waiting (read ahead,
+//!   handed off beyond the free slots), nor a first delivery. An instance charged with a loss
+//!   then runs alone on its worker, so that a death while it runs is its own, and the requests
+//!   beside a vertex that kills its workers complete.
+//! - **Out of memory.** While Redis refuses writes (`maxmemory`, `noeviction`), a worker keeps
+//!   the entries it holds, renewing their leases, reads no more, and tries the refused scripts
+//!   again with backoff; when memory returns it goes on at full speed, and no vertex whose
+//!   completion was refused runs again. A worker started then waits for memory instead of
+//!   exiting, if it must create a consumer group.
+//! - **Consumers** leave the groups at a clean shutdown, and the consumers of dead workers are
+//!   removed once they hold nothing and have been idle for three leases.
+//! - **Persistence.** All of this holds across a Redis restart only with the append-only file
+//!   (`appendonly yes`); a worker warns at start when the server persists nothing.
 //! - **Retries** wait their backoff in a sorted set (no busy retry, no worker blocked), then
 //!   re-enter the stream; when and how often is the lifecycle core's retry policy, as on the
 //!   embedded engine. Timeouts cancel the attempt; a panicking node fails its attempt.

@@ -102,6 +102,13 @@ fields! {
     Instance INST_ATTEMPTS = "a:";
     /// Attempts that ended in a recorded failure.
     Instance INST_FAILURES = "f:";
+    /// Lost deliveries charged to it: attempts that were running when their worker died
+    /// (see `INST_EXPOSED`); more than `max_lost_deliveries` fail it.
+    Instance INST_LOST = "l:";
+    /// Set while an attempt runs that was started as it began running (a reclaimed delivery,
+    /// never one waiting for a slot): the next start of the instance finding it set charges a
+    /// lost delivery, as that attempt ended with its worker. Cleared when an attempt fails.
+    Instance INST_EXPOSED = "x:";
     /// When its first attempt started (ms).
     Instance INST_STARTED = "t0:";
     /// When it settled (ms).

@@ -54,6 +54,7 @@ script!(FAIL = "entry.lua", "attempt_end.lua", "fail.lua");
 script!(ABANDON = "entry.lua", "attempt_end.lua", "abandon.lua");
 script!(BEGAN = "began.lua");
 script!(PROMOTE = "promote.lua");
+script!(RETIRE = "retire.lua");
 script!(CONTROL = "park.lua", "control.lua");
 
 /// Runs a script by hash with the keys and arguments `build` makes, loading the script first
@@ -94,6 +95,7 @@ mod tests {
         ("fail.lua", include_str!("lua/fail.lua")),
         ("park.lua", include_str!("lua/park.lua")),
         ("promote.lua", include_str!("lua/promote.lua")),
+        ("retire.lua", include_str!("lua/retire.lua")),
         ("start.lua", include_str!("lua/start.lua")),
         ("submit.lua", include_str!("lua/submit.lua")),
     ];

@@ -20,6 +20,8 @@ end
 if ARGV[9] == '1' then
   redis.call('HINCRBY', req, INST_FAILURES .. v, 1)
 end
+-- The attempt ended: it was not lost with its worker (see start.lua).
+redis.call('HDEL', req, INST_EXPOSED .. v)
 redis.call('HSET', req, INST_FAILURE .. v, ARGV[5], REQ_UPDATED, now)
 if ARGV[7] ~= '' then
   redis.call('HSET', req, INST_STATUS .. v, VS_RETRYING)

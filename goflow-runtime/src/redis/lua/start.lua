@@ -4,30 +4,35 @@
 -- KEYS: 1 request hash, 2 the entry's stream, 3 parked list
 -- ARGV: 1 group, 2 entry id, 3 instance key, 4 now, 5 consumer, 6 lost deliveries allowed,
 --       7 `1` if the entry was delivered before and carried its input (that delivery ran at
---       once, and recorded its start only if it ran long: see began.lua), 8 the plan hash of
---       the worker, 9.. the fields holding its inputs; or, for a gather, `*`, the field
---       holding its number of items, and the prefix of the items' fields (item n is the prefix
---       followed by n)
+--       once, and recorded its start only if it ran long: see began.lua), 8 how the attempt
+--       starts: `0` ahead of its slot (a first delivery, which may then wait for a slot: its
+--       loss is never charged), `1` as it begins running (a reclaimed delivery, started once
+--       it has its slot), `2` as it begins running alone on its worker (after a `alone`
+--       answer), 9 the plan hash of the worker, 10.. the fields holding its inputs; or, for a
+--       gather, `*`, the field holding its number of items, and the prefix of the items'
+--       fields (item n is the prefix followed by n)
 -- Answers {'run', attempt, failed attempts, traceparent, inputs...}, a missing input being
 -- nil; for a gather the inputs are the number of items (nil if unknown), then the items.
 -- Or {VS_PARKED}; {'drop', why}; {'lost', attempt, failed attempts, lost deliveries} when
--- it has been lost with its worker too often; {'version', hash} when the request was
--- submitted on another graph than the worker's (nothing is written: the worker fails it); or
--- {'moved', instance keys...} when completions have handed the entry on to other instances
--- (see entry.lua; a reclaimed entry whose worker died after that): the worker starts those
--- instead, on the same entry.
+-- it has been lost with its worker too often; {'alone', lost deliveries} when lost deliveries
+-- are charged to it and it was not started alone (nothing is written but a new charge): the
+-- worker runs it with no other attempt beside it, and starts it again with ARGV 8 `2`;
+-- {'version', hash} when the request was submitted on another graph than the worker's
+-- (nothing is written: the worker fails it); or {'moved', instance keys...} when completions
+-- have handed the entry on to other instances (see entry.lua; a reclaimed entry whose worker
+-- died after that): the worker starts those instead, on the same entry.
 -- (after entry.lua and park.lua: `carrier`, `ack`, `carried_besides`, `release`, `park`)
 local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
-local gather = ARGV[9] == '*'
+local gather = ARGV[10] == '*'
 -- One read for the request's status, the instance's state, the entry and the inputs.
 local fields = {REQ_STATUS, INST_STATUS .. v, INST_ATTEMPTS .. v, INST_FAILURES .. v,
-  INST_STARTED .. v, REQ_TRACEPARENT, carrier, REQ_HASH}
+  INST_STARTED .. v, REQ_TRACEPARENT, carrier, REQ_HASH, INST_LOST .. v, INST_EXPOSED .. v}
 local first_input = #fields + 1
 if gather then
-  fields[#fields + 1] = ARGV[10]
+  fields[#fields + 1] = ARGV[11]
 else
-  for i = 9, #ARGV do
+  for i = 10, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
 end
@@ -43,7 +48,7 @@ if ENDED[st] then
   ack()
   return {'drop', st}
 end
-if got[8] and got[8] ~= ARGV[8] then
+if got[8] and got[8] ~= ARGV[9] then
   return {'version', got[8]}
 end
 local others, named = carried_besides(carries, v)
@@ -60,21 +65,50 @@ if ON_READY[st] == VS_PARKED then
   release(carries, others)
   return {VS_PARKED}
 end
--- Attempts started, and attempts that ended in a recorded failure: a start that never ended
--- (its worker died) is a lost delivery, which does not use up the node's retries but is
--- bounded so that an instance that kills its worker every time ends up dead-lettered.
--- An entry that carried its input and was delivered before, with no start recorded: that
--- delivery ran at once and was lost before it recorded anything, so it counts.
+-- Attempts started (a start that never ended counts), and attempts that ended in a recorded
+-- failure. An entry that carried its input and was delivered before, with no start recorded:
+-- that delivery ran at once (or waited for its slot) and was lost before it recorded anything;
+-- it counts as an attempt.
 local recorded = got[3] or (ARGV[7] == '1' and '1') or '0'
 local started = tonumber(recorded) + 1
 local failed = tonumber(got[4] or '0')
-local lost = started - 1 - failed
+-- Lost deliveries (attempts that ended with their worker) do not use up the node's retries,
+-- but are bounded, so that an instance that kills its worker every time ends up
+-- dead-lettered. A loss is charged only to an attempt known to have been running when its
+-- worker died: one started as it began running (INST_EXPOSED set by its start, cleared if it
+-- failed), never a first delivery started ahead of its slot, which may have been only waiting
+-- (read ahead, or handed off beyond the free slots) when another instance killed the worker.
+-- Such a first delivery costs one uncharged loss at most: its entry is reclaimed, and a
+-- reclaimed entry is started as it runs.
+local lost = tonumber(got[9] or '0')
+local charged = got[10] ~= false
+if charged then
+  lost = lost + 1
+end
 if lost > tonumber(ARGV[6]) then
-  redis.call('HSET', req, INST_ATTEMPTS .. v, started)
+  redis.call('HSET', req, INST_ATTEMPTS .. v, started, INST_LOST .. v, lost)
+  redis.call('HDEL', req, INST_EXPOSED .. v)
   return {'lost', started, failed, lost}
+end
+-- An instance charged with a loss may be the one that kills its worker: it runs alone on its
+-- worker, so that a death while it runs is its own, never charged to instances beside it.
+if lost > 0 and ARGV[8] ~= '2' then
+  if charged then
+    redis.call('HSET', req, INST_LOST .. v, lost)
+    redis.call('HDEL', req, INST_EXPOSED .. v)
+  end
+  return {'alone', lost}
 end
 local update = {INST_ATTEMPTS .. v, started, INST_STATUS .. v, VS_RUNNING, INST_WORKER .. v,
   ARGV[5], REQ_UPDATED, ARGV[4]}
+if charged then
+  update[#update + 1] = INST_LOST .. v
+  update[#update + 1] = lost
+end
+if ARGV[8] ~= '0' then
+  update[#update + 1] = INST_EXPOSED .. v
+  update[#update + 1] = started
+end
 if not got[5] then
   update[#update + 1] = INST_STARTED .. v
   update[#update + 1] = ARGV[4]
@@ -94,7 +128,7 @@ if gather and got[first_input] then
   for first = 0, n - 1, 1000 do
     local names = {}
     for i = first, math.min(first + 999, n - 1) do
-      names[#names + 1] = ARGV[11] .. i
+      names[#names + 1] = ARGV[12] .. i
     end
     for _, value in ipairs(redis.call('HMGET', req, unpack(names))) do
       out[#out + 1] = value

@@ -10,14 +10,36 @@
 //! `control.lua`); one that comes after finds the attempt running, as it would after a start;
 //! the completion records the start with the end, and the attempt records it on its own once
 //! it runs for [`RUNS_LONG`] (so that the request's state shows it running) or before it
-//! records a failure; a worker lost before any of that still counts as a lost delivery (the
-//! start script of the reclaimed entry counts it).
+//! records a failure; a worker lost before any of that still counts as an attempt (the start
+//! script of the reclaimed entry counts it).
+//!
+//! # Lost deliveries
+//!
+//! When a worker dies, every entry it held is reclaimed by the others: those it was running,
+//! and those it had started ahead of their slot (read ahead, or handed off beyond its free
+//! slots, or read to run at once) that were only waiting. Redis cannot tell these apart, so a
+//! loss is charged only to an attempt known to have been running when its worker died (see
+//! `start.lua`):
+//! - a reclaimed entry is started once it has its slot, as its attempt begins, and that start
+//!   marks the attempt as exposed; the next start of an instance whose exposed attempt never
+//!   ended charges it a lost delivery. A first delivery, started ahead, is never charged: at
+//!   most one uncharged loss per entry, as its entry is then reclaimed;
+//! - an instance charged with a loss runs alone on its worker: it takes every slot first
+//!   (after its turn among such instances), so that a death while it runs is its own. An
+//!   instance running beside the vertex that killed its worker is charged once, the first
+//!   time it is reclaimed beside it, and then runs alone, and finishes; the vertex that kills
+//!   every worker is charged at every death, and fails with `Failure::Lost` once that is more
+//!   than `max_lost_deliveries`.
+//!
+//! This costs nothing on the hot path (a first delivery is started as before); a reclaimed
+//! entry is started by a call of its own once it has its slot, rather than with its batch, and
+//! an instance charged with a loss waits for the worker's other attempts to end.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -39,9 +61,10 @@ impl<C: Codec> Worker<C> {
     /// of their own.
     ///
     /// `slot` is the slot reserved for the entry, if any; else it waits for one. An entry read
-    /// or reclaimed (not handed off) is started first, and only then waits for its slot,
-    /// holding its place in the intake (`intake`) meanwhile: the start script's round trip
-    /// overlaps the attempts still running, instead of keeping a slot idle.
+    /// (not handed off) is started first, and only then waits for its slot, holding its place
+    /// in the intake (`intake`) meanwhile: the start script's round trip overlaps the attempts
+    /// still running, instead of keeping a slot idle. A reclaimed entry waits for its slot
+    /// first, and is started as it begins running (see the module docs).
     pub(super) fn drive(
         self: Arc<Self>,
         delivery: Delivery,
@@ -52,10 +75,13 @@ impl<C: Codec> Worker<C> {
             let mut branches = JoinSet::new();
             let mut intake = intake;
             let mut next = Some((delivery, slot));
-            while let Some((mut delivery, slot)) = next.take() {
+            while let Some((mut delivery, mut slot)) = next.take() {
+                if delivery.reclaimed && delivery.start.is_none() && slot.is_none() {
+                    slot = Some(self.slot_for(&delivery).await);
+                }
                 // A reclaimed entry may carry several instances: the others run beside this.
                 let mut carried = Vec::new();
-                let begun = self.begin(&mut delivery, &mut carried).await;
+                let begun = self.begin(&mut delivery, &mut carried, &mut slot).await;
                 for delivery in carried {
                     branches.spawn(Arc::clone(&self).drive(delivery, None, None));
                 }
@@ -96,9 +122,15 @@ impl<C: Codec> Worker<C> {
     /// the entry pending; it is then reclaimed after its lease, by this worker or another.
     ///
     /// An entry that completions handed on to other instances starts the first of them
-    /// instead, and adds the others, to be started, to `carried`.
-    async fn begin(&self, delivery: &mut Delivery, carried: &mut Vec<Delivery>) -> Option<Begun> {
-        match self.try_begin(delivery, carried).await {
+    /// instead, and adds the others, to be started, to `carried`. An instance to run alone
+    /// gives back its `slot` and takes every slot (the one it runs in into `slot`).
+    async fn begin(
+        &self,
+        delivery: &mut Delivery,
+        carried: &mut Vec<Delivery>,
+        slot: &mut Option<OwnedSemaphorePermit>,
+    ) -> Option<Begun> {
+        match self.try_begin(delivery, carried, slot).await {
             Ok(begun) => begun,
             Err(error) => {
                 tracing::warn!(error = %crate::error::chain(&error), flow = delivery.flow, request = delivery.request, instance = delivery.instance, "vertex left for reclaiming");
@@ -111,9 +143,11 @@ impl<C: Codec> Worker<C> {
         &self,
         delivery: &mut Delivery,
         carried: &mut Vec<Delivery>,
+        slot: &mut Option<OwnedSemaphorePermit>,
     ) -> Result<Option<Begun>, RedisError> {
         let flow = self.engine.flow(delivery.flow)?;
         let plan = &flow.plan;
+        let mut alone = None;
         // An entry handed on by completions names the instance it was added for: the start
         // script answers the ones it carries now, and those are started instead. (Each move
         // is a completion; a few in a row mean workers are racing for it: leave it then.)
@@ -158,6 +192,18 @@ impl<C: Codec> Worker<C> {
                     *delivery = delivery.carrying(first);
                     continue;
                 }
+                Some(Start::Alone) => {
+                    if alone.is_none() {
+                        alone = Some(self.take_every_slot(delivery, slot).await);
+                    } else if delivery.alone {
+                        return Err(RedisError::Protocol(format!(
+                            "the start script asked `{}` to run alone twice",
+                            delivery.instance
+                        )));
+                    }
+                    delivery.alone = true;
+                    continue;
+                }
                 Some(Start::Lost { started, lost }) => {
                     let failure = Failure::Lost(lost);
                     self.fail_for_good(flow, delivery, Some(&instance), started, &failure)
@@ -190,6 +236,7 @@ impl<C: Codec> Worker<C> {
                 failed,
                 traceparent,
                 values,
+                alone,
             }));
         }
         Err(RedisError::Protocol(format!(
@@ -232,7 +279,10 @@ impl<C: Codec> Worker<C> {
             failed,
             traceparent,
             values,
+            alone,
         } = begun;
+        // An attempt running alone keeps every slot until it is recorded.
+        let _alone = alone;
         let Some(parts) = input_parts(plan, &inputs, values) else {
             // Stored inputs are never removed while the request runs: an engine bug, or keys
             // written by something else. Retrying would find the same.
@@ -276,7 +326,7 @@ impl<C: Codec> Worker<C> {
                 }
                 // A conditional's output or a for-each's collection the plan cannot read: the
                 // same bytes would not decode on a retry either.
-                Err(error) => Failure::from(error),
+                Err(error) => error,
             },
             Some(Err(failure)) => failure,
             // Cancelled: its request has ended.
@@ -350,6 +400,35 @@ impl<C: Codec> Worker<C> {
         }
     }
 
+    /// Gives back `slot` and waits for this instance's turn to run alone, then for every slot
+    /// of the worker (the one it runs in goes into `slot`); meanwhile its lease is renewed.
+    /// Its slot goes back first, so that two instances waiting to run alone never hold one
+    /// each while they wait for all.
+    async fn take_every_slot(
+        &self,
+        delivery: &Delivery,
+        slot: &mut Option<OwnedSemaphorePermit>,
+    ) -> Alone {
+        drop(slot.take());
+        let _held = self.hold(delivery);
+        tracing::info!(
+            flow = delivery.flow,
+            request = delivery.request,
+            instance = delivery.instance,
+            "running a vertex alone: it was running when its worker died"
+        );
+        let turn = Arc::clone(&self.alone).lock_owned().await;
+        let mut every = Arc::clone(&self.slots)
+            .acquire_many_owned(self.concurrency)
+            .await
+            .expect("never closed");
+        *slot = every.split(1);
+        Alone {
+            _turn: turn,
+            _slots: every,
+        }
+    }
+
     /// Records a failure that no retry can fix: the instance, and with it the request, fail.
     async fn fail_for_good(
         &self,
@@ -387,6 +466,15 @@ pub(super) struct Begun {
     failed: u32,
     traceparent: String,
     values: Vec<Option<Bytes>>,
+    /// What it holds to run alone, if it does.
+    alone: Option<Alone>,
+}
+
+/// What an instance running alone holds while its attempt runs: its turn, and every slot of
+/// the worker but the one it runs in.
+pub(super) struct Alone {
+    _turn: OwnedMutexGuard<()>,
+    _slots: OwnedSemaphorePermit,
 }
 
 /// The input parts of an instance from the values the start script read (`None` for a missing

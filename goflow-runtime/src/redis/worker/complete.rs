@@ -11,13 +11,14 @@ use bytes::Bytes;
 use fred::prelude::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::overload::OnShutdown;
 use super::record::{optional_bytes, Done, Start};
 use super::{Delivery, Handed, Worker};
 use crate::codec::Codec;
 use crate::lifecycle::{RequestStatus, VertexStatus};
 use crate::plan::{Advance, Inputs, Need, Plan, Slot};
 use crate::redis::protocol::{fields, GROUP};
-use crate::redis::scripts::{self, COMPLETE};
+use crate::redis::scripts::COMPLETE;
 use crate::redis::{Flow, RedisConfig, RedisError};
 use crate::time::{millis, now_ms};
 
@@ -35,17 +36,20 @@ impl<C: Codec> Worker<C> {
         let config = &self.engine.inner.config;
         let (mut permits, budget) = self.reserve_hand_offs(&advance, permit);
         let args = CompleteArgs::new(&flow.plan, &done, &advance, budget);
-        let reply = scripts::call(&COMPLETE, &self.engine.inner.client, || {
-            let keys = vec![
-                flow.keys.request(done.request),
-                flow.keys.ready.clone(),
-                flow.keys.parked(done.request),
-                flow.keys.done.clone(),
-            ];
-            (keys, args.build(config, delivery, &done, &self.consumer))
-        })
-        .await?
-        .into_array();
+        let what = "recording a completion";
+        let holding = [delivery];
+        let reply = self
+            .script(&COMPLETE, what, &holding, OnShutdown::KeepTrying, || {
+                let keys = vec![
+                    flow.keys.request(done.request),
+                    flow.keys.ready.clone(),
+                    flow.keys.parked(done.request),
+                    flow.keys.done.clone(),
+                ];
+                (keys, args.build(config, delivery, &done, &self.consumer))
+            })
+            .await?
+            .into_array();
         let mut reply = reply.into_iter();
         if reply.next().and_then(|w| w.as_string()).as_deref()
             == Some(RequestStatus::Completed.as_str())

@@ -15,13 +15,20 @@
 //!   from then on, as a handed-off one does. A request's first entry that carries its input
 //!   is not started: it runs at once, and its completion records its start (see `attempt`);
 //! - the reclaimer: every half lease, `XAUTOCLAIM`s entries whose holder has not renewed them
-//!   for a lease (its worker died) and runs them;
+//!   for a lease (its worker died) and runs them, each started once it has its slot (see
+//!   `attempt`: how lost deliveries are charged); every lease, it also removes from the
+//!   groups the consumers of workers that are gone (see `housekeeping`);
 //! - the renewer: every third of a lease, resets the idle time of the entries it is running,
 //!   so that long attempts keep their lease;
 //! - the promoter: moves due retries back to the ready streams;
 //! - the stop listener: cancels running attempts of stopped requests;
 //! - the backlog sampler: every few seconds, the length and consumer-group lag of the ready
 //!   streams, as metrics (see `crate::metrics`).
+//!
+//! At start, a worker says whether the server persists its data, and creates its consumer
+//! groups; at a clean shutdown, once its attempts have ended, it leaves the groups (see
+//! `housekeeping`). While Redis is out of memory, it keeps what it holds and tries its writes
+//! again with backoff (see `overload`).
 //!
 //! This file holds the [`Worker`], how it starts, and what its parts share: the stream entries
 //! it holds and the attempts it runs. The tasks above are in `tasks`; running one delivered
@@ -30,6 +37,8 @@
 
 mod attempt;
 mod complete;
+mod housekeeping;
+mod overload;
 mod record;
 mod tasks;
 
@@ -37,7 +46,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, StreamsInterface};
+use fred::prelude::ClientLike;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +55,8 @@ use super::protocol::{
     GROUP, HOOKS_GROUP, READY_HASH, READY_INPUT, READY_INSTANCE, READY_REQUEST, READY_TRACEPARENT,
 };
 use super::{connect_client, Flow, RedisEngine, RedisError};
+
+pub(super) use self::housekeeping::create_group;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::plan::{Inputs, Instance, Plan, Slot};
@@ -62,6 +73,12 @@ pub struct Worker<C: Codec> {
     consumer: String,
     /// One permit per attempt that may run at once.
     slots: Arc<Semaphore>,
+    /// How many attempts may run at once: the slots' permits.
+    concurrency: u32,
+    /// Taken by an instance that is to run alone on this worker (one charged with a lost
+    /// delivery: see `attempt`) before it takes every slot, so that two such never wait for
+    /// each other's slots.
+    alone: Arc<tokio::sync::Mutex<()>>,
     /// One permit per entry read (or reclaimed) that may wait for a slot, started: as many as
     /// there are slots, so that the next entries are read and started while the slots are
     /// busy, and no more.
@@ -70,13 +87,18 @@ pub struct Worker<C: Codec> {
     read_when_free: u32,
     /// Attempts in progress, by entry and instance.
     running: Arc<Mutex<HashMap<EntryKey, Running>>>,
-    /// Entries delivered to this worker that wait for a free slot; their leases are renewed
-    /// too, so that nobody reclaims them meanwhile.
-    held: Arc<Mutex<std::collections::HashSet<EntryKey>>>,
+    /// Entries delivered to this worker that wait here (for a free slot, for their
+    /// completion to hand them on, for Redis to accept a write), each with how many waits
+    /// hold it; their leases are renewed too, so that nobody reclaims them meanwhile.
+    held: Arc<Mutex<HashMap<EntryKey, usize>>>,
     /// Requests this worker heard were stopped (or failed elsewhere), by flow and id, with
     /// when: an attempt registered in `running` after the news came checks here, so that no
     /// attempt starts (or runs on uncancelled) once its request has ended.
     ended: Mutex<HashMap<String, HashMap<String, std::time::Instant>>>,
+    /// Cancelled when the worker shuts down (the token [`Worker::run`] was given).
+    stopping: CancellationToken,
+    /// Whether Redis is refusing writes for want of memory, for the log.
+    memory: overload::Memory,
 }
 
 /// A registration in one of the worker's shared sets, undone when dropped (also when the future
@@ -119,8 +141,13 @@ struct Delivery {
     /// The structural hash of the graph the request was submitted on, on an entry that
     /// carries its input: checked before that entry runs at once.
     hash: Option<String>,
-    /// Whether the entry was reclaimed from a lost worker, rather than read.
+    /// Whether the entry was reclaimed from a lost worker, rather than read (or it is an
+    /// instance such an entry carries): it is started once it has its slot, as it begins
+    /// running.
     reclaimed: bool,
+    /// Whether it runs alone on this worker (lost deliveries are charged to it: see
+    /// `attempt`), once it has every slot.
+    alone: bool,
     /// When the attempt began (ms; set when it was read, then when it got its slot), if it
     /// runs at once on the input the entry carries, without a start script: its start is
     /// recorded with its end (or once it runs long).
@@ -153,6 +180,7 @@ impl Delivery {
             input: fields.get(READY_INPUT).cloned(),
             hash: fields.contains_key(READY_HASH).then(|| text(READY_HASH)),
             reclaimed,
+            alone: false,
             at_once: None,
             entry,
             start: None,
@@ -208,11 +236,13 @@ impl Delivery {
         Self {
             traceparent: traceparent.to_owned(),
             start: Some(start),
+            reclaimed: false,
             ..self.carrying(instance)
         }
     }
 
-    /// The same entry delivering another instance it carries, to be started.
+    /// The same entry delivering another instance it carries, to be started (as it begins
+    /// running, if the entry was reclaimed).
     fn carrying(&self, instance: String) -> Self {
         Self {
             flow: self.flow,
@@ -223,7 +253,8 @@ impl Delivery {
             traceparent: String::new(),
             input: None,
             hash: None,
-            reclaimed: false,
+            reclaimed: self.reclaimed,
+            alone: false,
             at_once: None,
             start: None,
         }
@@ -253,12 +284,16 @@ impl<C: Codec> RedisEngine<C> {
         Worker {
             engine: self.clone(),
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX),
+            alone: Arc::default(),
             intake: Arc::new(Semaphore::new(concurrency.max(1))),
             read_when_free: u32::try_from(concurrency.max(1).div_ceil(2)).unwrap_or(u32::MAX),
             consumer: format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             running: Arc::default(),
             held: Arc::default(),
             ended: Mutex::default(),
+            stopping: CancellationToken::new(),
+            memory: overload::Memory::default(),
         }
     }
 }
@@ -269,11 +304,20 @@ impl<C: Codec> Worker<C> {
         &self.consumer
     }
 
-    /// Runs until `shutdown` is cancelled, then stops reading and lets the running attempts
-    /// finish (unread entries stay in the streams for other workers).
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+    /// Runs until `shutdown` is cancelled, then stops reading, lets the running attempts
+    /// finish (unread entries stay in the streams for other workers) and leaves the consumer
+    /// groups.
+    ///
+    /// At start it logs a warning if the server persists nothing, and, while the server is
+    /// out of memory, waits for memory to create any consumer group that does not exist yet.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+        self.stopping = shutdown.clone();
         let this = Arc::new(self);
+        this.check_persistence().await;
         this.create_groups().await.map_err(Error::engine)?;
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
         // Blocking reads get their own connection, so they never delay other commands.
         let reader = connect_client(&this.engine.inner.config.url, None)
             .await
@@ -294,6 +338,8 @@ impl<C: Codec> Worker<C> {
         let read = Arc::clone(&this).read_loop(&reader, shutdown.clone()).await;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
+        // Every attempt has ended, and its entry is acknowledged (or left to be reclaimed).
+        this.retire().await;
         // `QUIT` would queue behind the blocked read; close in the background instead.
         tokio::spawn(async move {
             let _ = reader.quit().await;
@@ -303,14 +349,19 @@ impl<C: Codec> Worker<C> {
 
     /// Holds `delivery`'s entry while it waits here (for a slot, or for its completion to
     /// hand it on): its lease is renewed with the running ones', until the guard is dropped.
-    fn hold(&self, delivery: &Delivery) -> Registered<'_, std::collections::HashSet<EntryKey>> {
+    fn hold(&self, delivery: &Delivery) -> Registered<'_, HashMap<EntryKey, usize>> {
         let key = delivery.key();
-        lock(&self.held).insert(key.clone());
+        *lock(&self.held).entry(key.clone()).or_default() += 1;
         Registered {
             set: &self.held,
             key,
             remove: |held, key| {
-                held.remove(key);
+                if let Some(holds) = held.get_mut(key) {
+                    *holds -= 1;
+                    if *holds == 0 {
+                        held.remove(key);
+                    }
+                }
             },
         }
     }
@@ -337,6 +388,8 @@ impl<C: Codec> Worker<C> {
     /// workers' group on every ready stream, and, before it, the hooks' group on the done
     /// stream of every flow with a finish hook (from the current end: requests that end from
     /// now on are hooked), so that once a worker reads, every request it ends is hooked.
+    /// While Redis is out of memory, waits for memory to create one that does not exist
+    /// (until the worker shuts down).
     pub(super) async fn create_groups(&self) -> Result<(), RedisError> {
         let inner = &self.engine.inner;
         let hooked = inner
@@ -344,27 +397,18 @@ impl<C: Codec> Worker<C> {
             .iter()
             .filter(|(name, _)| inner.hooks.contains_key(*name));
         for (_, flow) in hooked {
-            create_group(&inner.client, &flow.keys.done, HOOKS_GROUP, "$").await?;
+            create_group(
+                &inner.client,
+                &flow.keys.done,
+                HOOKS_GROUP,
+                "$",
+                &self.stopping,
+            )
+            .await?;
         }
         for flow in inner.flows.values() {
-            create_group(&inner.client, &flow.keys.ready, GROUP, "0").await?;
+            create_group(&inner.client, &flow.keys.ready, GROUP, "0", &self.stopping).await?;
         }
         Ok(())
-    }
-}
-
-/// Creates consumer group `group` of the stream at `key` from entry `from` (and the stream
-/// with it), unless the group exists.
-pub(super) async fn create_group(
-    client: &fred::prelude::Client,
-    key: &str,
-    group: &str,
-    from: &str,
-) -> Result<(), RedisError> {
-    let created: Result<(), fred::error::Error> =
-        client.xgroup_create(key, group, from, true).await;
-    match created {
-        Err(e) if !e.details().starts_with("BUSYGROUP") => Err(e.into()),
-        _ => Ok(()),
     }
 }

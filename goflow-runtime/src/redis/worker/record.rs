@@ -7,13 +7,14 @@
 use bytes::Bytes;
 use fred::prelude::{PubsubInterface, Value};
 
+use super::overload::OnShutdown;
 use super::{Delivery, Worker};
 use crate::codec::Codec;
 use crate::error::Failure;
 use crate::lifecycle::{RequestStatus, VertexStatus};
 use crate::plan::{Inputs, Instance};
 use crate::redis::protocol::{control_channel, fields, GROUP};
-use crate::redis::scripts::{self, ABANDON, BEGAN, FAIL, START};
+use crate::redis::scripts::{ABANDON, BEGAN, FAIL, START};
 use crate::redis::{Flow, RedisError};
 use crate::request::RequestFailure;
 use crate::request_id::RequestId;
@@ -22,8 +23,9 @@ use crate::time::{millis, now_ms};
 impl<C: Codec> Worker<C> {
     /// The start script, in one call for several delivered entries of `flow` (the entries of
     /// one read): sets each readable entry's [`start`](Delivery::start) to whether it runs
-    /// (with its attempt number and input values), is dropped or parked, or has been lost too
-    /// often. Unreadable entries are left as they are.
+    /// (with its attempt number and input values), is dropped or parked, has been lost too
+    /// often, or is to run alone. Unreadable entries are left as they are. While Redis is out
+    /// of memory, the entries are held and the call tried again (until the worker shuts down).
     pub(super) async fn start(
         &self,
         flow: &Flow,
@@ -59,6 +61,14 @@ impl<C: Codec> Worker<C> {
                     } else {
                         "0"
                     }),
+                    // Whether the attempt begins as it is started (see `attempt`).
+                    Value::from(if delivery.alone {
+                        "2"
+                    } else if delivery.reclaimed {
+                        "1"
+                    } else {
+                        "0"
+                    }),
                     Value::from(flow.hash.as_str()),
                 ];
                 match flow.plan.inputs_of(instance) {
@@ -82,9 +92,18 @@ impl<C: Codec> Worker<C> {
             }
             (keys, args)
         };
-        let replies = scripts::call(&START, &self.engine.inner.client, build)
+        let holding: Vec<&Delivery> = starting.iter().map(|(n, _, _)| &deliveries[*n]).collect();
+        let replies = self
+            .script(
+                &START,
+                "starting vertices",
+                &holding,
+                OnShutdown::GiveUp,
+                build,
+            )
             .await?
             .into_array();
+        drop(holding);
         if replies.len() != starting.len() {
             return Err(RedisError::Protocol(format!(
                 "the start script answered {} replies for {} entries",
@@ -108,7 +127,9 @@ impl<C: Codec> Worker<C> {
         let Ok(request) = RequestId::parse(&delivery.request) else {
             return Ok(());
         };
-        scripts::call(&BEGAN, &self.engine.inner.client, || {
+        let holding = [delivery];
+        let what = "recording the start of a running attempt";
+        self.script(&BEGAN, what, &holding, OnShutdown::KeepTrying, || {
             let keys = vec![flow.keys.request(&request)];
             let args = vec![
                 Value::from(delivery.instance.as_str()),
@@ -174,7 +195,10 @@ impl<C: Codec> Worker<C> {
             ];
             (keys, args)
         };
-        let outcome = scripts::call(&FAIL, &self.engine.inner.client, build).await?;
+        let what = "recording a failed attempt";
+        let outcome = self
+            .script(&FAIL, what, &[delivery], OnShutdown::KeepTrying, build)
+            .await?;
         let outcome = outcome.as_str();
         if outcome.as_deref() == Some(VertexStatus::Retrying.as_str()) {
             crate::metrics::retry_scheduled(plan.flow(), label);
@@ -200,7 +224,8 @@ impl<C: Codec> Worker<C> {
     /// all odds, the request has not ended).
     pub(super) async fn abandon(&self, flow: &Flow, delivery: &Delivery) -> Result<(), RedisError> {
         let request = delivery.request.as_str();
-        scripts::call(&ABANDON, &self.engine.inner.client, || {
+        let what = "recording a cancelled attempt";
+        self.script(&ABANDON, what, &[delivery], OnShutdown::KeepTrying, || {
             let keys = vec![flow.keys.request(request), flow.keys.ready.clone()];
             let args = vec![
                 Value::from(GROUP),
@@ -243,6 +268,7 @@ fn read_start(delivery: &Delivery, reply: Vec<Value>) -> Result<Start, RedisErro
                 lost: number(3),
             })
         }
+        Some("alone") => return Ok(Start::Alone),
         _ => {
             return Err(RedisError::Protocol(format!(
                 "start script answered {reply:?}"
@@ -282,6 +308,9 @@ pub(super) enum Start {
     Skip,
     /// Delivered and lost (its worker died) more often than allowed.
     Lost { started: u32, lost: u32 },
+    /// Lost deliveries are charged to it: to be started again once it runs alone on this
+    /// worker (nothing was recorded).
+    Alone,
     /// Completions handed the entry on to these instances (a reclaimed entry whose worker died
     /// after that): start them instead.
     Moved(Vec<String>),

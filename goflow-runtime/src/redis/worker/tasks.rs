@@ -11,6 +11,8 @@ use fred::prelude::{ClientLike, EventInterface, PubsubInterface, StreamsInterfac
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::housekeeping::RETIRE_EVERY_ROUNDS;
+use super::overload::{is_oom, Backoff};
 use super::{Delivery, Worker};
 use crate::codec::Codec;
 use crate::redis::protocol::{control_channel, GROUP};
@@ -36,7 +38,7 @@ impl<C: Codec> Worker<C> {
         let ids: Vec<&str> = flows.iter().map(|_| ">").collect();
         let batch = self.engine.inner.config.batch.max(1);
         let mut attempts = JoinSet::new();
-        loop {
+        while !shutdown.is_cancelled() {
             // Wait for room for half the intake, then take all there is, up to a batch: the
             // entries read are started at once, in one script call, and wait there for a slot
             // (see `drive`). Reading only once half the intake has moved on to slots makes
@@ -58,9 +60,20 @@ impl<C: Codec> Worker<C> {
                     Err(_) => break,
                 }
             }
+            let mut read = std::pin::pin!(reader.xreadgroup::<Value, _, _, _, _>(
+                GROUP,
+                self.consumer.as_str(),
+                Some(permits.len() as u64),
+                Some(1000),
+                false,
+                keys.clone(),
+                ids.clone()
+            ));
+            // At a shutdown, the read in flight still ends within its block (a second): what
+            // it delivers is run, not left pending for a consumer that is about to leave.
             let read: Result<Value, fred::error::Error> = tokio::select! {
-                read = reader.xreadgroup(GROUP, self.consumer.as_str(), Some(permits.len() as u64), Some(1000), false, keys.clone(), ids.clone()) => read,
-                () = shutdown.cancelled() => break,
+                read = &mut read => read,
+                () = shutdown.cancelled() => read.await,
             };
             // A read that timed out (nothing arrived within the block) is the empty answer:
             // read again at once.
@@ -121,10 +134,15 @@ impl<C: Codec> Worker<C> {
     pub(super) async fn reclaim_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let lease = self.engine.inner.config.lease;
         let mut attempts = JoinSet::new();
+        let mut rounds: u32 = 0;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(lease / 2) => {}
                 () = shutdown.cancelled() => break,
+            }
+            rounds = rounds.wrapping_add(1);
+            if rounds % RETIRE_EVERY_ROUNDS == 0 {
+                self.retire_idle().await;
             }
             for (name, flow) in &self.engine.inner.flows {
                 let claimed: Result<(String, Vec<StreamEntry>), _> = self
@@ -157,6 +175,7 @@ impl<C: Codec> Worker<C> {
                         permit = Arc::clone(&self.intake).acquire_owned() => permit.expect("never closed"),
                         () = shutdown.cancelled() => break,
                     };
+                    // Started once it has its slot (see `attempt`).
                     let delivery = Delivery::read(name, entry, &fields, true);
                     attempts.spawn(Arc::clone(&self).drive(delivery, None, Some(place)));
                 }
@@ -178,7 +197,7 @@ impl<C: Codec> Worker<C> {
                 let running = lock(&self.running);
                 let held = lock(&self.held);
                 let mut by_flow: HashMap<&'static str, HashSet<String>> = HashMap::new();
-                for (flow, entry, _) in running.keys().chain(held.iter()) {
+                for (flow, entry, _) in running.keys().chain(held.keys()) {
                     by_flow.entry(flow).or_default().insert(entry.clone());
                 }
                 by_flow
@@ -214,9 +233,12 @@ impl<C: Codec> Worker<C> {
 
     pub(super) async fn promote_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let every = self.engine.inner.config.retry_poll;
+        // While Redis is out of memory, the promoter backs off instead of failing every poll.
+        let mut backoff: Option<Backoff> = None;
         loop {
+            let wait = backoff.as_mut().map_or(every, |b| b.next().max(every));
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => return,
             }
             for flow in self.engine.inner.flows.values() {
@@ -228,8 +250,19 @@ impl<C: Codec> Worker<C> {
                     )
                 })
                 .await;
-                if let Err(error) = moved {
-                    tracing::warn!(%error, "moving due retries failed");
+                match moved {
+                    Err(error) if is_oom(&error) => {
+                        self.memory
+                            .refused(&self.consumer, "moving due retries", &error);
+                        backoff.get_or_insert_with(Backoff::new);
+                        break;
+                    }
+                    Err(error) => tracing::warn!(%error, "moving due retries failed"),
+                    Ok(_) => {
+                        if backoff.take().is_some() {
+                            self.memory.accepted(&self.consumer);
+                        }
+                    }
                 }
             }
         }
