@@ -1,6 +1,8 @@
 //! The Redis engine under faults: a worker process killed mid-run, entries delivered twice, a
 //! Redis restart that loses every key, failing nodes (retries through the delayed set,
-//! permanent errors, timeouts, panics, dead letters), and lost deliveries and leases.
+//! permanent errors, timeouts, panics, dead letters), lost deliveries and leases, a vertex that
+//! kills its workers beside innocent ones, Redis out of memory, and the consumers of workers
+//! that are gone.
 //!
 //! One test binary, so that the tests share one `redis-server` (each test that kills or
 //! restarts a server starts one of its own). The tests that kill workers run them as separate
@@ -15,8 +17,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod consumers;
 mod crash;
+mod innocents;
 mod leases;
+mod overload;
 mod processes;
 mod redelivery;
 mod restart;

@@ -1,8 +1,9 @@
 //! Worker processes: this test binary started again, with only [`worker_process_entry`]
-//! selected, as a worker that the tests can kill (SIGKILL), stop (SIGSTOP) or let a node kill.
+//! selected, as a worker that the tests can kill (SIGKILL), stop (SIGSTOP), let a node kill, or
+//! shut down cleanly (closing its standard input, as a service's SIGTERM would).
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fred::prelude::Client;
 use goflow::redis::RedisConfig;
@@ -58,6 +59,30 @@ impl WorkerProcesses {
         assert!(lost > 0, "the kill landed while the worker held entries");
         (victim, lost)
     }
+
+    /// Shuts worker `i` down cleanly (it stops reading, lets its attempts finish, and
+    /// exits) and checks that it exited with success.
+    pub(crate) fn stop(&mut self, i: usize) {
+        drop(self.0[i].stdin.take());
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.0[i].try_wait().expect("poll the worker") {
+                assert!(status.success(), "the worker exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not shut down within {LIMIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs worker `i` and reaps it.
+    pub(crate) fn kill(&mut self, i: usize) {
+        self.0[i].kill().expect("SIGKILL the worker");
+        self.0[i].wait().expect("reap the worker");
+    }
 }
 
 /// Starts this test binary again as a worker process of `config`'s server and prefix.
@@ -67,7 +92,8 @@ pub(crate) fn worker_process(config: &RedisConfig) -> Child {
         .env(WORKER_URL, &config.url)
         .env(WORKER_PREFIX, &config.prefix)
         .env(WORKER_LEASE_MS, config.lease.as_millis().to_string())
-        .stdin(Stdio::null())
+        // Closing it shuts the worker down cleanly (see `WorkerProcesses::stop`).
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -83,9 +109,11 @@ impl Drop for WorkerProcesses {
     }
 }
 
-/// Not a test: the body of the worker processes of the tests in [`crash`](crate::crash) and
-/// [`leases`](crate::leases). Runs a worker of their workflows until killed when the
-/// environment says where; returns at once otherwise.
+/// Not a test: the body of the worker processes of the tests in [`crash`](crate::crash),
+/// [`leases`](crate::leases), [`innocents`](crate::innocents) and
+/// [`consumers`](crate::consumers). Runs a worker of their workflows, when the environment
+/// says where, until killed or until its standard input is closed (then it shuts down
+/// cleanly); returns at once otherwise.
 #[test]
 #[ignore = "a worker process started by the crash and lease tests"]
 fn worker_process_entry() {
@@ -122,14 +150,19 @@ fn worker_process_entry() {
             .register::<crate::leases::CrashOnce>()
             .register::<crate::leases::CrashInDiamond>()
             .register::<crate::leases::StallThenHold>()
+            .register::<crate::innocents::Errands>()
+            .on_finish::<crate::consumers::Ticks, _, _>(|_| async {})
             .connect()
             .await
             .expect("worker connects");
-        engine
-            .worker(16)
-            .run(CancellationToken::new())
-            .await
-            .expect("worker runs");
+        // A clean shutdown when the test closes this process's standard input.
+        let shutdown = CancellationToken::new();
+        let closed = shutdown.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            closed.cancel();
+        });
+        engine.worker(16).run(shutdown).await.expect("worker runs");
     });
 }
 
