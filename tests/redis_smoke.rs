@@ -797,32 +797,72 @@ async fn a_conditional_runs_one_arm_and_skips_the_others() {
 // ---------------------------------------------------------------------------------------------
 // An idle worker.
 
-/// The warnings this test process logged, by message.
-static WARNINGS: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Mutex::default);
+/// What this test process logged at `info` and above: level, message, and the `consumer`
+/// field (workers name themselves by it).
+static LOGS: LazyLock<Mutex<Vec<Logged>>> = LazyLock::new(Mutex::default);
 
-/// Records every warning's message in [`WARNINGS`].
-struct RecordWarnings;
+#[derive(Debug, Clone, Default)]
+struct Logged {
+    level: Option<tracing::Level>,
+    message: String,
+    consumer: Option<String>,
+}
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecordWarnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if *event.metadata().level() == tracing::Level::WARN {
-            struct Message(String);
-            impl tracing::field::Visit for Message {
-                fn record_debug(
-                    &mut self,
-                    field: &tracing::field::Field,
-                    value: &dyn std::fmt::Debug,
-                ) {
-                    if field.name() == "message" {
-                        self.0 = format!("{value:?}");
-                    }
-                }
-            }
-            let mut message = Message(String::new());
-            event.record(&mut message);
-            WARNINGS.lock().unwrap().push(message.0);
+impl tracing::field::Visit for Logged {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_owned(),
+            "consumer" => self.consumer = Some(value.to_owned()),
+            _ => {}
         }
     }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "consumer" => self.consumer = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+}
+
+/// Records every event at `info` and above in [`LOGS`].
+struct RecordLogs;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecordLogs {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let level = *event.metadata().level();
+        if level > tracing::Level::INFO {
+            return;
+        }
+        let mut logged = Logged {
+            level: Some(level),
+            ..Logged::default()
+        };
+        event.record(&mut logged);
+        LOGS.lock().unwrap().push(logged);
+    }
+}
+
+/// Installs [`RecordLogs`] as this process's subscriber (once, for every test that reads
+/// [`LOGS`]).
+fn capture_logs() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(RecordLogs),
+        );
+    });
+}
+
+/// What worker `consumer` logged.
+fn logged_by(consumer: &str) -> Vec<Logged> {
+    LOGS.lock()
+        .unwrap()
+        .iter()
+        .filter(|logged| logged.consumer.as_deref() == Some(consumer))
+        .cloned()
+        .collect()
 }
 
 /// A blocking read that times out (nothing arrived within its block) is the normal answer of
@@ -830,10 +870,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecordWarnings {
 /// error and sleep 200 ms after every idle second, so a request arriving then waited).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_reads_on_without_warnings() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let _ = tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(RecordWarnings),
-    );
+    capture_logs();
     let engine = RedisEngine::builder(support::config("idle"))
         .register::<Kyc>()
         .connect()
@@ -845,7 +882,61 @@ async fn an_idle_worker_reads_on_without_warnings() {
     let id = engine.submit::<Kyc>(&"idle".into()).await.unwrap();
     support::completed::<Kyc>(&engine, &id, Duration::from_secs(30)).await;
     worker.stop().await;
-    let warnings = WARNINGS.lock().unwrap();
-    let reads: Vec<&String> = warnings.iter().filter(|w| w.contains("reading")).collect();
+    let logs = LOGS.lock().unwrap();
+    let reads: Vec<&Logged> = logs
+        .iter()
+        .filter(|l| l.level == Some(tracing::Level::WARN) && l.message.contains("reading"))
+        .collect();
     assert!(reads.is_empty(), "an idle worker warned: {reads:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistence.
+
+/// A worker warns at start when the server persists nothing (neither the append-only file nor
+/// snapshots: a restart would lose every request), says at `info` when it cannot tell
+/// (`CONFIG` disabled), and says nothing when the append-only file is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_warns_when_redis_persists_nothing() {
+    capture_logs();
+    let about_persistence = |logged: &Logged| {
+        ["persists nothing", "snapshots only", "could not tell"]
+            .iter()
+            .any(|words| logged.message.contains(words))
+    };
+    let cases: [(&[&str], Option<tracing::Level>); 3] = [
+        // What the test servers run with: `--save "" --appendonly no`.
+        (&[], Some(tracing::Level::WARN)),
+        (&["--appendonly", "yes"], None),
+        (
+            &["--rename-command", "CONFIG", ""],
+            Some(tracing::Level::INFO),
+        ),
+    ];
+    for (args, want) in cases {
+        let server = support::RedisServer::start_with(args);
+        let engine = engine_of::<Kyc>(support::config_at(&server.url(), "persistence")).await;
+        let worker = support::LocalWorker::start(&engine, 1);
+        // The worker checks before it reads: once a request has run, it has said it.
+        let id = engine.submit::<Kyc>(&"alice".into()).await.unwrap();
+        support::completed::<Kyc>(&engine, &id, Duration::from_secs(30)).await;
+        let consumer = worker.consumer().to_owned();
+        worker.stop().await;
+        let said: Vec<Logged> = logged_by(&consumer)
+            .into_iter()
+            .filter(about_persistence)
+            .collect();
+        match want {
+            None => assert!(said.is_empty(), "{args:?}: {said:?}"),
+            Some(level) => {
+                assert_eq!(said.len(), 1, "{args:?}: {said:?}");
+                assert_eq!(said[0].level, Some(level), "{args:?}: {said:?}");
+                if level == tracing::Level::WARN {
+                    assert!(said[0].message.contains("persists nothing"), "{said:?}");
+                } else {
+                    assert!(said[0].message.contains("could not tell"), "{said:?}");
+                }
+            }
+        }
+    }
 }

@@ -22,6 +22,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Arguments after the defaults (which they override).
+    extra: Vec<String>,
 }
 
 const INSTALL_HINT: &str = "the Redis tests need `redis-server` on PATH: install it with \
@@ -32,6 +34,12 @@ impl RedisServer {
     /// Starts a server on a free port, failing the test with install instructions when
     /// `redis-server` cannot be run.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server as [`start`](Self::start) does, with `extra` arguments after the
+    /// defaults (`["--appendonly", "yes"]`, say, which overrides persistence off).
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "goflow-test-redis-{}-{:08x}",
             std::process::id(),
@@ -42,6 +50,7 @@ impl RedisServer {
             child: None,
             port: free_port(),
             dir,
+            extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
         };
         // The free port may be taken by someone else (another test's server) before this one
         // binds it: then try another.
@@ -108,6 +117,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
