@@ -232,3 +232,40 @@ async fn a_path_that_is_not_utf8_is_a_json_400() {
         assert!(message.contains("UTF-8"), "{method} {uri}: {message}");
     }
 }
+
+/// A request's state lists its vertex instances a page at a time: at most 1,000 by default,
+/// with `vertices_total` and, while more remain, `vertices_next` (the offset of the next page,
+/// for `?vertices_from=`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_with_many_instances_answers_a_page_of_them() {
+    let router = embedded(defaults()).await;
+    let body = post(&router, "/flow/doubled?wait=10", json!(2_500))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(body["output"], (0..2_500).map(|n| n * 2).sum::<u32>());
+    let id = body["request_id"].as_str().expect("an id").to_owned();
+    // numbers, sum and 2,500 instances of double.
+    assert_eq!(body["vertices_total"], 2_502);
+    assert_eq!(body["vertices"].as_array().map(Vec::len), Some(1_000));
+    assert_eq!(body["vertices_next"], 1_000);
+    let mut seen = 0;
+    let mut from = Some(0);
+    while let Some(at) = from {
+        let page = get(
+            &router,
+            &format!("/flow/doubled/requests/{id}?vertices_from={at}&vertices_limit=700"),
+        )
+        .await
+        .expect(StatusCode::OK);
+        seen += page["vertices"].as_array().map_or(0, Vec::len);
+        from = page["vertices_next"].as_u64();
+    }
+    assert_eq!(seen, 2_502);
+    for bad in ["vertices_limit=0", "vertices_limit=1001", "vertices_from=x"] {
+        let reply = get(&router, &format!("/flow/doubled/requests/{id}?{bad}")).await;
+        assert_eq!(
+            reply.expect(StatusCode::BAD_REQUEST)["error"]["code"],
+            "invalid_page"
+        );
+    }
+}

@@ -139,9 +139,27 @@ async fn price(order: Order) -> u32 {
     order.lines.iter().map(|l| l.qty * l.cents).sum()
 }
 
+/// `n` numbers.
+#[node]
+async fn numbers(n: u32) -> Vec<u32> {
+    (0..n).collect()
+}
+
+#[node]
+async fn double(n: u32) -> u32 {
+    n * 2
+}
+
+#[node]
+async fn sum(all: Vec<u32>) -> u32 {
+    all.into_iter().sum()
+}
+
 workflow! {
     /// Counts its runs.
     pub Counted = count;
+    /// A for-each over `n` items: a request with many vertex instances.
+    pub Doubled = numbers -> each { double } => sum;
     /// Waits for the test, then finishes.
     pub Held = hold -> after_hold;
     /// Prices an order.
@@ -168,6 +186,7 @@ fn service(base: FlowService) -> FlowService {
         .register::<Counted>()
         .register::<Held>()
         .register::<Priced>()
+        .register::<Doubled>()
 }
 
 /// The routes of a service on the embedded engine.

@@ -523,7 +523,7 @@ async fn submit_as<E: Engine>(
                 Some(timeout) => state.engine.wait_state(flow.name, id, timeout).await?,
                 None => state.engine.state(flow.name, id).await?,
             };
-            let mut body = request_json(flow, &request);
+            let mut body = request_json(flow, &request, VertexPage::FIRST);
             if let Some(object) = body.as_object_mut() {
                 object.insert("created".into(), Value::Bool(false));
             }
@@ -536,7 +536,7 @@ async fn submit_as<E: Engine>(
     };
     Ok(match waited {
         Some(request) if request.status.is_final() => {
-            let mut body = request_json(flow, &request);
+            let mut body = request_json(flow, &request, VertexPage::FIRST);
             if let Some(object) = body.as_object_mut() {
                 object.insert("created".into(), Value::Bool(true));
             }
@@ -591,9 +591,67 @@ async fn read_body<E>(state: &AppState<E>, body: Body) -> Result<Bytes, ApiError
 }
 
 /// The JSON form of a request's state, with its output decoded.
-fn request_json(flow: &FlowDef, request: &RequestState) -> Value {
-    let mut body =
-        serde_json::to_value(request).unwrap_or_else(|e| json!({"error": e.to_string()}));
+/// Which of a request's vertex instances a state answer lists: a page of them, so that a
+/// request with many instances (a large for-each) answers in bounded size.
+#[derive(Debug, Clone, Copy)]
+struct VertexPage {
+    from: usize,
+    limit: usize,
+}
+
+impl VertexPage {
+    /// The most instances one answer lists, and the default.
+    const MAX: usize = 1_000;
+
+    const FIRST: Self = Self {
+        from: 0,
+        limit: Self::MAX,
+    };
+
+    /// The page asked for by `?vertices_from=<n>&vertices_limit=<n>` (limit 1 to 1,000).
+    fn of(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let number = |name: &str, default: usize| match query.get(name) {
+            None => Ok(default),
+            Some(text) => text.parse::<usize>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_page",
+                    format!("`{name}` is a whole number"),
+                )
+            }),
+        };
+        let from = number("vertices_from", 0)?;
+        let limit = number("vertices_limit", Self::MAX)?;
+        if !(1..=Self::MAX).contains(&limit) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_page",
+                format!("`vertices_limit` is from 1 to {}", Self::MAX),
+            ));
+        }
+        Ok(Self { from, limit })
+    }
+}
+
+/// The JSON form of a request's state, with its output decoded, listing the instances of
+/// `page`: `vertices_total` says how many there are, and `vertices_next` where the next page
+/// starts, if there is one.
+fn request_json(flow: &FlowDef, request: &RequestState, page: VertexPage) -> Value {
+    let total = request.vertices.len();
+    let from = page.from.min(total);
+    let to = from.saturating_add(page.limit).min(total);
+    let mut head = RequestState {
+        vertices: Vec::new(),
+        ..request.clone()
+    };
+    head.vertices = request.vertices[from..to].to_vec();
+    let mut body = serde_json::to_value(&head).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    if let Some(object) = body.as_object_mut() {
+        object.insert("vertices_total".into(), json!(total));
+        if to < total {
+            object.insert("vertices_next".into(), json!(to));
+        }
+    }
     if let (Some(output), Some(object)) = (&request.output, body.as_object_mut()) {
         match (flow.output_to_json)(output) {
             Ok(value) => {
@@ -610,11 +668,13 @@ fn request_json(flow: &FlowDef, request: &RequestState) -> Value {
 async fn request_status<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
     Valid(Path((name, id))): Valid<Path<(String, String)>>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let flow = flow(&state, &name)?;
     let id = request_id(&id)?;
+    let page = VertexPage::of(&query)?;
     let request = state.engine.state(flow.name, &id).await?;
-    Ok(Json(request_json(flow, &request)))
+    Ok(Json(request_json(flow, &request, page)))
 }
 
 async fn control<E: Engine>(
