@@ -15,6 +15,7 @@ async fn flows_and_graphs() {
         names,
         [
             "counted",
+            "doubled",
             "greet",
             "held",
             "kyc",
