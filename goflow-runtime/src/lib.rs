@@ -29,6 +29,8 @@ mod plan;
 pub mod redis;
 pub mod request;
 mod request_id;
+#[cfg(any(feature = "redis", feature = "http"))]
+mod secret;
 #[cfg(feature = "http")]
 pub mod service;
 mod step;

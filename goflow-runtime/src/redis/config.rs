@@ -10,7 +10,9 @@ use std::time::Duration;
 /// let mut config = RedisConfig::new("redis://127.0.0.1:6379");
 /// config.lease = std::time::Duration::from_secs(10);
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the URL's password as `***`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://host:port/db` (also `rediss://`, with a password, etc.).
@@ -54,6 +56,40 @@ pub struct RedisConfig {
     /// idle request's latency); its completion records its start. Larger inputs are only in
     /// the state. Default 256; 0 never carries one.
     pub inline_input_limit: usize,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new setting cannot be left out.
+        let Self {
+            url,
+            prefix,
+            lease,
+            retention,
+            unfinished_ttl,
+            max_lost_deliveries,
+            batch,
+            hand_off_ahead,
+            retry_poll,
+            command_timeout,
+            inline_output_limit,
+            inline_input_limit,
+        } = self;
+        f.debug_struct("RedisConfig")
+            .field("url", &crate::secret::redact_url(url))
+            .field("prefix", prefix)
+            .field("lease", lease)
+            .field("retention", retention)
+            .field("unfinished_ttl", unfinished_ttl)
+            .field("max_lost_deliveries", max_lost_deliveries)
+            .field("batch", batch)
+            .field("hand_off_ahead", hand_off_ahead)
+            .field("retry_poll", retry_poll)
+            .field("command_timeout", command_timeout)
+            .field("inline_output_limit", inline_output_limit)
+            .field("inline_input_limit", inline_input_limit)
+            .finish()
+    }
 }
 
 impl RedisConfig {

@@ -210,7 +210,16 @@ pub(crate) async fn connect_client(
     url: &str,
     command_timeout: Option<Duration>,
 ) -> Result<Client, RedisError> {
-    let config = Config::from_url(url)?;
+    let config = Config::from_url(url).map_err(|e| {
+        fred::error::Error::new(
+            fred::error::ErrorKind::Config,
+            format!(
+                "unusable Redis URL {:?}: {}",
+                crate::secret::redact_url(url),
+                e.details()
+            ),
+        )
+    })?;
     let client = Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = CONNECT_TIMEOUT;
@@ -223,14 +232,25 @@ pub(crate) async fn connect_client(
     // `init` waits for the first connection; with a reconnect policy it would wait forever
     // for an unreachable server, so bound it to give a clear error instead.
     client.connect();
-    tokio::time::timeout(CONNECT_TIMEOUT, client.wait_for_connect())
-        .await
-        .map_err(|_| {
-            RedisError::Redis(fred::error::Error::new(
+    let shown = || crate::secret::redact_url(url);
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.wait_for_connect()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(RedisError::Redis(fred::error::Error::new(
+                e.kind().clone(),
+                format!("could not connect to {}: {}", shown(), e.details()),
+            )))
+        }
+        Err(_) => {
+            return Err(RedisError::Redis(fred::error::Error::new(
                 fred::error::ErrorKind::IO,
-                format!("could not connect to {url} within {CONNECT_TIMEOUT:?}"),
-            ))
-        })??;
+                format!(
+                    "could not connect to {} within {CONNECT_TIMEOUT:?}",
+                    shown()
+                ),
+            )))
+        }
+    }
     Ok(client)
 }
 

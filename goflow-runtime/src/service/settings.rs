@@ -5,8 +5,9 @@ use std::time::Duration;
 
 /// Every setting of a [`FlowService`](super::FlowService); each has an environment variable
 /// and a builder method of the service. Durations in the environment are whole seconds
-/// (`30`) or a duration with units (`1m30s`, `500ms`).
-#[derive(Debug, Clone)]
+/// (`30`) or a duration with units (`1m30s`, `500ms`). Its `Debug` shows the tokens and the
+/// Redis URL's password as `***`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Settings {
     /// HTTP port (`GOFLOW_PORT`, default 8080).
@@ -64,6 +65,57 @@ pub struct Settings {
     /// 10,000) and bytes per vertex output (`GOFLOW_MAX_OUTPUT_BYTES`, default 1 MiB). See
     /// [`Limits`](crate::request::Limits).
     pub limits: crate::request::Limits,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new setting cannot be left out (or leak a secret).
+        let Self {
+            port,
+            host,
+            redis_url,
+            redis_prefix,
+            worker_concurrency,
+            lease,
+            retention,
+            api_token,
+            metrics_token,
+            body_limit,
+            body_timeout,
+            header_timeout,
+            idle_timeout,
+            max_connections,
+            max_wait,
+            otlp_endpoint,
+            metrics_port,
+            shutdown_grace,
+            limits,
+        } = self;
+        f.debug_struct("Settings")
+            .field("port", port)
+            .field("host", host)
+            .field(
+                "redis_url",
+                &redis_url.as_deref().map(crate::secret::redact_url),
+            )
+            .field("redis_prefix", redis_prefix)
+            .field("worker_concurrency", worker_concurrency)
+            .field("lease", lease)
+            .field("retention", retention)
+            .field("api_token", &crate::secret::Hidden(api_token))
+            .field("metrics_token", &crate::secret::Hidden(metrics_token))
+            .field("body_limit", body_limit)
+            .field("body_timeout", body_timeout)
+            .field("header_timeout", header_timeout)
+            .field("idle_timeout", idle_timeout)
+            .field("max_connections", max_connections)
+            .field("max_wait", max_wait)
+            .field("otlp_endpoint", otlp_endpoint)
+            .field("metrics_port", metrics_port)
+            .field("shutdown_grace", shutdown_grace)
+            .field("limits", limits)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -268,6 +320,17 @@ impl Settings {
                 expected: "at least 100 ms",
             });
         }
+        #[cfg(feature = "redis")]
+        if let Some(url) = &self.redis_url {
+            if fred::types::config::Config::from_url(url).is_err() {
+                return Err(ServiceError::Setting {
+                    name: "GOFLOW_REDIS_URL",
+                    value: crate::secret::redact_url(url),
+                    expected: "a Redis URL such as `redis://127.0.0.1:6379` \
+                               (`rediss://` for TLS, `redis-cluster://`, `redis-sentinel://`)",
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -283,6 +346,47 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::from_vars(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn debug_hides_the_secrets() {
+        let settings = from(&[
+            ("GOFLOW_REDIS_URL", "redis://u:redispw@h:6379"),
+            ("GOFLOW_API_TOKEN", "apitoken"),
+            ("GOFLOW_METRICS_TOKEN", "metricstoken"),
+        ])
+        .unwrap();
+        let shown = format!("{settings:?}");
+        for secret in ["redispw", "apitoken", "metricstoken"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("redis://u:***@h:6379"), "{shown}");
+        assert!(shown.contains("api_token: Some(***)"), "{shown}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn an_unusable_redis_url_is_named_without_its_password() {
+        let error = from(&[("GOFLOW_REDIS_URL", "notaurl")])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("GOFLOW_REDIS_URL=\"notaurl\": expected a Redis URL"),
+            "{error}"
+        );
+        let error = from(&[("GOFLOW_REDIS_URL", "redis://user:hunter2@h:port")])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("redis://user:***@h:port"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        from(&[("GOFLOW_REDIS_URL", "redis://:pw@127.0.0.1:6379/2")])
+            .unwrap()
+            .validate()
+            .expect("a usable URL");
     }
 
     #[test]
