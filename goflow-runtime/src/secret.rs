@@ -1,8 +1,6 @@
 //! Keeping secrets out of logs and error messages: the password of a Redis URL and the
 //! service's bearer tokens are shown as `***` wherever a setting is printed.
 
-use std::fmt;
-
 /// `url` with the password of its user info (`scheme://user:password@host`) replaced by
 /// `***`; anything without one is returned as it is.
 pub(crate) fn redact_url(url: &str) -> String {
@@ -28,10 +26,12 @@ pub(crate) fn redact_url(url: &str) -> String {
 }
 
 /// Shows a secret as `***` (`None` when absent) in a `Debug` output.
+#[cfg(feature = "http")]
 pub(crate) struct Hidden<'a, T>(pub(crate) &'a Option<T>);
 
-impl<T> fmt::Debug for Hidden<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+#[cfg(feature = "http")]
+impl<T> std::fmt::Debug for Hidden<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             Some(_) => f.write_str("Some(***)"),
             None => f.write_str("None"),

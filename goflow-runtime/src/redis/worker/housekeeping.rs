@@ -85,17 +85,7 @@ impl<C: Codec> Worker<C> {
     /// (a write that failed left them to be reclaimed), it stays, and the reclaimer of
     /// another worker removes it once they are reclaimed.
     pub(super) async fn retire(&self) {
-        let inner = &self.engine.inner;
-        let hooked = inner
-            .flows
-            .iter()
-            .filter(|(name, _)| inner.hooks.contains_key(*name))
-            .map(|(_, flow)| (flow.keys.done.as_str(), HOOKS_GROUP));
-        let ready = inner
-            .flows
-            .values()
-            .map(|flow| (flow.keys.ready.as_str(), GROUP));
-        for (stream, group) in ready.chain(hooked) {
+        for (stream, group) in self.consumed_groups() {
             match self.retire_consumer(stream, group, &self.consumer).await {
                 Ok(true) => {}
                 Ok(false) => tracing::info!(
@@ -115,22 +105,30 @@ impl<C: Codec> Worker<C> {
         }
     }
 
+    /// The (stream, group) pairs this worker reads as a consumer: every ready stream's
+    /// `workers` group, and the `hooks` group of the done stream of each workflow with a
+    /// finish hook.
+    fn consumed_groups(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        let inner = &self.engine.inner;
+        let ready = inner
+            .flows
+            .values()
+            .map(|flow| (flow.keys.ready.as_str(), GROUP));
+        let hooked = inner
+            .flows
+            .iter()
+            .filter(|(name, _)| inner.hooks.contains_key(*name))
+            .map(|(_, flow)| (flow.keys.done.as_str(), HOOKS_GROUP));
+        ready.chain(hooked)
+    }
+
     /// Removes the consumers of the ready streams' and hooked done streams' groups that hold
     /// no pending entry and have been idle for [`RETIRE_IDLE_LEASES`] leases: those of
     /// workers that died (their entries reclaimed by now).
     pub(super) async fn retire_idle(&self) {
         let inner = &self.engine.inner;
         let idle = millis(inner.config.lease * RETIRE_IDLE_LEASES);
-        let hooked = inner
-            .flows
-            .iter()
-            .filter(|(name, _)| inner.hooks.contains_key(*name))
-            .map(|(_, flow)| (flow.keys.done.as_str(), HOOKS_GROUP));
-        let ready = inner
-            .flows
-            .values()
-            .map(|flow| (flow.keys.ready.as_str(), GROUP));
-        for (stream, group) in ready.chain(hooked) {
+        for (stream, group) in self.consumed_groups() {
             let consumers: Result<Value, _> = inner.client.xinfo_consumers(stream, group).await;
             let consumers = match consumers {
                 Ok(consumers) => consumers,
