@@ -124,6 +124,25 @@ async fn kyc_runs_on_redis() {
     worker.stop().await;
 }
 
+/// An engine (and so a worker or service) started before its Redis is up waits for it, within
+/// the connect timeout, instead of failing at the first refused connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_waits_for_a_server_that_is_still_starting() {
+    let (mut server, config) = support::own_server("starting");
+    server.kill();
+    let connecting = tokio::spawn(engine_of::<Kyc>(config));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!connecting.is_finished(), "gave up on a refused connection");
+    server.restart();
+    let engine = tokio::time::timeout(Duration::from_secs(15), connecting)
+        .await
+        .expect("connected once the server was up")
+        .expect("the connecting task");
+    let worker = support::LocalWorker::start(&engine, 2);
+    assert_eq!(engine.run::<Kyc>("alice".into()).await.unwrap(), "verified");
+    worker.stop().await;
+}
+
 /// A server that forgets its scripts (`SCRIPT FLUSH`, or a restart) gets each again on its
 /// next call, from the client and the worker alike, and the call goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use fred::prelude::{Builder, Client, ClientLike, Config, EventInterface, ReconnectPolicy};
 
 use super::client::Waiters;
 use super::protocol::{FlowKeys, DONE_OUTPUT, DONE_REQUEST, DONE_STATUS};
@@ -220,6 +220,8 @@ pub(crate) async fn connect_client(
             ),
         )
     })?;
+    let mut config = config;
+    config.fail_fast = false;
     let client = Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = CONNECT_TIMEOUT;
@@ -230,26 +232,34 @@ pub(crate) async fn connect_client(
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
         .build()?;
     // `init` waits for the first connection; with a reconnect policy it would wait forever
-    // for an unreachable server, so bound it to give a clear error instead.
-    client.connect();
-    let shown = || crate::secret::redact_url(url);
-    match tokio::time::timeout(CONNECT_TIMEOUT, client.wait_for_connect()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            return Err(RedisError::Redis(fred::error::Error::new(
-                e.kind().clone(),
-                format!("could not connect to {}: {}", shown(), e.details()),
-            )))
+    // for an unreachable server, so bound it to give a clear error instead. Within that
+    // bound a refused attempt is retried (`fail_fast` off): a server still starting (a
+    // container beside this one, a loaded host) is waited for, not reported as down.
+    let mut errors = client.error_rx();
+    let task = client.connect();
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        while !client.is_connected() {
+            // Each attempt's result (an error does not end the wait: the policy retries),
+            // or, should one be missed, a look at the state every 50 ms.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(50), client.wait_for_connect()).await;
         }
-        Err(_) => {
-            return Err(RedisError::Redis(fred::error::Error::new(
-                fred::error::ErrorKind::IO,
-                format!(
-                    "could not connect to {} within {CONNECT_TIMEOUT:?}",
-                    shown()
-                ),
-            )))
+    })
+    .await;
+    if connected.is_err() {
+        // Stop its reconnecting: this client is given up.
+        task.abort();
+        let mut why = String::new();
+        while let Ok((error, _)) = errors.try_recv() {
+            why = format!(": {}", error.details());
         }
+        return Err(RedisError::Redis(fred::error::Error::new(
+            fred::error::ErrorKind::IO,
+            format!(
+                "could not connect to {} within {CONNECT_TIMEOUT:?}{why}",
+                crate::secret::redact_url(url)
+            ),
+        )));
     }
     Ok(client)
 }
