@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{Builder, Client, ClientLike, Config, EventInterface, ReconnectPolicy};
+use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
 
 use super::client::Waiters;
 use super::protocol::{FlowKeys, DONE_OUTPUT, DONE_REQUEST, DONE_STATUS};
@@ -220,48 +220,42 @@ pub(crate) async fn connect_client(
             ),
         )
     })?;
-    let mut config = config;
-    config.fail_fast = false;
-    let client = Builder::from_config(config)
-        .with_connection_config(|c| {
-            c.connection_timeout = CONNECT_TIMEOUT;
-        })
-        .with_performance_config(|p| {
-            p.default_command_timeout = command_timeout.unwrap_or(Duration::ZERO);
-        })
-        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-        .build()?;
-    // `init` waits for the first connection; with a reconnect policy it would wait forever
-    // for an unreachable server, so bound it to give a clear error instead. Within that
-    // bound a refused attempt is retried (`fail_fast` off): a server still starting (a
+    // Each try waits for the first connection; with a reconnect policy `init` would wait
+    // forever for an unreachable server, so the tries are bounded, to give a clear error
+    // instead. A refused try is followed by another with a new client (`fail_fast`, fred's
+    // default, ends a client whose first connection fails): a server still starting (a
     // container beside this one, a loaded host) is waited for, not reported as down.
-    let mut errors = client.error_rx();
-    let task = client.connect();
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        while !client.is_connected() {
-            // Each attempt's result (an error does not end the wait: the policy retries),
-            // or, should one be missed, a look at the state every 50 ms.
-            let _ =
-                tokio::time::timeout(Duration::from_millis(50), client.wait_for_connect()).await;
-        }
-    })
-    .await;
-    if connected.is_err() {
-        // Stop its reconnecting: this client is given up.
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let client = Builder::from_config(config.clone())
+            .with_connection_config(|c| {
+                c.connection_timeout = CONNECT_TIMEOUT;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = command_timeout.unwrap_or(Duration::ZERO);
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build()?;
+        let task = client.connect();
+        let why = match tokio::time::timeout_at(deadline, client.wait_for_connect()).await {
+            Ok(Ok(())) => return Ok(client),
+            Ok(Err(e)) => format!(": {}", e.details()),
+            Err(_) => String::new(),
+        };
         task.abort();
-        let mut why = String::new();
-        while let Ok((error, _)) = errors.try_recv() {
-            why = format!(": {}", error.details());
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Err(RedisError::Redis(fred::error::Error::new(
+                fred::error::ErrorKind::IO,
+                format!(
+                    "could not connect to {} within {CONNECT_TIMEOUT:?}{why}",
+                    crate::secret::redact_url(url)
+                ),
+            )));
         }
-        return Err(RedisError::Redis(fred::error::Error::new(
-            fred::error::ErrorKind::IO,
-            format!(
-                "could not connect to {} within {CONNECT_TIMEOUT:?}{why}",
-                crate::secret::redact_url(url)
-            ),
-        )));
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
-    Ok(client)
 }
 
 /// A stream entry as read: its id and fields.
