@@ -57,7 +57,10 @@ pub(crate) async fn run<C: Codec>(
     let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
     let lease = millis(inner.config.lease);
     let mut last_reclaim = std::time::Instant::now();
-    loop {
+    // Checked before anything is claimed or read: what an iteration claims or reads, it hooks
+    // and acknowledges, so a consumer that stops leaves nothing pending (it could not leave its
+    // group then).
+    while !shutdown.is_cancelled() {
         let mut events: HashMap<String, Vec<StreamEntry>> = HashMap::new();
         if last_reclaim.elapsed() >= inner.config.lease / 2 {
             last_reclaim = std::time::Instant::now();
@@ -78,9 +81,6 @@ pub(crate) async fn run<C: Codec>(
                     events.entry(key.clone()).or_default().extend(entries);
                 }
             }
-        }
-        if shutdown.is_cancelled() {
-            break;
         }
         let mut read = std::pin::pin!(reader.xreadgroup::<fred::prelude::Value, _, _, _, _>(
             GROUP,
