@@ -551,7 +551,14 @@ async fn finished_requests_expire_after_their_retention() {
         .iter()
         .flat_map(|flow| {
             let tag = support::flow_tag(&prefix, flow);
-            ["ready", "delayed", "done", "dead"].map(|k| format!("{tag}:{k}"))
+            // The listing indexes too: ids leave them as their hashes expire, when the next
+            // request ends or the requests are listed or counted (below).
+            let indexes = RequestStatus::ALL.iter().map(|s| format!("by:{s}"));
+            ["ready", "delayed", "done", "dead", "ended"]
+                .map(str::to_owned)
+                .into_iter()
+                .chain(indexes)
+                .map(move |k| format!("{tag}:{k}"))
         })
         .collect();
     let pattern = format!("{{{prefix}:*");
@@ -590,6 +597,15 @@ async fn finished_requests_expire_after_their_retention() {
         engine.status::<Diamond>(&diamond_done).await,
         Err(Error::UnknownRequest { .. })
     ));
+    // Counting forgets the expired requests: the indexes are empty, and gone.
+    assert_eq!(engine.counts::<Gated>().await.unwrap().total(), 0);
+    assert_eq!(engine.counts::<Diamond>().await.unwrap().total(), 0);
+    let left = raw::<Vec<String>>(&running.client, "KEYS", vec![pattern.as_str().into()]).await;
+    assert!(
+        left.iter()
+            .all(|k| !k.contains(":by:") && !k.ends_with(":ended")),
+        "{left:?}"
+    );
     running.finish().await;
 }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
+use crate::listing::{RequestPage, RequestQuery, StatusCounts};
 use crate::node::Data as _;
 use crate::request::{RequestOutcome, RequestState};
 use crate::request_id::RequestId;
@@ -160,6 +161,54 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         self.control(W::NAME, id, Control::Stop)
     }
 
+    /// A page of the requests of `W` that `query` selects, newest first: those under way, and
+    /// those that ended within the retention. Page on with
+    /// [`RequestQuery::after`]`(page.next_cursor)`.
+    ///
+    /// ```
+    /// use goflow::prelude::*;
+    /// use goflow::request::{RequestQuery, RequestStatus};
+    /// use goflow::{EmbeddedEngine, Engine};
+    ///
+    /// #[node]
+    /// async fn echo(n: u32) -> u32 {
+    ///     n
+    /// }
+    ///
+    /// workflow! {
+    ///     pub Echo = echo;
+    /// }
+    /// # #[tokio::main] async fn main() -> Result<(), goflow::Error> {
+    /// let engine = EmbeddedEngine::new();
+    /// for n in 0..3 {
+    ///     let id = engine.submit::<Echo>(&n).await?;
+    ///     engine.wait::<Echo>(&id, std::time::Duration::from_secs(5)).await?;
+    /// }
+    /// let query = RequestQuery::new().status(RequestStatus::Completed).limit(2);
+    /// let first = engine.list::<Echo>(&query).await?;
+    /// assert_eq!(first.requests.len(), 2);
+    /// let rest = engine
+    ///     .list::<Echo>(&query.after(first.next_cursor.expect("a third")))
+    ///     .await?;
+    /// assert_eq!((rest.requests.len(), rest.next_cursor), (1, None));
+    /// assert_eq!(engine.counts::<Echo>().await?.get(RequestStatus::Completed), 3);
+    /// # Ok(()) }
+    /// ```
+    fn list<W: Workflow>(
+        &self,
+        query: &RequestQuery,
+    ) -> impl Future<Output = Result<RequestPage, Error>> + Send {
+        self.know::<W>();
+        self.list_requests(W::NAME, query)
+    }
+
+    /// How many requests of `W` there are in each status: those under way, and those that
+    /// ended within the retention.
+    fn counts<W: Workflow>(&self) -> impl Future<Output = Result<StatusCounts, Error>> + Send {
+        self.know::<W>();
+        self.count_requests(W::NAME)
+    }
+
     /// Starts a request of workflow `flow` on an input already encoded with this engine's
     /// codec (what [`submit_as`](Self::submit_as) does after encoding), unless a request with
     /// that id exists: then it says whether that request's input is this one. For services
@@ -198,6 +247,21 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         id: &RequestId,
         action: Control,
     ) -> impl Future<Output = Result<RequestStatus, Error>> + Send;
+
+    /// [`list`](Self::list) by workflow name.
+    #[doc(hidden)]
+    fn list_requests(
+        &self,
+        flow: &str,
+        query: &RequestQuery,
+    ) -> impl Future<Output = Result<RequestPage, Error>> + Send;
+
+    /// [`counts`](Self::counts) by workflow name.
+    #[doc(hidden)]
+    fn count_requests(
+        &self,
+        flow: &str,
+    ) -> impl Future<Output = Result<StatusCounts, Error>> + Send;
 
     /// Whether the engine can take requests now (Redis answers).
     #[doc(hidden)]

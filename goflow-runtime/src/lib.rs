@@ -22,6 +22,7 @@ mod exec;
 pub mod graph;
 mod lifecycle;
 mod limits;
+mod listing;
 mod metrics;
 mod node;
 mod plan;

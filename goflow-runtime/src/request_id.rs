@@ -33,6 +33,12 @@ impl RequestId {
         }
     }
 
+    /// The empty id, which sorts before every id and names no request: a bound for ranges
+    /// of ids.
+    pub(crate) fn before_all() -> Self {
+        Self("".into())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -171,7 +171,12 @@ async fn health_readiness_and_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let router = embedded(defaults()).await;
-    for uri in ["/nope", "/flow", "/flows/greet", "/flow/greet/requests"] {
+    for uri in [
+        "/nope",
+        "/flow",
+        "/flows/greet",
+        "/flow/greet/requests/x/y/z",
+    ] {
         get(&router, uri)
             .await
             .expect_error(StatusCode::NOT_FOUND, "not_found");

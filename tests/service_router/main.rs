@@ -10,7 +10,7 @@
 //!
 //! The workflows and helpers are here; the tests are in one module per part of the API:
 //! [`submit`], [`auth`], [`control`] (status and control), [`graphs`] (graphs, probes, metrics,
-//! routing) and [`redis`] (the same routes on Redis).
+//! routing), [`requests`] (listing, counts, long-poll) and [`redis`] (the same routes on Redis).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -23,6 +23,7 @@ mod auth;
 mod control;
 mod graphs;
 mod redis;
+mod requests;
 mod submit;
 
 use std::collections::{HashMap, HashSet};

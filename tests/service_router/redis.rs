@@ -5,6 +5,7 @@ use goflow_kyc_app::{Greet, Kyc, KycLinear, Onboarding, SlowGreet};
 use serde_json::json;
 
 use super::control::control_round_trip;
+use super::requests::listing_round_trip;
 use super::*;
 
 /// A service on a Redis server of its own, with a worker running in this process; the worker
@@ -236,6 +237,13 @@ async fn redis_short_wait_auth_and_body_limit() {
 async fn redis_pause_resume_and_stop_with_conflicts() {
     let service = RedisService::start("svc-control", defaults()).await;
     control_round_trip(&service.router).await;
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_requests_are_listed_counted_and_long_polled() {
+    let service = RedisService::start("svc-listing", defaults()).await;
+    listing_round_trip(&service.router).await;
     service.stop().await;
 }
 

@@ -37,7 +37,9 @@ use crate::lifecycle::{Control, RequestStatus};
 use crate::node::Data as _;
 use crate::plan::Plan;
 use crate::request::Limits;
-use crate::request::{Finished, RequestOutcome, RequestState};
+use crate::request::{
+    Finished, RequestOutcome, RequestPage, RequestQuery, RequestState, StatusCounts,
+};
 use crate::request_id::RequestId;
 use crate::sync::lock;
 use crate::workflow::Workflow;
@@ -377,6 +379,16 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
             action,
             status,
         })
+    }
+
+    async fn list_requests(&self, flow: &str, query: &RequestQuery) -> Result<RequestPage, Error> {
+        let plan = self.plan_named(flow)?;
+        Ok(self.inner.requests.list(plan.flow(), query))
+    }
+
+    async fn count_requests(&self, flow: &str) -> Result<StatusCounts, Error> {
+        let plan = self.plan_named(flow)?;
+        Ok(self.inner.requests.counts(plan.flow()))
     }
 
     async fn ready(&self) -> Result<(), Error> {

@@ -1,7 +1,8 @@
-//! The submitted requests of one embedded engine, by workflow and id, and their eviction once
-//! they have been finished for the retention, or when more are finished than it keeps.
+//! The submitted requests of one embedded engine, by workflow and id and in the order they were
+//! created (for listing), and their eviction once they have been finished for the retention, or
+//! when more are finished than it keeps.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use tokio::sync::watch;
 use super::tracked::Tracked;
 use super::ShuttingDown;
 use crate::engine::Submitted;
+use crate::listing::{RequestPage, RequestQuery, StatusCounts};
 use crate::plan::Plan;
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -29,17 +31,67 @@ pub(super) struct Registry {
 struct Requests {
     /// Whether the engine has been closed: it creates no request any more.
     closed: bool,
-    /// By workflow, then id: a lookup is two hash probes with borrowed keys, whatever the
-    /// number of requests kept.
-    by_flow: HashMap<&'static str, HashMap<RequestId, Arc<Tracked>>>,
+    /// By workflow: a lookup is two hash probes with borrowed keys, whatever the number of
+    /// requests kept.
+    by_flow: HashMap<&'static str, FlowRequests>,
     /// Finished requests, oldest first.
     finished: VecDeque<(Instant, &'static str, RequestId)>,
+}
+
+/// The requests of one workflow.
+#[derive(Default)]
+struct FlowRequests {
+    by_id: HashMap<RequestId, Arc<Tracked>>,
+    /// `(created at, id)` of each: the list's order, newest last.
+    by_age: BTreeSet<(u64, RequestId)>,
+}
+
+impl FlowRequests {
+    fn insert(&mut self, tracked: Arc<Tracked>, id: &RequestId) {
+        self.by_age.insert((tracked.created_at_ms(), id.clone()));
+        self.by_id.insert(id.clone(), tracked);
+    }
+
+    fn remove(&mut self, id: &RequestId) {
+        if let Some(tracked) = self.by_id.remove(id) {
+            self.by_age.remove(&(tracked.created_at_ms(), id.clone()));
+        }
+    }
+
+    /// The requests `query` selects, newest first, up to one more than a page. Walks the
+    /// requests from the cursor (or the newest) on: a page of a status that few requests
+    /// have may walk all of them, bounded by the number kept.
+    fn page(&self, query: &RequestQuery) -> RequestPage {
+        let until = query.until_ms.unwrap_or(u64::MAX);
+        let newest = match &query.cursor {
+            Some(cursor) if cursor.created_at_ms() < until => self
+                .by_age
+                .range(..(cursor.created_at_ms(), cursor.request_id().clone())),
+            Some(_) | None => self.by_age.range(..(until, RequestId::before_all())),
+        };
+        let since = query.since_ms.unwrap_or(0);
+        let selected = newest
+            .rev()
+            .take_while(|(created, _)| *created >= since)
+            .filter_map(|(_, id)| self.by_id.get(id))
+            .map(|tracked| tracked.summary())
+            .filter(|summary| query.selects(summary.status, summary.created_at_ms));
+        RequestPage::of(query, selected)
+    }
+
+    fn counts(&self) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for tracked in self.by_id.values() {
+            counts.add(tracked.status(), 1);
+        }
+        counts
+    }
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let requests = lock(&self.requests);
-        let kept: usize = requests.by_flow.values().map(HashMap::len).sum();
+        let kept: usize = requests.by_flow.values().map(|f| f.by_id.len()).sum();
         f.debug_struct("Registry")
             .field("kept", &kept)
             .field("finished", &requests.finished.len())
@@ -91,7 +143,7 @@ impl Registry {
         self.evict(&mut requests);
         let closed = requests.closed;
         let flow = requests.by_flow.entry(plan.flow()).or_default();
-        if let Some(existing) = flow.get(id) {
+        if let Some(existing) = flow.by_id.get(id) {
             return Ok(Err(Submitted::Existed {
                 same_input: existing.same_input(input),
             }));
@@ -100,7 +152,7 @@ impl Registry {
             return Err(ShuttingDown);
         }
         let tracked = Arc::new(Tracked::new(plan, id.clone(), input));
-        flow.insert(id.clone(), Arc::clone(&tracked));
+        flow.insert(Arc::clone(&tracked), id);
         // Under the lock, so that a close sees every request created before it.
         self.active.send_modify(|active| *active += 1);
         Ok(Ok(tracked))
@@ -141,7 +193,28 @@ impl Registry {
     pub(super) fn get(&self, flow: &str, id: &RequestId) -> Option<Arc<Tracked>> {
         let mut requests = lock(&self.requests);
         self.evict(&mut requests);
-        requests.by_flow.get(flow)?.get(id.as_str()).cloned()
+        requests.by_flow.get(flow)?.by_id.get(id.as_str()).cloned()
+    }
+
+    /// A page of the requests of workflow `flow` that `query` selects, newest first.
+    pub(super) fn list(&self, flow: &str, query: &RequestQuery) -> RequestPage {
+        let mut requests = lock(&self.requests);
+        self.evict(&mut requests);
+        match requests.by_flow.get(flow) {
+            Some(flow) => flow.page(query),
+            None => RequestPage::of(query, []),
+        }
+    }
+
+    /// How many requests of workflow `flow` are kept in each status.
+    pub(super) fn counts(&self, flow: &str) -> StatusCounts {
+        let mut requests = lock(&self.requests);
+        self.evict(&mut requests);
+        requests
+            .by_flow
+            .get(flow)
+            .map(FlowRequests::counts)
+            .unwrap_or_default()
     }
 
     /// Request `id` of workflow `flow` has finished: it is kept for the retention from now.
@@ -159,8 +232,8 @@ impl Registry {
                 break;
             }
             if let Some((_, flow, id)) = requests.finished.pop_front() {
-                if let Some(by_id) = requests.by_flow.get_mut(flow) {
-                    by_id.remove(&id);
+                if let Some(flow) = requests.by_flow.get_mut(flow) {
+                    flow.remove(&id);
                 }
             }
         }

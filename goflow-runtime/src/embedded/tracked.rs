@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use crate::error::Failure;
 use crate::lifecycle::{self, Control, RequestStatus, VertexStatus};
 use crate::plan::{Instance, Plan};
-use crate::request::{self, RequestFailure, RequestOutcome, RequestState, VertexState};
+use crate::request::{
+    self, RequestFailure, RequestOutcome, RequestState, RequestSummary, VertexState,
+};
 use crate::request_id::RequestId;
 use crate::sync::lock;
 use crate::time::now_ms;
@@ -32,6 +34,8 @@ const WORKER: &str = "embedded";
 /// One submitted request.
 pub(super) struct Tracked {
     flow: &'static str,
+    /// When it was created (ms): its place in the workflow's list of requests.
+    created_at_ms: u64,
     /// A hash of the encoded input it was submitted with, to tell a retried submission (same
     /// id, same input) from another one under an id already taken.
     input_hash: u64,
@@ -60,6 +64,7 @@ impl Tracked {
         }
         Self {
             flow: plan.flow(),
+            created_at_ms: now,
             input_hash: input_hash(input),
             state: Mutex::new(TrackedState {
                 request: RequestState {
@@ -82,6 +87,29 @@ impl Tracked {
 
     pub(super) fn flow(&self) -> &'static str {
         self.flow
+    }
+
+    /// When it was created (ms since the Unix epoch).
+    pub(super) fn created_at_ms(&self) -> u64 {
+        self.created_at_ms
+    }
+
+    /// What a list of requests shows of it.
+    pub(super) fn summary(&self) -> RequestSummary {
+        let state = lock(&self.state);
+        let request = &state.request;
+        RequestSummary {
+            request_id: request.request_id.clone(),
+            status: request.status,
+            created_at_ms: request.created_at_ms,
+            ended_at_ms: request.finished_at_ms,
+            failure: request.failure.clone(),
+        }
+    }
+
+    /// Its status.
+    pub(super) fn status(&self) -> RequestStatus {
+        lock(&self.state).request.status
     }
 
     /// Whether it was submitted with this encoded input.

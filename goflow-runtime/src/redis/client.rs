@@ -12,14 +12,17 @@ use tokio::sync::{oneshot, OnceCell};
 use tracing::Instrument as _;
 
 use super::protocol::{control_channel, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS};
-use super::scripts::{self, CONTROL, SUBMIT};
+use super::scripts::{self, CONTROL, COUNTS, LIST, SUBMIT};
 use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
 use crate::engine::{self, Engine, Submitted};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::plan::Instance;
-use crate::request::{RequestFailure, RequestOutcome, RequestState};
+use crate::request::{
+    RequestFailure, RequestOutcome, RequestPage, RequestQuery, RequestState, RequestSummary,
+    StatusCounts,
+};
 use crate::request_id::RequestId;
 use crate::sync::lock;
 use crate::time::{millis, now_ms};
@@ -218,6 +221,99 @@ impl<C: Codec> Engine for RedisEngine<C> {
                 .map_err(|e| e.into_error(name))?;
         }
         Ok(status)
+    }
+
+    /// From the workflow's listing indexes (sorted sets per status, written with each change of
+    /// status): one script, which reads at most a page per status listed and the hash of each
+    /// request on the page, whatever the number of requests kept.
+    async fn list_requests(&self, flow: &str, query: &RequestQuery) -> Result<RequestPage, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let config = &self.inner.config;
+        // Scores are doubles: times beyond 2^53 ms (285,000 years) mean "no bound".
+        const NO_BOUND: u64 = 1 << 53;
+        let reply = scripts::call(&LIST, &self.inner.client, || {
+            let mut keys = vec![flow.keys.ended.clone()];
+            keys.extend(
+                query
+                    .listed_statuses()
+                    .iter()
+                    .map(|s| flow.keys.by_status(*s)),
+            );
+            let (at, after) = match &query.cursor {
+                Some(cursor) => (
+                    cursor.created_at_ms().to_string(),
+                    cursor.request_id().to_string(),
+                ),
+                None => (String::new(), String::new()),
+            };
+            let args = vec![
+                Value::from(now_ms().to_string()),
+                Value::from(millis(config.retention).to_string()),
+                Value::from(millis(config.unfinished_ttl).to_string()),
+                Value::from(query.since_ms.unwrap_or(0).min(NO_BOUND).to_string()),
+                Value::from(query.until_ms.unwrap_or(NO_BOUND).min(NO_BOUND).to_string()),
+                Value::from((query.page_size() + 1).to_string()),
+                Value::from(at),
+                Value::from(after),
+            ];
+            (keys, args)
+        })
+        .await
+        .map_err(|e| RedisError::from(e).into_error(name))?;
+        let rows = reply.into_array();
+        let text = |v: &Value| v.as_str().map(|s| s.to_string()).unwrap_or_default();
+        let mut summaries = Vec::with_capacity(rows.len() / 5);
+        for row in rows.chunks(5) {
+            let [id, status, created, ended, failure] = row else {
+                return Err(
+                    RedisError::Protocol(format!("list script answered {row:?}")).into_error(name),
+                );
+            };
+            let parsed = (|| {
+                Some(RequestSummary {
+                    request_id: RequestId::parse(&text(id)).ok()?,
+                    status: text(status).parse().ok()?,
+                    created_at_ms: text(created).parse().ok()?,
+                    ended_at_ms: text(ended).parse().ok(),
+                    failure: serde_json::from_str::<RequestFailure>(&text(failure)).ok(),
+                })
+            })();
+            summaries.push(parsed.ok_or_else(|| {
+                RedisError::Protocol(format!("list script answered {row:?}")).into_error(name)
+            })?);
+        }
+        Ok(RequestPage::of(query, summaries))
+    }
+
+    async fn count_requests(&self, flow: &str) -> Result<StatusCounts, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let config = &self.inner.config;
+        let reply = scripts::call(&COUNTS, &self.inner.client, || {
+            let mut keys = vec![flow.keys.ended.clone()];
+            keys.extend(RequestStatus::ALL.iter().map(|s| flow.keys.by_status(*s)));
+            let args = vec![
+                Value::from(now_ms().to_string()),
+                Value::from(millis(config.retention).to_string()),
+                Value::from(millis(config.unfinished_ttl).to_string()),
+            ];
+            (keys, args)
+        })
+        .await
+        .map_err(|e| RedisError::from(e).into_error(name))?;
+        let numbers = reply.into_array();
+        if numbers.len() != RequestStatus::ALL.len() {
+            return Err(
+                RedisError::Protocol(format!("counts script answered {numbers:?}"))
+                    .into_error(name),
+            );
+        }
+        let mut counts = StatusCounts::default();
+        for (status, n) in RequestStatus::ALL.iter().zip(&numbers) {
+            counts.add(*status, n.as_u64().unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     async fn ready(&self) -> Result<(), Error> {

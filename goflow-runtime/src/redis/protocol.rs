@@ -26,6 +26,16 @@ pub(crate) const DONE_MAXLEN: u64 = 100_000;
 /// About how many dead letters a dead-letter stream keeps.
 pub(crate) const DEAD_MAXLEN: u64 = 10_000;
 
+/// What follows a workflow's hash tag in the key of a request's hash: `T:req:<id>`.
+pub(crate) const KEY_REQUEST: &str = ":req:";
+
+/// What follows a workflow's hash tag in the key of a status's listing index:
+/// `T:by:<status>`.
+pub(crate) const KEY_BY_STATUS: &str = ":by:";
+
+/// What follows a workflow's hash tag in the key of the index of ended requests: `T:ended`.
+pub(crate) const KEY_ENDED: &str = ":ended";
+
 /// The pub/sub channel on which the ends of requests (stopped, or failed) reach the workers,
 /// which cancel their running attempts: messages are `<flow> <request id>`.
 pub(crate) fn control_channel(prefix: &str) -> String {
@@ -162,6 +172,9 @@ pub(crate) struct FlowKeys {
     pub(crate) done: String,
     /// Capped stream of vertices that failed for good, with their failure.
     pub(crate) dead: String,
+    /// Sorted set of the ended requests, scored by when they ended (ms): how the listing
+    /// indexes forget them as their hashes expire.
+    pub(crate) ended: String,
 }
 
 impl FlowKeys {
@@ -172,13 +185,20 @@ impl FlowKeys {
             delayed: format!("{tag}:delayed"),
             done: format!("{tag}:done"),
             dead: format!("{tag}:dead"),
+            ended: format!("{tag}{KEY_ENDED}"),
             tag,
         }
     }
 
     /// The request's state hash (the id as a [`RequestId`](crate::RequestId), or as an entry holds it).
     pub(crate) fn request(&self, id: &(impl AsRef<str> + ?Sized)) -> String {
-        format!("{}:req:{}", self.tag, id.as_ref())
+        format!("{}{KEY_REQUEST}{}", self.tag, id.as_ref())
+    }
+
+    /// The listing index of the requests in `status`: a sorted set of their ids, scored by
+    /// when each was created (ms).
+    pub(crate) fn by_status(&self, status: RequestStatus) -> String {
+        format!("{}{KEY_BY_STATUS}{status}", self.tag)
     }
 
     /// The vertices parked while the request is paused.
@@ -241,6 +261,9 @@ pub(crate) fn lua_prelude() -> String {
         let _ = writeln!(lua, "local {} = '{}'", field.constant, field.name);
     }
     let _ = writeln!(lua, "local GROUP = '{GROUP}'");
+    let _ = writeln!(lua, "local KEY_REQUEST = '{KEY_REQUEST}'");
+    let _ = writeln!(lua, "local KEY_BY_STATUS = '{KEY_BY_STATUS}'");
+    let _ = writeln!(lua, "local KEY_ENDED = '{KEY_ENDED}'");
     let _ = writeln!(lua, "local DONE_MAXLEN = '{DONE_MAXLEN}'");
     let _ = writeln!(lua, "local DEAD_MAXLEN = '{DEAD_MAXLEN}'");
     for status in RequestStatus::ALL {
@@ -251,6 +274,11 @@ pub(crate) fn lua_prelude() -> String {
         let word = status.as_str();
         let _ = writeln!(lua, "local VS_{} = '{word}'", word.to_uppercase());
     }
+    let words: Vec<String> = RequestStatus::ALL
+        .iter()
+        .map(|s| format!("RS_{}", s.as_str().to_uppercase()))
+        .collect();
+    let _ = writeln!(lua, "local REQUEST_STATUSES = {{{}}}", words.join(", "));
     // The request statuses that have ended, and the instance statuses that are settled.
     let set = |words: Vec<&str>| {
         let items: Vec<String> = words.iter().map(|w| format!("{w} = true")).collect();

@@ -30,11 +30,12 @@ macro_rules! script {
     };
 }
 
-script!(SUBMIT = "submit.lua");
+script!(SUBMIT = "index.lua", "submit.lua");
 /// The start script takes a batch (the entries of one read): `start.lua` (with the helpers it
 /// uses) is the body of a function that `batch.lua` runs once per entry.
 pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
     script(&[
+        include_str!("lua/index.lua"),
         "local function one(KEYS, ARGV)\n",
         include_str!("lua/entry.lua"),
         include_str!("lua/park.lua"),
@@ -46,16 +47,32 @@ pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
 script!(
     /// The scripts that end an attempt share their opening, after `entry.lua` (which the start
     /// script shares too).
-    COMPLETE = "entry.lua",
+    COMPLETE = "index.lua",
+    "entry.lua",
     "attempt_end.lua",
     "complete.lua"
 );
-script!(FAIL = "entry.lua", "attempt_end.lua", "fail.lua");
+script!(
+    FAIL = "index.lua",
+    "entry.lua",
+    "attempt_end.lua",
+    "fail.lua"
+);
 script!(ABANDON = "entry.lua", "attempt_end.lua", "abandon.lua");
-script!(BEGAN = "began.lua");
+script!(BEGAN = "index.lua", "began.lua");
 script!(PROMOTE = "promote.lua");
 script!(RETIRE = "retire.lua");
-script!(CONTROL = "park.lua", "control.lua");
+script!(CONTROL = "index.lua", "park.lua", "control.lua");
+script!(
+    /// A page of a workflow's requests, from the listing indexes.
+    LIST = "index.lua",
+    "list.lua"
+);
+script!(
+    /// How many requests of a workflow are in each status, from the listing indexes.
+    COUNTS = "index.lua",
+    "counts.lua"
+);
 
 /// Runs a script by hash with the keys and arguments `build` makes, loading the script first
 /// if the server does not have it (after a restart, or on first use).
@@ -92,7 +109,10 @@ mod tests {
         ("complete.lua", include_str!("lua/complete.lua")),
         ("control.lua", include_str!("lua/control.lua")),
         ("entry.lua", include_str!("lua/entry.lua")),
+        ("counts.lua", include_str!("lua/counts.lua")),
         ("fail.lua", include_str!("lua/fail.lua")),
+        ("index.lua", include_str!("lua/index.lua")),
+        ("list.lua", include_str!("lua/list.lua")),
         ("park.lua", include_str!("lua/park.lua")),
         ("promote.lua", include_str!("lua/promote.lua")),
         ("retire.lua", include_str!("lua/retire.lua")),

@@ -20,6 +20,7 @@ use tracing::Instrument as _;
 
 use super::metrics::Metrics;
 use super::registry::FlowDef;
+use super::requests;
 use crate::engine::{Engine, Submitted};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
@@ -61,6 +62,8 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
         .route("/metrics", get(metrics::<E>))
         .route("/flows", get(list_flows::<E>))
         .route("/flow/{name}", get(describe_flow::<E>).post(submit::<E>))
+        .route("/flow/{name}/requests", get(requests::list::<E>))
+        .route("/flow/{name}/requests/counts", get(requests::counts::<E>))
         .route("/flow/{name}/requests/{id}", get(request_status::<E>))
         .route("/flow/{name}/requests/{id}/{action}", post(control::<E>))
         .fallback(fallback::<E>)
@@ -129,6 +132,7 @@ async fn trace_request(request: Request, next: Next) -> Response {
 }
 
 /// An error answer.
+#[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
@@ -145,6 +149,12 @@ impl ApiError {
             message: message.into(),
             request_id: None,
         }
+    }
+
+    /// The error's code, as in its JSON (`invalid_filter`, say).
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
     }
 
     /// The same answer about request `id` (its `X-Request-Id` header and `request_id` field).
@@ -216,7 +226,7 @@ fn id_header(id: &RequestId) -> HeaderValue {
 
 /// Path segments or a query string, read as axum's `Path` and `Query` do, but refused with
 /// the service's JSON error (`400 invalid_path`, `400 invalid_query`) instead of axum's text.
-struct Valid<T>(T);
+pub(super) struct Valid<T>(pub(super) T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Valid<Path<T>> {
     type Rejection = ApiError;
@@ -305,7 +315,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-fn flow<'a, E>(state: &'a AppState<E>, name: &str) -> Result<&'a FlowDef, ApiError> {
+pub(super) fn flow<'a, E>(state: &'a AppState<E>, name: &str) -> Result<&'a FlowDef, ApiError> {
     state
         .flows
         .get(name)
@@ -452,26 +462,7 @@ async fn submit_as<E: Engine>(
     let Valid(Path(name)) = name?;
     let Valid(Query(query)) = query?;
     let flow = flow(state, &name)?;
-    let wait = match query.get("wait") {
-        Some(text) => Some(
-            text.parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| {
-                    Duration::try_from_secs_f64(s)
-                        .unwrap_or(Duration::MAX)
-                        .min(state.max_wait)
-                })
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_wait",
-                        "`wait` is a number of seconds",
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    let wait = wait_of(&query, state.max_wait)?;
     let body = read_body(state, body).await?;
     let input = (flow.input_from_json)(&body).map_err(|e| {
         ApiError::new(
@@ -552,6 +543,33 @@ async fn submit_as<E: Engine>(
                 .into_response()
         }
     })
+}
+
+/// The wait asked for by `?wait=<seconds>`, at most `max_wait`.
+fn wait_of(
+    query: &HashMap<String, String>,
+    max_wait: Duration,
+) -> Result<Option<Duration>, ApiError> {
+    let Some(text) = query.get("wait") else {
+        return Ok(None);
+    };
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| {
+            Some(
+                Duration::try_from_secs_f64(s)
+                    .unwrap_or(Duration::MAX)
+                    .min(max_wait),
+            )
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_wait",
+                "`wait` is a number of seconds",
+            )
+        })
 }
 
 /// The whole body, within the body limit and the body timeout.
@@ -673,7 +691,11 @@ async fn request_status<E: Engine>(
     let flow = flow(&state, &name)?;
     let id = request_id(&id)?;
     let page = VertexPage::of(&query)?;
-    let request = state.engine.state(flow.name, &id).await?;
+    // `?wait=` long-polls: the state once the request has ended, or when the wait is over.
+    let request = match wait_of(&query, state.max_wait)? {
+        Some(timeout) => state.engine.wait_state(flow.name, &id, timeout).await?,
+        None => state.engine.state(flow.name, &id).await?,
+    };
     Ok(Json(request_json(flow, &request, page)))
 }
 

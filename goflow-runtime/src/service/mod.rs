@@ -24,6 +24,7 @@
 mod http;
 mod metrics;
 mod registry;
+mod requests;
 mod serve;
 mod settings;
 pub mod telemetry;

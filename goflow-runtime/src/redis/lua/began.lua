@@ -6,6 +6,7 @@
 -- KEYS: 1 request hash
 -- ARGV: 1 instance key, 2 when the attempt began (ms), 3 consumer, 4 now (ms)
 -- Answers 1 if it recorded the start, else 0.
+-- (after index.lua: `reindex`)
 local req, v = KEYS[1], ARGV[1]
 local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v)
 local st, vs = got[1], got[2]
@@ -17,6 +18,7 @@ local update = {INST_STATUS .. v, VS_RUNNING, INST_ATTEMPTS .. v, '1', INST_WORK
 if ON_START[st] ~= st then
   update[#update + 1] = REQ_STATUS
   update[#update + 1] = ON_START[st]
+  reindex(req, st, ON_START[st], ARGV[4])
 end
 redis.call('HSET', req, unpack(update))
 return 1

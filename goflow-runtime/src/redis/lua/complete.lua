@@ -30,7 +30,8 @@
 -- Answers {RS_COMPLETED} when it completed the request; else {'ok', then per handed-off
 -- instance: instance key, K, K input values (nil when missing)}; or what `end_attempt`
 -- answers.
--- (after entry.lua and attempt_end.lua: `carrier`, `ack`, `end_attempt`)
+-- (after index.lua, entry.lua and attempt_end.lua: `reindex`, `carrier`, `ack`,
+-- `end_attempt`)
 local req, ready_stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local v, now, consumer = ARGV[4], ARGV[6], ARGV[10]
 local early, at = end_attempt(req, v, now)
@@ -63,6 +64,7 @@ if ARGV[13] ~= '' and at.vs == VS_QUEUED then
   if ON_START[st] ~= st and ARGV[7] == '0' then
     update[#update + 1] = REQ_STATUS
     update[#update + 1] = ON_START[st]
+    reindex(req, st, ON_START[st], now)
   end
 end
 for i = 14, last do
@@ -77,6 +79,7 @@ if ARGV[7] ~= '0' then
   update[#update + 1] = now
   chunked('HSET', req, update)
   redis.call('PEXPIRE', req, ARGV[8])
+  reindex(req, st, RS_COMPLETED, now, ARGV[8])
   -- Instances are parked only while the request is paused: resuming or stopping it enqueues
   -- or drops them, and deletes the list.
   if st == RS_PAUSED then

@@ -18,7 +18,7 @@
 -- ARGV: 1 action (a Control word), 2 request id, 3 now (ms), 4 retention (ms), 5 the workers'
 --       consumer group
 -- Answers {'ok', new status}, {'conflict', status} or {'missing', ''}.
--- (after park.lua: `park`)
+-- (after index.lua and park.lua: `reindex`, `park`)
 local req, stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local moves = CONTROL[ARGV[1]]
 if not moves then
@@ -55,6 +55,7 @@ local function take_back()
 end
 local now = ARGV[3]
 redis.call('HSET', req, REQ_STATUS, to, REQ_UPDATED, now)
+reindex(req, st, to, now, ARGV[4])
 if ENDED[to] then
   redis.call('HSET', req, REQ_FINISHED, now)
   take_back()

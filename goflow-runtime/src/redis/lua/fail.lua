@@ -10,7 +10,7 @@
 --       7 retry due time (ms) or empty for a final failure, 8 retention (ms), 9 `1` if this
 --       failure is a recorded attempt (a lost delivery is not)
 -- Answers VS_RETRYING, RS_FAILED (it failed the request), or what `end_attempt` answers.
--- (after entry.lua and attempt_end.lua: `release`, `ack`, `end_attempt`)
+-- (after index.lua, entry.lua and attempt_end.lua: `reindex`, `release`, `ack`, `end_attempt`)
 local req, parked, done, delayed, dlq = KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local v, now = ARGV[4], ARGV[6]
 local early, at = end_attempt(req, v, now)
@@ -32,6 +32,7 @@ end
 redis.call('HSET', req, INST_STATUS .. v, VS_FAILED, INST_FINISHED .. v, now, REQ_STATUS,
   RS_FAILED, REQ_FINISHED, now, REQ_FAILURE, ARGV[5])
 redis.call('PEXPIRE', req, ARGV[8])
+reindex(req, at.st, RS_FAILED, now, ARGV[8])
 redis.call('DEL', parked)
 redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_MAXLEN, '*', DEAD_REQUEST, ARGV[3], DEAD_INSTANCE, v,
   DEAD_FAILURE, ARGV[5])

@@ -21,7 +21,8 @@
 -- (nothing is written: the worker fails it); or {'moved', instance keys...} when completions
 -- have handed the entry on to other instances (see entry.lua; a reclaimed entry whose worker
 -- died after that): the worker starts those instead, on the same entry.
--- (after entry.lua and park.lua: `carrier`, `ack`, `carried_besides`, `release`, `park`)
+-- (after index.lua, entry.lua and park.lua: `reindex`, `carrier`, `ack`, `carried_besides`,
+-- `release`, `park`)
 local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
 local gather = ARGV[10] == '*'
@@ -116,6 +117,7 @@ end
 if ON_START[st] ~= st then
   update[#update + 1] = REQ_STATUS
   update[#update + 1] = ON_START[st]
+  reindex(req, st, ON_START[st], ARGV[4])
 end
 redis.call('HSET', req, unpack(update))
 local out = {'run', started, failed, got[6] or ''}

@@ -1,5 +1,5 @@
--- Creates a request and enqueues its entry vertex, unless a request with this id exists:
--- submitting twice with the same id never starts a second run.
+-- Creates a request, indexes it as queued, and enqueues its entry vertex, unless a request with
+-- this id exists: submitting twice with the same id never starts a second run.
 -- KEYS: 1 request hash, 2 ready stream
 -- ARGV: 1 request id, 2 encoded input, 3 now (ms), 4 entry instance key, 5 ttl while unfinished
 --       (ms), 6 plan hash, 7 traceparent, 8 `1` if the entry carries the input too (a small
@@ -7,6 +7,7 @@
 --       see `worker::attempt`), with the plan hash the worker checks before it runs it
 -- Answers {1, status} when it created the request, {0, status, same} when one existed, `same`
 -- being 1 if that request's input is ARGV[2] (a retried submission), 0 if not.
+-- (after index.lua: `reindex`, `request_of`, `forget_unfinished`)
 local req, stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', req) == 1 then
   local fields = redis.call('HMGET', req, REQ_STATUS, REQ_INPUT)
@@ -28,4 +29,8 @@ else
 end
 redis.call('HSET', req, unpack(state))
 redis.call('PEXPIRE', req, ARGV[5])
+reindex(req, nil, RS_QUEUED, ARGV[3])
+-- Requests under way whose hashes expired unfinished leave the indexes here.
+local tag = request_of(req)
+forget_unfinished(tag, ARGV[3] - ARGV[5])
 return {1, RS_QUEUED}

@@ -1,0 +1,16 @@
+-- How many requests of a workflow are in each status, from the listing indexes (index.lua),
+-- after forgetting those whose hashes have expired.
+-- KEYS: 1 the ended index `T:ended`, 2.. the index of each status, in REQUEST_STATUSES order
+-- ARGV: 1 now (ms), 2 retention (ms), 3 ttl while unfinished (ms)
+-- Answers the count of each status, in the order of KEYS.
+-- (after index.lua)
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - #KEY_ENDED)
+local now = tonumber(ARGV[1])
+while forget_ended(tag, now - tonumber(ARGV[2]), 1000) == 1000 do
+end
+forget_unfinished(tag, now - tonumber(ARGV[3]))
+local out = {}
+for i = 2, #KEYS do
+  out[#out + 1] = redis.call('ZCARD', KEYS[i])
+end
+return out

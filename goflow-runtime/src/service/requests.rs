@@ -1,0 +1,161 @@
+//! The routes that find a workflow's requests: `GET /flow/{name}/requests` (a page of them,
+//! filtered by status and creation time) and `GET /flow/{name}/requests/counts` (how many in
+//! each status). Thin handlers over [`Engine::list`](crate::Engine::list) and
+//! [`Engine::counts`](crate::Engine::counts): they read the query, and the engine answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::http::{flow, ApiError, AppState, Valid};
+use crate::engine::Engine;
+use crate::lifecycle::RequestStatus;
+use crate::listing::{Cursor, RequestQuery};
+
+/// `GET /flow/{name}/requests?status=failed,running&since=<ms>&until=<ms>&limit=50&cursor=..`:
+/// `{"requests": [..], "next_cursor": ..}`, newest first.
+pub(super) async fn list<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
+    Valid(Path(name)): Valid<Path<String>>,
+    Valid(Query(query)): Valid<Query<HashMap<String, String>>>,
+) -> Result<Json<Value>, ApiError> {
+    let flow = flow(&state, &name)?;
+    let query = query_of(&query)?;
+    let page = state.engine.list_requests(flow.name, &query).await?;
+    Ok(Json(json!(page)))
+}
+
+/// `GET /flow/{name}/requests/counts`: `{"queued": n, "running": n, ..}`.
+pub(super) async fn counts<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
+    Valid(Path(name)): Valid<Path<String>>,
+) -> Result<Json<Value>, ApiError> {
+    let flow = flow(&state, &name)?;
+    let counts = state.engine.count_requests(flow.name).await?;
+    Ok(Json(json!(counts)))
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", message)
+}
+
+/// The list a query string asks for; `400 invalid_filter` naming what is wrong otherwise.
+fn query_of(query: &HashMap<String, String>) -> Result<RequestQuery, ApiError> {
+    const KNOWN: &[&str] = &["status", "since", "until", "limit", "cursor"];
+    if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(invalid(format!(
+            "unknown filter `{unknown}`; the filters are {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let mut list = RequestQuery::new();
+    if let Some(statuses) = query.get("status") {
+        for word in statuses.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let status = word.parse::<RequestStatus>().map_err(|_| {
+                let words: Vec<&str> = RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
+                invalid(format!(
+                    "`status` is a comma-separated list of {}; not `{}`",
+                    words.join(", "),
+                    word.chars().take(40).collect::<String>()
+                ))
+            })?;
+            list = list.status(status);
+        }
+    }
+    let millis = |name: &str| -> Result<Option<u64>, ApiError> {
+        query
+            .get(name)
+            .map(|text| {
+                text.parse::<u64>()
+                    .map_err(|_| invalid(format!("`{name}` is a time in ms since the Unix epoch")))
+            })
+            .transpose()
+    };
+    if let Some(since) = millis("since")? {
+        list = list.since_ms(since);
+    }
+    if let Some(until) = millis("until")? {
+        list = list.until_ms(until);
+    }
+    if let (Some(since), Some(until)) = (list.since_ms, list.until_ms) {
+        if until < since {
+            return Err(invalid("`until` is before `since`"));
+        }
+    }
+    if let Some(limit) = query.get("limit") {
+        match limit.parse::<usize>() {
+            Ok(limit) if (1..=RequestQuery::MAX_LIMIT).contains(&limit) => {
+                list = list.limit(limit);
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "`limit` is from 1 to {}",
+                    RequestQuery::MAX_LIMIT
+                )))
+            }
+        }
+    }
+    if let Some(cursor) = query.get("cursor") {
+        let cursor = cursor
+            .parse::<Cursor>()
+            .map_err(|e| invalid(format!("`cursor`: {e}")))?;
+        list = list.after(cursor);
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_every_filter() {
+        let list = query_of(&query(&[
+            ("status", "failed, running"),
+            ("since", "10"),
+            ("until", "20"),
+            ("limit", "7"),
+            ("cursor", "15-abc"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            list.statuses,
+            [RequestStatus::Failed, RequestStatus::Running]
+        );
+        assert_eq!(
+            (list.since_ms, list.until_ms, list.limit),
+            (Some(10), Some(20), 7)
+        );
+        assert_eq!(list.cursor.unwrap().to_string(), "15-abc");
+        assert_eq!(query_of(&query(&[])).unwrap(), RequestQuery::new());
+    }
+
+    #[test]
+    fn refuses_a_bad_filter() {
+        for bad in [
+            ("status", "done"),
+            ("since", "yesterday"),
+            ("until", "-1"),
+            ("limit", "0"),
+            ("limit", "501"),
+            ("cursor", "nope"),
+            ("colour", "red"),
+        ] {
+            let error = query_of(&query(&[bad])).expect_err("refused");
+            assert_eq!(error.code(), "invalid_filter", "{bad:?}");
+        }
+        let error = query_of(&query(&[("since", "20"), ("until", "10")])).err();
+        assert!(error.is_some());
+    }
+}

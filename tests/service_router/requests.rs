@@ -1,0 +1,171 @@
+//! Finding requests: `GET /flow/{name}/requests` (filters, paging, bad filters),
+//! `GET /flow/{name}/requests/counts`, and the long-poll `GET /flow/{name}/requests/{id}?wait=`.
+
+use serde_json::json;
+
+use super::*;
+
+/// Submits `count` requests of `held` under fresh keys, releasing the first `completed` of
+/// them and leaving the rest running; answers the keys and the locations, in submission order.
+async fn held_requests(router: &Router, count: usize, completed: usize) -> Vec<(String, String)> {
+    let mut requests = Vec::new();
+    for i in 0..count {
+        let key = unique("list");
+        let (_, location) = accepted(&post(router, "/flow/held", json!(key)).await, "held");
+        if i < completed {
+            release(&key);
+        }
+        requests.push((key, location));
+    }
+    for (i, (_, location)) in requests.iter().enumerate() {
+        let target = if i < completed {
+            "completed"
+        } else {
+            "running"
+        };
+        poll(router, location, "the request settles", |s| {
+            s["status"] == target
+                && (target == "completed" || vertex(s, "hold")["status"] == "running")
+        })
+        .await;
+    }
+    requests
+}
+
+/// The listing routes, shared by the embedded and the Redis tests.
+pub(super) async fn listing_round_trip(router: &Router) {
+    let requests = held_requests(router, 5, 3).await;
+
+    let counts = get(router, "/flow/held/requests/counts")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        counts,
+        json!({"queued": 0, "running": 2, "paused": 0, "completed": 3, "failed": 0, "stopped": 0})
+    );
+
+    // Newest first, two to a page, the cursor leading on.
+    let page = get(
+        router,
+        "/flow/held/requests?status=completed,running&limit=2",
+    )
+    .await
+    .expect(StatusCode::OK);
+    let listed = page["requests"].as_array().expect("requests").clone();
+    assert_eq!(listed.len(), 2, "page: {page}");
+    let newest = requests.last().unwrap().1.rsplit('/').next().unwrap();
+    assert_eq!(listed[0]["request_id"], newest, "page: {page}");
+    assert_eq!(listed[0]["status"], "running");
+    assert!(
+        listed[0]["created_at_ms"].as_u64().is_some(),
+        "page: {page}"
+    );
+    assert_eq!(listed[0]["ended_at_ms"], Value::Null);
+    let mut seen: Vec<Value> = listed.iter().map(|r| r["request_id"].clone()).collect();
+    let mut cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    loop {
+        let page = get(
+            router,
+            &format!("/flow/held/requests?limit=2&cursor={cursor}"),
+        )
+        .await
+        .expect(StatusCode::OK);
+        seen.extend(
+            page["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["request_id"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    let expected: Vec<Value> = requests
+        .iter()
+        .rev()
+        .map(|(_, location)| json!(location.rsplit('/').next().unwrap()))
+        .collect();
+    assert_eq!(seen, expected);
+
+    let completed = get(router, "/flow/held/requests?status=completed")
+        .await
+        .expect(StatusCode::OK);
+    let completed = completed["requests"].as_array().unwrap();
+    assert_eq!(completed.len(), 3);
+    assert!(completed
+        .iter()
+        .all(|r| r["ended_at_ms"].as_u64().is_some()));
+    let created: Vec<u64> = completed
+        .iter()
+        .map(|r| r["created_at_ms"].as_u64().unwrap())
+        .collect();
+    let later = get(
+        router,
+        &format!("/flow/held/requests?since={}", created[0] + 1),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(
+        later["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["created_at_ms"].as_u64() > Some(created[0])),
+        "{later}"
+    );
+
+    // Bad filters name what is wrong.
+    for (query, says) in [
+        ("status=done", "`status`"),
+        ("limit=0", "`limit`"),
+        ("limit=501", "`limit`"),
+        ("since=yesterday", "`since`"),
+        ("since=20&until=10", "`until`"),
+        ("cursor=nope", "`cursor`"),
+        ("colour=red", "`colour`"),
+    ] {
+        let message = get(router, &format!("/flow/held/requests?{query}"))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_filter");
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    get(router, "/flow/nosuch/requests")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_flow");
+    get(router, "/flow/nosuch/requests/counts")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_flow");
+
+    // Long-poll a running request: a short wait answers it running, a longer one once it has
+    // ended (it is released meanwhile).
+    let (key, location) = &requests[4];
+    let body = get(router, &format!("{location}?wait=0.2"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(body["status"], "running", "body: {body}");
+    let waiting = {
+        let router = router.clone();
+        let location = location.clone();
+        tokio::spawn(async move { get(&router, &format!("{location}?wait=30")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release(key);
+    let body = waiting.await.unwrap().expect(StatusCode::OK);
+    assert_eq!(body["status"], "completed", "body: {body}");
+    assert_eq!(body["output"], format!("{key} done"));
+    get(router, &format!("{location}?wait=soon"))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_wait");
+    release(&requests[3].0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_listed_counted_and_long_polled() {
+    let router = embedded(defaults()).await;
+    listing_round_trip(&router).await;
+}
