@@ -1,6 +1,6 @@
 //! Listing a workflow's requests and counting them by status, every case on both engines (see
 //! `tests/support/engines.rs`): filters by status and creation time, paging through more than
-//! a thousand requests, counts that follow pause, resume, stop and failure.
+//! a thousand requests, counts that follow pause, resume, stop and failure, and dead letters.
 //!
 //! Each case's workflows are its own (each Redis variant runs under a key prefix of its own,
 //! and each embedded variant on an engine of its own), so a case sees only its own requests.
@@ -27,6 +27,20 @@ fn register_all(builder: RedisEngineBuilder) -> RedisEngineBuilder {
         .register::<Windows>()
         .register::<Held>()
         .register::<Ties>()
+        .register::<Rejects>()
+}
+
+/// Fails numbers over 9 after one retry; keeps the others.
+#[node(retries = 1, backoff = "1ms")]
+async fn small_only(n: u32) -> Result<u32, NodeError> {
+    if n > 9 {
+        return Err(NodeError::new(format!("{n} is too big")));
+    }
+    Ok(n)
+}
+
+workflow! {
+    pub Rejects = small_only;
 }
 
 /// Fails odd numbers, for good.
@@ -311,11 +325,50 @@ conformance! {
         release(&other);
     }
 
+    /// Each request that fails for good leaves one dead letter, newest first, paged; a
+    /// request that completes leaves none.
+    fn dead_letters_name_each_failure(engine) {
+        let mut failed = Vec::new();
+        for n in 5..15u32 {
+            let id = engine.submit::<Rejects>(&n).await.expect("submit");
+            final_state::<Rejects>(engine, &id).await;
+            if n > 9 {
+                failed.push((id, n));
+            }
+        }
+        let mut letters = Vec::new();
+        let mut before = None;
+        loop {
+            let page = engine.dead_letters::<Rejects>(2, before).await.expect("dead letters");
+            assert!(page.dead.len() <= 2);
+            letters.extend(page.dead);
+            match page.next_cursor {
+                Some(cursor) => before = Some(cursor),
+                None => break,
+            }
+        }
+        // Newest first: the reverse of the order they failed in.
+        let listed: Vec<&RequestId> = letters.iter().map(|d| &d.request_id).collect();
+        let expected: Vec<&RequestId> = failed.iter().rev().map(|(id, _)| id).collect();
+        assert_eq!(listed, expected);
+        assert!(letters.windows(2).all(|pair| pair[0].id > pair[1].id));
+        for (letter, (_, n)) in letters.iter().zip(failed.iter().rev()) {
+            assert_eq!(letter.failure.vertex, "small_only");
+            assert_eq!(letter.failure.attempts, 2, "{letter:?}");
+            assert!(letter.failure.failure.to_string().contains(&format!("{n} is too big")));
+            assert_eq!(letter.at_ms, letter.id.at_ms());
+        }
+        let none = engine.dead_letters::<Windows>(10, None).await.expect("dead letters");
+        assert_eq!((none.dead.len(), none.next_cursor), (0, None));
+    }
+
     /// A workflow the engine does not know is an error, not an empty list.
     fn an_unknown_workflow_is_an_error(engine) {
         let unknown = engine.list_requests("nosuchflow", &RequestQuery::new()).await;
         assert!(matches!(unknown, Err(Error::UnknownFlow { .. })), "{unknown:?}");
         let unknown = engine.count_requests("nosuchflow").await;
+        assert!(matches!(unknown, Err(Error::UnknownFlow { .. })), "{unknown:?}");
+        let unknown = engine.list_dead("nosuchflow", 10, None).await;
         assert!(matches!(unknown, Err(Error::UnknownFlow { .. })), "{unknown:?}");
     }
 }

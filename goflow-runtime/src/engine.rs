@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
-use crate::listing::{RequestPage, RequestQuery, StatusCounts};
+use crate::listing::{DeadLetterId, DeadLetterPage, RequestPage, RequestQuery, StatusCounts};
 use crate::node::Data as _;
 use crate::request::{RequestOutcome, RequestState};
 use crate::request_id::RequestId;
@@ -209,6 +209,18 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         self.count_requests(W::NAME)
     }
 
+    /// A page of at most `limit` (1 to 500) dead letters of `W`, newest first, from `before`
+    /// (the page before's `next_cursor`) on: the vertex instances that failed for good, each
+    /// with its request and failure. Each workflow keeps about the newest 10,000.
+    fn dead_letters<W: Workflow>(
+        &self,
+        limit: usize,
+        before: Option<DeadLetterId>,
+    ) -> impl Future<Output = Result<DeadLetterPage, Error>> + Send {
+        self.know::<W>();
+        self.list_dead(W::NAME, limit, before)
+    }
+
     /// Starts a request of workflow `flow` on an input already encoded with this engine's
     /// codec (what [`submit_as`](Self::submit_as) does after encoding), unless a request with
     /// that id exists: then it says whether that request's input is this one. For services
@@ -262,6 +274,15 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         &self,
         flow: &str,
     ) -> impl Future<Output = Result<StatusCounts, Error>> + Send;
+
+    /// [`dead_letters`](Self::dead_letters) by workflow name.
+    #[doc(hidden)]
+    fn list_dead(
+        &self,
+        flow: &str,
+        limit: usize,
+        before: Option<DeadLetterId>,
+    ) -> impl Future<Output = Result<DeadLetterPage, Error>> + Send;
 
     /// Whether the engine can take requests now (Redis answers).
     #[doc(hidden)]

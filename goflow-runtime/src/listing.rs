@@ -1,6 +1,6 @@
 //! Listing a workflow's requests: which to list ([`RequestQuery`]), a page of them
 //! ([`RequestPage`]) and where the next page starts ([`Cursor`]), and how many there are in each
-//! status ([`StatusCounts`]). Both engines list the requests they keep (for the retention once
+//! status ([`StatusCounts`]); and its dead letters ([`DeadLetter`], [`DeadLetterPage`]). Both engines list the requests they keep (for the retention once
 //! ended), newest first; the Redis engine from indexes it writes with each change of status,
 //! never by scanning the keyspace.
 
@@ -279,6 +279,105 @@ impl Serialize for StatusCounts {
     }
 }
 
+/// How many dead letters each workflow keeps, about (the oldest go first).
+pub(crate) const DEAD_LETTERS_KEPT: usize = 10_000;
+
+/// Where a dead letter is in its workflow's list of them: `<ms>-<n>`, the time it was written
+/// and its number within that millisecond (on Redis, the dead-letter stream's entry id). Pass
+/// the last of a page to [`Engine::dead_letters`](crate::Engine::dead_letters) for the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeadLetterId {
+    ms: u64,
+    n: u64,
+}
+
+impl DeadLetterId {
+    pub(crate) fn new(ms: u64, n: u64) -> Self {
+        Self { ms, n }
+    }
+
+    /// When the dead letter was written (ms since the Unix epoch).
+    pub fn at_ms(&self) -> u64 {
+        self.ms
+    }
+
+    /// The id that comes after this one within the same millisecond, or the first of `now_ms`
+    /// if that is later: ids written in a row never repeat or go back.
+    pub(crate) fn next(last: Option<Self>, now_ms: u64) -> Self {
+        match last {
+            Some(last) if last.ms >= now_ms => Self::new(last.ms, last.n + 1),
+            _ => Self::new(now_ms, 0),
+        }
+    }
+}
+
+impl fmt::Display for DeadLetterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.n)
+    }
+}
+
+impl FromStr for DeadLetterId {
+    type Err = InvalidCursor;
+
+    fn from_str(text: &str) -> Result<Self, InvalidCursor> {
+        let (ms, n) = text.split_once('-').ok_or(InvalidCursor)?;
+        let digits = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+                .ok_or(InvalidCursor)
+        };
+        Ok(Self::new(digits(ms)?, digits(n)?))
+    }
+}
+
+impl Serialize for DeadLetterId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A vertex instance that failed for good, and with it its request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Its place in the list.
+    pub id: DeadLetterId,
+    /// When it was written (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The request.
+    pub request_id: RequestId,
+    /// The instance that failed (`verify[3]`), its attempts and its last failure.
+    pub failure: RequestFailure,
+}
+
+/// A page of a workflow's dead letters, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct DeadLetterPage {
+    /// The dead letters.
+    pub dead: Vec<DeadLetter>,
+    /// The last one's id, when more follow: pass it as `before` for the next page.
+    pub next_cursor: Option<DeadLetterId>,
+}
+
+impl DeadLetterPage {
+    /// The page of at most `limit` (1 to [`RequestQuery::MAX_LIMIT`]) from `newest_first`,
+    /// which holds one more if more follow.
+    pub(crate) fn of(limit: usize, newest_first: impl IntoIterator<Item = DeadLetter>) -> Self {
+        let size = limit.clamp(1, RequestQuery::MAX_LIMIT);
+        let mut dead: Vec<DeadLetter> = newest_first.into_iter().take(size + 1).collect();
+        let next_cursor = if dead.len() > size {
+            dead.truncate(size);
+            dead.last().map(|d| d.id)
+        } else {
+            None
+        };
+        Self { dead, next_cursor }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +390,21 @@ mod tests {
         for bad in ["", "12", "x-abc", "12-", "12-a b", "-abc"] {
             assert_eq!(bad.parse::<Cursor>(), Err(InvalidCursor), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn dead_letter_ids_read_back_and_never_repeat() {
+        let id = DeadLetterId::new(1_700_000_000_123, 4);
+        assert_eq!(id.to_string().parse::<DeadLetterId>(), Ok(id));
+        for bad in ["", "1", "1-", "-1", "1-x", "1-+2", "a-1"] {
+            assert_eq!(bad.parse::<DeadLetterId>(), Err(InvalidCursor), "{bad:?}");
+        }
+        assert_eq!(DeadLetterId::next(None, 10), DeadLetterId::new(10, 0));
+        assert_eq!(DeadLetterId::next(Some(id), 5), DeadLetterId::new(id.ms, 5));
+        assert_eq!(
+            DeadLetterId::next(Some(id), id.ms + 1),
+            DeadLetterId::new(id.ms + 1, 0)
+        );
     }
 
     #[test]

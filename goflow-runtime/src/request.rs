@@ -1,6 +1,7 @@
 //! A request's state, as both engines report it: its status, each vertex's progress, and its
 //! output or failure; how it ends; what a finish hook learns; and the listing of a workflow's
-//! requests ([`RequestQuery`], [`RequestPage`], [`StatusCounts`]). The statuses and the rules
+//! requests ([`RequestQuery`], [`RequestPage`], [`StatusCounts`]) and of its dead letters
+//! ([`DeadLetterPage`]). The statuses and the rules
 //! between them are in the lifecycle core, re-exported here.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,8 @@ pub use crate::error::Failure;
 pub use crate::lifecycle::{Control, RequestStatus, UnknownWord, VertexStatus};
 pub use crate::limits::Limits;
 pub use crate::listing::{
-    Cursor, InvalidCursor, RequestPage, RequestQuery, RequestSummary, StatusCounts,
+    Cursor, DeadLetter, DeadLetterId, DeadLetterPage, InvalidCursor, RequestPage, RequestQuery,
+    RequestSummary, StatusCounts,
 };
 use crate::plan::{Instance, Plan};
 pub use crate::request_id::InvalidRequestId;

@@ -1,5 +1,6 @@
 //! Finding requests: `GET /flow/{name}/requests` (filters, paging, bad filters),
-//! `GET /flow/{name}/requests/counts`, and the long-poll `GET /flow/{name}/requests/{id}?wait=`.
+//! `GET /flow/{name}/requests/counts`, the long-poll `GET /flow/{name}/requests/{id}?wait=`, and
+//! the dead letters, `GET /flow/{name}/dead`.
 
 use serde_json::json;
 
@@ -162,6 +163,34 @@ pub(super) async fn listing_round_trip(router: &Router) {
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_wait");
     release(&requests[3].0);
+
+    // A request that fails for good is a dead letter, newest first.
+    let mut failed = Vec::new();
+    for _ in 0..3 {
+        let reply = post(router, "/flow/kyc?wait=10", json!({"user_id": ""})).await;
+        let body = reply.expect(StatusCode::OK);
+        assert_eq!(body["status"], "failed", "body: {body}");
+        failed.push(body["request_id"].clone());
+    }
+    let page = get(router, "/flow/kyc/dead?limit=2")
+        .await
+        .expect(StatusCode::OK);
+    let dead = page["dead"].as_array().expect("dead").clone();
+    assert_eq!(dead.len(), 2, "page: {page}");
+    assert_eq!(dead[0]["request_id"], failed[2], "page: {page}");
+    assert_eq!(dead[1]["request_id"], failed[1], "page: {page}");
+    assert_eq!(dead[0]["failure"]["vertex"], "get_kyc_image", "page: {page}");
+    assert!(dead[0]["at_ms"].as_u64().is_some(), "page: {page}");
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    let rest = get(router, &format!("/flow/kyc/dead?limit=2&cursor={cursor}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(rest["dead"][0]["request_id"], failed[0], "rest: {rest}");
+    for query in ["limit=0", "cursor=nope", "colour=red"] {
+        get(router, &format!("/flow/kyc/dead?{query}"))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_filter");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,7 @@ pub(super) fn spawn_tracked(
             crate::metrics::flow_finished(plan.flow(), status);
             if let Some(failure) = &failure {
                 log_failure(plan.flow(), &id, failure);
+                registry.dead_letter(plan.flow(), &id, failure);
             }
             registry.finished(plan.flow(), id.clone());
             if let Some(hook) = hook(&hooks, plan.flow(), id, status, failure) {

@@ -38,7 +38,8 @@ use crate::node::Data as _;
 use crate::plan::Plan;
 use crate::request::Limits;
 use crate::request::{
-    Finished, RequestOutcome, RequestPage, RequestQuery, RequestState, StatusCounts,
+    DeadLetterId, DeadLetterPage, Finished, RequestOutcome, RequestPage, RequestQuery,
+    RequestState, StatusCounts,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -389,6 +390,16 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
     async fn count_requests(&self, flow: &str) -> Result<StatusCounts, Error> {
         let plan = self.plan_named(flow)?;
         Ok(self.inner.requests.counts(plan.flow()))
+    }
+
+    async fn list_dead(
+        &self,
+        flow: &str,
+        limit: usize,
+        before: Option<DeadLetterId>,
+    ) -> Result<DeadLetterPage, Error> {
+        let plan = self.plan_named(flow)?;
+        Ok(self.inner.requests.dead_letters(plan.flow(), limit, before))
     }
 
     async fn ready(&self) -> Result<(), Error> {

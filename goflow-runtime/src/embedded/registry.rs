@@ -11,8 +11,12 @@ use tokio::sync::watch;
 use super::tracked::Tracked;
 use super::ShuttingDown;
 use crate::engine::Submitted;
-use crate::listing::{RequestPage, RequestQuery, StatusCounts};
+use crate::listing::{
+    DeadLetter, DeadLetterId, DeadLetterPage, RequestPage, RequestQuery, StatusCounts,
+    DEAD_LETTERS_KEPT,
+};
 use crate::plan::Plan;
+use crate::request::RequestFailure;
 use crate::request_id::RequestId;
 use crate::sync::lock;
 
@@ -36,6 +40,10 @@ struct Requests {
     by_flow: HashMap<&'static str, FlowRequests>,
     /// Finished requests, oldest first.
     finished: VecDeque<(Instant, &'static str, RequestId)>,
+    /// By workflow, the dead letters, oldest first; at most [`DEAD_LETTERS_KEPT`] each.
+    dead: HashMap<&'static str, VecDeque<DeadLetter>>,
+    /// The id of the newest dead letter, of any workflow.
+    last_dead: Option<DeadLetterId>,
 }
 
 /// The requests of one workflow.
@@ -215,6 +223,42 @@ impl Registry {
             .get(flow)
             .map(FlowRequests::counts)
             .unwrap_or_default()
+    }
+
+    /// Request `id` of workflow `flow` failed for good with `failure`: a dead letter.
+    pub(super) fn dead_letter(&self, flow: &'static str, id: &RequestId, failure: &RequestFailure) {
+        let mut requests = lock(&self.requests);
+        let letter_id = DeadLetterId::next(requests.last_dead, crate::time::now_ms());
+        requests.last_dead = Some(letter_id);
+        let letters = requests.dead.entry(flow).or_default();
+        if letters.len() == DEAD_LETTERS_KEPT {
+            letters.pop_front();
+        }
+        letters.push_back(DeadLetter {
+            id: letter_id,
+            at_ms: letter_id.at_ms(),
+            request_id: id.clone(),
+            failure: failure.clone(),
+        });
+    }
+
+    /// A page of at most `limit` dead letters of workflow `flow`, newest first, before
+    /// `before`.
+    pub(super) fn dead_letters(
+        &self,
+        flow: &str,
+        limit: usize,
+        before: Option<DeadLetterId>,
+    ) -> DeadLetterPage {
+        let requests = lock(&self.requests);
+        let Some(letters) = requests.dead.get(flow) else {
+            return DeadLetterPage::of(limit, []);
+        };
+        // Oldest first, so sorted by id: the page starts below `before`.
+        let end = before.map_or(letters.len(), |before| {
+            letters.partition_point(|letter| letter.id < before)
+        });
+        DeadLetterPage::of(limit, letters.range(..end).rev().cloned())
     }
 
     /// Request `id` of workflow `flow` has finished: it is kept for the retention from now.

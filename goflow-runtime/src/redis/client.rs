@@ -11,7 +11,9 @@ use fred::prelude::{ClientLike, HashesInterface, PubsubInterface, StreamsInterfa
 use tokio::sync::{oneshot, OnceCell};
 use tracing::Instrument as _;
 
-use super::protocol::{control_channel, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS};
+use super::protocol::{
+    control_channel, DEAD_FAILURE, DEAD_REQUEST, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS,
+};
 use super::scripts::{self, CONTROL, COUNTS, LIST, SUBMIT};
 use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
@@ -20,8 +22,8 @@ use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::plan::Instance;
 use crate::request::{
-    RequestFailure, RequestOutcome, RequestPage, RequestQuery, RequestState, RequestSummary,
-    StatusCounts,
+    DeadLetter, DeadLetterId, DeadLetterPage, RequestFailure, RequestOutcome, RequestPage,
+    RequestQuery, RequestState, RequestSummary, StatusCounts,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -314,6 +316,46 @@ impl<C: Codec> Engine for RedisEngine<C> {
             counts.add(*status, n.as_u64().unwrap_or(0));
         }
         Ok(counts)
+    }
+
+    /// From the dead-letter stream, newest first (`XREVRANGE`), its entry ids the cursors.
+    async fn list_dead(
+        &self,
+        flow: &str,
+        limit: usize,
+        before: Option<DeadLetterId>,
+    ) -> Result<DeadLetterPage, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let size = limit.clamp(1, RequestQuery::MAX_LIMIT);
+        let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        let entries: Vec<StreamEntry> = self
+            .inner
+            .client
+            .xrevrange_values(flow.keys.dead.clone(), end, "-", Some(size as u64 + 1))
+            .await
+            .map_err(|e| RedisError::from(e).into_error(name))?;
+        let mut letters = Vec::with_capacity(entries.len());
+        for (entry, fields) in entries {
+            let letter = (|| {
+                let id: DeadLetterId = entry.parse().ok()?;
+                let request_id =
+                    RequestId::parse(std::str::from_utf8(fields.get(DEAD_REQUEST)?).ok()?).ok()?;
+                let failure =
+                    serde_json::from_slice::<RequestFailure>(fields.get(DEAD_FAILURE)?).ok()?;
+                Some(DeadLetter {
+                    id,
+                    at_ms: id.at_ms(),
+                    request_id,
+                    failure,
+                })
+            })();
+            letters.push(letter.ok_or_else(|| {
+                RedisError::Protocol(format!("dead letter {entry} is not one: {fields:?}"))
+                    .into_error(name)
+            })?);
+        }
+        Ok(DeadLetterPage::of(size, letters))
     }
 
     async fn ready(&self) -> Result<(), Error> {

@@ -23,8 +23,8 @@ pub(crate) const HOOKS_GROUP: &str = "hooks";
 /// About how many events a done stream keeps (`XADD ... MAXLEN ~`).
 pub(crate) const DONE_MAXLEN: u64 = 100_000;
 
-/// About how many dead letters a dead-letter stream keeps.
-pub(crate) const DEAD_MAXLEN: u64 = 10_000;
+/// About how many dead letters a dead-letter stream keeps: as many as the embedded engine.
+pub(crate) const DEAD_MAXLEN: u64 = crate::listing::DEAD_LETTERS_KEPT as u64;
 
 /// What follows a workflow's hash tag in the key of a request's hash: `T:req:<id>`.
 pub(crate) const KEY_REQUEST: &str = ":req:";

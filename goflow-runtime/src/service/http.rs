@@ -63,6 +63,7 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
         .route("/flows", get(list_flows::<E>))
         .route("/flow/{name}", get(describe_flow::<E>).post(submit::<E>))
         .route("/flow/{name}/requests", get(requests::list::<E>))
+        .route("/flow/{name}/dead", get(requests::dead::<E>))
         .route("/flow/{name}/requests/counts", get(requests::counts::<E>))
         .route("/flow/{name}/requests/{id}", get(request_status::<E>))
         .route("/flow/{name}/requests/{id}/{action}", post(control::<E>))

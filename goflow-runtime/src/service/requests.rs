@@ -1,7 +1,9 @@
 //! The routes that find a workflow's requests: `GET /flow/{name}/requests` (a page of them,
-//! filtered by status and creation time) and `GET /flow/{name}/requests/counts` (how many in
-//! each status). Thin handlers over [`Engine::list`](crate::Engine::list) and
-//! [`Engine::counts`](crate::Engine::counts): they read the query, and the engine answers.
+//! filtered by status and creation time), `GET /flow/{name}/requests/counts` (how many in each
+//! status) and `GET /flow/{name}/dead` (its dead letters). Thin handlers over
+//! [`Engine::list`](crate::Engine::list), [`Engine::counts`](crate::Engine::counts) and
+//! [`Engine::dead_letters`](crate::Engine::dead_letters): they read the query, and the engine
+//! answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use serde_json::{json, Value};
 use super::http::{flow, ApiError, AppState, Valid};
 use crate::engine::Engine;
 use crate::lifecycle::RequestStatus;
-use crate::listing::{Cursor, RequestQuery};
+use crate::listing::{Cursor, DeadLetterId, RequestQuery};
 
 /// `GET /flow/{name}/requests?status=failed,running&since=<ms>&until=<ms>&limit=50&cursor=..`:
 /// `{"requests": [..], "next_cursor": ..}`, newest first.
@@ -37,6 +39,46 @@ pub(super) async fn counts<E: Engine>(
     let flow = flow(&state, &name)?;
     let counts = state.engine.count_requests(flow.name).await?;
     Ok(Json(json!(counts)))
+}
+
+/// `GET /flow/{name}/dead?limit=50&cursor=..`: `{"dead": [..], "next_cursor": ..}`, newest
+/// first.
+pub(super) async fn dead<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
+    Valid(Path(name)): Valid<Path<String>>,
+    Valid(Query(query)): Valid<Query<HashMap<String, String>>>,
+) -> Result<Json<Value>, ApiError> {
+    let flow = flow(&state, &name)?;
+    if let Some(unknown) = query
+        .keys()
+        .find(|k| !["limit", "cursor"].contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "unknown filter `{unknown}`; the filters are limit, cursor"
+        )));
+    }
+    let limit = limit_of(&query)?.unwrap_or(RequestQuery::DEFAULT_LIMIT);
+    let before = query
+        .get("cursor")
+        .map(|text| text.parse::<DeadLetterId>())
+        .transpose()
+        .map_err(|e| invalid(format!("`cursor`: {e}")))?;
+    let page = state.engine.list_dead(flow.name, limit, before).await?;
+    Ok(Json(json!(page)))
+}
+
+/// `?limit=`, from 1 to [`RequestQuery::MAX_LIMIT`].
+fn limit_of(query: &HashMap<String, String>) -> Result<Option<usize>, ApiError> {
+    query
+        .get("limit")
+        .map(|limit| match limit.parse::<usize>() {
+            Ok(limit) if (1..=RequestQuery::MAX_LIMIT).contains(&limit) => Ok(limit),
+            _ => Err(invalid(format!(
+                "`limit` is from 1 to {}",
+                RequestQuery::MAX_LIMIT
+            ))),
+        })
+        .transpose()
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -86,18 +128,8 @@ fn query_of(query: &HashMap<String, String>) -> Result<RequestQuery, ApiError> {
             return Err(invalid("`until` is before `since`"));
         }
     }
-    if let Some(limit) = query.get("limit") {
-        match limit.parse::<usize>() {
-            Ok(limit) if (1..=RequestQuery::MAX_LIMIT).contains(&limit) => {
-                list = list.limit(limit);
-            }
-            _ => {
-                return Err(invalid(format!(
-                    "`limit` is from 1 to {}",
-                    RequestQuery::MAX_LIMIT
-                )))
-            }
-        }
+    if let Some(limit) = limit_of(query)? {
+        list = list.limit(limit);
     }
     if let Some(cursor) = query.get("cursor") {
         let cursor = cursor
