@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use goflow::prelude::*;
 use goflow::redis::RedisEngineBuilder;
-use goflow::request::{RequestPage, RequestQuery, RequestStatus};
+use goflow::request::{Control, RequestPage, RequestQuery, RequestStatus, Selection};
 use goflow::{Engine, Error, RequestId};
 use support::engines::{conformance, final_state, until};
 use tokio::sync::Notify;
@@ -360,6 +360,62 @@ conformance! {
         }
         let none = engine.dead_letters::<Windows>(10, None).await.expect("dead letters");
         assert_eq!((none.dead.len(), none.next_cursor), (0, None));
+    }
+
+    /// A bulk stop stops every running request the selection picks, and skips, with the
+    /// control table's reason, those it does not apply to; an empty selection picks nothing.
+    fn bulk_actions_apply_by_the_control_table(engine) {
+        // Four, so that all run at once on the Redis case's worker (four slots).
+        let mut ids = Vec::new();
+        for n in 0..4u32 {
+            ids.push(engine.submit::<Held>(&(100 + n)).await.expect("submit"));
+        }
+        for id in &ids {
+            until::<Held>(engine, id, "it runs", |s| s.status == RequestStatus::Running).await;
+        }
+        release(&ids[0]);
+        final_state::<Held>(engine, &ids[0]).await;
+
+        let nothing = engine
+            .control_all::<Held>(&Selection::new(), Control::Stop)
+            .await
+            .expect("bulk");
+        assert_eq!((nothing.matched, nothing.applied), (0, 0));
+
+        let paused = engine
+            .control_all::<Held>(&Selection::new().id(ids[1].clone()).id(ids[2].clone()), Control::Pause)
+            .await
+            .expect("bulk");
+        assert_eq!((paused.matched, paused.applied, paused.more), (2, 2, false), "{paused:?}");
+        let counts = engine.counts::<Held>().await.expect("counts");
+        assert_eq!(counts.get(RequestStatus::Paused), 2);
+
+        // Running and paused ones stop; the completed one is not picked by status.
+        let stopped = engine
+            .control_all::<Held>(
+                &Selection::new().status(RequestStatus::Running).status(RequestStatus::Paused),
+                Control::Stop,
+            )
+            .await
+            .expect("bulk");
+        assert_eq!((stopped.matched, stopped.applied), (3, 3), "{stopped:?}");
+        assert!(stopped.skipped.is_empty());
+        for id in &ids[1..] {
+            assert_eq!(final_state::<Held>(engine, id).await.status, RequestStatus::Stopped);
+        }
+
+        // Named by id, the ended ones are skipped with the conflict.
+        let resumed = engine
+            .control_all::<Held>(&Selection::new().id(ids[0].clone()).id(ids[1].clone()), Control::Resume)
+            .await
+            .expect("bulk");
+        assert_eq!((resumed.matched, resumed.applied), (2, 0));
+        let reasons: Vec<&str> = resumed.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert!(reasons[0].contains("it is completed"), "{reasons:?}");
+        assert!(reasons[1].contains("it is stopped"), "{reasons:?}");
+        for id in &ids[1..] {
+            release(id);
+        }
     }
 
     /// A workflow the engine does not know is an error, not an empty list.

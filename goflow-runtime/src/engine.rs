@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::bulk::{BulkOutcome, Selection};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
@@ -209,6 +210,46 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         self.count_requests(W::NAME)
     }
 
+    /// Pauses, resumes or stops every request of `W` that `selection` picks, at most
+    /// [`Selection::MAX`] (1,000) per call (`more` says whether others matched), each as
+    /// [`pause`](Self::pause), [`resume`](Self::resume) or [`stop`](Self::stop) would: a
+    /// request from whose status the action does not apply is skipped, with the reason.
+    ///
+    /// ```
+    /// use goflow::prelude::*;
+    /// use goflow::request::{Control, RequestStatus, Selection};
+    /// use goflow::{EmbeddedEngine, Engine};
+    ///
+    /// #[node]
+    /// async fn nap(ms: u64) -> u64 {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    ///     ms
+    /// }
+    ///
+    /// workflow! {
+    ///     pub Nap = nap;
+    /// }
+    /// # #[tokio::main] async fn main() -> Result<(), goflow::Error> {
+    /// let engine = EmbeddedEngine::new();
+    /// for _ in 0..3 {
+    ///     engine.submit::<Nap>(&60_000).await?;
+    /// }
+    /// let running = Selection::new()
+    ///     .status(RequestStatus::Queued)
+    ///     .status(RequestStatus::Running);
+    /// let stopped = engine.control_all::<Nap>(&running, Control::Stop).await?;
+    /// assert_eq!((stopped.matched, stopped.applied), (3, 3));
+    /// # Ok(()) }
+    /// ```
+    fn control_all<W: Workflow>(
+        &self,
+        selection: &Selection,
+        action: Control,
+    ) -> impl Future<Output = Result<BulkOutcome, Error>> + Send {
+        self.know::<W>();
+        self.control_many(W::NAME, selection, action)
+    }
+
     /// A page of at most `limit` (1 to 500) dead letters of `W`, newest first, from `before`
     /// (the page before's `next_cursor`) on: the vertex instances that failed for good, each
     /// with its request and failure. Each workflow keeps about the newest 10,000.
@@ -274,6 +315,17 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         &self,
         flow: &str,
     ) -> impl Future<Output = Result<StatusCounts, Error>> + Send;
+
+    /// [`control_all`](Self::control_all) by workflow name.
+    #[doc(hidden)]
+    fn control_many(
+        &self,
+        flow: &str,
+        selection: &Selection,
+        action: Control,
+    ) -> impl Future<Output = Result<BulkOutcome, Error>> + Send {
+        crate::bulk::control_many(self, flow, selection, action)
+    }
 
     /// [`dead_letters`](Self::dead_letters) by workflow name.
     #[doc(hidden)]

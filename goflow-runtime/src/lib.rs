@@ -13,6 +13,7 @@
 //! on top, both behind the one [`Engine`] interface: [`embedded`] in this process, `redis`
 //! (feature `redis`) across processes; `service` (feature `http`) serves either over HTTP.
 
+mod bulk;
 pub mod codec;
 mod context;
 pub mod embedded;

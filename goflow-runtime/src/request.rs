@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use crate::bulk::{BulkOutcome, Selection, Skipped};
 pub use crate::error::Failure;
 pub use crate::lifecycle::{Control, RequestStatus, UnknownWord, VertexStatus};
 pub use crate::limits::Limits;

@@ -1,6 +1,7 @@
 //! Finding requests: `GET /flow/{name}/requests` (filters, paging, bad filters),
 //! `GET /flow/{name}/requests/counts`, the long-poll `GET /flow/{name}/requests/{id}?wait=`, and
-//! the dead letters, `GET /flow/{name}/dead`.
+//! the dead letters, `GET /flow/{name}/dead`, and bulk actions,
+//! `POST /flow/{name}/requests/actions/{action}`.
 
 use serde_json::json;
 
@@ -163,6 +164,7 @@ pub(super) async fn listing_round_trip(router: &Router) {
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_wait");
     release(&requests[3].0);
+    poll(router, &requests[3].1, "the last one completes", is_final).await;
 
     // A request that fails for good is a dead letter, newest first.
     let mut failed = Vec::new();
@@ -179,7 +181,10 @@ pub(super) async fn listing_round_trip(router: &Router) {
     assert_eq!(dead.len(), 2, "page: {page}");
     assert_eq!(dead[0]["request_id"], failed[2], "page: {page}");
     assert_eq!(dead[1]["request_id"], failed[1], "page: {page}");
-    assert_eq!(dead[0]["failure"]["vertex"], "get_kyc_image", "page: {page}");
+    assert_eq!(
+        dead[0]["failure"]["vertex"], "get_kyc_image",
+        "page: {page}"
+    );
     assert!(dead[0]["at_ms"].as_u64().is_some(), "page: {page}");
     let cursor = page["next_cursor"].as_str().expect("a next page");
     let rest = get(router, &format!("/flow/kyc/dead?limit=2&cursor={cursor}"))
@@ -191,6 +196,70 @@ pub(super) async fn listing_round_trip(router: &Router) {
             .await
             .expect_error(StatusCode::BAD_REQUEST, "invalid_filter");
     }
+
+    // Bulk actions: stop the running ones, skip the rest with the reason.
+    let running = held_requests(router, 2, 0).await;
+    let body = post(
+        router,
+        "/flow/held/requests/actions/stop",
+        json!({"status": ["running", "paused"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(body["matched"], 2, "body: {body}");
+    assert_eq!(body["applied"], 2, "body: {body}");
+    assert_eq!(body["more"], false, "body: {body}");
+    let ended = json!([id_of(&running[0].1), id_of(&requests[0].1)]);
+    let body = post(
+        router,
+        "/flow/held/requests/actions/pause",
+        json!({"ids": ended}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        (&body["matched"], &body["applied"]),
+        (&json!(2), &json!(0)),
+        "body: {body}"
+    );
+    assert_eq!(body["skipped"][0]["request_id"], ended[0], "body: {body}");
+    let reason = body["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("it is stopped"), "body: {body}");
+    for (key, _) in &running {
+        release(key);
+    }
+    for bad in [
+        json!({}),
+        json!({"status": ["done"]}),
+        json!({"colour": "red"}),
+        json!({"ids": ["not an id"]}),
+        json!({"since": 20, "until": 10}),
+        json!({"ids": vec!["a"; 1_001]}),
+        json!([1, 2]),
+    ] {
+        post(router, "/flow/held/requests/actions/stop", bad.clone())
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_filter");
+    }
+    post(
+        router,
+        "/flow/held/requests/actions/explode",
+        json!({"status": ["running"]}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
+    post(
+        router,
+        "/flow/nosuch/requests/actions/stop",
+        json!({"status": ["running"]}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "unknown_flow");
+}
+
+/// The request id at the end of a location.
+fn id_of(location: &str) -> &str {
+    location.rsplit('/').next().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,10 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
         .route("/flow/{name}/requests", get(requests::list::<E>))
         .route("/flow/{name}/dead", get(requests::dead::<E>))
         .route("/flow/{name}/requests/counts", get(requests::counts::<E>))
+        .route(
+            "/flow/{name}/requests/actions/{action}",
+            post(requests::act::<E>),
+        )
         .route("/flow/{name}/requests/{id}", get(request_status::<E>))
         .route("/flow/{name}/requests/{id}/{action}", post(control::<E>))
         .fallback(fallback::<E>)
@@ -574,7 +578,7 @@ fn wait_of(
 }
 
 /// The whole body, within the body limit and the body timeout.
-async fn read_body<E>(state: &AppState<E>, body: Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body<E>(state: &AppState<E>, body: Body) -> Result<Bytes, ApiError> {
     let read = axum::body::to_bytes(body, state.body_limit);
     match tokio::time::timeout(state.body_timeout, read).await {
         Ok(Ok(bytes)) => Ok(bytes),

@@ -1,22 +1,27 @@
-//! The routes that find a workflow's requests: `GET /flow/{name}/requests` (a page of them,
-//! filtered by status and creation time), `GET /flow/{name}/requests/counts` (how many in each
-//! status) and `GET /flow/{name}/dead` (its dead letters). Thin handlers over
-//! [`Engine::list`](crate::Engine::list), [`Engine::counts`](crate::Engine::counts) and
-//! [`Engine::dead_letters`](crate::Engine::dead_letters): they read the query, and the engine
+//! The routes that find a workflow's requests and act on many at once:
+//! `GET /flow/{name}/requests` (a page of them, filtered by status and creation time),
+//! `GET /flow/{name}/requests/counts` (how many in each status), `GET /flow/{name}/dead` (its
+//! dead letters) and `POST /flow/{name}/requests/actions/{action}` (pause, resume or stop the
+//! requests a selection picks). Thin handlers over [`Engine::list`](crate::Engine::list),
+//! [`Engine::counts`](crate::Engine::counts), [`Engine::dead_letters`](crate::Engine::dead_letters)
+//! and [`Engine::control_all`](crate::Engine::control_all): they read the query, and the engine
 //! answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::http::{flow, ApiError, AppState, Valid};
+use super::http::{flow, read_body, ApiError, AppState, Valid};
+use crate::bulk::Selection;
 use crate::engine::Engine;
-use crate::lifecycle::RequestStatus;
+use crate::lifecycle::{Control, RequestStatus};
 use crate::listing::{Cursor, DeadLetterId, RequestQuery};
+use crate::request_id::RequestId;
 
 /// `GET /flow/{name}/requests?status=failed,running&since=<ms>&until=<ms>&limit=50&cursor=..`:
 /// `{"requests": [..], "next_cursor": ..}`, newest first.
@@ -67,6 +72,92 @@ pub(super) async fn dead<E: Engine>(
     Ok(Json(json!(page)))
 }
 
+/// What a bulk action's body names: `{"status": [..], "since": ms, "until": ms, "ids": [..]}`,
+/// each optional, at least one given.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectionBody {
+    #[serde(default)]
+    status: Vec<String>,
+    since: Option<u64>,
+    until: Option<u64>,
+    #[serde(default)]
+    ids: Vec<String>,
+}
+
+/// `POST /flow/{name}/requests/actions/{pause|resume|stop}` with a [`SelectionBody`]:
+/// `{"matched", "applied", "skipped": [{"request_id", "reason"}], "more"}`.
+pub(super) async fn act<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
+    Valid(Path((name, action))): Valid<Path<(String, String)>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let flow = flow(&state, &name)?;
+    let Ok(action) = action.parse::<Control>() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the bulk actions are `pause`, `resume` and `stop`",
+        ));
+    };
+    let body = read_body(&state, body).await?;
+    let selection = selection_of(&body)?;
+    let outcome = state
+        .engine
+        .control_many(flow.name, &selection, action)
+        .await?;
+    Ok(Json(json!(outcome)))
+}
+
+/// The selection a bulk action's body names; `400 invalid_filter` otherwise.
+fn selection_of(body: &[u8]) -> Result<Selection, ApiError> {
+    let body: SelectionBody = serde_json::from_slice(body).map_err(|e| {
+        invalid(format!(
+            "the body is `{{\"status\": [..], \"since\": <ms>, \"until\": <ms>, \"ids\": [..]}}`: {e}"
+        ))
+    })?;
+    let mut selection = Selection::new();
+    for word in &body.status {
+        selection = selection.status(status_of(word)?);
+    }
+    selection.since_ms = body.since;
+    selection.until_ms = body.until;
+    if body.ids.len() > Selection::MAX {
+        return Err(invalid(format!(
+            "at most {} `ids` per call",
+            Selection::MAX
+        )));
+    }
+    for id in &body.ids {
+        let id = RequestId::parse(id).map_err(|e| invalid(format!("`ids`: {e}")))?;
+        selection = selection.id(id);
+    }
+    if let (Some(since), Some(until)) = (selection.since_ms, selection.until_ms) {
+        if until < since {
+            return Err(invalid("`until` is before `since`"));
+        }
+    }
+    if selection.is_empty() {
+        return Err(invalid(
+            "name the requests to act on: `status`, `since`, `until` or `ids` (an empty \
+             selection would pick every request)",
+        ));
+    }
+    Ok(selection)
+}
+
+/// A status word, or `400 invalid_filter` listing them.
+fn status_of(word: &str) -> Result<RequestStatus, ApiError> {
+    word.parse::<RequestStatus>().map_err(|_| {
+        let words: Vec<&str> = RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
+        invalid(format!(
+            "`status` is a comma-separated list of {}; not `{}`",
+            words.join(", "),
+            word.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
 /// `?limit=`, from 1 to [`RequestQuery::MAX_LIMIT`].
 fn limit_of(query: &HashMap<String, String>) -> Result<Option<usize>, ApiError> {
     query
@@ -97,14 +188,7 @@ fn query_of(query: &HashMap<String, String>) -> Result<RequestQuery, ApiError> {
     let mut list = RequestQuery::new();
     if let Some(statuses) = query.get("status") {
         for word in statuses.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            let status = word.parse::<RequestStatus>().map_err(|_| {
-                let words: Vec<&str> = RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
-                invalid(format!(
-                    "`status` is a comma-separated list of {}; not `{}`",
-                    words.join(", "),
-                    word.chars().take(40).collect::<String>()
-                ))
-            })?;
+            let status = status_of(word)?;
             list = list.status(status);
         }
     }

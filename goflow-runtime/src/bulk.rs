@@ -1,0 +1,186 @@
+//! Bulk actions: pause, resume or stop every request of a workflow that a [`Selection`] picks
+//! (by status, creation time or id), at most [`Selection::MAX`] per call, each by the
+//! lifecycle's control table as one request's control would be. Written once, over the
+//! [`Engine`] interface, so both engines do exactly the same.
+
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::lifecycle::{Control, RequestStatus};
+use crate::listing::RequestQuery;
+use crate::request_id::RequestId;
+
+/// Which requests of a workflow a bulk action applies to: those with one of `statuses` (any
+/// when empty), created from `since_ms` until `until_ms`, and, when `ids` is not empty, only
+/// those ids. A selection picks nothing until it names at least one of them, so that an empty
+/// one never stops every request by mistake.
+///
+/// ```
+/// use goflow::request::{RequestStatus, Selection};
+///
+/// let stuck = Selection::new().status(RequestStatus::Paused).until_ms(1_700_000_000_000);
+/// assert!(!stuck.is_empty());
+/// assert!(Selection::new().is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Selection {
+    /// The statuses picked; any when empty.
+    pub statuses: Vec<RequestStatus>,
+    /// Only requests created at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<u64>,
+    /// Only requests created before this time (ms since the Unix epoch).
+    pub until_ms: Option<u64>,
+    /// Only these requests, when not empty (at most [`MAX`](Self::MAX)).
+    pub ids: Vec<RequestId>,
+}
+
+impl Selection {
+    /// The most requests one bulk action applies to.
+    pub const MAX: usize = 1_000;
+
+    /// A selection that picks nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Picks requests with status `status` too.
+    pub fn status(mut self, status: RequestStatus) -> Self {
+        if !self.statuses.contains(&status) {
+            self.statuses.push(status);
+        }
+        self
+    }
+
+    /// Only requests created at or after `ms`.
+    pub fn since_ms(mut self, ms: u64) -> Self {
+        self.since_ms = Some(ms);
+        self
+    }
+
+    /// Only requests created before `ms`.
+    pub fn until_ms(mut self, ms: u64) -> Self {
+        self.until_ms = Some(ms);
+        self
+    }
+
+    /// Only request `id` (among any others named so).
+    pub fn id(mut self, id: RequestId) -> Self {
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+        self
+    }
+
+    /// Whether it names nothing to pick by (and so picks nothing).
+    pub fn is_empty(&self) -> bool {
+        self.statuses.is_empty()
+            && self.since_ms.is_none()
+            && self.until_ms.is_none()
+            && self.ids.is_empty()
+    }
+
+    /// The list query of the same statuses and times.
+    fn query(&self) -> RequestQuery {
+        let mut query = RequestQuery::new().limit(RequestQuery::MAX_LIMIT);
+        query.statuses = self.statuses.clone();
+        query.since_ms = self.since_ms;
+        query.until_ms = self.until_ms;
+        query
+    }
+}
+
+/// What a bulk action did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct BulkOutcome {
+    /// How many requests the selection picked (at most [`Selection::MAX`]).
+    pub matched: usize,
+    /// To how many of them the action applied.
+    pub applied: usize,
+    /// Those it did not apply to, and why.
+    pub skipped: Vec<Skipped>,
+    /// Whether more requests than [`Selection::MAX`] matched: call again for the rest.
+    pub more: bool,
+}
+
+/// A request a bulk action did not apply to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Skipped {
+    /// The request.
+    pub request_id: RequestId,
+    /// Why: the control table's conflict (`cannot stop request … it is completed`), a request
+    /// that expired meanwhile, or a storage failure (then whether it applied is unknown).
+    pub reason: String,
+}
+
+/// Applies `action` to the requests of workflow `flow` that `selection` picks.
+pub(crate) async fn control_many<E: Engine>(
+    engine: &E,
+    flow: &str,
+    selection: &Selection,
+    action: Control,
+) -> Result<BulkOutcome, Error> {
+    let (picked, more) = pick(engine, flow, selection).await?;
+    let mut outcome = BulkOutcome {
+        matched: picked.len(),
+        applied: 0,
+        skipped: Vec::new(),
+        more,
+    };
+    for id in picked {
+        match engine.control(flow, &id, action).await {
+            Ok(_) => outcome.applied += 1,
+            Err(Error::UnknownFlow { flow }) => return Err(Error::UnknownFlow { flow }),
+            Err(error) => outcome.skipped.push(Skipped {
+                request_id: id,
+                reason: crate::error::chain(&error),
+            }),
+        }
+    }
+    Ok(outcome)
+}
+
+/// The ids `selection` picks (at most [`Selection::MAX`]), and whether more matched.
+async fn pick<E: Engine>(
+    engine: &E,
+    flow: &str,
+    selection: &Selection,
+) -> Result<(Vec<RequestId>, bool), Error> {
+    if selection.is_empty() {
+        return Ok((Vec::new(), false));
+    }
+    let query = selection.query();
+    let mut picked = Vec::new();
+    if !selection.ids.is_empty() {
+        for (i, id) in selection.ids.iter().enumerate() {
+            if picked.len() == Selection::MAX {
+                return Ok((picked, i < selection.ids.len()));
+            }
+            match engine.state(flow, id).await {
+                Ok(state) if query.selects(state.status, state.created_at_ms) => {
+                    picked.push(id.clone());
+                }
+                Ok(_) | Err(Error::UnknownRequest { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        return Ok((picked, false));
+    }
+    let mut query = query;
+    loop {
+        let page = engine.list_requests(flow, &query).await?;
+        for request in page.requests {
+            if picked.len() == Selection::MAX {
+                return Ok((picked, true));
+            }
+            picked.push(request.request_id);
+        }
+        match page.next_cursor {
+            Some(cursor) => query = query.after(cursor),
+            None => return Ok((picked, false)),
+        }
+    }
+}
