@@ -89,12 +89,14 @@ pub(super) fn spawn_tracked(
                     Failure::Error(crate::error::chain(&other)),
                 )),
             };
-            let (status, failure) = tracked.finish(outcome);
+            // Its dead letter is written as it fails: whoever sees it failed finds it.
+            let (status, failure) = tracked.finish(outcome, |failure| {
+                registry.dead_letter(plan.flow(), &id, failure);
+            });
             // A submitted request's end is counted here, once, with the status it ends with.
             crate::metrics::flow_finished(plan.flow(), status);
             if let Some(failure) = &failure {
                 log_failure(plan.flow(), &id, failure);
-                registry.dead_letter(plan.flow(), &id, failure);
             }
             registry.finished(plan.flow(), id.clone());
             if let Some(hook) = hook(&hooks, plan.flow(), id, status, failure) {

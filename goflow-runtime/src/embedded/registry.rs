@@ -25,6 +25,7 @@ pub(super) struct Registry {
     retention: Duration,
     retained: usize,
     requests: Mutex<Requests>,
+    dead: Mutex<DeadLetters>,
     /// How many requests have not ended yet (their finish hooks included).
     active: watch::Sender<usize>,
     /// Whether the timer that evicts finished requests runs.
@@ -40,10 +41,17 @@ struct Requests {
     by_flow: HashMap<&'static str, FlowRequests>,
     /// Finished requests, oldest first.
     finished: VecDeque<(Instant, &'static str, RequestId)>,
-    /// By workflow, the dead letters, oldest first; at most [`DEAD_LETTERS_KEPT`] each.
-    dead: HashMap<&'static str, VecDeque<DeadLetter>>,
-    /// The id of the newest dead letter, of any workflow.
-    last_dead: Option<DeadLetterId>,
+}
+
+/// The dead letters of every workflow, under a lock of their own: a request writes its own
+/// under its state's lock (see `Tracked::finish`), which the requests' lock is never taken
+/// under.
+#[derive(Default)]
+struct DeadLetters {
+    /// By workflow, oldest first; at most [`DEAD_LETTERS_KEPT`] each.
+    by_flow: HashMap<&'static str, VecDeque<DeadLetter>>,
+    /// The id of the newest, of any workflow.
+    last: Option<DeadLetterId>,
 }
 
 /// The requests of one workflow.
@@ -114,6 +122,7 @@ impl Registry {
             retention,
             retained,
             requests: Mutex::default(),
+            dead: Mutex::default(),
             active: watch::channel(0).0,
             sweeping: std::sync::OnceLock::new(),
         }
@@ -227,10 +236,10 @@ impl Registry {
 
     /// Request `id` of workflow `flow` failed for good with `failure`: a dead letter.
     pub(super) fn dead_letter(&self, flow: &'static str, id: &RequestId, failure: &RequestFailure) {
-        let mut requests = lock(&self.requests);
-        let letter_id = DeadLetterId::next(requests.last_dead, crate::time::now_ms());
-        requests.last_dead = Some(letter_id);
-        let letters = requests.dead.entry(flow).or_default();
+        let mut dead = lock(&self.dead);
+        let letter_id = DeadLetterId::next(dead.last, crate::time::now_ms());
+        dead.last = Some(letter_id);
+        let letters = dead.by_flow.entry(flow).or_default();
         if letters.len() == DEAD_LETTERS_KEPT {
             letters.pop_front();
         }
@@ -250,8 +259,8 @@ impl Registry {
         limit: usize,
         before: Option<DeadLetterId>,
     ) -> DeadLetterPage {
-        let requests = lock(&self.requests);
-        let Some(letters) = requests.dead.get(flow) else {
+        let dead = lock(&self.dead);
+        let Some(letters) = dead.by_flow.get(flow) else {
             return DeadLetterPage::of(limit, []);
         };
         // Oldest first, so sorted by id: the page starts below `before`.

@@ -301,10 +301,12 @@ impl Tracked {
 
     /// The request ended with `outcome`: its final status, output or failure, and the sweep
     /// of every instance that will not run. Returns the final status (a stop that came first
-    /// stays a stop).
+    /// stays a stop). If it failed, `on_failure` runs before anyone can see it ended (under
+    /// the request's lock: it must not lock the request's registry).
     pub(super) fn finish(
         &self,
         outcome: RequestOutcome<Bytes>,
+        on_failure: impl FnOnce(&RequestFailure),
     ) -> (RequestStatus, Option<RequestFailure>) {
         let mut guard = lock(&self.state);
         let TrackedState { request, vertices } = &mut *guard;
@@ -330,6 +332,9 @@ impl Tracked {
             vertex.sweep(ended_at);
         }
         let ended = (request.status, request.failure.clone());
+        if let (RequestStatus::Failed, Some(failure)) = &ended {
+            on_failure(failure);
+        }
         drop(guard);
         self.ended.send_replace(true);
         ended
