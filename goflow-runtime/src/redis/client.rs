@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use super::protocol::{
     control_channel, DEAD_FAILURE, DEAD_REQUEST, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS,
 };
-use super::scripts::{self, CONTROL, COUNTS, LIST, SUBMIT};
+use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, SUBMIT};
 use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
 use crate::engine::{self, Engine, Submitted};
@@ -379,6 +379,24 @@ impl<C: Codec> RedisEngine<C> {
         let fields: HashMap<String, Bytes> =
             self.inner.client.hgetall(flow.keys.request(id)).await?;
         Ok(super::state::read(&flow.plan, id.clone(), fields))
+    }
+
+    /// Forgets, from the listing indexes of `flow`, the requests whose hashes have expired:
+    /// the workers' housekeeping, which keeps the indexes bounded even when nobody lists them
+    /// (the status changes themselves only add and move ids). Answers how many it forgot.
+    pub(crate) async fn forget_expired(&self, flow: &Flow) -> Result<u64, RedisError> {
+        let config = &self.inner.config;
+        let reply = scripts::call(&FORGET, &self.inner.client, || {
+            let keys = vec![flow.keys.ended.clone()];
+            let args = vec![
+                Value::from(now_ms().to_string()),
+                Value::from(millis(config.retention).to_string()),
+                Value::from(millis(config.unfinished_ttl).to_string()),
+            ];
+            (keys, args)
+        })
+        .await?;
+        Ok(reply.as_u64().unwrap_or(0))
     }
 
     /// Tells the workers that request `id` of `flow` has ended (stopped, or failed), so that

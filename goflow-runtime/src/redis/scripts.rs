@@ -73,6 +73,11 @@ script!(
     COUNTS = "index.lua",
     "counts.lua"
 );
+script!(
+    /// Forgets, from the listing indexes, the requests whose hashes have expired.
+    FORGET = "index.lua",
+    "forget.lua"
+);
 
 /// Runs a script by hash with the keys and arguments `build` makes, loading the script first
 /// if the server does not have it (after a restart, or on first use).
@@ -111,6 +116,7 @@ mod tests {
         ("entry.lua", include_str!("lua/entry.lua")),
         ("counts.lua", include_str!("lua/counts.lua")),
         ("fail.lua", include_str!("lua/fail.lua")),
+        ("forget.lua", include_str!("lua/forget.lua")),
         ("index.lua", include_str!("lua/index.lua")),
         ("list.lua", include_str!("lua/list.lua")),
         ("park.lua", include_str!("lua/park.lua")),

@@ -4,14 +4,15 @@
 -- `end_attempt(req, v, now)` reads the request hash `req` for instance `v`: an attempt of a
 -- request that has expired, of an instance already settled (a redelivery), or of a request
 -- that has already ended records nothing (a late running instance is marked cancelled, as of
--- the request's end, as the sweep shows it) and acknowledges the entry, unless it carries other instances still. It answers the script's
--- reply then; else nil and what the script goes on with: the request's status `st`, the
--- instance's `vs`, the request's trace context `tp`, the entry's carried instances `carries`
--- (the field's value, maybe nil) and `others`, those of them besides `v`.
+-- the request's end, as the sweep shows it) and acknowledges the entry, unless it carries
+-- other instances still. It answers the script's reply then; else nil and what the script
+-- goes on with: the request's status `st`, the instance's `vs`, the request's trace context
+-- `tp` and creation time `ct`, the entry's carried instances `carries` (the field's value,
+-- maybe nil) and `others`, those of them besides `v`.
 local function end_attempt(req, v, now)
   local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v, REQ_TRACEPARENT, carrier,
-    REQ_FINISHED)
-  local at = {st = got[1], vs = got[2], tp = got[3], carries = got[4]}
+    REQ_FINISHED, REQ_CREATED)
+  local at = {st = got[1], vs = got[2], tp = got[3], carries = got[4], ct = got[6]}
   -- The other instances this entry carries: they keep it pending.
   at.others = carried_besides(at.carries, v)
   if not at.st then

@@ -8,7 +8,7 @@
 -- Answers 1 if it recorded the start, else 0.
 -- (after index.lua: `reindex`)
 local req, v = KEYS[1], ARGV[1]
-local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v)
+local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v, REQ_CREATED)
 local st, vs = got[1], got[2]
 if vs ~= VS_QUEUED or not st or ENDED[st] then
   return 0
@@ -18,7 +18,7 @@ local update = {INST_STATUS .. v, VS_RUNNING, INST_ATTEMPTS .. v, '1', INST_WORK
 if ON_START[st] ~= st then
   update[#update + 1] = REQ_STATUS
   update[#update + 1] = ON_START[st]
-  reindex(req, st, ON_START[st], ARGV[4])
+  reindex(req, st, ON_START[st], got[3], ARGV[4])
 end
 redis.call('HSET', req, unpack(update))
 return 1

@@ -64,7 +64,7 @@ if ARGV[13] ~= '' and at.vs == VS_QUEUED then
   if ON_START[st] ~= st and ARGV[7] == '0' then
     update[#update + 1] = REQ_STATUS
     update[#update + 1] = ON_START[st]
-    reindex(req, st, ON_START[st], now)
+    reindex(req, st, ON_START[st], at.ct, now)
   end
 end
 for i = 14, last do
@@ -79,7 +79,7 @@ if ARGV[7] ~= '0' then
   update[#update + 1] = now
   chunked('HSET', req, update)
   redis.call('PEXPIRE', req, ARGV[8])
-  reindex(req, st, RS_COMPLETED, now, ARGV[8])
+  reindex(req, st, RS_COMPLETED, at.ct, now)
   -- Instances are parked only while the request is paused: resuming or stopping it enqueues
   -- or drops them, and deletes the list.
   if st == RS_PAUSED then

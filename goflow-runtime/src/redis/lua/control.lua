@@ -24,7 +24,7 @@ local moves = CONTROL[ARGV[1]]
 if not moves then
   return redis.error_reply('unknown action ' .. ARGV[1])
 end
-local got = redis.call('HMGET', req, REQ_STATUS, REQ_FIRST_ENTRY)
+local got = redis.call('HMGET', req, REQ_STATUS, REQ_FIRST_ENTRY, REQ_CREATED)
 local st, first_entry = got[1], got[2]
 if not st then
   return {'missing', ''}
@@ -55,7 +55,7 @@ local function take_back()
 end
 local now = ARGV[3]
 redis.call('HSET', req, REQ_STATUS, to, REQ_UPDATED, now)
-reindex(req, st, to, now, ARGV[4])
+reindex(req, st, to, got[3], now)
 if ENDED[to] then
   redis.call('HSET', req, REQ_FINISHED, now)
   take_back()

@@ -6,9 +6,7 @@
 -- (after index.lua)
 local tag = string.sub(KEYS[1], 1, #KEYS[1] - #KEY_ENDED)
 local now = tonumber(ARGV[1])
-while forget_ended(tag, now - tonumber(ARGV[2]), 1000) == 1000 do
-end
-forget_unfinished(tag, now - tonumber(ARGV[3]))
+forget_expired(tag, now, tonumber(ARGV[2]), tonumber(ARGV[3]))
 local out = {}
 for i = 2, #KEYS do
   out[#out + 1] = redis.call('ZCARD', KEYS[i])

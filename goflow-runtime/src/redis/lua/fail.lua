@@ -32,7 +32,7 @@ end
 redis.call('HSET', req, INST_STATUS .. v, VS_FAILED, INST_FINISHED .. v, now, REQ_STATUS,
   RS_FAILED, REQ_FINISHED, now, REQ_FAILURE, ARGV[5])
 redis.call('PEXPIRE', req, ARGV[8])
-reindex(req, at.st, RS_FAILED, now, ARGV[8])
+reindex(req, at.st, RS_FAILED, at.ct, now)
 redis.call('DEL', parked)
 redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_MAXLEN, '*', DEAD_REQUEST, ARGV[3], DEAD_INSTANCE, v,
   DEAD_FAILURE, ARGV[5])

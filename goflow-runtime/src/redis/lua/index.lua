@@ -9,50 +9,49 @@ local function request_of(req)
   return string.match(req, '^(.*)' .. KEY_REQUEST .. '([%w_%-]+)$')
 end
 
--- Forgets, from the indexes of the workflow with hash tag `tag`, at most `most` requests that
--- ended at or before `ended_by` (ms): their hashes have expired. Answers how many it forgot.
-local function forget_ended(tag, ended_by, most)
-  local ended = tag .. KEY_ENDED
-  local gone = redis.call('ZRANGEBYSCORE', ended, '-inf', ended_by, 'LIMIT', 0, most)
-  if #gone > 0 then
-    for status in pairs(ENDED) do
-      redis.call('ZREM', tag .. KEY_BY_STATUS .. status, unpack(gone))
-    end
-    redis.call('ZREM', ended, unpack(gone))
-  end
-  return #gone
-end
-
--- Forgets the requests under way created at or before `created_by` (ms): their hashes
--- expired unfinished (`unfinished_ttl` after they were created).
-local function forget_unfinished(tag, created_by)
-  for _, status in ipairs(REQUEST_STATUSES) do
-    if not ENDED[status] then
-      redis.call('ZREMRANGEBYSCORE', tag .. KEY_BY_STATUS .. status, '-inf', created_by)
-    end
-  end
-end
-
--- Moves request hash `req` from the index of status `from` (nil for a new request) to that of
--- status `to`, at `now` (ms). A request that ends enters `T:ended`, and makes room: it forgets
--- up to a few requests that ended more than `retention` (ms) ago, more than it adds.
-local function reindex(req, from, to, now, retention)
+-- Moves request hash `req`, created at `created` (ms; nil if not known here), from the index of
+-- status `from` (nil for a new request) to that of status `to`; a request that ends enters
+-- `T:ended` at `now` (ms). Three commands at most: the hot paths pay nothing else (the
+-- forgetting is the listing scripts' and the workers' housekeeping's, `forget_expired`).
+local function reindex(req, from, to, created, now)
   if from == to then
     return
   end
   local tag, id = request_of(req)
-  local created = from and redis.call('ZSCORE', tag .. KEY_BY_STATUS .. from, id)
-  if created then
+  if from then
     redis.call('ZREM', tag .. KEY_BY_STATUS .. from, id)
-  else
-    -- A new request, or one that was not indexed (submitted before the indexes existed).
-    created = redis.call('HGET', req, REQ_CREATED) or now
   end
+  -- A request submitted before the indexes existed has its creation time in its hash.
+  created = created or redis.call('HGET', req, REQ_CREATED) or now
   redis.call('ZADD', tag .. KEY_BY_STATUS .. to, created, id)
   if ENDED[to] then
     redis.call('ZADD', tag .. KEY_ENDED, now, id)
-    forget_ended(tag, now - retention, 8)
-  elseif ENDED[from] then
+  elseif from and ENDED[from] then
     redis.call('ZREM', tag .. KEY_ENDED, id)
   end
+end
+
+-- Forgets, from the indexes of the workflow with hash tag `tag`, the requests whose hashes
+-- have expired by `now` (ms): those that ended more than `retention` (ms) ago, and those under
+-- way created more than `unfinished_ttl` (ms) ago. Answers how many ended ones it forgot.
+local function forget_expired(tag, now, retention, unfinished_ttl)
+  local ended = tag .. KEY_ENDED
+  local forgot = 0
+  while true do
+    local gone = redis.call('ZRANGEBYSCORE', ended, '-inf', now - retention, 'LIMIT', 0, 1000)
+    if #gone == 0 then
+      break
+    end
+    for status in pairs(ENDED) do
+      redis.call('ZREM', tag .. KEY_BY_STATUS .. status, unpack(gone))
+    end
+    redis.call('ZREM', ended, unpack(gone))
+    forgot = forgot + #gone
+  end
+  for _, status in ipairs(REQUEST_STATUSES) do
+    if not ENDED[status] then
+      redis.call('ZREMRANGEBYSCORE', tag .. KEY_BY_STATUS .. status, '-inf', now - unfinished_ttl)
+    end
+  end
+  return forgot
 end

@@ -9,9 +9,7 @@
 -- (after index.lua)
 local tag = string.sub(KEYS[1], 1, #KEYS[1] - #KEY_ENDED)
 local now = tonumber(ARGV[1])
-while forget_ended(tag, now - tonumber(ARGV[2]), 1000) == 1000 do
-end
-forget_unfinished(tag, now - tonumber(ARGV[3]))
+forget_expired(tag, now, tonumber(ARGV[2]), tonumber(ARGV[3]))
 local since, before, most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local max = '(' .. ARGV[5]
 local at, after = tonumber(ARGV[7]), ARGV[8]

@@ -28,7 +28,8 @@ local v = ARGV[3]
 local gather = ARGV[10] == '*'
 -- One read for the request's status, the instance's state, the entry and the inputs.
 local fields = {REQ_STATUS, INST_STATUS .. v, INST_ATTEMPTS .. v, INST_FAILURES .. v,
-  INST_STARTED .. v, REQ_TRACEPARENT, carrier, REQ_HASH, INST_LOST .. v, INST_EXPOSED .. v}
+  INST_STARTED .. v, REQ_TRACEPARENT, carrier, REQ_HASH, INST_LOST .. v, INST_EXPOSED .. v,
+  REQ_CREATED}
 local first_input = #fields + 1
 if gather then
   fields[#fields + 1] = ARGV[11]
@@ -117,7 +118,7 @@ end
 if ON_START[st] ~= st then
   update[#update + 1] = REQ_STATUS
   update[#update + 1] = ON_START[st]
-  reindex(req, st, ON_START[st], ARGV[4])
+  reindex(req, st, ON_START[st], got[11], ARGV[4])
 end
 redis.call('HSET', req, unpack(update))
 local out = {'run', started, failed, got[6] or ''}

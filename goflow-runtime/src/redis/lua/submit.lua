@@ -7,7 +7,7 @@
 --       see `worker::attempt`), with the plan hash the worker checks before it runs it
 -- Answers {1, status} when it created the request, {0, status, same} when one existed, `same`
 -- being 1 if that request's input is ARGV[2] (a retried submission), 0 if not.
--- (after index.lua: `reindex`, `request_of`, `forget_unfinished`)
+-- (after index.lua: `reindex`)
 local req, stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', req) == 1 then
   local fields = redis.call('HMGET', req, REQ_STATUS, REQ_INPUT)
@@ -29,8 +29,5 @@ else
 end
 redis.call('HSET', req, unpack(state))
 redis.call('PEXPIRE', req, ARGV[5])
-reindex(req, nil, RS_QUEUED, ARGV[3])
--- Requests under way whose hashes expired unfinished leave the indexes here.
-local tag = request_of(req)
-forget_unfinished(tag, ARGV[3] - ARGV[5])
+reindex(req, nil, RS_QUEUED, ARGV[3], ARGV[3])
 return {1, RS_QUEUED}

@@ -1,7 +1,8 @@
 //! What a worker does for the server besides running vertices: it says at start whether the
 //! server keeps its data across a restart, it creates its consumer groups (waiting for memory
 //! if it must), and it removes consumers from the groups once they are gone: its own at a
-//! clean shutdown, and those of workers that died, once they hold nothing.
+//! clean shutdown, and those of workers that died, once they hold nothing. It also forgets,
+//! from the listing indexes, the requests whose hashes have expired.
 //!
 //! Consumers: every worker joins the group `workers` of each ready stream (and `hooks` of each
 //! hooked done stream) under a name of its own, and Redis keeps a consumer until it is
@@ -101,6 +102,20 @@ impl<C: Codec> Worker<C> {
                     error = %crate::error::chain(&error),
                     "could not remove this worker's consumer from its group"
                 ),
+            }
+        }
+    }
+
+    /// Forgets, from every workflow's listing indexes, the requests whose hashes have expired
+    /// (every half lease, on every worker: the indexes stay bounded by the requests kept).
+    pub(super) async fn forget_expired(&self) {
+        for (name, flow) in &self.engine.inner.flows {
+            if let Err(error) = self.engine.forget_expired(flow).await {
+                tracing::warn!(
+                    flow = name,
+                    error = %crate::error::chain(&error),
+                    "forgetting expired requests from the listing indexes failed"
+                );
             }
         }
     }

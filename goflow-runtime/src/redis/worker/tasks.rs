@@ -144,6 +144,7 @@ impl<C: Codec> Worker<C> {
             if rounds % RETIRE_EVERY_ROUNDS == 0 {
                 self.retire_idle().await;
             }
+            self.forget_expired().await;
             for (name, flow) in &self.engine.inner.flows {
                 let claimed: Result<(String, Vec<StreamEntry>), _> = self
                     .engine
