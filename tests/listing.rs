@@ -479,10 +479,14 @@ async fn redis_indexes_forget_requests_as_their_hashes_expire() {
 
     // The worker's housekeeping (every half lease, 0.75 s here) forgets them, with nobody
     // listing.
-    support::wait_until("the worker forgets the expired requests", PATIENCE, async || {
-        members(&client, index("completed")).await == 0
-            && members(&client, format!("{tag}:ended")).await == 0
-    })
+    support::wait_until(
+        "the worker forgets the expired requests",
+        PATIENCE,
+        async || {
+            members(&client, index("completed")).await == 0
+                && members(&client, format!("{tag}:ended")).await == 0
+        },
+    )
     .await;
     let listed = every_page::<Windows>(&engine, RequestQuery::new()).await;
     assert!(listed.is_empty(), "{listed:?}");

@@ -31,6 +31,8 @@ mod plan;
 pub mod redis;
 pub mod request;
 mod request_id;
+#[cfg(feature = "http")]
+mod schema;
 #[cfg(any(feature = "redis", feature = "http"))]
 mod secret;
 #[cfg(feature = "http")]
@@ -41,6 +43,16 @@ mod time;
 #[cfg(any(feature = "redis", feature = "http"))]
 mod trace;
 mod workflow;
+
+/// Without the `http` feature, no schema: `schema_of!` is `None`.
+#[cfg(not(feature = "http"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __no_schema {
+    ($t:ty) => {
+        $crate::__private::None::<$crate::__private::JsonValue>
+    };
+}
 
 pub use context::Context;
 pub use embedded::{EmbeddedEngine, RunLocal};
@@ -60,6 +72,12 @@ pub mod dsl {
 /// benchmarks. Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    /// `schema_of!(T)`: no schema without the `http` feature.
+    #[cfg(not(feature = "http"))]
+    pub use crate::__no_schema as schema_of;
+    /// `schema_of!(T)`: `T`'s JSON Schema, if it has one (with the `http` feature).
+    #[cfg(feature = "http")]
+    pub use crate::__schema_of as schema_of;
     pub use crate::codec::{Codec, CodecError, MsgPack};
     pub use crate::context::Context;
     pub use crate::engine::Submitted;
@@ -70,6 +88,10 @@ pub mod __private {
         Advance, ArmSpec, Feed, Fragment, Inputs, Instance, Need, Plan, PlanBuilder, PlanVertex,
         Progress, SelectFn, Slot, VertexId,
     };
+    #[cfg(feature = "http")]
+    pub use crate::schema::{
+        General as SchemaGeneral, Probe as SchemaProbe, Specific as SchemaSpecific,
+    };
     pub use crate::step::{accepts, joins, max_nesting, Accepts, Collection, Joins, Step};
     pub use crate::workflow::{BuildPlan, Workflow};
     pub use bytes::Bytes;
@@ -78,6 +100,7 @@ pub mod __private {
     pub use core::marker::Send;
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{self, Err, Ok};
+    pub use serde_json::Value as JsonValue;
     pub use std::boxed::Box;
     pub use std::sync::{Arc, OnceLock};
     pub use std::time::Duration;

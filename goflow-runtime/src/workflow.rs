@@ -34,4 +34,10 @@ pub trait BuildPlan {
 
     /// The plan `run_local` executes (default codec), built once.
     fn local_plan() -> &'static Arc<Plan>;
+
+    /// The JSON Schemas of the input and the output, for the types that implement
+    /// `schemars::JsonSchema` (with the `http` feature).
+    fn schemas() -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+        (None, None)
+    }
 }

@@ -275,3 +275,87 @@ async fn a_state_with_many_instances_answers_a_page_of_them() {
         );
     }
 }
+
+/// `GET /openapi.json` describes every route, and each workflow's `POST /flow/{name}` with its
+/// input and output as JSON Schema; a workflow whose types have no schema (`priced`'s `Order`
+/// does not derive `JsonSchema`) is described as any JSON, with a note. `GET /flow/{name}`
+/// gives the same schemas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_and_each_flows_types() {
+    let router = embedded(defaults()).await;
+    let document = get(&router, "/openapi.json").await.expect(StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    for path in [
+        "/",
+        "/flows",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/flow/{name}/requests",
+        "/flow/{name}/requests/counts",
+        "/flow/{name}/requests/{id}",
+        "/flow/{name}/requests/{id}/{action}",
+        "/flow/{name}/requests/actions/{action}",
+        "/flow/{name}/dead",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not in the document");
+    }
+    for flow in [
+        "counted",
+        "doubled",
+        "greet",
+        "held",
+        "kyc",
+        "kyc_linear",
+        "onboarding",
+        "priced",
+    ] {
+        assert!(paths.contains_key(&format!("/flow/{flow}")), "{flow}");
+    }
+    let kyc = &paths["/flow/kyc"]["post"];
+    let input = &kyc["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(input["properties"]["user_id"]["type"], "string", "{input}");
+    let output =
+        &kyc["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["output"];
+    assert_eq!(
+        output["properties"]["kyc_verified"]["type"], "boolean",
+        "{output}"
+    );
+    let greet =
+        &paths["/flow/greet"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(greet["type"], "string", "{greet}");
+    let priced =
+        &paths["/flow/priced"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert!(
+        priced["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("JsonSchema"),
+        "{priced}"
+    );
+    // Every reference resolves.
+    let text = document.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(
+            document["components"]["schemas"].get(name).is_some(),
+            "#/components/schemas/{name} is not defined"
+        );
+    }
+
+    let kyc = get(&router, "/flow/kyc").await.expect(StatusCode::OK);
+    assert_eq!(
+        kyc["input_schema"]["properties"]["user_id"]["type"],
+        "string"
+    );
+    assert_eq!(
+        kyc["output_schema"]["properties"]["kyc_verified"]["type"],
+        "boolean"
+    );
+    let priced = get(&router, "/flow/priced").await.expect(StatusCode::OK);
+    assert!(
+        priced["input_schema"]["description"].is_string(),
+        "{priced}"
+    );
+}

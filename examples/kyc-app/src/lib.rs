@@ -16,17 +16,18 @@ use std::time::Duration;
 
 use goflow::prelude::*;
 use goflow::service::FlowService;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A KYC request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct KycRequest {
     /// The user to verify.
     pub user_id: String,
 }
 
 /// The user's document image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Image {
     /// Whose image.
     pub user_id: String,
@@ -35,7 +36,7 @@ pub struct Image {
 }
 
 /// Faces found on the image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Detection {
     /// Whose image.
     pub user_id: String,
@@ -44,7 +45,7 @@ pub struct Detection {
 }
 
 /// How well the face matches the user's selfie.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Match {
     /// Whose image.
     pub user_id: String,
@@ -53,7 +54,7 @@ pub struct Match {
 }
 
 /// The verdict written to the user's profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Profile {
     /// The user.
     pub user_id: String,

@@ -534,6 +534,13 @@ impl<'a> Expansion<'a> {
                     static PLAN: #p::OnceLock<#p::Arc<#p::Plan>> = #p::OnceLock::new();
                     PLAN.get_or_init(|| #p::Arc::new(#p::Plan::new::<Self, #p::MsgPack>(#p::MsgPack)))
                 }
+
+                fn schemas() -> (#p::Option<#p::JsonValue>, #p::Option<#p::JsonValue>) {
+                    (
+                        #p::schema_of!(<Self as #p::Workflow>::Input),
+                        #p::schema_of!(<Self as #p::Workflow>::Output),
+                    )
+                }
             }
         }
     }

@@ -20,7 +20,7 @@ use tracing::Instrument as _;
 
 use super::metrics::Metrics;
 use super::registry::FlowDef;
-use super::requests;
+use super::{openapi as document, requests};
 use crate::engine::{Engine, Submitted};
 use crate::error::Error;
 use crate::lifecycle::{Control, RequestStatus};
@@ -61,6 +61,7 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
         .route("/readyz", get(ready::<E>))
         .route("/metrics", get(metrics::<E>))
         .route("/flows", get(list_flows::<E>))
+        .route("/openapi.json", get(openapi::<E>))
         .route("/flow/{name}", get(describe_flow::<E>).post(submit::<E>))
         .route("/flow/{name}/requests", get(requests::list::<E>))
         .route("/flow/{name}/dead", get(requests::dead::<E>))
@@ -382,6 +383,11 @@ fn submitted_id(headers: &HeaderMap) -> Result<RequestId, ApiError> {
     }
 }
 
+/// `GET /openapi.json`: every route, with each workflow's input and output schemas.
+async fn openapi<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Value> {
+    Json(document::document(&state.flows))
+}
+
 async fn list_flows<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Value> {
     let mut flows: Vec<Value> = state
         .flows
@@ -436,8 +442,17 @@ async fn describe_flow<E: Engine>(
             graph.to_dot(),
         )
             .into_response(),
-        _ => Json(json!({ "name": graph.name(), "description": flow.description, "graph": graph }))
-            .into_response(),
+        _ => {
+            let (input, output) = document::schemas(flow);
+            Json(json!({
+                "name": graph.name(),
+                "description": flow.description,
+                "graph": graph,
+                "input_schema": input,
+                "output_schema": output,
+            }))
+            .into_response()
+        }
     })
 }
 

@@ -23,6 +23,7 @@
 
 mod http;
 mod metrics;
+mod openapi;
 mod registry;
 mod requests;
 mod serve;

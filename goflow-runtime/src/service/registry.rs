@@ -25,6 +25,8 @@ pub(crate) struct FlowDef {
     pub(crate) input_from_json: fn(&[u8]) -> Result<Bytes, CodecError>,
     /// Encoded workflow output → JSON.
     pub(crate) output_to_json: fn(&[u8]) -> Result<serde_json::Value, CodecError>,
+    /// The JSON Schemas of the input and the output, where the types have one.
+    pub(crate) schemas: fn() -> (Option<serde_json::Value>, Option<serde_json::Value>),
 }
 
 impl FlowDef {
@@ -42,6 +44,7 @@ impl FlowDef {
                 let json = output.encode_with(&Json)?;
                 serde_json::from_slice(&json).map_err(|e| CodecError::decode("json", &e))
             },
+            schemas: W::schemas,
         }
     }
 }
