@@ -57,7 +57,15 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         assert!(Instant::now() < deadline, "the kyc service did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // In a directory of its own: Schemathesis keeps a cache of what it found where it runs.
+    let workdir = std::env::temp_dir().join(format!(
+        "goflow-schemathesis-{}-{:08x}",
+        std::process::id(),
+        port
+    ));
+    std::fs::create_dir_all(&workdir).expect("a directory for schemathesis");
     let output = Command::new("st")
+        .current_dir(&workdir)
         .args([
             "run",
             &format!("{base}/openapi.json"),
@@ -81,6 +89,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         .output()
         .expect("run schemathesis");
     drop(service);
+    let _ = std::fs::remove_dir_all(&workdir);
     let report = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
