@@ -1,7 +1,9 @@
 //! Finding requests without knowing their ids: count them by status, list the failures newest
-//! first a page at a time, and narrow the list to a time window. The same calls answer on the
-//! Redis engine (from indexes it keeps in Redis), and over HTTP as
-//! `GET /flow/{name}/requests?status=failed&limit=3` and `GET /flow/{name}/requests/counts`.
+//! first a page at a time, narrow the list to a time window, read the dead letters, and stop
+//! every request still queued in one call. The same calls answer on the Redis engine (from
+//! indexes it keeps in Redis), and over HTTP as `GET /flow/{name}/requests?status=failed&limit=3`,
+//! `GET /flow/{name}/requests/counts`, `GET /flow/{name}/dead` and
+//! `POST /flow/{name}/requests/actions/stop`.
 //!
 //! ```sh
 //! cargo run --example find_requests
@@ -10,7 +12,7 @@
 use std::time::Duration;
 
 use goflow::prelude::*;
-use goflow::request::{RequestQuery, RequestStatus};
+use goflow::request::{Control, RequestQuery, RequestStatus, Selection};
 use goflow::{EmbeddedEngine, Engine};
 
 /// Refuses the orders of a blocked customer, for good.
@@ -76,5 +78,35 @@ async fn main() -> Result<(), goflow::Error> {
         .list::<Orders>(&RequestQuery::new().since_ms(minute_ago).limit(100))
         .await?;
     println!("{} created in the last minute", recent.requests.len());
+
+    // The dead letters: one per request that failed for good, with the vertex and its failure.
+    let dead = engine.dead_letters::<Orders>(10, None).await?;
+    for letter in &dead.dead {
+        println!(
+            "dead letter {}: `{}` after {} attempt(s)",
+            letter.id, letter.failure.vertex, letter.failure.attempts
+        );
+    }
+
+    // A bulk action: stop whatever is still queued or running (nothing is, by now), and pause
+    // the completed ones, which the control table refuses: each is skipped with its reason.
+    let stop = Selection::new()
+        .status(RequestStatus::Queued)
+        .status(RequestStatus::Running);
+    let stopped = engine.control_all::<Orders>(&stop, Control::Stop).await?;
+    println!(
+        "stop: {} matched, {} stopped",
+        stopped.matched, stopped.applied
+    );
+    let completed = Selection::new().status(RequestStatus::Completed);
+    let paused = engine
+        .control_all::<Orders>(&completed, Control::Pause)
+        .await?;
+    if let Some(skipped) = paused.skipped.first() {
+        println!(
+            "pause: {} matched, {} paused; e.g. {}",
+            paused.matched, paused.applied, skipped.reason
+        );
+    }
     Ok(())
 }
