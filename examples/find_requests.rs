@@ -90,15 +90,17 @@ async fn main() -> Result<(), goflow::Error> {
 
     // A bulk action: stop whatever is still queued or running (nothing is, by now), and pause
     // the completed ones, which the control table refuses: each is skipped with its reason.
-    let stop = Selection::new()
-        .status(RequestStatus::Queued)
-        .status(RequestStatus::Running);
+    let stop = Selection::matching(
+        RequestQuery::new()
+            .status(RequestStatus::Queued)
+            .status(RequestStatus::Running),
+    );
     let stopped = engine.control_all::<Orders>(&stop, Control::Stop).await?;
     println!(
         "stop: {} matched, {} stopped",
         stopped.matched, stopped.applied
     );
-    let completed = Selection::new().status(RequestStatus::Completed);
+    let completed = Selection::matching(RequestQuery::new().status(RequestStatus::Completed));
     let paused = engine
         .control_all::<Orders>(&completed, Control::Pause)
         .await?;

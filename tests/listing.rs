@@ -393,7 +393,11 @@ conformance! {
         // Running and paused ones stop; the completed one is not picked by status.
         let stopped = engine
             .control_all::<Held>(
-                &Selection::new().status(RequestStatus::Running).status(RequestStatus::Paused),
+                &Selection::matching(
+                    RequestQuery::new()
+                        .status(RequestStatus::Running)
+                        .status(RequestStatus::Paused),
+                ),
                 Control::Stop,
             )
             .await

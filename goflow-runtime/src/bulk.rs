@@ -7,31 +7,29 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::lifecycle::{Control, RequestStatus};
+use crate::lifecycle::Control;
 use crate::listing::RequestQuery;
 use crate::request_id::RequestId;
 
-/// Which requests of a workflow a bulk action applies to: those with one of `statuses` (any
-/// when empty), created from `since_ms` until `until_ms`, and, when `ids` is not empty, only
-/// those ids. A selection picks nothing until it names at least one of them, so that an empty
-/// one never stops every request by mistake.
+/// Which requests of a workflow a bulk action applies to: those the filter of a
+/// [`RequestQuery`] selects (its statuses and creation times; its limit and cursor do not
+/// count), and, when `ids` is not empty, only those ids. A selection picks nothing until it
+/// names a status, a time or an id, so that an empty one never stops every request by mistake.
 ///
 /// ```
-/// use goflow::request::{RequestStatus, Selection};
+/// use goflow::request::{RequestQuery, RequestStatus, Selection};
 ///
-/// let stuck = Selection::new().status(RequestStatus::Paused).until_ms(1_700_000_000_000);
+/// let stuck = Selection::matching(
+///     RequestQuery::new().status(RequestStatus::Paused).until_ms(1_700_000_000_000),
+/// );
 /// assert!(!stuck.is_empty());
 /// assert!(Selection::new().is_empty());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Selection {
-    /// The statuses picked; any when empty.
-    pub statuses: Vec<RequestStatus>,
-    /// Only requests created at or after this time (ms since the Unix epoch).
-    pub since_ms: Option<u64>,
-    /// Only requests created before this time (ms since the Unix epoch).
-    pub until_ms: Option<u64>,
+    /// The statuses and creation times picked (its limit and cursor are not used).
+    pub filter: RequestQuery,
     /// Only these requests, when not empty (at most [`MAX`](Self::MAX)).
     pub ids: Vec<RequestId>,
 }
@@ -45,24 +43,12 @@ impl Selection {
         Self::default()
     }
 
-    /// Picks requests with status `status` too.
-    pub fn status(mut self, status: RequestStatus) -> Self {
-        if !self.statuses.contains(&status) {
-            self.statuses.push(status);
+    /// The requests `filter` selects, by status and creation time.
+    pub fn matching(filter: RequestQuery) -> Self {
+        Self {
+            filter,
+            ids: Vec::new(),
         }
-        self
-    }
-
-    /// Only requests created at or after `ms`.
-    pub fn since_ms(mut self, ms: u64) -> Self {
-        self.since_ms = Some(ms);
-        self
-    }
-
-    /// Only requests created before `ms`.
-    pub fn until_ms(mut self, ms: u64) -> Self {
-        self.until_ms = Some(ms);
-        self
     }
 
     /// Only request `id` (among any others named so).
@@ -75,18 +61,16 @@ impl Selection {
 
     /// Whether it names nothing to pick by (and so picks nothing).
     pub fn is_empty(&self) -> bool {
-        self.statuses.is_empty()
-            && self.since_ms.is_none()
-            && self.until_ms.is_none()
+        self.filter.statuses.is_empty()
+            && self.filter.since_ms.is_none()
+            && self.filter.until_ms.is_none()
             && self.ids.is_empty()
     }
 
-    /// The list query of the same statuses and times.
+    /// The list query of its filter, from the first page, pages as large as they go.
     fn query(&self) -> RequestQuery {
-        let mut query = RequestQuery::new().limit(RequestQuery::MAX_LIMIT);
-        query.statuses = self.statuses.clone();
-        query.since_ms = self.since_ms;
-        query.until_ms = self.until_ms;
+        let mut query = self.filter.clone().limit(RequestQuery::MAX_LIMIT);
+        query.cursor = None;
         query
     }
 }

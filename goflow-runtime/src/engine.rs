@@ -217,7 +217,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     ///
     /// ```
     /// use goflow::prelude::*;
-    /// use goflow::request::{Control, RequestStatus, Selection};
+    /// use goflow::request::{Control, RequestQuery, RequestStatus, Selection};
     /// use goflow::{EmbeddedEngine, Engine};
     ///
     /// #[node]
@@ -234,9 +234,11 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     /// for _ in 0..3 {
     ///     engine.submit::<Nap>(&60_000).await?;
     /// }
-    /// let running = Selection::new()
-    ///     .status(RequestStatus::Queued)
-    ///     .status(RequestStatus::Running);
+    /// let running = Selection::matching(
+    ///     RequestQuery::new()
+    ///         .status(RequestStatus::Queued)
+    ///         .status(RequestStatus::Running),
+    /// );
     /// let stopped = engine.control_all::<Nap>(&running, Control::Stop).await?;
     /// assert_eq!((stopped.matched, stopped.applied), (3, 3));
     /// # Ok(()) }

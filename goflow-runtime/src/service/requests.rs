@@ -116,26 +116,27 @@ fn selection_of(body: &[u8]) -> Result<Selection, ApiError> {
             "the body is `{{\"status\": [..], \"since\": <ms>, \"until\": <ms>, \"ids\": [..]}}`: {e}"
         ))
     })?;
-    let mut selection = Selection::new();
+    let mut filter = RequestQuery::new();
     for word in &body.status {
-        selection = selection.status(status_of(word)?);
+        filter = filter.status(status_of(word)?);
     }
-    selection.since_ms = body.since;
-    selection.until_ms = body.until;
+    filter.since_ms = body.since;
+    filter.until_ms = body.until;
+    if let (Some(since), Some(until)) = (filter.since_ms, filter.until_ms) {
+        if until < since {
+            return Err(invalid("`until` is before `since`"));
+        }
+    }
     if body.ids.len() > Selection::MAX {
         return Err(invalid(format!(
             "at most {} `ids` per call",
             Selection::MAX
         )));
     }
+    let mut selection = Selection::matching(filter);
     for id in &body.ids {
         let id = RequestId::parse(id).map_err(|e| invalid(format!("`ids`: {e}")))?;
         selection = selection.id(id);
-    }
-    if let (Some(since), Some(until)) = (selection.since_ms, selection.until_ms) {
-        if until < since {
-            return Err(invalid("`until` is before `since`"));
-        }
     }
     if selection.is_empty() {
         return Err(invalid(
