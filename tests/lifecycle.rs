@@ -246,8 +246,12 @@ conformance! {
         assert_eq!(engine.pause::<Gated>(&id).await.unwrap(), RequestStatus::Paused);
         assert_eq!(conflict(engine.pause::<Gated>(&id).await, Control::Pause), RequestStatus::Paused);
         assert_eq!(engine.resume::<Gated>(&id).await.unwrap(), RequestStatus::Running);
+        for action in Control::ALL.iter().filter(|a| a.is_retry()) {
+            let result = engine.control(Gated::NAME, &id, *action).await;
+            assert_eq!(conflict(result, *action), RequestStatus::Running);
+        }
         assert_eq!(engine.stop::<Gated>(&id).await.unwrap(), RequestStatus::Stopped);
-        for action in Control::ALL {
+        for action in Control::ALL.iter().filter(|a| !a.is_retry()) {
             let result = engine.control(Gated::NAME, &id, *action).await;
             assert_eq!(conflict(result, *action), RequestStatus::Stopped);
         }
@@ -259,6 +263,9 @@ conformance! {
         for action in Control::ALL {
             let result = engine.control(Gated::NAME, &completed, *action).await;
             assert_eq!(conflict(result, *action), RequestStatus::Completed);
+        }
+        // Only a retry applies to a failed (or stopped) request: `tests/retry.rs`.
+        for action in Control::ALL.iter().filter(|a| !a.is_retry()) {
             let result = engine.control(Hopeless::NAME, &failed, *action).await;
             assert_eq!(conflict(result, *action), RequestStatus::Failed);
         }

@@ -162,6 +162,56 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         self.control(W::NAME, id, Control::Stop)
     }
 
+    /// Retries a failed or stopped request of `W` under the same id: the vertex instances that
+    /// failed, were cancelled or were parked run again (a failed for-each item alone, not its
+    /// siblings), with the outputs that completed kept and each vertex's attempts counting on;
+    /// the request is `running` again, and its state's `retries` counts one more. Answers
+    /// [`Error::Conflict`] for a request that has not ended, or that completed.
+    ///
+    /// ```
+    /// use goflow::prelude::*;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// static FIXED: AtomicBool = AtomicBool::new(false);
+    ///
+    /// #[node]
+    /// async fn flaky(n: u32) -> Result<u32, NodeError> {
+    ///     if FIXED.load(Ordering::SeqCst) { Ok(n) } else { Err(NodeError::permanent("not yet")) }
+    /// }
+    ///
+    /// workflow! { pub Flaky = flaky; }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), goflow::Error> {
+    /// let engine = EmbeddedEngine::new();
+    /// let id = engine.submit::<Flaky>(&7).await?;
+    /// let failed = engine.wait::<Flaky>(&id, std::time::Duration::from_secs(5)).await?;
+    /// assert!(matches!(failed, RequestOutcome::Failed(_)));
+    /// FIXED.store(true, Ordering::SeqCst);
+    /// assert_eq!(engine.retry::<Flaky>(&id).await?, RequestStatus::Running);
+    /// let done = engine.wait::<Flaky>(&id, std::time::Duration::from_secs(5)).await?;
+    /// assert!(matches!(done, RequestOutcome::Completed(7)));
+    /// assert_eq!(engine.status::<Flaky>(&id).await?.retries, 1);
+    /// # Ok(()) }
+    /// ```
+    fn retry<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.know::<W>();
+        self.control(W::NAME, id, Control::Retry)
+    }
+
+    /// Retries a failed or stopped request of `W` from its input: every vertex runs anew (their
+    /// attempts counting on). On Redis, answers [`Error::StillEnding`] while an entry or
+    /// attempt of its last run is still under way (for a moment after it ended).
+    fn retry_from_start<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestStatus, Error>> + Send {
+        self.know::<W>();
+        self.control(W::NAME, id, Control::RetryFromStart)
+    }
+
     /// A page of the requests of `W` that `query` selects, newest first: those under way, and
     /// those that ended within the retention. Page on with
     /// [`RequestQuery::after`]`(page.next_cursor)`.

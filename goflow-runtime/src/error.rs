@@ -202,9 +202,13 @@ pub enum Error {
         /// The name asked for.
         flow: String,
     },
-    /// Pause, resume or stop does not apply to the request's status (pausing a finished
-    /// request, resuming a running one).
-    #[error("cannot {action} request `{request_id}` of `{flow}`: it is {status}")]
+    /// The action does not apply to the request's status (pausing a finished request, resuming
+    /// a running one, retrying one that has not ended).
+    #[error(
+        "cannot {} request `{request_id}` of `{flow}`: it is {status}{}",
+        action.verb(),
+        crate::lifecycle::why_not(*action, *status)
+    )]
     Conflict {
         /// The workflow's name.
         flow: &'static str,
@@ -214,6 +218,21 @@ pub enum Error {
         action: Control,
         /// The request's status, from which `action` does not apply.
         status: RequestStatus,
+    },
+    /// A retry from the start must wait: an entry or an attempt of the request's last run is
+    /// still under way (the Redis engine's workers drop or cancel those of an ended request as
+    /// soon as they see them), and would run on inputs the retry forgets.
+    #[error(
+        "cannot retry request `{request_id}` of `{flow}` from the start yet: `{vertex}` of its \
+         last run is still under way (workers settle it shortly); try again in a moment"
+    )]
+    StillEnding {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The request.
+        request_id: RequestId,
+        /// The vertex instance still under way.
+        vertex: String,
     },
     /// The workflow's input could not be encoded or its output decoded.
     #[error("workflow `{flow}`: a payload could not be encoded or decoded")]

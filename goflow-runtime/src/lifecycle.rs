@@ -14,10 +14,11 @@
 //! - `queued` or `running` → `paused` on pause, and `paused` → `running` on resume;
 //! - `running` → `completed` when the exit vertex completes, or `failed` when a vertex fails
 //!   for good;
-//! - `queued`, `running` or `paused` → `stopped` on stop.
+//! - `queued`, `running` or `paused` → `stopped` on stop;
+//! - `failed` or `stopped` → `running` again on retry, under the same id.
 //!
-//! The three controls from each status are the [control table](control); nothing leaves a
-//! final status.
+//! The controls from each status are the [control table](control); only a retry leaves a
+//! final status, and never `completed`.
 //!
 //! # A vertex instance
 //!
@@ -25,8 +26,18 @@
 //! paused, `queued` again on resume) → `running` (an attempt runs; each attempt started counts,
 //! the running one included) → `done`, or `retrying` (waiting for its backoff) → `running`
 //! again, or `failed`. A conditional's untaken arms are `skipped`. When the request ends, the
-//! [sweep] settles the rest: none is left `pending`, `queued`, `parked`, `retrying` or
-//! `running`.
+//! [sweep] settles the rest as the state is read: none is shown `pending`, `queued`,
+//! `parked`, `retrying` or `running`.
+//!
+//! # A retry
+//!
+//! A retry runs an ended request on from where it stopped: the instances that failed, were
+//! cancelled, or were parked when it ended had all their inputs, and are queued again
+//! ([`on_retry`]), their attempts counting on and their retry budget afresh; those done or
+//! skipped stay so, and those still waiting for their inputs get them as their parents
+//! complete. A retry from the start runs everything again from the input. The stored state of
+//! an ended request is kept as it was for that (each engine applies [`on_end`] to what it knows
+//! has stopped, and the sweep only to what it shows).
 
 use std::fmt;
 use std::str::FromStr;
@@ -138,6 +149,11 @@ vocabulary! {
         Resume = "resume",
         /// End the request now: its running attempts are cancelled and nothing else runs.
         Stop = "stop",
+        /// Run a failed or stopped request on: the instances that failed, were cancelled or
+        /// were parked run again, with the outputs that completed kept.
+        Retry = "retry",
+        /// Run a failed or stopped request again from its input, every vertex anew.
+        RetryFromStart = "retry_from_start",
     }
 }
 
@@ -166,18 +182,47 @@ pub struct UnknownWord {
     word: String,
 }
 
+impl Control {
+    /// Whether it is a retry (from where the request stopped, or from the start).
+    pub const fn is_retry(self) -> bool {
+        matches!(self, Self::Retry | Self::RetryFromStart)
+    }
+
+    /// The action in words, for messages: `pause`, …, `retry from the start`.
+    pub const fn verb(self) -> &'static str {
+        match self {
+            Self::RetryFromStart => "retry from the start",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// Why `action` does not apply in status `from`, beyond the status itself, for a conflict's
+/// message (empty when the status says it all).
+pub(crate) const fn why_not(action: Control, from: RequestStatus) -> &'static str {
+    match (action.is_retry(), from) {
+        (true, RequestStatus::Completed) => {
+            " (a completed request is not retried: submit its input again under a new id)"
+        }
+        (true, _) => " (only a failed or stopped request is retried: it has not ended)",
+        (false, _) => "",
+    }
+}
+
 /// The control table: the status a request moves to when `action` is applied in status
 /// `from`, or `None` when the action does not apply (it is a conflict: pausing a finished
-/// request, resuming a running one).
+/// request, resuming a running one, retrying one that has not ended or that completed).
 pub(crate) const fn control(from: RequestStatus, action: Control) -> Option<RequestStatus> {
     use RequestStatus::{Completed, Failed, Paused, Queued, Running, Stopped};
     match (action, from) {
         (Control::Pause, Queued | Running) => Some(Paused),
         (Control::Resume, Paused) => Some(Running),
         (Control::Stop, Queued | Running | Paused) => Some(Stopped),
+        (Control::Retry | Control::RetryFromStart, Failed | Stopped) => Some(Running),
         (Control::Pause | Control::Resume | Control::Stop, Completed | Failed | Stopped)
         | (Control::Pause, Paused)
-        | (Control::Resume, Queued | Running) => None,
+        | (Control::Resume, Queued | Running)
+        | (Control::Retry | Control::RetryFromStart, Queued | Running | Paused | Completed) => None,
     }
 }
 
@@ -211,6 +256,30 @@ pub(crate) const fn sweep(vertex: VertexStatus) -> VertexStatus {
         | VertexStatus::Running => VertexStatus::Cancelled,
         settled => settled,
     }
+}
+
+/// What the end of its request makes of an instance whose engine knows it will not go on (its
+/// attempt was cancelled, or its entry dropped): one that was queued, retrying or running is
+/// `cancelled`; any other stays as it is, so that a retry can tell what had been made ready
+/// (`parked` stays parked) from what still waited for its inputs (`pending` stays pending).
+pub(crate) const fn on_end(vertex: VertexStatus) -> VertexStatus {
+    match vertex {
+        VertexStatus::Queued | VertexStatus::Retrying | VertexStatus::Running => {
+            VertexStatus::Cancelled
+        }
+        other => other,
+    }
+}
+
+/// Whether a retry queues the instance again: one that `failed`, was `cancelled`, or was
+/// `parked` when its request ended had all its inputs and holds no entry any more. (On Redis,
+/// one still `queued`, `retrying` or `running` at the retry has its entry or its attempt still
+/// under way, and goes on by itself.)
+pub(crate) const fn reruns(vertex: VertexStatus) -> bool {
+    matches!(
+        vertex,
+        VertexStatus::Failed | VertexStatus::Cancelled | VertexStatus::Parked
+    )
 }
 
 /// What to do after a failed attempt.
@@ -282,18 +351,27 @@ mod tests {
                     None,
                 ],
             ),
+            (
+                Control::Retry,
+                [None, None, None, None, Some(Running), Some(Running)],
+            ),
+            (
+                Control::RetryFromStart,
+                [None, None, None, None, Some(Running), Some(Running)],
+            ),
         ];
         for (action, row) in table {
             for (from, to) in RequestStatus::ALL.iter().zip(row) {
                 assert_eq!(control(*from, action), to, "{action} from {from}");
             }
         }
-        // Nothing moves a request out of a final status, and a final status is reached only
-        // by stop.
+        // Only a retry moves a request out of a final status (never out of `completed`), and
+        // a final status is reached only by stop.
         for from in RequestStatus::ALL {
             for action in Control::ALL {
                 if let Some(to) = control(*from, *action) {
-                    assert!(!from.is_final());
+                    assert_eq!(from.is_final(), action.is_retry());
+                    assert_ne!(*from, Completed);
                     assert_eq!(to.is_final(), *action == Control::Stop);
                 }
             }
@@ -311,6 +389,26 @@ mod tests {
         }
         assert_eq!(sweep(VertexStatus::Pending), VertexStatus::Skipped);
         assert_eq!(sweep(VertexStatus::Retrying), VertexStatus::Cancelled);
+    }
+
+    #[test]
+    fn a_retry_reruns_what_had_its_inputs() {
+        for status in VertexStatus::ALL {
+            let ended = on_end(*status);
+            // What the end leaves is either settled or waiting: nothing is shown running.
+            assert!(
+                ended.is_final() || matches!(ended, VertexStatus::Pending | VertexStatus::Parked),
+                "{status} ended as {ended}"
+            );
+            assert_eq!(
+                reruns(ended),
+                !matches!(
+                    *status,
+                    VertexStatus::Pending | VertexStatus::Done | VertexStatus::Skipped
+                ),
+                "{status}"
+            );
+        }
     }
 
     #[test]

@@ -61,10 +61,19 @@ impl VertexState {
     /// Applies the lifecycle's [sweep](crate::lifecycle::sweep) for a request that ended at
     /// `ended_at_ms`: an instance that will never run is settled then.
     pub(crate) fn sweep(&mut self, ended_at_ms: u64) {
-        let swept = crate::lifecycle::sweep(self.status);
-        if swept != self.status {
-            self.status = swept;
-            self.finished_at_ms.get_or_insert(ended_at_ms);
+        self.settle(crate::lifecycle::sweep(self.status), ended_at_ms);
+    }
+
+    /// Applies the lifecycle's [`on_end`](crate::lifecycle::on_end) for a request that ended at
+    /// `ended_at_ms`: an instance that was queued or running is cancelled then.
+    pub(crate) fn end(&mut self, ended_at_ms: u64) {
+        self.settle(crate::lifecycle::on_end(self.status), ended_at_ms);
+    }
+
+    fn settle(&mut self, status: VertexStatus, at_ms: u64) {
+        if status != self.status {
+            self.status = status;
+            self.finished_at_ms.get_or_insert(at_ms);
         }
     }
 }
@@ -114,6 +123,9 @@ pub struct RequestState {
     pub vertices: Vec<VertexState>,
     /// Why it failed.
     pub failure: Option<RequestFailure>,
+    /// How many times it has been retried (each retry runs it on under the same id, and its
+    /// vertices' attempts count on).
+    pub retries: u32,
     /// The encoded output, once completed; decode it with the workflow's codec.
     #[serde(skip)]
     pub output: Option<Bytes>,

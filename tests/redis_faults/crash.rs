@@ -13,7 +13,7 @@ use goflow::Engine;
 use crate::processes::WorkerProcesses;
 use crate::support::RedisServer;
 use crate::support::{self, pending_by_consumer, raw, raw_client, vertex_index, wait_until};
-use crate::{expected, fields, kyc, ready_key, short_lease, Kyc};
+use crate::{expected, fields, kyc, ready_key, short_lease, Kyc, LIMIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
@@ -241,5 +241,141 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
     assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
     println!(
         "crash-each: the killed worker held {lost} entries; {reattempted} items ran more than once"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A bulk retry of 500 failed requests with a worker process killed while it runs them.
+
+#[node]
+async fn prepare(user: String) -> String {
+    user
+}
+
+#[node]
+async fn steady_side(user: String) -> String {
+    format!("{user}/steady")
+}
+
+/// Fails for good on its first attempt ever, and succeeds on any later one: the attempts of a
+/// retried request count on, so its retry succeeds (in whichever worker process runs it).
+#[node]
+async fn first_fails(ctx: Context, user: String) -> Result<String, NodeError> {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    if ctx.attempt() == 1 {
+        return Err(NodeError::permanent("the first attempt fails"));
+    }
+    Ok(format!("{user}/mended"))
+}
+
+#[node]
+async fn settle_both(steady: String, mended: String) -> String {
+    format!("{steady}+{mended}")
+}
+
+workflow! {
+    /// A diamond whose one branch fails the first time.
+    pub(crate) Mending = prepare -> [steady_side, first_fails] => settle_both;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_retry_survives_a_worker_process_killed_mid_run() {
+    use goflow::request::{Control, RequestQuery, Selection};
+    const REQUESTS: usize = 500;
+    let (_server, config, engine, client) = short_lease::<Mending>("crash-retry").await;
+    let ready = ready_key(&config, Mending::NAME);
+    let tag = support::flow_tag(&config.prefix, Mending::NAME);
+    let mut workers = WorkerProcesses::spawn(3, &config);
+    let users: Vec<String> = (0..REQUESTS).map(|i| format!("user-{i:03}")).collect();
+    let mut ids = Vec::with_capacity(REQUESTS);
+    for user in &users {
+        ids.push(engine.submit::<Mending>(user).await.expect("submit"));
+    }
+    // Every request fails at `first_fails`; note whose `steady_side` had completed by then
+    // (the others' was cancelled, and reruns).
+    let mut steady_done = Vec::with_capacity(REQUESTS);
+    for id in &ids {
+        match engine.wait::<Mending>(id, LIMIT).await.expect("wait") {
+            RequestOutcome::Failed(failure) => assert_eq!(failure.vertex, "first_fails"),
+            other => panic!("request {id} did not fail: {other:?}"),
+        }
+        let state = engine.status::<Mending>(id).await.expect("state");
+        let steady = &state.vertices[vertex_index(&state, "steady_side")];
+        steady_done.push(steady.status == VertexStatus::Done);
+    }
+
+    // The bulk retry, and a worker killed while it holds retried entries.
+    let failed = Selection::matching(RequestQuery::new().status(RequestStatus::Failed));
+    let (outcome, (victim, lost)) = tokio::join!(
+        engine.control_all::<Mending>(&failed, Control::Retry),
+        workers.kill_first_holding(&client, &config, Mending::NAME),
+    );
+    let outcome = outcome.expect("the bulk retry");
+    assert_eq!(
+        (outcome.matched, outcome.applied),
+        (REQUESTS, REQUESTS),
+        "{outcome:?}"
+    );
+
+    // Every request completes, once, with its own output; what had completed did not run again.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for (id, user) in ids.iter().zip(&users) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match engine.wait::<Mending>(id, left).await.expect("wait") {
+            RequestOutcome::Completed(output) => {
+                assert_eq!(output, format!("{user}/steady+{user}/mended"), "{id}");
+            }
+            other => panic!("request {id} ({user}) did not complete: {other:?}"),
+        }
+    }
+    let mut reattempted = 0;
+    for (id, steady_was_done) in ids.iter().zip(&steady_done) {
+        let state = engine.status::<Mending>(id).await.expect("state");
+        assert_eq!((state.status, state.retries), (RequestStatus::Completed, 1));
+        for vertex in &state.vertices {
+            assert_eq!(vertex.status, VertexStatus::Done, "{id}: {vertex:?}");
+        }
+        let attempts = |name: &str| state.vertices[vertex_index(&state, name)].attempts;
+        assert_eq!(attempts("prepare"), 1, "{id}: {state:?}");
+        if *steady_was_done {
+            assert_eq!(
+                attempts("steady_side"),
+                1,
+                "{id}: a completed vertex ran again"
+            );
+        }
+        assert!(attempts("first_fails") >= 2, "{id}: {state:?}");
+        reattempted += usize::from(attempts("first_fails") > 2);
+        // The join counted each parent once.
+        let join = vertex_index(&state, "settle_both");
+        let counted = fields(&client, &config, Mending::NAME, id, &[format!("n:{join}")]).await;
+        assert_eq!(counted, [Some("2".to_owned())], "{id}");
+    }
+    // Each request ended twice: failed, then completed after its retry.
+    let mut ends: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, entry) in support::stream_entries(&client, &format!("{tag}:done")).await {
+        ends.entry(entry["r"].clone())
+            .or_default()
+            .push(entry["st"].clone());
+    }
+    assert_eq!(ends.len(), REQUESTS);
+    for (id, statuses) in &ends {
+        assert_eq!(statuses, &["failed", "completed"], "{id}");
+    }
+    // One dead letter per first failure, and nothing left in the stream or pending.
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![format!("{tag}:dead").into()]).await,
+        REQUESTS as u64
+    );
+    assert_eq!(
+        raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
+        0
+    );
+    let pending = pending_by_consumer(&client, &ready).await;
+    assert!(pending.values().all(|&n| n == 0), "{pending:?}");
+    let kept = steady_done.iter().filter(|done| **done).count();
+    println!(
+        "crash-retry: the killed worker ({victim}) held {lost} entries; {kept} completed \
+         branches kept; {reattempted} retried vertices ran more than once more"
     );
 }

@@ -147,6 +147,7 @@ fn worker_process_entry() {
         let engine = kyc(config)
             .register::<crate::leases::Poison>()
             .register::<crate::crash::Sweep>()
+            .register::<crate::crash::Mending>()
             .register::<crate::leases::CrashOnce>()
             .register::<crate::leases::CrashInDiamond>()
             .register::<crate::leases::StallThenHold>()

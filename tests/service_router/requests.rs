@@ -228,6 +228,55 @@ pub(super) async fn listing_round_trip(router: &Router) {
     for (key, _) in &running {
         release(key);
     }
+
+    // Retries: a stopped request runs on under the same id, by its own route or in bulk (here
+    // from the start); a completed one is a conflict that says why.
+    let (first, second) = (id_of(&running[0].1), id_of(&running[1].1));
+    let body = post(
+        router,
+        &format!("/flow/held/requests/{first}/retry"),
+        json!(null),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    assert_eq!(body["status"], "running", "body: {body}");
+    let body = post(
+        router,
+        "/flow/held/requests/actions/retry?from=start",
+        json!({"ids": [second], "status": ["stopped"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        (&body["matched"], &body["applied"]),
+        (&json!(1), &json!(1)),
+        "body: {body}"
+    );
+    for (_, location) in &running {
+        let state = poll(router, location, "the retried request completes", is_final).await;
+        assert_eq!(state["status"], "completed", "state: {state}");
+        assert_eq!(state["retries"], 1, "state: {state}");
+    }
+    let message = post(
+        router,
+        &format!("/flow/held/requests/{first}/retry"),
+        json!(null),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "conflict");
+    assert!(
+        message.contains("a completed request is not retried"),
+        "{message}"
+    );
+    for bad in ["retry?from=later", "pause?from=start", "retry?colour=red"] {
+        post(
+            router,
+            &format!("/flow/held/requests/{first}/{bad}"),
+            json!(null),
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_action");
+    }
     for bad in [
         json!({}),
         json!({"status": ["done"]}),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::registry::Registry;
-use super::tracked::Tracked;
+use super::tracked::{Restart, Tracked};
 use crate::context::Context;
 use crate::engine::Hook;
 use crate::error::{Error, Failure};
@@ -35,7 +35,7 @@ pub(crate) async fn execute(
 ) -> Result<Bytes, Error> {
     // A run request (untracked, so never stopped) is counted here, from start to end.
     crate::metrics::flow_started(plan.flow());
-    let result = execute_tracked(&plan, request_id.clone(), input, None).await;
+    let (result, _) = execute_tracked(&plan, request_id.clone(), fresh(&plan, input), None).await;
     let (status, failure) = match &result {
         Ok(_) => (RequestStatus::Completed, None),
         Err(Error::Stopped { .. }) => (RequestStatus::Stopped, None),
@@ -52,6 +52,14 @@ pub(crate) async fn execute(
     result
 }
 
+/// Where a new request's run starts: its entry vertex, on its input.
+pub(super) fn fresh(plan: &Plan, input: Bytes) -> Restart {
+    Restart {
+        progress: Progress::new(input).with_room_for(plan.vertices().len()),
+        launch: vec![Instance::root(plan.entry())],
+    }
+}
+
 /// The one line of a request that failed for good, as the Redis worker logs it.
 fn log_failure(flow: &'static str, request_id: &RequestId, failure: &RequestFailure) {
     tracing::warn!(
@@ -64,12 +72,12 @@ fn log_failure(flow: &'static str, request_id: &RequestId, failure: &RequestFail
     );
 }
 
-/// Runs a submitted request in a task of its own, in the submitter's span (the HTTP request's,
-/// say), so that the request's span is a child of it.
+/// Runs a submitted (or retried) request in a task of its own, from `restart`, in the
+/// submitter's span (the HTTP request's, say), so that the request's span is a child of it.
 pub(super) fn spawn_tracked(
     plan: Arc<Plan>,
     id: RequestId,
-    input: Bytes,
+    restart: Restart,
     tracked: Arc<Tracked>,
     registry: Arc<Registry>,
     hooks: Arc<HashMap<&'static str, Hook>>,
@@ -77,7 +85,8 @@ pub(super) fn spawn_tracked(
     let submitter = tracing::Span::current();
     tokio::spawn(
         async move {
-            let result = execute_tracked(&plan, id.clone(), input, Some(&tracked)).await;
+            let (result, progress) =
+                execute_tracked(&plan, id.clone(), restart, Some(&tracked)).await;
             let outcome = match result {
                 Ok(output) => RequestOutcome::Completed(output),
                 Err(Error::Failed { failure, .. }) => RequestOutcome::Failed(failure),
@@ -90,7 +99,8 @@ pub(super) fn spawn_tracked(
                 )),
             };
             // Its dead letter is written as it fails: whoever sees it failed finds it.
-            let (status, failure) = tracked.finish(outcome, |failure| {
+            let runs = tracked.runs();
+            let (status, failure) = tracked.finish(outcome, progress, |failure| {
                 registry.dead_letter(plan.flow(), &id, failure);
             });
             // A submitted request's end is counted here, once, with the status it ends with.
@@ -98,7 +108,7 @@ pub(super) fn spawn_tracked(
             if let Some(failure) = &failure {
                 log_failure(plan.flow(), &id, failure);
             }
-            registry.finished(plan.flow(), id.clone());
+            registry.finished(plan.flow(), id.clone(), runs);
             if let Some(hook) = hook(&hooks, plan.flow(), id, status, failure) {
                 // In a task of its own, so that a panicking hook is only that task's end; and
                 // waited for, so that a shutdown that waits for the requests in flight waits
@@ -131,7 +141,8 @@ fn hook(
 
 /// The executor of untracked and submitted requests: with a tracker, it records each
 /// vertex's progress, holds ready vertices back while the request is paused, and ends at once
-/// when it is stopped.
+/// when it is stopped. It starts from `restart` (a new request's entry, or what a retry runs
+/// on from) and returns, beside the outcome, the progress it made, for a retry.
 ///
 /// Every vertex starts as soon as its inputs are complete. One that starts while others of the
 /// request run gets a task of its own, so independent branches run in parallel; one that has
@@ -141,14 +152,28 @@ fn hook(
 async fn execute_tracked(
     plan: &Arc<Plan>,
     request_id: RequestId,
-    input: Bytes,
+    restart: Restart,
+    tracker: Option<&Arc<Tracked>>,
+) -> (Result<Bytes, Error>, Progress) {
+    let Restart {
+        mut progress,
+        launch,
+    } = restart;
+    let result = run_vertices(plan, request_id, &mut progress, launch, tracker).await;
+    (result, progress)
+}
+
+async fn run_vertices(
+    plan: &Arc<Plan>,
+    request_id: RequestId,
+    progress: &mut Progress,
+    launch: Vec<Instance>,
     tracker: Option<&Arc<Tracked>>,
 ) -> Result<Bytes, Error> {
     let cancel = CancellationToken::new();
     // The cancellation is signalled on return, before the vertices still running are dropped
     // (declared after it, `running` would be dropped first).
     let _cancel_on_return = cancel.clone().drop_guard();
-    let mut progress = Progress::new(input.clone()).with_room_for(plan.vertices().len());
     let mut control = tracker.map(|t| {
         let mut rx = t.subscribe();
         // A pause or stop may have come before this task started: act on the current value.
@@ -162,7 +187,7 @@ async fn execute_tracked(
         flow = plan.flow(),
         request_id = request_id.as_str()
     );
-    let launch = Launch {
+    let launcher = Launch {
         plan,
         request_id: &request_id,
         cancel: &cancel,
@@ -170,12 +195,10 @@ async fn execute_tracked(
         span: &span,
     };
     let mut running = Running::default();
-    launch.ready(
-        &mut running,
-        &mut parked,
-        Instance::root(plan.entry()),
-        vec![input],
-    );
+    for instance in launch {
+        let parts = inputs_of(plan, progress, &instance)?;
+        launcher.ready(&mut running, &mut parked, instance, parts);
+    }
 
     loop {
         // With nothing running and nothing parked, the exit can no longer be reached.
@@ -222,12 +245,9 @@ async fn execute_tracked(
                     None => vec![true; ready.len()],
                 };
                 for (next, now) in ready.into_iter().zip(now) {
-                    let parts = progress.inputs(plan, &next).ok_or_else(|| Error::Internal {
-                        flow: plan.flow(),
-                        message: format!("`{}` became ready before its inputs", plan.name_of(&next)),
-                    })?;
+                    let parts = inputs_of(plan, progress, &next)?;
                     if now {
-                        launch.start(&mut running, next, parts);
+                        launcher.start(&mut running, next, parts);
                     } else {
                         parked.push((next, parts));
                     }
@@ -237,15 +257,30 @@ async fn execute_tracked(
                 Control::Stop => {
                     return Err(Error::Stopped { flow: plan.flow(), request_id });
                 }
-                Control::Resume => {
+                // A retry's run starts once its request is running again: like a resume, with
+                // nothing parked yet.
+                Control::Resume | Control::Retry | Control::RetryFromStart => {
                     for (instance, parts) in std::mem::take(&mut parked) {
-                        launch.ready(&mut running, &mut parked, instance, parts);
+                        launcher.ready(&mut running, &mut parked, instance, parts);
                     }
                 }
                 Control::Pause => {}
             },
         }
     }
+}
+
+/// The encoded input parts of `instance`, which has all its inputs.
+fn inputs_of(plan: &Plan, progress: &Progress, instance: &Instance) -> Result<Vec<Bytes>, Error> {
+    progress
+        .inputs(plan, instance)
+        .ok_or_else(|| Error::Internal {
+            flow: plan.flow(),
+            message: format!(
+                "`{}` became ready before its inputs",
+                plan.name_of(instance)
+            ),
+        })
 }
 
 /// Waits for the next pause, resume or stop; never, for an untracked request.
@@ -312,8 +347,10 @@ impl Launch<'_> {
 }
 
 /// Runs an instance until it succeeds or the retry policy gives up, sleeping the backoff
-/// between attempts, and records each attempt's start and each retry in `tracker`.
-/// Cancelling `ctx` ends the wait for a retry. Returns the attempts made and the last result.
+/// between attempts, and records each attempt's start and each retry in `tracker`, which
+/// numbers the attempts (they count on through retries of the request; the retry policy counts
+/// the failures of this launch). Cancelling `ctx` ends the wait for a retry. Returns the last
+/// attempt's number and result.
 async fn with_retries(
     plan: &Plan,
     instance: &Instance,
@@ -322,21 +359,24 @@ async fn with_retries(
     tracker: Option<&Tracked>,
 ) -> (u32, Result<Bytes, Failure>) {
     let vertex = plan.vertex(instance.vertex());
-    let mut attempt = 1;
+    let mut failures = 0;
     loop {
-        if let Some(tracker) = tracker {
-            if !tracker.started(plan, instance, attempt) {
+        let attempt = match tracker {
+            Some(tracker) => match tracker.started(plan, instance) {
+                Some(attempt) => attempt,
                 // The request ended (stopped) after this vertex was launched: it does not run,
                 // and its executor, which has ended too, drops this future.
-                return std::future::pending().await;
-            }
-        }
+                None => return std::future::pending().await,
+            },
+            None => failures + 1,
+        };
         let result = exec::attempt(vertex, parts, ctx.with_attempt(attempt)).await;
         let failure = match result {
             Ok(output) => return (attempt, Ok(output)),
             Err(failure) => failure,
         };
-        let Retry::After(delay) = lifecycle::retry(vertex.options(), &failure, attempt) else {
+        failures += 1;
+        let Retry::After(delay) = lifecycle::retry(vertex.options(), &failure, failures) else {
             return (attempt, Err(failure));
         };
         tracing::debug!(vertex = &**vertex.path(), attempt, %failure, "retrying");
@@ -348,7 +388,6 @@ async fn with_retries(
             () = tokio::time::sleep(delay) => {}
             () = ctx.cancelled() => return (attempt, Err(failure)),
         }
-        attempt += 1;
     }
 }
 

@@ -341,10 +341,11 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         // Counted once, by the call that created the request; its end is counted when it
         // finishes.
         crate::metrics::flow_started(plan.flow());
+        let restart = executor::fresh(&plan, input);
         executor::spawn_tracked(
             plan,
             id.clone(),
-            input,
+            restart,
             tracked,
             Arc::clone(&self.inner.requests),
             Arc::clone(&self.inner.hooks),
@@ -374,12 +375,38 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         action: Control,
     ) -> Result<RequestStatus, Error> {
         let tracked = self.tracked(flow, id)?;
-        tracked.control(action).map_err(|status| Error::Conflict {
+        let conflict = |status| Error::Conflict {
             flow: tracked.flow(),
             request_id: id.clone(),
             action,
             status,
-        })
+        };
+        if !action.is_retry() {
+            return tracked.control(action).map_err(conflict);
+        }
+        let plan = self.plan_named(flow)?;
+        let registry = &self.inner.requests;
+        // Refused, as a submission is, once the engine is closed; else it counts as under way
+        // (a close waits for it) from now.
+        registry.rerun().map_err(Error::engine)?;
+        let (status, restart) = match tracked.retry(&plan, action).await {
+            Ok(retried) => retried,
+            Err(status) => {
+                registry.settled();
+                return Err(conflict(status));
+            }
+        };
+        // Each run is counted from start to end, as a submission's is.
+        crate::metrics::flow_started(plan.flow());
+        executor::spawn_tracked(
+            plan,
+            id.clone(),
+            restart,
+            tracked,
+            Arc::clone(registry),
+            Arc::clone(&self.inner.hooks),
+        );
+        Ok(status)
     }
 
     async fn list_requests(&self, flow: &str, query: &RequestQuery) -> Result<RequestPage, Error> {

@@ -39,8 +39,9 @@ struct Requests {
     /// By workflow: a lookup is two hash probes with borrowed keys, whatever the number of
     /// requests kept.
     by_flow: HashMap<&'static str, FlowRequests>,
-    /// Finished requests, oldest first.
-    finished: VecDeque<(Instant, &'static str, RequestId)>,
+    /// Finished requests, oldest first, each with the number of retries it had when it ended
+    /// (one retried since has ended again, later, or runs: this end no longer evicts it).
+    finished: VecDeque<(Instant, &'static str, RequestId, u32)>,
 }
 
 /// The dead letters of every workflow, under a lock of their own: a request writes its own
@@ -200,6 +201,18 @@ impl Registry {
         let _ = active.wait_for(|active| *active == 0).await;
     }
 
+    /// A finished request runs again (it is retried), unless the engine is closed: it counts
+    /// as under way until it ends again.
+    pub(super) fn rerun(&self) -> Result<(), ShuttingDown> {
+        let requests = lock(&self.requests);
+        if requests.closed {
+            return Err(ShuttingDown);
+        }
+        // Under the lock, so that a close sees every request that runs.
+        self.active.send_modify(|active| *active += 1);
+        Ok(())
+    }
+
     /// A request created has ended, and its finish hook has returned.
     pub(super) fn settled(&self) {
         self.active
@@ -270,23 +283,29 @@ impl Registry {
         DeadLetterPage::of(limit, letters.range(..end).rev().cloned())
     }
 
-    /// Request `id` of workflow `flow` has finished: it is kept for the retention from now.
-    pub(super) fn finished(&self, flow: &'static str, id: RequestId) {
+    /// Request `id` of workflow `flow` has finished, after `runs` retries: it is kept for the
+    /// retention from now.
+    pub(super) fn finished(&self, flow: &'static str, id: RequestId, runs: u32) {
         let mut requests = lock(&self.requests);
-        requests.finished.push_back((Instant::now(), flow, id));
+        requests
+            .finished
+            .push_back((Instant::now(), flow, id, runs));
         self.evict(&mut requests);
     }
 
     /// Forgets the finished requests past the retention, and the oldest finished beyond the
     /// number kept. Amortized constant time: each request is evicted once.
     fn evict(&self, requests: &mut Requests) {
-        while let Some((at, _, _)) = requests.finished.front() {
+        while let Some((at, _, _, _)) = requests.finished.front() {
             if at.elapsed() < self.retention && requests.finished.len() <= self.retained {
                 break;
             }
-            if let Some((_, flow, id)) = requests.finished.pop_front() {
+            if let Some((_, flow, id, runs)) = requests.finished.pop_front() {
                 if let Some(flow) = requests.by_flow.get_mut(flow) {
-                    flow.remove(&id);
+                    // Not if it was retried since this end.
+                    if flow.by_id.get(&id).is_some_and(|t| t.runs() == runs) {
+                        flow.remove(&id);
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! and its waiters wait for (the end).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::error::Failure;
 use crate::lifecycle::{self, Control, RequestStatus, VertexStatus};
-use crate::plan::{Instance, Plan};
+use crate::plan::{Instance, Plan, Progress};
 use crate::request::{
     self, RequestFailure, RequestOutcome, RequestState, RequestSummary, VertexState,
 };
@@ -43,8 +44,11 @@ pub(super) struct Tracked {
     /// The last control applied, for the executor: it parks what becomes ready while paused,
     /// launches the parked instances on resume, and ends on stop.
     control: watch::Sender<Control>,
-    /// Whether the request has ended.
+    /// Whether the request has ended: its executor has returned and its state is final.
     ended: watch::Sender<bool>,
+    /// How many times it has been retried (its state's `retries`), readable without its lock:
+    /// the registry tells an end before a retry from the end after it by this.
+    runs: AtomicU32,
 }
 
 /// A request's state, its vertex instances kept by instance (so in plan, then item, order)
@@ -52,6 +56,16 @@ pub(super) struct Tracked {
 struct TrackedState {
     request: RequestState,
     vertices: BTreeMap<Instance, VertexState>,
+    /// What its executor had computed when it failed or was stopped (the stored values and
+    /// the arrivals counted), for a retry to run on from.
+    kept: Option<Progress>,
+}
+
+/// Where a run of a request's executor starts: from what it had computed, with these
+/// instances to launch (each has all its inputs in the progress).
+pub(super) struct Restart {
+    pub(super) progress: Progress,
+    pub(super) launch: Vec<Instance>,
 }
 
 impl Tracked {
@@ -76,13 +90,21 @@ impl Tracked {
                     finished_at_ms: None,
                     vertices: Vec::new(),
                     failure: None,
+                    retries: 0,
                     output: None,
                 },
                 vertices,
+                kept: None,
             }),
             control: watch::channel(Control::Resume).0,
             ended: watch::channel(false).0,
+            runs: AtomicU32::new(0),
         }
+    }
+
+    /// How many times it has been retried.
+    pub(super) fn runs(&self) -> u32 {
+        self.runs.load(Ordering::Acquire)
     }
 
     pub(super) fn flow(&self) -> &'static str {
@@ -117,10 +139,17 @@ impl Tracked {
         self.input_hash == input_hash(input)
     }
 
+    /// Its state, with the lifecycle's sweep applied once it has ended (the stored state is
+    /// kept as it was, for a retry).
     pub(super) fn snapshot(&self) -> RequestState {
         let state = lock(&self.state);
         let mut request = state.request.clone();
         request.vertices = state.vertices.values().cloned().collect();
+        if let (true, Some(ended_at)) = (request.status.is_final(), request.finished_at_ms) {
+            for vertex in &mut request.vertices {
+                vertex.sweep(ended_at);
+            }
+        }
         request
     }
 
@@ -128,6 +157,74 @@ impl Tracked {
     pub(super) async fn wait_final(&self, timeout: Duration) {
         let mut ended = self.ended.subscribe();
         let _ = tokio::time::timeout(timeout, ended.wait_for(|ended| *ended)).await;
+    }
+
+    /// Waits until its executor has returned, if its state is final: a request just stopped
+    /// ends as soon as its executor notices.
+    async fn executor_ended(&self) {
+        if self.status().is_final() {
+            let mut ended = self.ended.subscribe();
+            let _ = ended.wait_for(|ended| *ended).await;
+        }
+    }
+
+    /// Retries the request by the lifecycle's control table (`action` being a retry): it runs
+    /// again, from where it stopped or from its input, once its executor has returned. Returns
+    /// the new status and where the new run starts, or the status from which a retry does not
+    /// apply.
+    pub(super) async fn retry(
+        &self,
+        plan: &Plan,
+        action: Control,
+    ) -> Result<(RequestStatus, Restart), RequestStatus> {
+        self.executor_ended().await;
+        let mut guard = lock(&self.state);
+        let TrackedState {
+            request,
+            vertices,
+            kept,
+        } = &mut *guard;
+        let from = request.status;
+        let to = lifecycle::control(from, action).ok_or(from)?;
+        // Kept by every failed or stopped run, once its executor has returned: a retry that
+        // raced another has found the request running again, above.
+        let mut progress = kept.take().ok_or(from)?;
+        let launch = if action == Control::RetryFromStart {
+            // Everything anew from the input; the attempts count on.
+            progress = Progress::new(progress.input().clone()).with_room_for(vertices.len());
+            for vertex in vertices.values_mut() {
+                vertex.status = VertexStatus::Pending;
+                vertex.finished_at_ms = None;
+            }
+            vec![Instance::root(plan.entry())]
+        } else {
+            vertices
+                .iter_mut()
+                .filter(|(_, vertex)| lifecycle::reruns(vertex.status))
+                .map(|(instance, vertex)| {
+                    vertex.finished_at_ms = None;
+                    instance.clone()
+                })
+                .collect()
+        };
+        for instance in &launch {
+            if let Some(vertex) = vertices.get_mut(instance) {
+                vertex.status = lifecycle::on_ready(to);
+            }
+        }
+        let now = now_ms();
+        request.status = to;
+        request.updated_at_ms = now;
+        request.finished_at_ms = None;
+        request.failure = None;
+        request.retries += 1;
+        self.runs.store(request.retries, Ordering::Release);
+        // Under the state's lock, as every control is signalled, so that the executor follows
+        // the last one applied.
+        self.control.send_replace(action);
+        self.ended.send_replace(false);
+        drop(guard);
+        Ok((to, Restart { progress, launch }))
     }
 
     /// The executor's view of pause, resume and stop.
@@ -145,7 +242,9 @@ impl Tracked {
         change: impl FnOnce(&mut RequestState, &mut VertexState),
     ) {
         let mut guard = lock(&self.state);
-        let TrackedState { request, vertices } = &mut *guard;
+        let TrackedState {
+            request, vertices, ..
+        } = &mut *guard;
         if request.status.is_final() {
             return;
         }
@@ -167,20 +266,21 @@ impl Tracked {
         launch
     }
 
-    /// Attempt `attempt` of `instance` starts, unless the request has ended (then `false`: the
-    /// attempt must not run).
-    pub(super) fn started(&self, plan: &Plan, instance: &Instance, attempt: u32) -> bool {
+    /// An attempt of `instance` starts: returns its number (its attempts count on through
+    /// retries of the request), unless the request has ended (then `None`: the attempt must not
+    /// run).
+    pub(super) fn started(&self, plan: &Plan, instance: &Instance) -> Option<u32> {
         let now = now_ms();
-        let mut live = false;
+        let mut attempt = None;
         self.change(plan, instance, |request, vertex| {
-            live = true;
             request.status = lifecycle::on_start(request.status);
             vertex.status = VertexStatus::Running;
-            vertex.attempts = attempt;
+            vertex.attempts += 1;
             vertex.started_at_ms.get_or_insert(now);
             vertex.worker = Some(WORKER.to_owned());
+            attempt = Some(vertex.attempts);
         });
-        live
+        attempt
     }
 
     /// An attempt of `instance` failed and will be retried after its backoff.
@@ -204,7 +304,9 @@ impl Tracked {
         ready: &[Instance],
     ) -> Vec<bool> {
         let mut guard = lock(&self.state);
-        let TrackedState { request, vertices } = &mut *guard;
+        let TrackedState {
+            request, vertices, ..
+        } = &mut *guard;
         if request.status.is_final() {
             return vec![false; ready.len()];
         }
@@ -242,7 +344,9 @@ impl Tracked {
         output: Bytes,
     ) {
         let mut guard = lock(&self.state);
-        let TrackedState { request, vertices } = &mut *guard;
+        let TrackedState {
+            request, vertices, ..
+        } = &mut *guard;
         if request.status.is_final() {
             return;
         }
@@ -288,28 +392,36 @@ impl Tracked {
         state.request.status = to;
         state.request.updated_at_ms = now;
         if to.is_final() {
-            // Ended now: settled now, not once the executor has noticed.
+            // Ended now, not once the executor has noticed: what was under way is cancelled
+            // (the executor's late reports change nothing).
             state.request.finished_at_ms = Some(now);
             for vertex in state.vertices.values_mut() {
-                vertex.sweep(now);
+                vertex.end(now);
             }
         }
-        drop(state);
+        // Under the lock, so that the executor follows the last control applied.
         self.control.send_replace(action);
+        drop(state);
         Ok(to)
     }
 
-    /// The request ended with `outcome`: its final status, output or failure, and the sweep
-    /// of every instance that will not run. Returns the final status (a stop that came first
-    /// stays a stop). If it failed, `on_failure` runs before anyone can see it ended (under
-    /// the request's lock: it must not lock the request's registry).
+    /// The request's executor returned with `outcome`, having computed `progress`: its final
+    /// status, output or failure, and what was under way cancelled. Returns the final status
+    /// (a stop that came first stays a stop). If it failed, `on_failure` runs before anyone can
+    /// see it ended (under the request's lock: it must not lock the request's registry). A
+    /// request that did not complete keeps its progress, for a retry.
     pub(super) fn finish(
         &self,
         outcome: RequestOutcome<Bytes>,
+        progress: Progress,
         on_failure: impl FnOnce(&RequestFailure),
     ) -> (RequestStatus, Option<RequestFailure>) {
         let mut guard = lock(&self.state);
-        let TrackedState { request, vertices } = &mut *guard;
+        let TrackedState {
+            request,
+            vertices,
+            kept,
+        } = &mut *guard;
         let now = now_ms();
         if !request.status.is_final() {
             match outcome {
@@ -329,7 +441,10 @@ impl Tracked {
         let ended_at = *request.finished_at_ms.get_or_insert(now);
         request.updated_at_ms = now;
         for vertex in vertices.values_mut() {
-            vertex.sweep(ended_at);
+            vertex.end(ended_at);
+        }
+        if request.status != RequestStatus::Completed {
+            *kept = Some(progress);
         }
         let ended = (request.status, request.failure.clone());
         if let (RequestStatus::Failed, Some(failure)) = &ended {

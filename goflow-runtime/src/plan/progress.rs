@@ -25,6 +25,13 @@ impl Progress {
         progress
     }
 
+    /// The request's input.
+    pub fn input(&self) -> &Bytes {
+        self.values
+            .get(&Slot::Input)
+            .expect("a progress holds its request's input from the start")
+    }
+
     /// Reserves room for `values` stored values (one per vertex of a plan without `each`), so
     /// that the map does not grow step by step as the request runs.
     #[must_use]

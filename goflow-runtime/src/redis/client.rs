@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use super::protocol::{
     control_channel, DEAD_FAILURE, DEAD_REQUEST, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS,
 };
-use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, SUBMIT};
+use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, RETRY, SUBMIT};
 use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
 use crate::engine::{self, Engine, Submitted};
@@ -196,22 +196,41 @@ impl<C: Codec> Engine for RedisEngine<C> {
     ) -> Result<RequestStatus, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
-        let reply = self
-            .control_script(flow, id, action)
-            .await
-            .map_err(|e| e.into_error(name))?;
-        let status = reply.map_err(|found| match found {
-            Some(status) => Error::Conflict {
-                flow: name,
-                request_id: id.clone(),
-                action,
-                status,
-            },
-            None => Error::UnknownRequest {
-                flow: name,
-                request_id: id.clone(),
-            },
-        })?;
+        let script = match action.is_retry() {
+            true => self.retry_script(flow, id, action).await,
+            false => self.control_script(flow, id, action).await,
+        };
+        let status = match script.map_err(|e| e.into_error(name))? {
+            Controlled::Applied(status) => status,
+            Controlled::Conflict(status) => {
+                return Err(Error::Conflict {
+                    flow: name,
+                    request_id: id.clone(),
+                    action,
+                    status,
+                })
+            }
+            Controlled::Missing => {
+                return Err(Error::UnknownRequest {
+                    flow: name,
+                    request_id: id.clone(),
+                })
+            }
+            Controlled::Busy(key) => {
+                let vertex = Instance::parse_key(&key)
+                    .filter(|i| i.vertex() < flow.plan.vertices().len())
+                    .map_or(key, |i| flow.plan.name_of(&i).to_string());
+                return Err(Error::StillEnding {
+                    flow: name,
+                    request_id: id.clone(),
+                    vertex,
+                });
+            }
+        };
+        if action.is_retry() {
+            // Each run is counted from start to end, as a submission's is.
+            crate::metrics::flow_started(name);
+        }
         if status.is_final() {
             // The control script ended it just now (it answers a conflict to a request that
             // has ended), so this is the request's one end.
@@ -410,14 +429,13 @@ impl<C: Codec> RedisEngine<C> {
         Ok(())
     }
 
-    /// Runs the control script: the new status, or the status from which `action` does not
-    /// apply (`None`: no such request).
+    /// Runs the control script (pause, resume, stop).
     async fn control_script(
         &self,
         flow: &Flow,
         id: &RequestId,
         action: Control,
-    ) -> Result<Result<RequestStatus, Option<RequestStatus>>, RedisError> {
+    ) -> Result<Controlled, RedisError> {
         let reply = scripts::call(&CONTROL, &self.inner.client, || {
             let keys = vec![
                 flow.keys.request(id),
@@ -435,17 +453,37 @@ impl<C: Codec> RedisEngine<C> {
             (keys, args)
         })
         .await?;
-        let reply = reply.into_array();
-        let word = |i: usize| reply.get(i).and_then(|v| v.as_str().map(|s| s.to_string()));
-        let status = word(1).and_then(|w| w.parse::<RequestStatus>().ok());
-        match (word(0).as_deref(), status) {
-            (Some("ok"), Some(status)) => Ok(Ok(status)),
-            (Some("conflict"), Some(status)) => Ok(Err(Some(status))),
-            (Some("missing"), _) => Ok(Err(None)),
-            _ => Err(RedisError::Protocol(format!(
-                "control script answered {reply:?}"
-            ))),
-        }
+        Controlled::read(reply, "control")
+    }
+
+    /// Runs the retry script (`action` a retry: from where the request stopped, or from the
+    /// start).
+    async fn retry_script(
+        &self,
+        flow: &Flow,
+        id: &RequestId,
+        action: Control,
+    ) -> Result<Controlled, RedisError> {
+        let reply = scripts::call(&RETRY, &self.inner.client, || {
+            let keys = vec![
+                flow.keys.request(id),
+                flow.keys.ready.clone(),
+                flow.keys.parked(id),
+                flow.keys.delayed.clone(),
+            ];
+            let from_start = action == Control::RetryFromStart;
+            let args = vec![
+                Value::from(action.as_str()),
+                Value::from(id.as_str()),
+                Value::from(now_ms().to_string()),
+                Value::from(millis(self.inner.config.unfinished_ttl).to_string()),
+                Value::from(if from_start { "1" } else { "0" }),
+                Value::from(Instance::root(flow.plan.entry()).key()),
+            ];
+            (keys, args)
+        })
+        .await?;
+        Controlled::read(reply, "retry")
     }
 
     /// Waits up to `timeout` for the request to end. Reads only the status field until then:
@@ -639,6 +677,35 @@ async fn listen<C: Codec>(
                 tracing::warn!(error = %crate::error::chain(&error), "reading completion streams failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+    }
+}
+
+/// What the control and retry scripts answer.
+enum Controlled {
+    /// The action applied: the request's new status.
+    Applied(RequestStatus),
+    /// The action does not apply to the request in this status.
+    Conflict(RequestStatus),
+    /// No such request (or it expired).
+    Missing,
+    /// A retry from the start must wait for this instance (its key) of the last run.
+    Busy(String),
+}
+
+impl Controlled {
+    fn read(reply: Value, script: &str) -> Result<Self, RedisError> {
+        let reply = reply.into_array();
+        let word = |i: usize| reply.get(i).and_then(|v| v.as_str().map(|s| s.to_string()));
+        let status = word(1).and_then(|w| w.parse::<RequestStatus>().ok());
+        match (word(0).as_deref(), status) {
+            (Some("ok"), Some(status)) => Ok(Self::Applied(status)),
+            (Some("conflict"), Some(status)) => Ok(Self::Conflict(status)),
+            (Some("missing"), _) => Ok(Self::Missing),
+            (Some("busy"), _) => Ok(Self::Busy(word(1).unwrap_or_default())),
+            _ => Err(RedisError::Protocol(format!(
+                "{script} script answered {reply:?}"
+            ))),
         }
     }
 }

@@ -106,6 +106,8 @@ fields! {
     /// The first entry's id and instance (`<entry> <instance>`), while it carries the input and
     /// no worker has read it: a pause or stop takes it back.
     Request REQ_FIRST_ENTRY = "q";
+    /// How many times it has been retried.
+    Request REQ_RETRIES = "rt";
     /// An instance's status (a [`VertexStatus`] word).
     Instance INST_STATUS = "s:";
     /// Attempts started (lost deliveries included).
@@ -321,6 +323,19 @@ pub(crate) fn lua_prelude() -> String {
     let on_ready = table(&|s| lifecycle::on_ready(s).as_str());
     let _ = writeln!(lua, "local ON_START = {on_start}");
     let _ = writeln!(lua, "local ON_READY = {on_ready}");
+    // ON_END[status]: an instance whose entry or attempt will not go on, its request ended;
+    // RERUNS: the instance statuses a retry queues again.
+    let ends: Vec<String> = VertexStatus::ALL
+        .iter()
+        .map(|s| format!("{s} = '{}'", lifecycle::on_end(*s)))
+        .collect();
+    let _ = writeln!(lua, "local ON_END = {{{}}}", ends.join(", "));
+    let reruns = VertexStatus::ALL.iter().filter(|s| lifecycle::reruns(**s));
+    let _ = writeln!(
+        lua,
+        "local RERUNS = {}",
+        set(reruns.map(|s| s.as_str()).collect())
+    );
     lua
 }
 
@@ -454,7 +469,15 @@ mod tests {
             "{lua}"
         );
         assert!(
-            lua.contains("local CONTROL = {pause = {queued = 'paused', running = 'paused'}, resume = {paused = 'running'}, stop = {queued = 'stopped', running = 'stopped', paused = 'stopped'}}\n"),
+            lua.contains("local CONTROL = {pause = {queued = 'paused', running = 'paused'}, resume = {paused = 'running'}, stop = {queued = 'stopped', running = 'stopped', paused = 'stopped'}, retry = {failed = 'running', stopped = 'running'}, retry_from_start = {failed = 'running', stopped = 'running'}}\n"),
+            "{lua}"
+        );
+        assert!(
+            lua.contains("local RERUNS = {parked = true, failed = true, cancelled = true}\n"),
+            "{lua}"
+        );
+        assert!(
+            lua.contains("local ON_END = {pending = 'pending', queued = 'cancelled', running = 'cancelled', retrying = 'cancelled', parked = 'parked', done = 'done'"),
             "{lua}"
         );
         assert!(

@@ -58,11 +58,21 @@ script!(
     "attempt_end.lua",
     "fail.lua"
 );
-script!(ABANDON = "entry.lua", "attempt_end.lua", "abandon.lua");
+script!(
+    ABANDON = "entry.lua",
+    "park.lua",
+    "attempt_end.lua",
+    "abandon.lua"
+);
 script!(BEGAN = "index.lua", "began.lua");
 script!(PROMOTE = "promote.lua");
 script!(RETIRE = "retire.lua");
 script!(CONTROL = "index.lua", "park.lua", "control.lua");
+script!(
+    /// Retries an ended request, from where it stopped or from the start.
+    RETRY = "index.lua",
+    "retry.lua"
+);
 script!(
     /// A page of a workflow's requests, from the listing indexes.
     LIST = "index.lua",
@@ -118,6 +128,7 @@ mod tests {
         ("fail.lua", include_str!("lua/fail.lua")),
         ("forget.lua", include_str!("lua/forget.lua")),
         ("index.lua", include_str!("lua/index.lua")),
+        ("retry.lua", include_str!("lua/retry.lua")),
         ("list.lua", include_str!("lua/list.lua")),
         ("park.lua", include_str!("lua/park.lua")),
         ("promote.lua", include_str!("lua/promote.lua")),

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::protocol::{
     INST_ATTEMPTS, INST_FAILURE, INST_FINISHED, INST_STARTED, INST_STATUS, INST_WORKER,
-    REQ_CREATED, REQ_FAILURE, REQ_FINISHED, REQ_OUTPUT, REQ_STATUS, REQ_UPDATED,
+    REQ_CREATED, REQ_FAILURE, REQ_FINISHED, REQ_OUTPUT, REQ_RETRIES, REQ_STATUS, REQ_UPDATED,
 };
 use crate::lifecycle::{RequestStatus, VertexStatus};
 use crate::plan::{Instance, Plan};
@@ -81,6 +81,7 @@ pub(crate) fn read(
         finished_at_ms,
         vertices,
         failure,
+        retries: number(&fields, REQ_RETRIES).map_or(0, |n| n as u32),
         output: fields.remove(REQ_OUTPUT),
     })
 }

@@ -192,7 +192,9 @@ impl From<Error> for ApiError {
         match error {
             Error::UnknownFlow { flow } => Self::unknown_flow(&flow),
             Error::UnknownRequest { request_id, .. } => Self::unknown_request(request_id.as_str()),
-            Error::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Error::Conflict { .. } | Error::StillEnding { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", message)
+            }
             Error::Engine { source } if source.is::<crate::embedded::ShuttingDown>() => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
@@ -719,19 +721,55 @@ async fn request_status<E: Engine>(
     Ok(Json(request_json(flow, &request, page)))
 }
 
-async fn control<E: Engine>(
-    State(state): State<Arc<AppState<E>>>,
-    Valid(Path((name, id, action))): Valid<Path<(String, String, String)>>,
-) -> Result<Response, ApiError> {
-    let flow = flow(&state, &name)?;
-    let id = request_id(&id)?;
-    let Ok(action) = action.parse::<Control>() else {
+/// The action a route's `{action}` and its `?from=` name: `pause`, `resume`, `stop`, `retry`,
+/// and `retry?from=start`; `404` for another word, `400 invalid_action` for another query.
+pub(super) fn action_of(word: &str, query: &HashMap<String, String>) -> Result<Control, ApiError> {
+    const WORDS: [Control; 4] = [
+        Control::Pause,
+        Control::Resume,
+        Control::Stop,
+        Control::Retry,
+    ];
+    let Some(action) = WORDS.into_iter().find(|a| a.as_str() == word) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "the actions are `pause`, `resume` and `stop`",
+            "the actions are `pause`, `resume`, `stop` and `retry` (`retry?from=start` to run \
+             everything again from the input)",
         ));
     };
+    let invalid = |message: &str| {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_action",
+            message.to_owned(),
+        ))
+    };
+    if let Some(unknown) = query.keys().find(|k| *k != "from") {
+        return invalid(&format!(
+            "unknown parameter `{unknown}`; an action takes only `from`"
+        ));
+    }
+    match (action, query.get("from").map(String::as_str)) {
+        (action, None) => Ok(action),
+        (Control::Retry, Some("start")) => Ok(Control::RetryFromStart),
+        (Control::Retry, Some("failed")) => Ok(Control::Retry),
+        (Control::Retry, Some(_)) => invalid(
+            "`from` is `start` (everything again from the input) or `failed` (the default: \
+             what failed or did not run)",
+        ),
+        (_, Some(_)) => invalid("only `retry` takes `from`"),
+    }
+}
+
+async fn control<E: Engine>(
+    State(state): State<Arc<AppState<E>>>,
+    Valid(Path((name, id, action))): Valid<Path<(String, String, String)>>,
+    Valid(Query(query)): Valid<Query<HashMap<String, String>>>,
+) -> Result<Response, ApiError> {
+    let flow = flow(&state, &name)?;
+    let id = request_id(&id)?;
+    let action = action_of(&action, &query)?;
     let status = state.engine.control(flow.name, &id, action).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -171,26 +171,32 @@ pub(super) fn document(flows: &HashMap<&'static str, FlowDef>) -> Value {
     let action_param = parameter(
         "action",
         "path",
-        &json!({"type": "string", "enum": ["pause", "resume", "stop"]}),
-        "what to do",
+        &json!({"type": "string", "enum": ["pause", "resume", "stop", "retry"]}),
+        "what to do: `retry` runs a failed or stopped request on from what failed or did not run",
+    );
+    let from_param = parameter(
+        "from",
+        "query",
+        &json!({"type": "string", "enum": ["failed", "start"]}),
+        "for `retry`: `start` runs everything again from the input (default `failed`)",
     );
     paths.insert(
         "/flow/{name}/requests/{id}/{action}".into(),
         json!({"post": {
-            "summary": "Pause, resume or stop a request",
+            "summary": "Pause, resume, stop or retry a request",
             "operationId": "control_request",
-            "parameters": [name_param, id_param, action_param],
-            "responses": {"202": answer("its new status", "Controlled"), "400": error("an invalid id"), "401": unauthorized, "404": error("no such workflow, request or action"), "409": error("the action does not apply to its status")},
+            "parameters": [name_param, id_param, action_param, from_param],
+            "responses": {"202": answer("its new status", "Controlled"), "400": error("an invalid id or `from`"), "401": unauthorized, "404": error("no such workflow, request or action"), "409": error("the action does not apply to its status (a retry, to a request that has not ended or that completed)")},
         }}),
     );
     paths.insert(
         "/flow/{name}/requests/actions/{action}".into(),
         json!({"post": {
-            "summary": "Pause, resume or stop the requests a selection picks, at most 1,000",
+            "summary": "Pause, resume, stop or retry the requests a selection picks, at most 1,000",
             "operationId": "control_requests",
-            "parameters": [name_param, action_param],
+            "parameters": [name_param, action_param, from_param],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Selection"}}}},
-            "responses": {"200": answer("what it did", "BulkOutcome"), "400": error("an invalid selection"), "401": unauthorized, "404": error("no such workflow or action")},
+            "responses": {"200": answer("what it did", "BulkOutcome"), "400": error("an invalid selection or `from`"), "401": unauthorized, "404": error("no such workflow or action")},
         }}),
     );
     let plain = |summary: &str, id: &str, reference: &str| json!({"get": {"summary": summary, "operationId": id, "responses": {"200": answer(summary, reference), "401": unauthorized}}});
@@ -264,7 +270,7 @@ fn components() -> Value {
         "RequestFailure": failure,
         "RequestState": {
             "type": "object",
-            "required": ["flow", "request_id", "status", "created_at_ms", "updated_at_ms", "vertices"],
+            "required": ["flow", "request_id", "status", "created_at_ms", "updated_at_ms", "vertices", "retries"],
             "properties": {
                 "flow": {"type": "string"},
                 "request_id": {"type": "string"},
@@ -288,6 +294,7 @@ fn components() -> Value {
                 "vertices_total": {"type": "integer", "minimum": 0},
                 "vertices_next": {"type": "integer", "minimum": 0},
                 "failure": {"oneOf": [{"$ref": "#/components/schemas/RequestFailure"}, {"type": "null"}]},
+                "retries": {"type": "integer", "minimum": 0},
                 "output": {},
                 "output_error": {"type": "string"},
                 "created": {"type": "boolean"},

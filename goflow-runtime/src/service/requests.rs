@@ -1,8 +1,8 @@
 //! The routes that find a workflow's requests and act on many at once:
 //! `GET /flow/{name}/requests` (a page of them, filtered by status and creation time),
 //! `GET /flow/{name}/requests/counts` (how many in each status), `GET /flow/{name}/dead` (its
-//! dead letters) and `POST /flow/{name}/requests/actions/{action}` (pause, resume or stop the
-//! requests a selection picks). Thin handlers over [`Engine::list`](crate::Engine::list),
+//! dead letters) and `POST /flow/{name}/requests/actions/{action}` (pause, resume, stop or retry
+//! the requests a selection picks). Thin handlers over [`Engine::list`](crate::Engine::list),
 //! [`Engine::counts`](crate::Engine::counts), [`Engine::dead_letters`](crate::Engine::dead_letters)
 //! and [`Engine::control_all`](crate::Engine::control_all): they read the query, and the engine
 //! answers.
@@ -16,10 +16,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::http::{flow, read_body, ApiError, AppState, Valid};
+use super::http::{action_of, flow, read_body, ApiError, AppState, Valid};
 use crate::bulk::Selection;
 use crate::engine::Engine;
-use crate::lifecycle::{Control, RequestStatus};
+use crate::lifecycle::RequestStatus;
 use crate::listing::{Cursor, DeadLetterId, RequestQuery};
 use crate::request_id::RequestId;
 
@@ -85,21 +85,17 @@ struct SelectionBody {
     ids: Vec<String>,
 }
 
-/// `POST /flow/{name}/requests/actions/{pause|resume|stop}` with a [`SelectionBody`]:
-/// `{"matched", "applied", "skipped": [{"request_id", "reason"}], "more"}`.
+/// `POST /flow/{name}/requests/actions/{pause|resume|stop|retry}` (and `retry?from=start`)
+/// with a [`SelectionBody`]: `{"matched", "applied", "skipped": [{"request_id", "reason"}],
+/// "more"}`.
 pub(super) async fn act<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
     Valid(Path((name, action))): Valid<Path<(String, String)>>,
+    Valid(Query(query)): Valid<Query<HashMap<String, String>>>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let flow = flow(&state, &name)?;
-    let Ok(action) = action.parse::<Control>() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the bulk actions are `pause`, `resume` and `stop`",
-        ));
-    };
+    let action = action_of(&action, &query)?;
     let body = read_body(&state, body).await?;
     let selection = selection_of(&body)?;
     let outcome = state

@@ -3,16 +3,18 @@
 --
 -- `end_attempt(req, v, now)` reads the request hash `req` for instance `v`: an attempt of a
 -- request that has expired, of an instance already settled (a redelivery), or of a request
--- that has already ended records nothing (a late running instance is marked cancelled, as of
--- the request's end, as the sweep shows it) and acknowledges the entry, unless it carries
--- other instances still. It answers the script's reply then; else nil and what the script
+-- that has already ended records nothing (what the entry held is settled by `end_held`: a late
+-- running instance is cancelled, as of the request's end) and acknowledges the entry, unless a
+-- redelivery's entry carries other instances still. It answers the script's reply then; else nil and what the script
 -- goes on with: the request's status `st`, the instance's `vs`, the request's trace context
 -- `tp` and creation time `ct`, the entry's carried instances `carries` (the field's value,
--- maybe nil) and `others`, those of them besides `v`.
+-- maybe nil) and `others`, those of them besides `v`, and whether the request has been
+-- `retried`.
 local function end_attempt(req, v, now)
   local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v, REQ_TRACEPARENT, carrier,
-    REQ_FINISHED, REQ_CREATED)
-  local at = {st = got[1], vs = got[2], tp = got[3], carries = got[4], ct = got[6]}
+    REQ_FINISHED, REQ_CREATED, REQ_RETRIES)
+  local at = {st = got[1], vs = got[2], tp = got[3], carries = got[4], ct = got[6],
+    retried = got[7] ~= false}
   -- The other instances this entry carries: they keep it pending.
   at.others = carried_besides(at.carries, v)
   if not at.st then
@@ -28,9 +30,7 @@ local function end_attempt(req, v, now)
     return 'duplicate'
   end
   if ENDED[at.st] then
-    if at.vs == VS_RUNNING then
-      redis.call('HSET', req, INST_STATUS .. v, VS_CANCELLED, INST_FINISHED .. v, got[5] or now)
-    end
+    end_held(v, at.vs, at.others, got[5] or now)
     ack()
     return 'ended'
   end

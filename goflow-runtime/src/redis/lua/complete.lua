@@ -28,8 +28,8 @@
 --       inputs this completion stores itself (its own output, say) are not listed, as the
 --       worker has them.
 -- Answers {RS_COMPLETED} when it completed the request; else {'ok', then per handed-off
--- instance: instance key, K, K input values (nil when missing)}; or what `end_attempt`
--- answers.
+-- instance: instance key, its attempt number, K, K input values (nil when missing)}; or what
+-- `end_attempt` answers.
 -- (after index.lua, entry.lua and attempt_end.lua: `reindex`, `carrier`, `ack`,
 -- `end_attempt`)
 local req, ready_stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -47,14 +47,24 @@ local function chunked(command, key, list)
 end
 local last = 13 + 2 * tonumber(ARGV[12])
 local update = {INST_STATUS .. v, VS_DONE, INST_FINISHED .. v, now, REQ_UPDATED, now}
--- Records the first attempt of `s`, by this consumer, begun at `t0`.
+-- Records the first attempt of `s` in this run, by this consumer, begun at `t0`: its first
+-- attempt ever, unless the request has been retried (from the start, its vertices have run
+-- before: their attempts count on).
 local function first_attempt(s, t0)
+  local attempt, first_start = 1, false
+  if at.retried then
+    local got = redis.call('HMGET', req, INST_ATTEMPTS .. s, INST_STARTED .. s)
+    attempt, first_start = tonumber(got[1] or '0') + 1, got[2]
+  end
   update[#update + 1] = INST_ATTEMPTS .. s
-  update[#update + 1] = '1'
+  update[#update + 1] = attempt
   update[#update + 1] = INST_WORKER .. s
   update[#update + 1] = consumer
-  update[#update + 1] = INST_STARTED .. s
-  update[#update + 1] = t0
+  if not first_start then
+    update[#update + 1] = INST_STARTED .. s
+    update[#update + 1] = t0
+  end
+  return attempt
 end
 -- An attempt that ran at once (see ARGV 13) records its start here, unless it ran long enough
 -- to record it on its own (began.lua). It ran even if the request was paused meanwhile: the
@@ -105,8 +115,8 @@ local function hand_off(s, first, k)
   others[#others + 1] = s
   update[#update + 1] = INST_STATUS .. s
   update[#update + 1] = VS_RUNNING
-  first_attempt(s, now)
   out[#out + 1] = s
+  out[#out + 1] = first_attempt(s, now)
   out[#out + 1] = k
   if k > 0 then
     local got = redis.call('HMGET', req, unpack(ARGV, first, first + k - 1))

@@ -58,7 +58,11 @@ redis.call('HSET', req, REQ_STATUS, to, REQ_UPDATED, now)
 reindex(req, st, to, got[3], now)
 if ENDED[to] then
   redis.call('HSET', req, REQ_FINISHED, now)
-  take_back()
+  -- An entry taken back will not run: cancelled by the lifecycle's ON_END, as a dropped one is.
+  local v = take_back()
+  if v then
+    redis.call('HSET', req, INST_STATUS .. v, ON_END[VS_QUEUED], INST_FINISHED .. v, now)
+  end
   redis.call('PEXPIRE', req, ARGV[4])
   redis.call('DEL', parked)
   redis.call('XADD', done, 'MAXLEN', '~', DONE_MAXLEN, '*', DONE_REQUEST, ARGV[2], DONE_STATUS, to)

@@ -30,6 +30,37 @@ local function carried_besides(carries, v)
   end
   return others, named
 end
+-- Settles, by the lifecycle's ON_END, what the entry held of a request that has ended (at
+-- `at`, ms): instance `v` (status `vs`) and the instances `others` it carries besides. An
+-- instance that was queued, retrying or running there will not go on: it is cancelled, so that
+-- a retry of the request knows to queue it again (nothing else holds it once the entry is
+-- acknowledged).
+local function end_held(v, vs, others, at)
+  local held, statuses = {v}, {vs or false}
+  if #others > 0 then
+    local names = {}
+    for i, s in ipairs(others) do
+      held[i + 1] = s
+      names[i] = INST_STATUS .. s
+    end
+    for i, status in ipairs(redis.call('HMGET', KEYS[1], unpack(names))) do
+      statuses[i + 1] = status
+    end
+  end
+  local update = {}
+  for i, s in ipairs(held) do
+    local status = statuses[i]
+    if status and ON_END[status] ~= status then
+      update[#update + 1] = INST_STATUS .. s
+      update[#update + 1] = ON_END[status]
+      update[#update + 1] = INST_FINISHED .. s
+      update[#update + 1] = at
+    end
+  end
+  if #update > 0 then
+    redis.call('HSET', KEYS[1], unpack(update))
+  end
+end
 -- Lets go of the entry for an instance that is done with it: acknowledges it unless it still
 -- carries `others`, which the field then names.
 local function release(carries, others)

@@ -21,8 +21,10 @@
 -- (nothing is written: the worker fails it); or {'moved', instance keys...} when completions
 -- have handed the entry on to other instances (see entry.lua; a reclaimed entry whose worker
 -- died after that): the worker starts those instead, on the same entry.
+-- An entry of a request that has ended is dropped, and what it held is settled by the
+-- lifecycle's ON_END (`end_held`), so that a retry knows to queue it again.
 -- (after index.lua, entry.lua and park.lua: `reindex`, `carrier`, `ack`, `carried_besides`,
--- `release`, `park`)
+-- `end_held`, `release`, `park`)
 local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
 local gather = ARGV[10] == '*'
@@ -46,14 +48,15 @@ if not st then
   ack()
   return {'drop', 'expired'}
 end
+local others, named = carried_besides(carries, v)
 if ENDED[st] then
+  end_held(v, vs, others, ARGV[4])
   ack()
   return {'drop', st}
 end
 if got[8] and got[8] ~= ARGV[9] then
   return {'version', got[8]}
 end
-local others, named = carried_besides(carries, v)
 if carries and not named then
   return {'moved', unpack(others)}
 end

@@ -62,7 +62,9 @@ impl<C: Codec> Worker<C> {
         let mut handed = Vec::new();
         // The instances handed to this worker, carried by this entry: instance key, how many
         // values the script read, the values.
-        while let (Some(instance), Some(count)) = (reply.next(), reply.next()) {
+        while let (Some(instance), Some(attempt), Some(count)) =
+            (reply.next(), reply.next(), reply.next())
+        {
             let unreadable = || {
                 RedisError::Protocol(format!(
                     "the completion script answered an unreadable hand-off of `{}`",
@@ -75,7 +77,7 @@ impl<C: Codec> Worker<C> {
             let inputs = held.remove(&instance).ok_or_else(unreadable)?;
             let values = inputs_in_order(inputs, count, read).ok_or_else(unreadable)?;
             let started = Start::Run {
-                started: 1,
+                started: attempt.as_u64().ok_or_else(unreadable)? as u32,
                 failed: 0,
                 traceparent: done.traceparent.clone(),
                 values,

@@ -93,6 +93,7 @@ impl<C: Codec> Worker<C> {
             (keys, args)
         };
         let holding: Vec<&Delivery> = starting.iter().map(|(n, _, _)| &deliveries[*n]).collect();
+        let asked = std::time::Instant::now();
         let replies = self
             .script(
                 &START,
@@ -113,7 +114,13 @@ impl<C: Codec> Worker<C> {
         }
         for ((n, _, _), reply) in starting.into_iter().zip(replies) {
             let delivery = &mut deliveries[n];
-            delivery.start = Some(read_start(delivery, reply.into_array())?);
+            let start = read_start(delivery, reply.into_array())?;
+            if matches!(start, Start::Run { .. }) {
+                // The request runs: an end this worker heard of before asking was followed by
+                // a retry.
+                self.forget_ended(delivery.flow, &delivery.request, asked);
+            }
+            delivery.start = Some(start);
         }
         Ok(())
     }
@@ -220,13 +227,17 @@ impl<C: Codec> Worker<C> {
     }
 
     /// Lets go of the entry of an attempt cancelled because its request ended: the instance
-    /// is recorded cancelled (the abandon script leaves the entry to be reclaimed if, against
-    /// all odds, the request has not ended).
+    /// is recorded cancelled (or queued again at once, if the request has been retried since
+    /// the end this worker heard of).
     pub(super) async fn abandon(&self, flow: &Flow, delivery: &Delivery) -> Result<(), RedisError> {
         let request = delivery.request.as_str();
         let what = "recording a cancelled attempt";
         self.script(&ABANDON, what, &[delivery], OnShutdown::KeepTrying, || {
-            let keys = vec![flow.keys.request(request), flow.keys.ready.clone()];
+            let keys = vec![
+                flow.keys.request(request),
+                flow.keys.ready.clone(),
+                flow.keys.parked(request),
+            ];
             let args = vec![
                 Value::from(GROUP),
                 Value::from(delivery.entry.as_str()),

@@ -346,6 +346,18 @@ impl<C: Codec> Worker<C> {
             .insert(id.to_owned(), std::time::Instant::now());
     }
 
+    /// Forgets that request `id` of `flow` has ended, if this worker heard so before `asked`:
+    /// a start script asked then answered that it runs (it has been retried since). An end
+    /// heard of later is kept, as it may have come after that answer.
+    pub(super) fn forget_ended(&self, flow: &str, id: &str, asked: std::time::Instant) {
+        let mut ended = lock(&self.ended);
+        if let Some(ids) = ended.get_mut(flow) {
+            if ids.get(id).is_some_and(|at| *at < asked) {
+                ids.remove(id);
+            }
+        }
+    }
+
     /// Whether this worker heard that request `id` of `flow` has ended.
     pub(super) fn has_ended(&self, flow: &str, id: &str) -> bool {
         lock(&self.ended)

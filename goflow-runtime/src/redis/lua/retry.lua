@@ -1,0 +1,111 @@
+-- Retries an ended request by the lifecycle's control table (CONTROL[action][status]; only a
+-- failed or stopped request moves, to running), under the same id, atomically with everything
+-- the other scripts do. Its retries (REQ_RETRIES) count one more, the listing indexes move it
+-- back among the requests under way, and its attempts (INST_ATTEMPTS) count on.
+--
+-- From where it stopped: each instance whose status RERUNS names (failed, cancelled, parked: it
+-- had all its inputs, and no entry or attempt of it is left) is queued again with a fresh retry
+-- budget, as one entry on the ready stream; every other instance stays as it is: done and
+-- skipped ones, pending ones (their inputs arrive as their parents complete, the arrivals
+-- counted so far kept), and those still queued, retrying or running, whose entry or attempt is
+-- still under way and goes on by itself now that the request runs (the scripts that drop an
+-- entry or cancel an attempt of an ended request mark it cancelled, so none is left behind).
+--
+-- From the start: every instance's progress is forgotten (its outputs, arrivals, statuses; its
+-- attempts, first start, worker and latest failure are kept) and the entry vertex is queued on
+-- the input. Refused while an entry or attempt of the last run is still under way (an instance
+-- queued or running, or retrying with its entry promoted already), as it would run on inputs
+-- that are gone: it answers {'busy', instance} then, and the workers settle those shortly. A
+-- retry waiting in the delayed set is taken back from it.
+-- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 delayed set
+-- ARGV: 1 action (a Control word), 2 request id, 3 now (ms), 4 ttl while unfinished (ms),
+--       5 `1` to retry from the start, 6 the entry vertex's instance key
+-- Answers {'ok', new status, retries}, {'conflict', status}, {'busy', instance key} or
+-- {'missing', ''}.
+-- (after index.lua: `reindex`)
+local req, stream, parked, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, now, from_start = ARGV[2], ARGV[3], ARGV[5] == '1'
+local moves = CONTROL[ARGV[1]]
+if not moves then
+  return redis.error_reply('unknown action ' .. ARGV[1])
+end
+local got = redis.call('HMGET', req, REQ_STATUS, REQ_CREATED, REQ_TRACEPARENT, REQ_RETRIES)
+local st = got[1]
+if not st then
+  return {'missing', ''}
+end
+local to = moves[st]
+if not to then
+  return {'conflict', st}
+end
+local tp = got[3] or ''
+local function starts_with(name, prefix)
+  return string.sub(name, 1, #prefix) == prefix
+end
+-- A retry waiting for its backoff is a member `request instance traceparent` (see fail.lua).
+local function delayed_member(v)
+  return id .. ' ' .. v .. ' ' .. tp
+end
+local all = redis.call('HGETALL', req)
+local requeue = {}
+if from_start then
+  -- Nothing is written before it is known that nothing of the last run is under way.
+  local waiting = {}
+  for i = 1, #all, 2 do
+    local name, value = all[i], all[i + 1]
+    if starts_with(name, INST_STATUS) then
+      local v = string.sub(name, #INST_STATUS + 1)
+      if value == VS_RETRYING and redis.call('ZSCORE', delayed, delayed_member(v)) then
+        waiting[#waiting + 1] = delayed_member(v)
+      elseif value == VS_QUEUED or value == VS_RUNNING or value == VS_RETRYING then
+        return {'busy', v}
+      end
+    end
+  end
+  for _, member in ipairs(waiting) do
+    redis.call('ZREM', delayed, member)
+  end
+  -- What an instance's progress is; the rest of its fields are its history, kept.
+  local progress = {INST_STATUS, INST_FAILURES, INST_LOST, INST_EXPOSED, INST_FINISHED,
+    INST_OUTPUT, INST_ARRIVALS, INST_SIZE, ENTRY_CARRIES}
+  local forget = {}
+  for i = 1, #all, 2 do
+    local name = all[i]
+    for _, prefix in ipairs(progress) do
+      if starts_with(name, prefix) then
+        forget[#forget + 1] = name
+        break
+      end
+    end
+  end
+  for first = 1, #forget, 4000 do
+    redis.call('HDEL', req, unpack(forget, first, math.min(first + 3999, #forget)))
+  end
+  requeue[1] = ARGV[6]
+else
+  local fresh = {}
+  for i = 1, #all, 2 do
+    local name, value = all[i], all[i + 1]
+    if starts_with(name, INST_STATUS) and RERUNS[value] then
+      local v = string.sub(name, #INST_STATUS + 1)
+      requeue[#requeue + 1] = v
+      for _, prefix in ipairs({INST_FAILURES, INST_LOST, INST_EXPOSED, INST_FINISHED}) do
+        fresh[#fresh + 1] = prefix .. v
+      end
+    end
+  end
+  for first = 1, #fresh, 4000 do
+    redis.call('HDEL', req, unpack(fresh, first, math.min(first + 3999, #fresh)))
+  end
+end
+local retries = tonumber(got[4] or '0') + 1
+redis.call('HSET', req, REQ_STATUS, to, REQ_UPDATED, now, REQ_RETRIES, retries)
+redis.call('HDEL', req, REQ_FINISHED, REQ_FAILURE, REQ_FIRST_ENTRY)
+for _, v in ipairs(requeue) do
+  redis.call('HSET', req, INST_STATUS .. v, ON_READY[to])
+  redis.call('XADD', stream, '*', READY_REQUEST, id, READY_INSTANCE, v, READY_TRACEPARENT, tp)
+end
+redis.call('DEL', parked)
+redis.call('PEXPIRE', req, ARGV[4])
+reindex(req, st, to, got[2], now)
+return {'ok', to, retries}
