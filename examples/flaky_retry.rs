@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{LazyLock, Mutex};
 
 use goflow::prelude::*;
@@ -68,23 +67,14 @@ workflow! {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flag = gateway_up();
     if let Some(dir) = flag.parent() {
-        if let Err(error) = std::fs::create_dir_all(dir) {
-            eprintln!("cannot create {}: {error}", dir.display());
-            return ExitCode::FAILURE;
-        }
+        std::fs::create_dir_all(dir)?;
     }
     // Each run starts with the gateway down.
     let _ = std::fs::remove_file(&flag);
-    let service = match FlowService::from_env() {
-        Ok(service) => service.register::<Checkout>(),
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let service = FlowService::from_env()?.register::<Checkout>();
     let settings = service.settings();
     let host = match settings.host.as_str() {
         "0.0.0.0" | "::" => "localhost",
@@ -96,11 +86,6 @@ async fn main() -> ExitCode {
     println!("  touch {}", flag.display());
     println!("  curl -X POST http://{addr}/flow/checkout/requests/<request_id>/retry");
     println!("  curl 'http://{addr}/flow/checkout/requests/<request_id>?wait=5'\n");
-    match service.start().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{error}");
-            ExitCode::FAILURE
-        }
-    }
+    service.start().await?;
+    Ok(())
 }
