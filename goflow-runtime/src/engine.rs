@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::bulk::{BulkOutcome, Selection};
 use crate::codec::Codec;
 use crate::error::Error;
+use crate::events::{EventId, EventStream, RequestEvent};
 use crate::lifecycle::{Control, RequestStatus};
 use crate::listing::{DeadLetterId, DeadLetterPage, RequestPage, RequestQuery, StatusCounts};
 use crate::node::Data as _;
@@ -170,6 +171,8 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     ///
     /// ```
     /// use goflow::prelude::*;
+    /// use goflow::request::{RequestOutcome, RequestStatus};
+    /// use goflow::{EmbeddedEngine, Engine};
     /// use std::sync::atomic::{AtomicBool, Ordering};
     ///
     /// static FIXED: AtomicBool = AtomicBool::new(false);
@@ -391,9 +394,84 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     /// Whether the engine can take requests now (Redis answers).
     #[doc(hidden)]
     fn ready(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The events of workflow `flow` after `after` (those kept first, then live), or from now
+    /// on, with the newest event at the call: what [`flow_events`](Self::flow_events) and
+    /// [`request_events`](Self::request_events) read.
+    #[doc(hidden)]
+    fn event_feed(
+        &self,
+        flow: &str,
+        after: Option<EventId>,
+    ) -> impl Future<Output = Result<EventFeed, Error>> + Send;
+
+    /// The live events of every request of `W`, from now on, or after `after` (an event's id,
+    /// as a reconnecting client got it: each workflow keeps about the newest
+    /// [`EVENTS_KEPT`](crate::request::EVENTS_KEPT) to resume from). The stream does not end.
+    fn flow_events<W: Workflow>(
+        &self,
+        after: Option<EventId>,
+    ) -> impl Future<Output = Result<EventStream, Error>> + Send {
+        self.know::<W>();
+        async move { Ok(self.event_feed(W::NAME, after).await?.events) }
+    }
+
+    /// The events of request `id` of `W`, in order: one per vertex transition and one per
+    /// change of its status; the stream ends after its end. Without `after`, it starts with
+    /// the request as it stands (an event per vertex that has moved, then its status), then
+    /// follows it live; with `after` (an event's id), it resumes after that event.
+    ///
+    /// ```
+    /// use futures_util::StreamExt as _;
+    /// use goflow::prelude::*;
+    /// use goflow::request::{EventKind, RequestStatus};
+    /// use goflow::{EmbeddedEngine, Engine};
+    ///
+    /// #[node]
+    /// async fn shout(text: String) -> String {
+    ///     text.to_uppercase()
+    /// }
+    ///
+    /// workflow! { pub Shout = shout; }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), goflow::Error> {
+    /// let engine = EmbeddedEngine::new();
+    /// let id = engine.submit::<Shout>(&"hi".to_owned()).await?;
+    /// let events: Vec<_> = engine.request_events::<Shout>(&id, None).await?.collect().await;
+    /// let last = events.last().unwrap().as_ref().unwrap();
+    /// assert_eq!(last.kind, EventKind::Request { status: RequestStatus::Completed });
+    /// # Ok(()) }
+    /// ```
+    fn request_events<W: Workflow>(
+        &self,
+        id: &RequestId,
+        after: Option<EventId>,
+    ) -> impl Future<Output = Result<EventStream, Error>> + Send {
+        self.know::<W>();
+        crate::events::of_request(self, W::NAME, id.clone(), after)
+    }
 }
 
 /// What [`Engine::submit_encoded`] did.
+impl std::fmt::Debug for EventFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventFeed")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Engine::event_feed`] answers: the newest event of the workflow when it was called,
+/// and the events after the point asked for.
+#[doc(hidden)]
+#[non_exhaustive]
+pub struct EventFeed {
+    /// The newest event at the call (`0-0-0` when there is none).
+    pub position: EventId,
+    /// The events after the point asked for: those kept first, then live.
+    pub events: futures_util::stream::BoxStream<'static, Result<RequestEvent, Error>>,
+}
+
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submitted {

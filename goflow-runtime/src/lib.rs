@@ -19,6 +19,7 @@ mod context;
 pub mod embedded;
 mod engine;
 mod error;
+mod events;
 mod exec;
 pub mod graph;
 mod lifecycle;

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::bulk::{BulkOutcome, Selection, Skipped};
 pub use crate::error::Failure;
+pub use crate::events::{
+    EventId, EventKind, EventStream, InvalidEventId, RequestEvent, EVENTS_KEPT,
+};
 pub use crate::lifecycle::{Control, RequestStatus, UnknownWord, VertexStatus};
 pub use crate::limits::Limits;
 pub use crate::listing::{

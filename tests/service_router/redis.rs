@@ -5,7 +5,7 @@ use goflow_kyc_app::{Greet, Kyc, KycLinear, Onboarding, SlowGreet};
 use serde_json::json;
 
 use super::control::control_round_trip;
-use super::requests::listing_round_trip;
+use super::requests::{events_round_trip, listing_round_trip};
 use super::*;
 
 /// A service on a Redis server of its own, with a worker running in this process; the worker
@@ -244,6 +244,7 @@ async fn redis_pause_resume_and_stop_with_conflicts() {
 async fn redis_requests_are_listed_counted_and_long_polled() {
     let service = RedisService::start("svc-listing", defaults()).await;
     listing_round_trip(&service.router).await;
+    events_round_trip(&service.router).await;
     service.stop().await;
 }
 

@@ -316,3 +316,124 @@ async fn requests_are_listed_counted_and_long_polled() {
     let router = embedded(defaults()).await;
     listing_round_trip(&router).await;
 }
+
+/// The parsed events of an SSE body: `(event, id, data)` each.
+fn sse_events(text: &str) -> Vec<(String, String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut id = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(rest) = line.strip_prefix("event: ") {
+                    event = Some(rest.to_owned());
+                } else if let Some(rest) = line.strip_prefix("id: ") {
+                    id = Some(rest.to_owned());
+                } else if let Some(rest) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(rest).ok();
+                }
+            }
+            Some((event?, id?, data?))
+        })
+        .collect()
+}
+
+/// The events routes, shared by the embedded and the Redis tests: a request's events as SSE,
+/// ending with its end; resumed with `Last-Event-ID`; a workflow's events; bad ids.
+pub(super) async fn events_round_trip(router: &Router) {
+    let key = unique("events");
+    let (_, location) = accepted(&post(router, "/flow/held", json!(key)).await, "held");
+    let id = id_of(&location).to_owned();
+    poll(router, &location, "hold runs", |s| {
+        vertex(s, "hold")["status"] == "running"
+    })
+    .await;
+    let events_of = format!("/flow/held/requests/{id}/events");
+    let follow = {
+        let (router, uri) = (router.clone(), events_of.clone());
+        tokio::spawn(async move { get(&router, &uri).await })
+    };
+    // The stream answers as it stands at once; then the request ends, and the stream with it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release(&key);
+    let reply = follow.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "body: {}", reply.text());
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let events = sse_events(&reply.text());
+    let (last_event, _, last) = events.last().expect("events").clone();
+    assert_eq!(last_event, "request");
+    assert_eq!(last["status"], "completed", "events: {events:?}");
+    assert!(events.iter().any(|(event, _, data)| event == "vertex"
+        && data["vertex"] == "after_hold"
+        && data["status"] == "done"));
+    for (_, event_id, data) in &events {
+        assert_eq!(data["request_id"], id.as_str());
+        assert_eq!(&data["id"], event_id);
+    }
+
+    // Resumed after its first event: what came after it, ending with the end.
+    let first_id = events[0].1.clone();
+    let resumed = send(
+        router,
+        Method::GET,
+        &events_of,
+        &[("last-event-id", &first_id)],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(resumed.status, StatusCode::OK, "body: {}", resumed.text());
+    let resumed = sse_events(&resumed.text());
+    assert!(resumed.len() < events.len(), "resumed: {resumed:?}");
+    assert_eq!(resumed.last().expect("the end").2["status"], "completed");
+    let bad = send(
+        router,
+        Method::GET,
+        &events_of,
+        &[("last-event-id", "yesterday")],
+        Body::empty(),
+    )
+    .await;
+    bad.expect_error(StatusCode::BAD_REQUEST, "invalid_event_id");
+    get(
+        router,
+        "/flow/held/requests/0123456789abcdef0123456789abcdef/events",
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "unknown_request");
+    get(router, "/flow/nosuch/events")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_flow");
+
+    // A workflow's events, resumed after that first event: the rest of that request's, as
+    // they come (the stream itself never ends).
+    let request = Request::builder()
+        .uri("/flow/held/events")
+        .header("last-event-id", &first_id)
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut text = String::new();
+    while !text.contains("\"completed\"") {
+        let frame = tokio::time::timeout(Duration::from_secs(30), body.frame())
+            .await
+            .expect("the next event")
+            .expect("the stream goes on")
+            .expect("a frame");
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    let flow_events = sse_events(&text);
+    assert!(flow_events
+        .iter()
+        .all(|(_, _, data)| data["request_id"] == id.as_str()));
+    assert_eq!(flow_events.last().unwrap().2["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_events_are_served_as_sse() {
+    let router = embedded(defaults()).await;
+    events_round_trip(&router).await;
+}

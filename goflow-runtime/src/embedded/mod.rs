@@ -17,6 +17,7 @@
 //! submitted request's state, moved by the lifecycle core's decisions; `executor` runs a
 //! request's vertices.
 
+mod events;
 mod executor;
 mod registry;
 mod tracked;
@@ -31,8 +32,9 @@ use bytes::Bytes;
 use self::registry::Registry;
 use self::tracked::Tracked;
 use crate::codec::{Codec, MsgPack};
-use crate::engine::{self, Engine, Hook, Registered, Registrations, Submitted};
+use crate::engine::{self, Engine, EventFeed, Hook, Registered, Registrations, Submitted};
 use crate::error::Error;
+use crate::events::EventId;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::node::Data as _;
 use crate::plan::Plan;
@@ -427,6 +429,11 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
     ) -> Result<DeadLetterPage, Error> {
         let plan = self.plan_named(flow)?;
         Ok(self.inner.requests.dead_letters(plan.flow(), limit, before))
+    }
+
+    async fn event_feed(&self, flow: &str, after: Option<EventId>) -> Result<EventFeed, Error> {
+        let plan = self.plan_named(flow)?;
+        Ok(self.inner.requests.events.flow(plan.flow()).feed(after))
     }
 
     async fn ready(&self) -> Result<(), Error> {

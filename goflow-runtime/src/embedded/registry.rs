@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::events::EventLog;
 use super::tracked::Tracked;
 use super::ShuttingDown;
 use crate::engine::Submitted;
@@ -26,6 +27,8 @@ pub(super) struct Registry {
     retained: usize,
     requests: Mutex<Requests>,
     dead: Mutex<DeadLetters>,
+    /// The events of every workflow.
+    pub(super) events: EventLog,
     /// How many requests have not ended yet (their finish hooks included).
     active: watch::Sender<usize>,
     /// Whether the timer that evicts finished requests runs.
@@ -124,6 +127,7 @@ impl Registry {
             retained,
             requests: Mutex::default(),
             dead: Mutex::default(),
+            events: EventLog::default(),
             active: watch::channel(0).0,
             sweeping: std::sync::OnceLock::new(),
         }
@@ -169,7 +173,8 @@ impl Registry {
         if closed {
             return Err(ShuttingDown);
         }
-        let tracked = Arc::new(Tracked::new(plan, id.clone(), input));
+        let events = self.events.flow(plan.flow());
+        let tracked = Arc::new(Tracked::new(plan, id.clone(), input, events));
         flow.insert(Arc::clone(&tracked), id);
         // Under the lock, so that a close sees every request created before it.
         self.active.send_modify(|active| *active += 1);

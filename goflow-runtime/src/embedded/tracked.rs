@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::events::FlowEvents;
 use crate::error::Failure;
+use crate::events::EventKind;
 use crate::lifecycle::{self, Control, RequestStatus, VertexStatus};
 use crate::plan::{Instance, Plan, Progress};
 use crate::request::{
@@ -49,6 +51,16 @@ pub(super) struct Tracked {
     /// How many times it has been retried (its state's `retries`), readable without its lock:
     /// the registry tells an end before a retry from the end after it by this.
     runs: AtomicU32,
+    /// Its workflow's events, which each change of its state records, under its state's lock.
+    events: Arc<FlowEvents>,
+}
+
+/// The event of `instance` moving to `status`.
+fn moved(plan: &Plan, instance: &Instance, status: VertexStatus) -> EventKind {
+    EventKind::Vertex {
+        vertex: plan.name_of(instance),
+        status,
+    }
 }
 
 /// A request's state, its vertex instances kept by instance (so in plan, then item, order)
@@ -69,13 +81,29 @@ pub(super) struct Restart {
 }
 
 impl Tracked {
-    pub(super) fn new(plan: &Plan, request_id: RequestId, input: &[u8]) -> Self {
+    pub(super) fn new(
+        plan: &Plan,
+        request_id: RequestId,
+        input: &[u8],
+        events: Arc<FlowEvents>,
+    ) -> Self {
         let now = now_ms();
         // The entry vertex is ready from the start, as its input is the request's.
         let mut vertices = request::initial_vertices(plan);
-        if let Some(entry) = vertices.get_mut(&Instance::root(plan.entry())) {
-            entry.status = lifecycle::on_ready(RequestStatus::Queued);
+        let entry = Instance::root(plan.entry());
+        let ready = lifecycle::on_ready(RequestStatus::Queued);
+        if let Some(vertex) = vertices.get_mut(&entry) {
+            vertex.status = ready;
         }
+        events.record(
+            &request_id,
+            [
+                moved(plan, &entry, ready),
+                EventKind::Request {
+                    status: RequestStatus::Queued,
+                },
+            ],
+        );
         Self {
             flow: plan.flow(),
             created_at_ms: now,
@@ -99,6 +127,7 @@ impl Tracked {
             control: watch::channel(Control::Resume).0,
             ended: watch::channel(false).0,
             runs: AtomicU32::new(0),
+            events,
         }
     }
 
@@ -218,6 +247,13 @@ impl Tracked {
         request.finished_at_ms = None;
         request.failure = None;
         request.retries += 1;
+        let queued = launch
+            .iter()
+            .map(|i| moved(plan, i, lifecycle::on_ready(to)));
+        self.events.record(
+            &request.request_id,
+            queued.chain([EventKind::Request { status: to }]),
+        );
         self.runs.store(request.retries, Ordering::Release);
         // Under the state's lock, as every control is signalled, so that the executor follows
         // the last one applied.
@@ -251,8 +287,17 @@ impl Tracked {
         let vertex = vertices
             .entry(instance.clone())
             .or_insert_with(|| VertexState::pending(plan.name_of(instance).to_string()));
+        let (was, was_request) = (vertex.status, request.status);
         change(request, vertex);
         request.updated_at_ms = now_ms();
+        let vertex_moved = (vertex.status != was).then(|| moved(plan, instance, vertex.status));
+        let request_moved = (request.status != was_request).then_some(EventKind::Request {
+            status: request.status,
+        });
+        self.events.record(
+            &request.request_id,
+            vertex_moved.into_iter().chain(request_moved),
+        );
     }
 
     /// `instance` has all its inputs: queued, or parked if the request is paused. Returns
@@ -330,6 +375,14 @@ impl Tracked {
                 .status = becomes;
         }
         request.updated_at_ms = now;
+        let settled = std::iter::once(moved(plan, instance, VertexStatus::Done)).chain(
+            skipped
+                .iter()
+                .map(|s| moved(plan, s, VertexStatus::Skipped)),
+        );
+        let readied = ready.iter().map(|next| moved(plan, next, becomes));
+        self.events
+            .record(&request.request_id, settled.chain(readied));
         vec![becomes == VertexStatus::Queued; ready.len()]
     }
 
@@ -364,6 +417,16 @@ impl Tracked {
         request.output = Some(output);
         request.updated_at_ms = now;
         request.finished_at_ms = Some(now);
+        let settled = std::iter::once(moved(plan, instance, VertexStatus::Done)).chain(
+            skipped
+                .iter()
+                .map(|s| moved(plan, s, VertexStatus::Skipped)),
+        );
+        let end = EventKind::Request {
+            status: RequestStatus::Completed,
+        };
+        self.events
+            .record(&request.request_id, settled.chain([end]));
     }
 
     /// `instance` failed for good after `attempts` attempts.
@@ -399,6 +462,11 @@ impl Tracked {
                 vertex.end(now);
             }
         }
+        // What the end cancels is not an event of its own: the end says it (as on Redis).
+        self.events.record(
+            &state.request.request_id,
+            [EventKind::Request { status: to }],
+        );
         // Under the lock, so that the executor follows the last control applied.
         self.control.send_replace(action);
         drop(state);
@@ -423,6 +491,7 @@ impl Tracked {
             kept,
         } = &mut *guard;
         let now = now_ms();
+        let was = request.status;
         if !request.status.is_final() {
             match outcome {
                 RequestOutcome::Completed(output) => {
@@ -445,6 +514,12 @@ impl Tracked {
         }
         if request.status != RequestStatus::Completed {
             *kept = Some(progress);
+        }
+        if request.status != was {
+            let end = EventKind::Request {
+                status: request.status,
+            };
+            self.events.record(&request.request_id, [end]);
         }
         let ended = (request.status, request.failure.clone());
         if let (RequestStatus::Failed, Some(failure)) = &ended {

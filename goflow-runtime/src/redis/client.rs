@@ -17,8 +17,10 @@ use super::protocol::{
 use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, RETRY, SUBMIT};
 use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
+use crate::engine::EventFeed;
 use crate::engine::{self, Engine, Submitted};
 use crate::error::Error;
+use crate::events::EventId;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::plan::Instance;
 use crate::request::{
@@ -375,6 +377,10 @@ impl<C: Codec> Engine for RedisEngine<C> {
             })?);
         }
         Ok(DeadLetterPage::of(size, letters))
+    }
+
+    async fn event_feed(&self, flow: &str, after: Option<EventId>) -> Result<EventFeed, Error> {
+        self.feed(flow, after).await
     }
 
     async fn ready(&self) -> Result<(), Error> {

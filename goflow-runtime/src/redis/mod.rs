@@ -79,6 +79,7 @@ mod client;
 mod config;
 mod engine;
 mod error;
+mod events;
 mod hooks;
 mod protocol;
 mod scripts;

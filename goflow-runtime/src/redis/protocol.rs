@@ -36,6 +36,13 @@ pub(crate) const KEY_BY_STATUS: &str = ":by:";
 /// What follows a workflow's hash tag in the key of the index of ended requests: `T:ended`.
 pub(crate) const KEY_ENDED: &str = ":ended";
 
+/// The suffix of a workflow's events stream (after its hash tag): one entry per step that moved
+/// a request or its vertices, capped at about `EVENTS_MAXLEN`.
+pub(crate) const KEY_EVENTS: &str = ":events";
+
+/// About how many entries a workflow's events stream keeps.
+pub(crate) const EVENTS_MAXLEN: u64 = crate::events::EVENTS_KEPT as u64;
+
 /// The pub/sub channel on which the ends of requests (stopped, or failed) reach the workers,
 /// which cancel their running attempts: messages are `<flow> <request id>`.
 pub(crate) fn control_channel(prefix: &str) -> String {
@@ -57,6 +64,8 @@ pub(crate) enum Place {
     Done,
     /// A field of a dead-letter-stream entry.
     Dead,
+    /// A field of an events-stream entry.
+    Event,
 }
 
 /// One field of the protocol: its name in Redis, the name Rust and Lua give it, where it
@@ -160,6 +169,12 @@ fields! {
     Dead DEAD_INSTANCE = "v";
     /// A dead letter's failure (a `RequestFailure` as JSON).
     Dead DEAD_FAILURE = "failure";
+    /// The request whose step an event entry records.
+    Event EVENT_REQUEST = "r";
+    /// The request's new status, when the step changed it.
+    Event EVENT_STATUS = "st";
+    /// The instances the step moved, and their new statuses: `<key> <status> ...`.
+    Event EVENT_VERTICES = "v";
 }
 
 /// The keys of one workflow.
@@ -177,6 +192,8 @@ pub(crate) struct FlowKeys {
     /// Sorted set of the ended requests, scored by when they ended (ms): how the listing
     /// indexes forget them as their hashes expire.
     pub(crate) ended: String,
+    /// Capped stream of the steps that moved requests and their vertices: the live events.
+    pub(crate) events: String,
 }
 
 impl FlowKeys {
@@ -188,6 +205,7 @@ impl FlowKeys {
             done: format!("{tag}:done"),
             dead: format!("{tag}:dead"),
             ended: format!("{tag}{KEY_ENDED}"),
+            events: format!("{tag}{KEY_EVENTS}"),
             tag,
         }
     }
@@ -266,6 +284,8 @@ pub(crate) fn lua_prelude() -> String {
     let _ = writeln!(lua, "local KEY_REQUEST = '{KEY_REQUEST}'");
     let _ = writeln!(lua, "local KEY_BY_STATUS = '{KEY_BY_STATUS}'");
     let _ = writeln!(lua, "local KEY_ENDED = '{KEY_ENDED}'");
+    let _ = writeln!(lua, "local KEY_EVENTS = '{KEY_EVENTS}'");
+    let _ = writeln!(lua, "local EVENTS_MAXLEN = '{EVENTS_MAXLEN}'");
     let _ = writeln!(lua, "local DONE_MAXLEN = '{DONE_MAXLEN}'");
     let _ = writeln!(lua, "local DEAD_MAXLEN = '{DEAD_MAXLEN}'");
     for status in RequestStatus::ALL {

@@ -30,12 +30,13 @@ macro_rules! script {
     };
 }
 
-script!(SUBMIT = "index.lua", "submit.lua");
+script!(SUBMIT = "index.lua", "events.lua", "submit.lua");
 /// The start script takes a batch (the entries of one read): `start.lua` (with the helpers it
 /// uses) is the body of a function that `batch.lua` runs once per entry.
 pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
     script(&[
         include_str!("lua/index.lua"),
+        include_str!("lua/events.lua"),
         "local function one(KEYS, ARGV)\n",
         include_str!("lua/entry.lua"),
         include_str!("lua/park.lua"),
@@ -48,29 +49,39 @@ script!(
     /// The scripts that end an attempt share their opening, after `entry.lua` (which the start
     /// script shares too).
     COMPLETE = "index.lua",
+    "events.lua",
     "entry.lua",
     "attempt_end.lua",
     "complete.lua"
 );
 script!(
     FAIL = "index.lua",
+    "events.lua",
     "entry.lua",
     "attempt_end.lua",
     "fail.lua"
 );
 script!(
-    ABANDON = "entry.lua",
+    ABANDON = "index.lua",
+    "events.lua",
+    "entry.lua",
     "park.lua",
     "attempt_end.lua",
     "abandon.lua"
 );
-script!(BEGAN = "index.lua", "began.lua");
+script!(BEGAN = "index.lua", "events.lua", "began.lua");
 script!(PROMOTE = "promote.lua");
 script!(RETIRE = "retire.lua");
-script!(CONTROL = "index.lua", "park.lua", "control.lua");
+script!(
+    CONTROL = "index.lua",
+    "events.lua",
+    "park.lua",
+    "control.lua"
+);
 script!(
     /// Retries an ended request, from where it stopped or from the start.
     RETRY = "index.lua",
+    "events.lua",
     "retry.lua"
 );
 script!(
@@ -124,6 +135,7 @@ mod tests {
         ("complete.lua", include_str!("lua/complete.lua")),
         ("control.lua", include_str!("lua/control.lua")),
         ("entry.lua", include_str!("lua/entry.lua")),
+        ("events.lua", include_str!("lua/events.lua")),
         ("counts.lua", include_str!("lua/counts.lua")),
         ("fail.lua", include_str!("lua/fail.lua")),
         ("forget.lua", include_str!("lua/forget.lua")),

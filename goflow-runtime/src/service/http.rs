@@ -70,6 +70,11 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
             "/flow/{name}/requests/actions/{action}",
             post(requests::act::<E>),
         )
+        .route("/flow/{name}/events", get(super::events::of_flow::<E>))
+        .route(
+            "/flow/{name}/requests/{id}/events",
+            get(super::events::of_request::<E>),
+        )
         .route("/flow/{name}/requests/{id}", get(request_status::<E>))
         .route("/flow/{name}/requests/{id}/{action}", post(control::<E>))
         .fallback(fallback::<E>)
@@ -330,7 +335,7 @@ pub(super) fn flow<'a, E>(state: &'a AppState<E>, name: &str) -> Result<&'a Flow
         .ok_or_else(|| ApiError::unknown_flow(name))
 }
 
-fn request_id(text: &str) -> Result<RequestId, ApiError> {
+pub(super) fn request_id(text: &str) -> Result<RequestId, ApiError> {
     RequestId::parse(text)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_id", e.to_string()))
 }

@@ -21,6 +21,7 @@
 //! `start_server()` only serves HTTP. Either way the routes are the same, served by one
 //! handler generic over the [`Engine`].
 
+mod events;
 mod http;
 mod metrics;
 mod openapi;

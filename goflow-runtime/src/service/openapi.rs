@@ -199,6 +199,43 @@ pub(super) fn document(flows: &HashMap<&'static str, FlowDef>) -> Value {
             "responses": {"200": answer("what it did", "BulkOutcome"), "400": error("an invalid selection or `from`"), "401": unauthorized, "404": error("no such workflow or action")},
         }}),
     );
+    let last_event_id = parameter(
+        "Last-Event-ID",
+        "header",
+        &json!({"type": "string", "pattern": "^[0-9]+-[0-9]+-[0-9]+$"}),
+        "resume after this event (the `id` of an event received)",
+    );
+    // Each event of the stream (as Schemathesis reads SSE: one object per event): `event`
+    // names what moved, `id` is where to resume, `data` the event as JSON.
+    let sse = |what: &str| {
+        json!({"description": what, "content": {"text/event-stream": {"schema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "event": {"type": "string", "enum": ["vertex", "request", "error"]},
+                "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+-[0-9]+$"},
+                "data": {"type": "string", "contentMediaType": "application/json"},
+            },
+        }}}})
+    };
+    paths.insert(
+        "/flow/{name}/requests/{id}/events".into(),
+        json!({"get": {
+            "summary": "Follow a request's events (Server-Sent Events) until it ends",
+            "operationId": "request_events",
+            "parameters": [name_param, id_param, last_event_id],
+            "responses": {"200": sse("how the request stands, then each vertex transition and status change; closes after its end"), "400": error("an invalid id or Last-Event-ID"), "401": unauthorized, "404": error("no such workflow or request")},
+        }}),
+    );
+    paths.insert(
+        "/flow/{name}/events".into(),
+        json!({"get": {
+            "summary": "Follow the events of every request of the workflow (Server-Sent Events)",
+            "operationId": "flow_events",
+            "parameters": [name_param, last_event_id],
+            "responses": {"200": sse("each vertex transition and status change of its requests, from now on (or after Last-Event-ID); never closes by itself"), "400": error("an invalid Last-Event-ID"), "401": unauthorized, "404": error("no such workflow")},
+        }}),
+    );
     let plain = |summary: &str, id: &str, reference: &str| json!({"get": {"summary": summary, "operationId": id, "responses": {"200": answer(summary, reference), "401": unauthorized}}});
     paths.insert(
         "/flows".into(),

@@ -6,7 +6,8 @@
 -- KEYS: 1 request hash, 2 the ready stream (which holds the entry), 3 parked list
 -- ARGV: 1 group, 2 entry id, 3 request id, 4 instance key, 5 (unused), 6 now
 -- Answers what `end_attempt` answers, or `requeued`.
--- (after entry.lua, park.lua and attempt_end.lua: `release`, `park`, `end_attempt`)
+-- (after index.lua, events.lua, entry.lua, park.lua and attempt_end.lua: `event`, `release`,
+-- `park`, `end_attempt`)
 local req, v = KEYS[1], ARGV[4]
 local early, at = end_attempt(req, v, ARGV[6])
 if early then
@@ -22,4 +23,5 @@ else
     at.tp or '')
 end
 release(at.carries, at.others)
+event(req, false, {v, ON_READY[at.st]})
 return 'requeued'

@@ -6,7 +6,7 @@
 -- KEYS: 1 request hash
 -- ARGV: 1 instance key, 2 when the attempt began (ms), 3 consumer, 4 now (ms)
 -- Answers 1 if it recorded the start, else 0.
--- (after index.lua: `reindex`)
+-- (after index.lua and events.lua: `reindex`, `event`)
 local req, v = KEYS[1], ARGV[1]
 local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v, REQ_CREATED)
 local st, vs = got[1], got[2]
@@ -21,4 +21,5 @@ if ON_START[st] ~= st then
   reindex(req, st, ON_START[st], got[3], ARGV[4])
 end
 redis.call('HSET', req, unpack(update))
+event(req, ON_START[st] ~= st and ON_START[st], {v, VS_RUNNING})
 return 1

@@ -30,8 +30,8 @@
 -- Answers {RS_COMPLETED} when it completed the request; else {'ok', then per handed-off
 -- instance: instance key, its attempt number, K, K input values (nil when missing)}; or what
 -- `end_attempt` answers.
--- (after index.lua, entry.lua and attempt_end.lua: `reindex`, `carrier`, `ack`,
--- `end_attempt`)
+-- (after index.lua, events.lua, entry.lua and attempt_end.lua: `reindex`, `event`, `carrier`,
+-- `ack`, `end_attempt`)
 local req, ready_stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local v, now, consumer = ARGV[4], ARGV[6], ARGV[10]
 local early, at = end_attempt(req, v, now)
@@ -47,6 +47,22 @@ local function chunked(command, key, list)
 end
 local last = 13 + 2 * tonumber(ARGV[12])
 local update = {INST_STATUS .. v, VS_DONE, INST_FINISHED .. v, now, REQ_UPDATED, now}
+-- The step's event: what `update` moves (the request's status, and each instance's), after
+-- the start of an attempt that ran at once.
+local moved = {}
+local function record_event()
+  local status = false
+  for j = 1, #update, 2 do
+    local field = update[j]
+    if field == REQ_STATUS then
+      status = update[j + 1]
+    elseif string.sub(field, 1, #INST_STATUS) == INST_STATUS then
+      moved[#moved + 1] = string.sub(field, #INST_STATUS + 1)
+      moved[#moved + 1] = update[j + 1]
+    end
+  end
+  event(req, status, moved)
+end
 -- Records the first attempt of `s` in this run, by this consumer, begun at `t0`: its first
 -- attempt ever, unless the request has been retried (from the start, its vertices have run
 -- before: their attempts count on).
@@ -71,6 +87,7 @@ end
 -- pause parks what comes after it.
 if ARGV[13] ~= '' and at.vs == VS_QUEUED then
   first_attempt(v, ARGV[13])
+  moved = {v, VS_RUNNING}
   if ON_START[st] ~= st and ARGV[7] == '0' then
     update[#update + 1] = REQ_STATUS
     update[#update + 1] = ON_START[st]
@@ -103,6 +120,7 @@ if ARGV[7] ~= '0' then
       RS_COMPLETED)
   end
   ack()
+  record_event()
   return {RS_COMPLETED}
 end
 -- Everything is written in one HSET at the end: nothing below reads a field this completion
@@ -170,4 +188,5 @@ if #others == 0 then
     redis.call('HDEL', req, carrier)
   end
 end
+record_event()
 return out

@@ -18,7 +18,7 @@
 -- ARGV: 1 action (a Control word), 2 request id, 3 now (ms), 4 retention (ms), 5 the workers'
 --       consumer group
 -- Answers {'ok', new status}, {'conflict', status} or {'missing', ''}.
--- (after index.lua and park.lua: `reindex`, `park`)
+-- (after index.lua, events.lua and park.lua: `reindex`, `event`, `park`)
 local req, stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local moves = CONTROL[ARGV[1]]
 if not moves then
@@ -56,6 +56,9 @@ end
 local now = ARGV[3]
 redis.call('HSET', req, REQ_STATUS, to, REQ_UPDATED, now)
 reindex(req, st, to, got[3], now)
+-- The step's event: the new status, and the instances it parks or queues (what an end cancels
+-- is not an event of its own: the end says it).
+local moved = {}
 if ENDED[to] then
   redis.call('HSET', req, REQ_FINISHED, now)
   -- An entry taken back will not run: cancelled by the lifecycle's ON_END, as a dropped one is.
@@ -70,6 +73,7 @@ elseif ON_READY[to] == VS_PARKED then
   local v = take_back()
   if v then
     park(req, parked, v)
+    moved = {v, VS_PARKED}
   end
 else
   local tp = redis.call('HGET', req, REQ_TRACEPARENT) or ''
@@ -77,7 +81,10 @@ else
     redis.call('HSET', req, INST_STATUS .. v, ON_READY[to])
     redis.call('XADD', stream, '*', READY_REQUEST, ARGV[2], READY_INSTANCE, v, READY_TRACEPARENT,
       tp)
+    moved[#moved + 1] = v
+    moved[#moved + 1] = ON_READY[to]
   end
   redis.call('DEL', parked)
 end
+event(req, to, moved)
 return {'ok', to}

@@ -10,7 +10,8 @@
 --       7 retry due time (ms) or empty for a final failure, 8 retention (ms), 9 `1` if this
 --       failure is a recorded attempt (a lost delivery is not)
 -- Answers VS_RETRYING, RS_FAILED (it failed the request), or what `end_attempt` answers.
--- (after index.lua, entry.lua and attempt_end.lua: `reindex`, `release`, `ack`, `end_attempt`)
+-- (after index.lua, events.lua, entry.lua and attempt_end.lua: `reindex`, `event`, `release`,
+-- `ack`, `end_attempt`)
 local req, parked, done, delayed, dlq = KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local v, now = ARGV[4], ARGV[6]
 local early, at = end_attempt(req, v, now)
@@ -27,6 +28,7 @@ if ARGV[7] ~= '' then
   redis.call('HSET', req, INST_STATUS .. v, VS_RETRYING)
   redis.call('ZADD', delayed, ARGV[7], ARGV[3] .. ' ' .. v .. ' ' .. (at.tp or ''))
   release(at.carries, at.others)
+  event(req, false, {v, VS_RETRYING})
   return VS_RETRYING
 end
 redis.call('HSET', req, INST_STATUS .. v, VS_FAILED, INST_FINISHED .. v, now, REQ_STATUS,
@@ -39,4 +41,5 @@ redis.call('XADD', dlq, 'MAXLEN', '~', DEAD_MAXLEN, '*', DEAD_REQUEST, ARGV[3], 
 redis.call('XADD', done, 'MAXLEN', '~', DONE_MAXLEN, '*', DONE_REQUEST, ARGV[3], DONE_STATUS,
   RS_FAILED)
 ack()
+event(req, RS_FAILED, {v, VS_FAILED})
 return RS_FAILED

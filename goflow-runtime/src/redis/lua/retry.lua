@@ -22,7 +22,7 @@
 --       5 `1` to retry from the start, 6 the entry vertex's instance key
 -- Answers {'ok', new status, retries}, {'conflict', status}, {'busy', instance key} or
 -- {'missing', ''}.
--- (after index.lua: `reindex`)
+-- (after index.lua and events.lua: `reindex`, `event`)
 local req, stream, parked, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, now, from_start = ARGV[2], ARGV[3], ARGV[5] == '1'
 local moves = CONTROL[ARGV[1]]
@@ -101,11 +101,15 @@ end
 local retries = tonumber(got[4] or '0') + 1
 redis.call('HSET', req, REQ_STATUS, to, REQ_UPDATED, now, REQ_RETRIES, retries)
 redis.call('HDEL', req, REQ_FINISHED, REQ_FAILURE, REQ_FIRST_ENTRY)
+local moved = {}
 for _, v in ipairs(requeue) do
   redis.call('HSET', req, INST_STATUS .. v, ON_READY[to])
   redis.call('XADD', stream, '*', READY_REQUEST, id, READY_INSTANCE, v, READY_TRACEPARENT, tp)
+  moved[#moved + 1] = v
+  moved[#moved + 1] = ON_READY[to]
 end
 redis.call('DEL', parked)
 redis.call('PEXPIRE', req, ARGV[4])
 reindex(req, st, to, got[2], now)
+event(req, to, moved)
 return {'ok', to, retries}

@@ -23,8 +23,8 @@
 -- died after that): the worker starts those instead, on the same entry.
 -- An entry of a request that has ended is dropped, and what it held is settled by the
 -- lifecycle's ON_END (`end_held`), so that a retry knows to queue it again.
--- (after index.lua, entry.lua and park.lua: `reindex`, `carrier`, `ack`, `carried_besides`,
--- `end_held`, `release`, `park`)
+-- (after index.lua, events.lua, entry.lua and park.lua: `reindex`, `event`, `carrier`, `ack`,
+-- `carried_besides`, `end_held`, `release`, `park`)
 local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
 local gather = ARGV[10] == '*'
@@ -68,6 +68,7 @@ if ON_READY[st] == VS_PARKED then
   redis.call('HSET', req, REQ_UPDATED, ARGV[4])
   park(req, parked, v)
   release(carries, others)
+  event(req, false, {v, VS_PARKED})
   return {VS_PARKED}
 end
 -- Attempts started (a start that never ended counts), and attempts that ended in a recorded
@@ -124,6 +125,7 @@ if ON_START[st] ~= st then
   reindex(req, st, ON_START[st], got[11], ARGV[4])
 end
 redis.call('HSET', req, unpack(update))
+event(req, ON_START[st] ~= st and ON_START[st], {v, VS_RUNNING})
 local out = {'run', started, failed, got[6] or ''}
 for i = first_input, #got do
   out[#out + 1] = got[i]

@@ -7,7 +7,7 @@
 --       see `worker::attempt`), with the plan hash the worker checks before it runs it
 -- Answers {1, status} when it created the request, {0, status, same} when one existed, `same`
 -- being 1 if that request's input is ARGV[2] (a retried submission), 0 if not.
--- (after index.lua: `reindex`)
+-- (after index.lua and events.lua: `reindex`, `event`)
 local req, stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', req) == 1 then
   local fields = redis.call('HMGET', req, REQ_STATUS, REQ_INPUT)
@@ -30,4 +30,5 @@ end
 redis.call('HSET', req, unpack(state))
 redis.call('PEXPIRE', req, ARGV[5])
 reindex(req, nil, RS_QUEUED, ARGV[3], ARGV[3])
+event(req, RS_QUEUED, {ARGV[4], ON_READY[RS_QUEUED]})
 return {1, RS_QUEUED}
