@@ -64,6 +64,11 @@ impl EventLog {
 impl FlowEvents {
     /// Records one step of request `request`: `kinds`, in order.
     pub(super) fn record(&self, request: &RequestId, kinds: impl IntoIterator<Item = EventKind>) {
+        let mut kinds = kinds.into_iter().peekable();
+        // A step that moved nothing is no event.
+        if kinds.peek().is_none() {
+            return;
+        }
         let mut kept = lock(&self.state);
         let now = now_ms();
         let (ms, n) = match kept.last {
