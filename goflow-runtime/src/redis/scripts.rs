@@ -76,12 +76,14 @@ script!(
     CONTROL = "index.lua",
     "events.lua",
     "park.lua",
+    "by_table.lua",
     "control.lua"
 );
 script!(
     /// Retries an ended request, from where it stopped or from the start.
     RETRY = "index.lua",
     "events.lua",
+    "by_table.lua",
     "retry.lua"
 );
 script!(
@@ -132,6 +134,7 @@ mod tests {
         ("attempt_end.lua", include_str!("lua/attempt_end.lua")),
         ("batch.lua", include_str!("lua/batch.lua")),
         ("began.lua", include_str!("lua/began.lua")),
+        ("by_table.lua", include_str!("lua/by_table.lua")),
         ("complete.lua", include_str!("lua/complete.lua")),
         ("control.lua", include_str!("lua/control.lua")),
         ("entry.lua", include_str!("lua/entry.lua")),

@@ -18,21 +18,14 @@
 -- ARGV: 1 action (a Control word), 2 request id, 3 now (ms), 4 retention (ms), 5 the workers'
 --       consumer group
 -- Answers {'ok', new status}, {'conflict', status} or {'missing', ''}.
--- (after index.lua, events.lua and park.lua: `reindex`, `event`, `park`)
+-- (after index.lua, events.lua, park.lua and by_table.lua: `reindex`, `event`, `park`,
+-- `by_table`)
 local req, stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local moves = CONTROL[ARGV[1]]
-if not moves then
-  return redis.error_reply('unknown action ' .. ARGV[1])
-end
-local got = redis.call('HMGET', req, REQ_STATUS, REQ_FIRST_ENTRY, REQ_CREATED)
-local st, first_entry = got[1], got[2]
-if not st then
-  return {'missing', ''}
-end
-local to = moves[st]
+local to, got = by_table(req, ARGV[1], REQ_FIRST_ENTRY, REQ_CREATED)
 if not to then
-  return {'conflict', st}
+  return got
 end
+local st, first_entry = got[1], got[2]
 -- Takes the entry vertex's entry back if no worker has read it; returns its instance if so.
 local function take_back()
   if not first_entry then

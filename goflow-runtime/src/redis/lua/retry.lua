@@ -22,22 +22,14 @@
 --       5 `1` to retry from the start, 6 the entry vertex's instance key
 -- Answers {'ok', new status, retries}, {'conflict', status}, {'busy', instance key} or
 -- {'missing', ''}.
--- (after index.lua and events.lua: `reindex`, `event`)
+-- (after index.lua, events.lua and by_table.lua: `reindex`, `event`, `by_table`)
 local req, stream, parked, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, now, from_start = ARGV[2], ARGV[3], ARGV[5] == '1'
-local moves = CONTROL[ARGV[1]]
-if not moves then
-  return redis.error_reply('unknown action ' .. ARGV[1])
-end
-local got = redis.call('HMGET', req, REQ_STATUS, REQ_CREATED, REQ_TRACEPARENT, REQ_RETRIES)
-local st = got[1]
-if not st then
-  return {'missing', ''}
-end
-local to = moves[st]
+local to, got = by_table(req, ARGV[1], REQ_CREATED, REQ_TRACEPARENT, REQ_RETRIES)
 if not to then
-  return {'conflict', st}
+  return got
 end
+local st = got[1]
 local tp = got[3] or ''
 local function starts_with(name, prefix)
   return string.sub(name, 1, #prefix) == prefix
