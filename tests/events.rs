@@ -187,6 +187,26 @@ conformance! {
         final_state::<Diamond>(engine, &id).await;
     }
 
+    /// Resumed after an event once its request has ended, a request's stream gives what
+    /// followed that event, up to the end, and closes.
+    fn a_stream_resumed_after_the_end_gives_what_followed(engine) {
+        let mut flow = engine.flow_events::<Diamond>(None).await.unwrap();
+        let id = RequestId::generate();
+        engine.submit_as::<Diamond>(id.clone(), &5).await.unwrap();
+        let mut live = Vec::new();
+        while !live.last().is_some_and(RequestEvent::is_end) {
+            let event = tokio::time::timeout(PATIENCE, flow.next()).await.unwrap().unwrap().unwrap();
+            if event.request_id == id {
+                live.push(event);
+            }
+        }
+        final_state::<Diamond>(engine, &id).await;
+        let after = live[1].id;
+        let resumed = all(engine.request_events::<Diamond>(&id, Some(after)).await.unwrap()).await;
+        let kinds = |events: &[RequestEvent]| events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>();
+        assert_eq!(kinds(&resumed), kinds(&live[2..]), "{resumed:#?}");
+    }
+
     /// A workflow's stream follows every request of it, from now on.
     fn a_workflow_s_stream_follows_all_its_requests(engine) {
         let mut events = engine.flow_events::<Diamond>(None).await.unwrap();

@@ -395,14 +395,16 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     #[doc(hidden)]
     fn ready(&self) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// The events of workflow `flow` after `after` (those kept first, then live), or from now
-    /// on, with the newest event at the call: what [`flow_events`](Self::flow_events) and
+    /// The events of workflow `flow` after `after` (those kept first, then, if `live`, those to
+    /// come; else the stream ends with the newest kept), or from now on, with the newest event
+    /// at the call: what [`flow_events`](Self::flow_events) and
     /// [`request_events`](Self::request_events) read.
     #[doc(hidden)]
     fn event_feed(
         &self,
         flow: &str,
         after: Option<EventId>,
+        live: bool,
     ) -> impl Future<Output = Result<EventFeed, Error>> + Send;
 
     /// The live events of every request of `W`, from now on, or after `after` (an event's id,
@@ -413,7 +415,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         after: Option<EventId>,
     ) -> impl Future<Output = Result<EventStream, Error>> + Send {
         self.know::<W>();
-        async move { Ok(self.event_feed(W::NAME, after).await?.events) }
+        async move { Ok(self.event_feed(W::NAME, after, true).await?.events) }
     }
 
     /// The events of request `id` of `W`, in order: one per vertex transition and one per

@@ -142,7 +142,7 @@ pub(crate) async fn of_request<E: Engine>(
 ) -> Result<EventStream, Error> {
     // Followed first, read second: what happens between the two is in the feed, and what
     // happened before it is in the state.
-    let feed = engine.event_feed(flow, after).await?;
+    let feed = engine.event_feed(flow, after, true).await?;
     let state = engine.state(flow, &id).await?;
     let at = |kind| RequestEvent {
         id: feed.position,
@@ -165,26 +165,99 @@ pub(crate) async fn of_request<E: Engine>(
             status: state.status,
         }));
     } else if state.status.is_final() {
-        // Resumed after it ended: its end sums up what came after the resumed event.
-        first.push(at(EventKind::Request {
+        // Resumed after it ended: what was kept since the resumed event, up to the end; the
+        // end itself if that is gone, or was the resumed event.
+        let end = at(EventKind::Request {
             status: state.status,
-        }));
+        });
+        let id = id.clone();
+        let kept = engine
+            .event_feed(flow, after, false)
+            .await?
+            .events
+            .filter(move |event| ready(event.as_ref().map_or(true, |e| e.request_id == id)));
+        let events = kept.chain(stream::once(ready(Ok(end))));
+        return Ok(through(
+            events.boxed(),
+            |event| matches!(event, Ok(event) if event.is_end()),
+        ));
     }
-    let first = stream::iter(first.into_iter().map(Ok));
     if state.status.is_final() {
-        return Ok(first.boxed());
+        return Ok(stream::iter(first.into_iter().map(Ok)).boxed());
     }
+    // The steps between the feed's start and the state's read are in both: a live event that
+    // the state already showed (the same status, or an earlier one in the vertex's life) is
+    // left out, until the vertex (or the request) moves on past what the state showed.
+    let mut overlap = Overlap::of(&first);
     let live = feed.events.filter(move |event| {
         ready(match event {
-            Ok(event) => event.request_id == id,
+            Ok(event) => event.request_id == id && overlap.is_new(event),
             Err(_) => true,
         })
     });
+    let first = stream::iter(first.into_iter().map(Ok));
     // Up to its end, included.
     Ok(through(
         first.chain(live).boxed(),
         |event| matches!(event, Ok(event) if event.is_end()),
     ))
+}
+
+/// What a request's stream showed as it stood, for leaving out the live events it showed too.
+struct Overlap {
+    vertices: std::collections::HashMap<Arc<str>, VertexStatus>,
+    request: Option<RequestStatus>,
+}
+
+impl Overlap {
+    fn of(shown: &[RequestEvent]) -> Self {
+        let mut overlap = Self {
+            vertices: std::collections::HashMap::new(),
+            request: None,
+        };
+        for event in shown {
+            match &event.kind {
+                EventKind::Vertex { vertex, status } => {
+                    overlap.vertices.insert(Arc::clone(vertex), *status);
+                }
+                EventKind::Request { status } => overlap.request = Some(*status),
+            }
+        }
+        overlap
+    }
+
+    /// Whether `event` says more than was shown; once one does, its vertex (or the request)
+    /// is followed as it comes.
+    fn is_new(&mut self, event: &RequestEvent) -> bool {
+        match &event.kind {
+            EventKind::Vertex { vertex, status } => match self.vertices.get(vertex) {
+                Some(shown) if status == shown || stage(*status) < stage(*shown) => false,
+                Some(_) => {
+                    self.vertices.remove(vertex);
+                    true
+                }
+                None => true,
+            },
+            EventKind::Request { status } => {
+                let new = self.request != Some(*status);
+                self.request = None;
+                new
+            }
+        }
+    }
+}
+
+/// Where a status comes in one run of a vertex: waiting, ready, under way, settled.
+fn stage(status: VertexStatus) -> u8 {
+    match status {
+        VertexStatus::Pending => 0,
+        VertexStatus::Queued | VertexStatus::Parked => 1,
+        VertexStatus::Running | VertexStatus::Retrying => 2,
+        VertexStatus::Done
+        | VertexStatus::Failed
+        | VertexStatus::Cancelled
+        | VertexStatus::Skipped => 3,
+    }
 }
 
 /// `events` up to the first for which `last` holds (or an error), that one included: the
@@ -210,6 +283,48 @@ pub(crate) fn through(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(kind: EventKind) -> RequestEvent {
+        RequestEvent {
+            id: EventId::new(1, 0, 0),
+            request_id: RequestId::generate(),
+            at_ms: 1,
+            kind,
+        }
+    }
+
+    fn vertex(name: &str, status: VertexStatus) -> RequestEvent {
+        event(EventKind::Vertex {
+            vertex: Arc::from(name),
+            status,
+        })
+    }
+
+    #[test]
+    fn live_events_the_state_showed_are_left_out() {
+        let shown = [
+            vertex("a", VertexStatus::Done),
+            vertex("b", VertexStatus::Running),
+            event(EventKind::Request {
+                status: RequestStatus::Running,
+            }),
+        ];
+        let mut overlap = Overlap::of(&shown);
+        // Steps the state already reflected.
+        assert!(!overlap.is_new(&vertex("a", VertexStatus::Running)));
+        assert!(!overlap.is_new(&vertex("a", VertexStatus::Done)));
+        assert!(!overlap.is_new(&vertex("b", VertexStatus::Queued)));
+        assert!(!overlap.is_new(&event(EventKind::Request {
+            status: RequestStatus::Running
+        })));
+        // What comes after it.
+        assert!(overlap.is_new(&vertex("b", VertexStatus::Retrying)));
+        assert!(overlap.is_new(&vertex("b", VertexStatus::Running)));
+        assert!(overlap.is_new(&vertex("c", VertexStatus::Queued)));
+        assert!(overlap.is_new(&event(EventKind::Request {
+            status: RequestStatus::Completed
+        })));
+    }
 
     #[test]
     fn ids_read_back_and_order_by_step_then_place() {

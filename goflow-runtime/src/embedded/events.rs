@@ -92,11 +92,12 @@ impl FlowEvents {
         }
     }
 
-    /// The events after `after` (after the newest, without it), those kept first, then live.
-    pub(super) fn feed(self: &Arc<Self>, after: Option<EventId>) -> EventFeed {
+    /// The events after `after` (after the newest, without it), those kept first, then, if
+    /// `live`, those to come.
+    pub(super) fn feed(self: &Arc<Self>, after: Option<EventId>, live: bool) -> EventFeed {
         let kept = lock(&self.state);
         // Subscribed under the lock: nothing recorded falls between the kept and the live.
-        let live = self.live.subscribe();
+        let receiver = self.live.subscribe();
         let position = kept
             .events
             .back()
@@ -111,10 +112,14 @@ impl FlowEvents {
             None => VecDeque::new(),
         };
         drop(kept);
+        if !live {
+            let events = stream::iter(backlog.into_iter().map(Ok)).boxed();
+            return EventFeed { position, events };
+        }
         let follower = Follower {
             events: Arc::clone(self),
             backlog,
-            live,
+            live: receiver,
             last: after.unwrap_or(position),
         };
         let events = stream::unfold(follower, |mut follower| async move {

@@ -431,9 +431,19 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         Ok(self.inner.requests.dead_letters(plan.flow(), limit, before))
     }
 
-    async fn event_feed(&self, flow: &str, after: Option<EventId>) -> Result<EventFeed, Error> {
+    async fn event_feed(
+        &self,
+        flow: &str,
+        after: Option<EventId>,
+        live: bool,
+    ) -> Result<EventFeed, Error> {
         let plan = self.plan_named(flow)?;
-        Ok(self.inner.requests.events.flow(plan.flow()).feed(after))
+        Ok(self
+            .inner
+            .requests
+            .events
+            .flow(plan.flow())
+            .feed(after, live))
     }
 
     async fn ready(&self) -> Result<(), Error> {

@@ -379,8 +379,13 @@ impl<C: Codec> Engine for RedisEngine<C> {
         Ok(DeadLetterPage::of(size, letters))
     }
 
-    async fn event_feed(&self, flow: &str, after: Option<EventId>) -> Result<EventFeed, Error> {
-        self.feed(flow, after).await
+    async fn event_feed(
+        &self,
+        flow: &str,
+        after: Option<EventId>,
+        live: bool,
+    ) -> Result<EventFeed, Error> {
+        self.feed(flow, after, live).await
     }
 
     async fn ready(&self) -> Result<(), Error> {

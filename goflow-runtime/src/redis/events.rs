@@ -30,11 +30,13 @@ const BLOCK: Duration = Duration::from_secs(5);
 
 impl<C: Codec> RedisEngine<C> {
     /// The events of workflow `flow` after `after` (or after the newest now), read by a task
-    /// of their own, which ends when the stream is dropped.
+    /// of their own, which ends when the stream is dropped, or, unless `live`, once it has read
+    /// up to the newest.
     pub(crate) async fn feed(
         &self,
         flow: &str,
         after: Option<EventId>,
+        live: bool,
     ) -> Result<EventFeed, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
@@ -54,6 +56,7 @@ impl<C: Codec> RedisEngine<C> {
             flow.keys.events.clone(),
             Arc::clone(&flow.plan),
             after.unwrap_or(position),
+            live,
             sender,
         ));
         let events = stream::unfold(receiver, |mut receiver| async move {
@@ -71,6 +74,7 @@ async fn follow(
     key: String,
     plan: Arc<Plan>,
     after: EventId,
+    live: bool,
     sender: mpsc::Sender<Result<RequestEvent, Error>>,
 ) {
     let name = plan.flow();
@@ -120,6 +124,7 @@ async fn follow(
                 continue;
             }
         };
+        let caught_up = catch_up.is_some() && (entries.len() as u64) < PAGE;
         if catch_up.is_some() {
             catch_up = (entries.len() as u64 == PAGE)
                 .then(|| entries.last().map(|(id, _)| format!("({id}")))
@@ -133,7 +138,7 @@ async fn follow(
             }
             last.clone_from(id);
         }
-        if sender.is_closed() {
+        if sender.is_closed() || (caught_up && !live) {
             break;
         }
     }

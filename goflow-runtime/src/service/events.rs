@@ -41,7 +41,7 @@ pub(super) async fn of_flow<E: Engine>(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let flow = flow(&state, &name)?;
     let after = last_event_id(&headers)?;
-    let feed = state.engine.event_feed(flow.name, after).await?;
+    let feed = state.engine.event_feed(flow.name, after, true).await?;
     Ok(sse(feed.events))
 }
 
