@@ -47,9 +47,11 @@ if from_start then
     local name, value = all[i], all[i + 1]
     if starts_with(name, INST_STATUS) then
       local v = string.sub(name, #INST_STATUS + 1)
+      -- Under way: what the lifecycle's ON_END would cancel (queued, retrying, running), but
+      -- a retry still waiting in the delayed set, which is taken back.
       if value == VS_RETRYING and redis.call('ZSCORE', delayed, delayed_member(v)) then
         waiting[#waiting + 1] = delayed_member(v)
-      elseif value == VS_QUEUED or value == VS_RUNNING or value == VS_RETRYING then
+      elseif ON_END[value] ~= value then
         return {'busy', v}
       end
     end
