@@ -35,7 +35,8 @@
 //!
 //! `--trace` records every span through OpenTelemetry (a batch processor into an in-memory
 //! exporter, in the driver and the worker alike), to measure what tracing costs; the system
-//! name then ends in `-traced`.
+//! name then ends in `-traced`. `--no-events` runs the Redis engine with its events off
+//! (`RedisConfig::events`), to measure what recording them costs.
 //!
 //! The Redis engine runs with all its guarantees on (leases, retries, state, TTL). Its worker is
 //! a separate process (this binary, re-executed with `--worker-process`); the driver submits
@@ -213,7 +214,14 @@ fn redis_config(url: &str, prefix: &str) -> RedisConfig {
     let mut config = RedisConfig::new(url);
     config.prefix = prefix.to_owned();
     config.retention = Duration::from_secs(120);
+    config.events = !no_events();
     config
+}
+
+/// `--no-events`: the Redis engine with its events off (`RedisConfig::events`), in the driver
+/// and in the worker processes alike.
+fn no_events() -> bool {
+    std::env::args().any(|a| a == "--no-events")
 }
 
 async fn connect(url: &str, prefix: &str) -> RedisEngine {
@@ -362,6 +370,7 @@ fn spawn_worker(args: &Args, prefix: &str) -> Child {
         ])
         .args(["--concurrency", &args.concurrency.to_string()])
         .args(args.trace.then_some("--trace"))
+        .args(no_events().then_some("--no-events"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -14,7 +14,7 @@ use futures_util::StreamExt as _;
 use goflow::prelude::*;
 use goflow::redis::RedisEngineBuilder;
 use goflow::request::{EventId, EventKind, EventStream, RequestEvent, RequestStatus, VertexStatus};
-use goflow::RequestId;
+use goflow::{Engine as _, RequestId};
 use support::engines::{conformance, final_state, until};
 
 /// Requests whose `gate` waits, by id.
@@ -271,4 +271,40 @@ impl ContainsKind for Vec<RequestEvent> {
     fn contains_kind(&self, kind: &EventKind) -> bool {
         self.iter().any(|e| &e.kind == kind)
     }
+}
+
+/// With its events off (`RedisConfig::events`), the Redis engine runs requests as before but
+/// writes no events stream, and following events says why instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_engine_with_its_events_off_writes_none() {
+    let mut config = support::config("events_off");
+    config.events = false;
+    let engine = register_all(goflow::redis::RedisEngine::builder(config))
+        .connect()
+        .await
+        .expect("connect");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(engine.worker(4).run(shutdown.clone()));
+    let id = RequestId::generate();
+    engine.submit_as::<Diamond>(id.clone(), &7).await.unwrap();
+    let state = final_state::<Diamond>(&engine, &id).await;
+    assert_eq!(state.status, RequestStatus::Completed);
+    for result in [
+        engine.request_events::<Diamond>(&id, None).await.map(drop),
+        engine.flow_events::<Diamond>(None).await.map(drop),
+    ] {
+        let error = result.expect_err("no events to follow");
+        let source = std::error::Error::source(&error).expect("why");
+        assert!(source.is::<goflow::redis::EventsOff>(), "{error}: {source}");
+        assert!(source.to_string().contains("events are off"), "{source}");
+    }
+    let client = support::raw_client(&engine.config().url).await;
+    let key = format!(
+        "{}:events",
+        support::flow_tag(&engine.config().prefix, Diamond::NAME)
+    );
+    let exists: u64 = support::raw(&client, "EXISTS", vec![key.into()]).await;
+    assert_eq!(exists, 0);
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
 }

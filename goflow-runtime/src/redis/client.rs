@@ -136,20 +136,24 @@ impl<C: Codec> Engine for RedisEngine<C> {
         let span = tracing::info_span!("goflow.request", flow = name, request_id = id.as_str());
         let traceparent = crate::trace::hand_on(&span, None);
         let carries_input = input.len() <= config.inline_input_limit && !input.is_empty();
-        let reply = scripts::call(&SUBMIT, &self.inner.client, || {
-            let keys = vec![flow.keys.request(id), flow.keys.ready.clone()];
-            let args = vec![
-                Value::from(id.as_str()),
-                Value::Bytes(input.clone()),
-                Value::from(now_ms().to_string()),
-                Value::from(Instance::root(flow.plan.entry()).key()),
-                Value::from(millis(config.unfinished_ttl).to_string()),
-                Value::from(flow.hash.as_str()),
-                Value::from(traceparent.as_str()),
-                Value::from(if carries_input { "1" } else { "0" }),
-            ];
-            (keys, args)
-        })
+        let reply = scripts::call(
+            SUBMIT.get(self.inner.config.events),
+            &self.inner.client,
+            || {
+                let keys = vec![flow.keys.request(id), flow.keys.ready.clone()];
+                let args = vec![
+                    Value::from(id.as_str()),
+                    Value::Bytes(input.clone()),
+                    Value::from(now_ms().to_string()),
+                    Value::from(Instance::root(flow.plan.entry()).key()),
+                    Value::from(millis(config.unfinished_ttl).to_string()),
+                    Value::from(flow.hash.as_str()),
+                    Value::from(traceparent.as_str()),
+                    Value::from(if carries_input { "1" } else { "0" }),
+                ];
+                (keys, args)
+            },
+        )
         .instrument(span)
         .await
         .map_err(|e| RedisError::from(e).into_error(name))?;
@@ -447,22 +451,26 @@ impl<C: Codec> RedisEngine<C> {
         id: &RequestId,
         action: Control,
     ) -> Result<Controlled, RedisError> {
-        let reply = scripts::call(&CONTROL, &self.inner.client, || {
-            let keys = vec![
-                flow.keys.request(id),
-                flow.keys.ready.clone(),
-                flow.keys.parked(id),
-                flow.keys.done.clone(),
-            ];
-            let args = vec![
-                Value::from(action.as_str()),
-                Value::from(id.as_str()),
-                Value::from(now_ms().to_string()),
-                Value::from(millis(self.inner.config.retention).to_string()),
-                Value::from(GROUP),
-            ];
-            (keys, args)
-        })
+        let reply = scripts::call(
+            CONTROL.get(self.inner.config.events),
+            &self.inner.client,
+            || {
+                let keys = vec![
+                    flow.keys.request(id),
+                    flow.keys.ready.clone(),
+                    flow.keys.parked(id),
+                    flow.keys.done.clone(),
+                ];
+                let args = vec![
+                    Value::from(action.as_str()),
+                    Value::from(id.as_str()),
+                    Value::from(now_ms().to_string()),
+                    Value::from(millis(self.inner.config.retention).to_string()),
+                    Value::from(GROUP),
+                ];
+                (keys, args)
+            },
+        )
         .await?;
         Controlled::read(reply, "control")
     }
@@ -475,24 +483,28 @@ impl<C: Codec> RedisEngine<C> {
         id: &RequestId,
         action: Control,
     ) -> Result<Controlled, RedisError> {
-        let reply = scripts::call(&RETRY, &self.inner.client, || {
-            let keys = vec![
-                flow.keys.request(id),
-                flow.keys.ready.clone(),
-                flow.keys.parked(id),
-                flow.keys.delayed.clone(),
-            ];
-            let from_start = action == Control::RetryFromStart;
-            let args = vec![
-                Value::from(action.as_str()),
-                Value::from(id.as_str()),
-                Value::from(now_ms().to_string()),
-                Value::from(millis(self.inner.config.unfinished_ttl).to_string()),
-                Value::from(if from_start { "1" } else { "0" }),
-                Value::from(Instance::root(flow.plan.entry()).key()),
-            ];
-            (keys, args)
-        })
+        let reply = scripts::call(
+            RETRY.get(self.inner.config.events),
+            &self.inner.client,
+            || {
+                let keys = vec![
+                    flow.keys.request(id),
+                    flow.keys.ready.clone(),
+                    flow.keys.parked(id),
+                    flow.keys.delayed.clone(),
+                ];
+                let from_start = action == Control::RetryFromStart;
+                let args = vec![
+                    Value::from(action.as_str()),
+                    Value::from(id.as_str()),
+                    Value::from(now_ms().to_string()),
+                    Value::from(millis(self.inner.config.unfinished_ttl).to_string()),
+                    Value::from(if from_start { "1" } else { "0" }),
+                    Value::from(Instance::root(flow.plan.entry()).key()),
+                ];
+                (keys, args)
+            },
+        )
         .await?;
         Controlled::read(reply, "retry")
     }

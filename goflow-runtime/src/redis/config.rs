@@ -56,6 +56,12 @@ pub struct RedisConfig {
     /// idle request's latency); its completion records its start. Larger inputs are only in
     /// the state. Default 256; 0 never carries one.
     pub inline_input_limit: usize,
+    /// Whether the scripts append each step to the workflow's events stream, which
+    /// `request_events`, `flow_events` and the `…/events` routes follow. Default on; off spares
+    /// one Redis command per step (about a tenth of the throughput of Redis-bound workloads,
+    /// see BENCHMARKS.md), and following events then fails with
+    /// [`EventsOff`](super::EventsOff). Every process of a deployment should agree.
+    pub events: bool,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -74,6 +80,7 @@ impl std::fmt::Debug for RedisConfig {
             command_timeout,
             inline_output_limit,
             inline_input_limit,
+            events,
         } = self;
         f.debug_struct("RedisConfig")
             .field("url", &crate::secret::redact_url(url))
@@ -88,6 +95,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("command_timeout", command_timeout)
             .field("inline_output_limit", inline_output_limit)
             .field("inline_input_limit", inline_input_limit)
+            .field("events", events)
             .finish()
     }
 }
@@ -108,6 +116,7 @@ impl RedisConfig {
             command_timeout: Duration::from_secs(5),
             inline_output_limit: 256,
             inline_input_limit: 256,
+            events: true,
         }
     }
 }

@@ -22,6 +22,15 @@ use crate::events::{EventId, EventKind, RequestEvent};
 use crate::plan::{Instance, Plan};
 use crate::request_id::RequestId;
 
+/// The engine's events are off ([`RedisConfig::events`](super::RedisConfig::events)): there
+/// are none to follow.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "this Redis engine's events are off (RedisConfig::events, GOFLOW_EVENTS=off): there are \
+     none to follow"
+)]
+pub struct EventsOff;
+
 /// Entries read per command.
 const PAGE: u64 = 256;
 
@@ -39,6 +48,9 @@ impl<C: Codec> RedisEngine<C> {
         live: bool,
     ) -> Result<EventFeed, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        if !self.inner.config.events {
+            return Err(Error::engine(EventsOff));
+        }
         let name = flow.plan.flow();
         let newest: Vec<StreamEntry> = self
             .inner

@@ -89,6 +89,7 @@ mod worker;
 pub use self::config::RedisConfig;
 pub use self::engine::{RedisEngine, RedisEngineBuilder};
 pub use self::error::RedisError;
+pub use self::events::EventsOff;
 pub use self::worker::Worker;
 
 pub(crate) use self::engine::{connect_client, stream_read, DoneEvent, Flow, Inner, StreamEntry};

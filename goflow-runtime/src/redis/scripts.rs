@@ -12,11 +12,23 @@ use fred::types::scripts::Script;
 
 use super::protocol;
 
-/// A script made of the prelude and these files, in order.
-fn script(files: &[&str]) -> Script {
+/// The file that appends each step's events to the workflow's events stream.
+const EVENTS: &str = include_str!("lua/events.lua");
+
+/// What stands for [`EVENTS`] when the engine's events are off
+/// ([`RedisConfig::events`](super::RedisConfig::events)): steps append nothing.
+const NO_EVENTS: &str =
+    "-- The engine's events are off: steps append none.\nlocal function event() end\n";
+
+/// A script made of the prelude and these files, in order; without its events unless `events`.
+fn script(files: &[&str], events: bool) -> Script {
     let mut source = protocol::lua_prelude();
     for file in files {
-        source.push_str(file);
+        source.push_str(if !events && *file == EVENTS {
+            NO_EVENTS
+        } else {
+            file
+        });
     }
     Script::from_lua(source)
 }
@@ -26,26 +38,63 @@ macro_rules! script {
     ($(#[$meta:meta])* $name:ident = $($file:literal),+) => {
         $(#[$meta])*
         pub(crate) static $name: LazyLock<Script> =
-            LazyLock::new(|| script(&[$(include_str!(concat!("lua/", $file))),+]));
+            LazyLock::new(|| script(&[$(include_str!(concat!("lua/", $file))),+], true));
     };
 }
 
-script!(SUBMIT = "index.lua", "events.lua", "submit.lua");
+/// A script that appends its step's events (it includes `events.lua`), in its two forms: with
+/// the events, and without them (the engine's events off).
+pub(crate) struct Eventful {
+    with: LazyLock<Script>,
+    without: LazyLock<Script>,
+}
+
+impl Eventful {
+    /// The form for an engine whose events are on (`true`) or off.
+    pub(crate) fn get(&self, events: bool) -> &Script {
+        if events {
+            &self.with
+        } else {
+            &self.without
+        }
+    }
+}
+
+/// Declares an [`Eventful`] script from the files it is made of (`events.lua` among them).
+macro_rules! eventful {
+    ($(#[$meta:meta])* $name:ident = $($file:literal),+) => {
+        $(#[$meta])*
+        pub(crate) static $name: Eventful = Eventful {
+            with: LazyLock::new(|| script(&[$(include_str!(concat!("lua/", $file))),+], true)),
+            without: LazyLock::new(|| script(&[$(include_str!(concat!("lua/", $file))),+], false)),
+        };
+    };
+}
+
+eventful!(SUBMIT = "index.lua", "events.lua", "submit.lua");
 /// The start script takes a batch (the entries of one read): `start.lua` (with the helpers it
 /// uses) is the body of a function that `batch.lua` runs once per entry.
-pub(crate) static START: LazyLock<Script> = LazyLock::new(|| {
-    script(&[
-        include_str!("lua/index.lua"),
-        include_str!("lua/events.lua"),
-        "local function one(KEYS, ARGV)\n",
-        include_str!("lua/entry.lua"),
-        include_str!("lua/park.lua"),
-        include_str!("lua/start.lua"),
-        "end\n",
-        include_str!("lua/batch.lua"),
-    ])
-});
-script!(
+pub(crate) static START: Eventful = Eventful {
+    with: LazyLock::new(|| start(true)),
+    without: LazyLock::new(|| start(false)),
+};
+
+fn start(events: bool) -> Script {
+    script(
+        &[
+            include_str!("lua/index.lua"),
+            EVENTS,
+            "local function one(KEYS, ARGV)\n",
+            include_str!("lua/entry.lua"),
+            include_str!("lua/park.lua"),
+            include_str!("lua/start.lua"),
+            "end\n",
+            include_str!("lua/batch.lua"),
+        ],
+        events,
+    )
+}
+eventful!(
     /// The scripts that end an attempt share their opening, after `entry.lua` (which the start
     /// script shares too).
     COMPLETE = "index.lua",
@@ -54,14 +103,14 @@ script!(
     "attempt_end.lua",
     "complete.lua"
 );
-script!(
+eventful!(
     FAIL = "index.lua",
     "events.lua",
     "entry.lua",
     "attempt_end.lua",
     "fail.lua"
 );
-script!(
+eventful!(
     ABANDON = "index.lua",
     "events.lua",
     "entry.lua",
@@ -69,17 +118,17 @@ script!(
     "attempt_end.lua",
     "abandon.lua"
 );
-script!(BEGAN = "index.lua", "events.lua", "began.lua");
+eventful!(BEGAN = "index.lua", "events.lua", "began.lua");
 script!(PROMOTE = "promote.lua");
 script!(RETIRE = "retire.lua");
-script!(
+eventful!(
     CONTROL = "index.lua",
     "events.lua",
     "park.lua",
     "by_table.lua",
     "control.lua"
 );
-script!(
+eventful!(
     /// Retries an ended request, from where it stopped or from the start.
     RETRY = "index.lua",
     "events.lua",

@@ -200,6 +200,10 @@ impl From<Error> for ApiError {
             Error::Conflict { .. } | Error::StillEnding { .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
+            #[cfg(feature = "redis")]
+            Error::Engine { source } if source.is::<crate::redis::EventsOff>() => {
+                Self::new(StatusCode::NOT_FOUND, "events_off", source.to_string())
+            }
             Error::Engine { source } if source.is::<crate::embedded::ShuttingDown>() => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",

@@ -369,6 +369,7 @@ impl FlowService {
         config.prefix = self.settings.redis_prefix.clone();
         config.lease = self.settings.lease;
         config.retention = self.settings.retention;
+        config.events = self.settings.events;
         for change in &self.redis_config {
             change(&mut config);
         }

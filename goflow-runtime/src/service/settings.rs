@@ -58,6 +58,11 @@ pub struct Settings {
     /// Port on which a worker-only process (`start_worker`) serves `/metrics` and `/healthz`
     /// (`GOFLOW_METRICS_PORT`); absent: none. Services with HTTP serve them on their port.
     pub metrics_port: Option<u16>,
+    /// Whether the Redis engine's scripts record each step's events, for the `…/events`
+    /// routes (`GOFLOW_EVENTS`, `on` or `off`, default on; see
+    /// [`RedisConfig::events`](crate::redis::RedisConfig)). The embedded engine always keeps
+    /// them, in memory.
+    pub events: bool,
     /// How long to let running attempts finish on shutdown (`GOFLOW_SHUTDOWN_GRACE`, default
     /// 30 s).
     pub shutdown_grace: Duration,
@@ -88,6 +93,7 @@ impl std::fmt::Debug for Settings {
             max_wait,
             otlp_endpoint,
             metrics_port,
+            events,
             shutdown_grace,
             limits,
         } = self;
@@ -112,6 +118,7 @@ impl std::fmt::Debug for Settings {
             .field("max_wait", max_wait)
             .field("otlp_endpoint", otlp_endpoint)
             .field("metrics_port", metrics_port)
+            .field("events", events)
             .field("shutdown_grace", shutdown_grace)
             .field("limits", limits)
             .finish()
@@ -138,6 +145,7 @@ impl Default for Settings {
             max_wait: Duration::from_secs(60),
             otlp_endpoint: None,
             metrics_port: None,
+            events: true,
             shutdown_grace: Duration::from_secs(30),
             limits: crate::request::Limits::DEFAULT,
         }
@@ -270,6 +278,19 @@ impl Settings {
         }
         if let Some(v) = var("GOFLOW_METRICS_PORT") {
             settings.metrics_port = Some(parse("GOFLOW_METRICS_PORT", v, "a port number")?);
+        }
+        if let Some(v) = var("GOFLOW_EVENTS") {
+            settings.events = match v.as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(ServiceError::Setting {
+                        name: "GOFLOW_EVENTS",
+                        value: v,
+                        expected: "`on` or `off`",
+                    })
+                }
+            };
         }
         if let Some(v) = var("GOFLOW_MAX_ITEMS") {
             settings.limits.max_items = parse("GOFLOW_MAX_ITEMS", v, "a number of items")?;
@@ -412,8 +433,10 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
             ("GOFLOW_MAX_ITEMS", "500"),
             ("GOFLOW_MAX_OUTPUT_BYTES", "4096"),
+            ("GOFLOW_EVENTS", "off"),
         ])
         .unwrap();
+        assert!(!settings.events);
         assert_eq!(settings.limits.max_items, 500);
         assert_eq!(settings.limits.max_output_bytes, 4096);
         assert_eq!(settings.port, 9090);

@@ -39,15 +39,21 @@ impl<C: Codec> Worker<C> {
         let what = "recording a completion";
         let holding = [delivery];
         let reply = self
-            .script(&COMPLETE, what, &holding, OnShutdown::KeepTrying, || {
-                let keys = vec![
-                    flow.keys.request(done.request),
-                    flow.keys.ready.clone(),
-                    flow.keys.parked(done.request),
-                    flow.keys.done.clone(),
-                ];
-                (keys, args.build(config, delivery, &done, &self.consumer))
-            })
+            .script(
+                COMPLETE.get(self.engine.inner.config.events),
+                what,
+                &holding,
+                OnShutdown::KeepTrying,
+                || {
+                    let keys = vec![
+                        flow.keys.request(done.request),
+                        flow.keys.ready.clone(),
+                        flow.keys.parked(done.request),
+                        flow.keys.done.clone(),
+                    ];
+                    (keys, args.build(config, delivery, &done, &self.consumer))
+                },
+            )
             .await?
             .into_array();
         let mut reply = reply.into_iter();

@@ -96,7 +96,7 @@ impl<C: Codec> Worker<C> {
         let asked = std::time::Instant::now();
         let replies = self
             .script(
-                &START,
+                START.get(self.engine.inner.config.events),
                 "starting vertices",
                 &holding,
                 OnShutdown::GiveUp,
@@ -136,16 +136,22 @@ impl<C: Codec> Worker<C> {
         };
         let holding = [delivery];
         let what = "recording the start of a running attempt";
-        self.script(&BEGAN, what, &holding, OnShutdown::KeepTrying, || {
-            let keys = vec![flow.keys.request(&request)];
-            let args = vec![
-                Value::from(delivery.instance.as_str()),
-                Value::from(began.to_string()),
-                Value::from(self.consumer.as_str()),
-                Value::from(now_ms().to_string()),
-            ];
-            (keys, args)
-        })
+        self.script(
+            BEGAN.get(self.engine.inner.config.events),
+            what,
+            &holding,
+            OnShutdown::KeepTrying,
+            || {
+                let keys = vec![flow.keys.request(&request)];
+                let args = vec![
+                    Value::from(delivery.instance.as_str()),
+                    Value::from(began.to_string()),
+                    Value::from(self.consumer.as_str()),
+                    Value::from(now_ms().to_string()),
+                ];
+                (keys, args)
+            },
+        )
         .await?;
         Ok(())
     }
@@ -204,7 +210,13 @@ impl<C: Codec> Worker<C> {
         };
         let what = "recording a failed attempt";
         let outcome = self
-            .script(&FAIL, what, &[delivery], OnShutdown::KeepTrying, build)
+            .script(
+                FAIL.get(self.engine.inner.config.events),
+                what,
+                &[delivery],
+                OnShutdown::KeepTrying,
+                build,
+            )
             .await?;
         let outcome = outcome.as_str();
         if outcome.as_deref() == Some(VertexStatus::Retrying.as_str()) {
@@ -232,22 +244,28 @@ impl<C: Codec> Worker<C> {
     pub(super) async fn abandon(&self, flow: &Flow, delivery: &Delivery) -> Result<(), RedisError> {
         let request = delivery.request.as_str();
         let what = "recording a cancelled attempt";
-        self.script(&ABANDON, what, &[delivery], OnShutdown::KeepTrying, || {
-            let keys = vec![
-                flow.keys.request(request),
-                flow.keys.ready.clone(),
-                flow.keys.parked(request),
-            ];
-            let args = vec![
-                Value::from(GROUP),
-                Value::from(delivery.entry.as_str()),
-                Value::from(request),
-                Value::from(delivery.instance.as_str()),
-                Value::from(""),
-                Value::from(now_ms().to_string()),
-            ];
-            (keys, args)
-        })
+        self.script(
+            ABANDON.get(self.engine.inner.config.events),
+            what,
+            &[delivery],
+            OnShutdown::KeepTrying,
+            || {
+                let keys = vec![
+                    flow.keys.request(request),
+                    flow.keys.ready.clone(),
+                    flow.keys.parked(request),
+                ];
+                let args = vec![
+                    Value::from(GROUP),
+                    Value::from(delivery.entry.as_str()),
+                    Value::from(request),
+                    Value::from(delivery.instance.as_str()),
+                    Value::from(""),
+                    Value::from(now_ms().to_string()),
+                ];
+                (keys, args)
+            },
+        )
         .await?;
         Ok(())
     }
