@@ -554,7 +554,7 @@ async fn finished_requests_expire_after_their_retention() {
             // The listing indexes too: ids leave them as their hashes expire, when the next
             // request ends or the requests are listed or counted (below).
             let indexes = RequestStatus::ALL.iter().map(|s| format!("by:{s}"));
-            ["ready", "delayed", "done", "dead", "ended"]
+            ["ready", "delayed", "done", "dead", "ended", "events"]
                 .map(str::to_owned)
                 .into_iter()
                 .chain(indexes)
