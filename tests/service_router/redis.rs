@@ -374,3 +374,20 @@ async fn redis_config_changes_the_engines_settings_after_the_services_own() {
         support::raw(&client, "EXISTS", vec![exists("overridden").into()]).await;
     assert_eq!((under_chosen, under_overridden), (1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_events_off_answers_404_events_off() {
+    let base = defaults().redis_config(|config| config.events = false);
+    let service = RedisService::start("svc-events-off", base).await;
+    let router = &service.router;
+    let key = unique("events-off");
+    release(&key);
+    let (_, location) = accepted(&post(router, "/flow/held", json!(key)).await, "held");
+    for uri in [format!("{location}/events"), "/flow/held/events".to_owned()] {
+        let message = get(router, &uri)
+            .await
+            .expect_error(StatusCode::NOT_FOUND, "events_off");
+        assert!(message.contains("GOFLOW_EVENTS=off"), "{message}");
+    }
+    service.stop().await;
+}
