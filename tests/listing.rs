@@ -426,7 +426,7 @@ conformance! {
     fn an_unknown_workflow_is_an_error(engine) {
         let unknown = engine.list_requests("nosuchflow", &RequestQuery::new()).await;
         assert!(matches!(unknown, Err(Error::UnknownFlow { .. })), "{unknown:?}");
-        let unknown = engine.count_requests("nosuchflow").await;
+        let unknown = engine.count_requests("nosuchflow", None).await;
         assert!(matches!(unknown, Err(Error::UnknownFlow { .. })), "{unknown:?}");
         let unknown = engine.list_dead("nosuchflow", 10, None).await;
         assert!(matches!(unknown, Err(Error::UnknownFlow { .. })), "{unknown:?}");

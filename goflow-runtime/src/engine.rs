@@ -12,7 +12,7 @@ use crate::events::{EventId, EventStream, RequestEvent};
 use crate::lifecycle::{Control, RequestStatus};
 use crate::listing::{DeadLetterId, DeadLetterPage, RequestPage, RequestQuery, StatusCounts};
 use crate::node::Data as _;
-use crate::request::{RequestOutcome, RequestState};
+use crate::request::{RequestData, RequestOutcome, RequestState, Workers};
 use crate::request_id::RequestId;
 use crate::workflow::Workflow;
 
@@ -260,7 +260,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     /// ended within the retention.
     fn counts<W: Workflow>(&self) -> impl Future<Output = Result<StatusCounts, Error>> + Send {
         self.know::<W>();
-        self.count_requests(W::NAME)
+        self.count_requests(W::NAME, None)
     }
 
     /// Pauses, resumes or stops every request of `W` that `selection` picks, at most
@@ -364,11 +364,13 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         query: &RequestQuery,
     ) -> impl Future<Output = Result<RequestPage, Error>> + Send;
 
-    /// [`counts`](Self::counts) by workflow name.
+    /// [`counts`](Self::counts) by workflow name, of the requests created from `since_ms`
+    /// (every one kept, when `None`).
     #[doc(hidden)]
     fn count_requests(
         &self,
         flow: &str,
+        since_ms: Option<u64>,
     ) -> impl Future<Output = Result<StatusCounts, Error>> + Send;
 
     /// [`control_all`](Self::control_all) by workflow name.
@@ -390,6 +392,18 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         limit: usize,
         before: Option<DeadLetterId>,
     ) -> impl Future<Output = Result<DeadLetterPage, Error>> + Send;
+
+    /// What request `id` of workflow `flow` was given and what its vertices made.
+    #[doc(hidden)]
+    fn request_data(
+        &self,
+        flow: &str,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<RequestData, Error>> + Send;
+
+    /// The workers of workflow `flow` and how far behind its work is.
+    #[doc(hidden)]
+    fn workers(&self, flow: &str) -> impl Future<Output = Result<Workers, Error>> + Send;
 
     /// Whether the engine can take requests now (Redis answers).
     #[doc(hidden)]

@@ -129,6 +129,10 @@ pub struct RequestState {
     /// How many times it has been retried (each retry runs it on under the same id, and its
     /// vertices' attempts count on).
     pub retries: u32,
+    /// The id of the trace its spans are in (32 hex digits), to look it up in a tracing UI:
+    /// on the Redis engine always (the trace it was submitted in, or one started for it); on
+    /// the embedded engine when its spans are exported (the `otel` feature, with an endpoint).
+    pub trace_id: Option<String>,
     /// The encoded output, once completed; decode it with the workflow's codec.
     #[serde(skip)]
     pub output: Option<Bytes>,
@@ -147,6 +151,20 @@ impl RequestState {
             (status, _, _) => RequestOutcome::Pending(status),
         }
     }
+}
+
+/// What a request was given and what its vertices made, as its engine keeps them (for the
+/// retention, as the rest of its state), still encoded with the engine's codec: what the
+/// dashboard shows of a request beside its state.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RequestData {
+    /// The input.
+    pub input: Option<Bytes>,
+    /// The output of each instance that produced one, by its name in the state's `vertices`
+    /// (`verify[3]`), in plan order; a conditional's is the payload of the variant it chose.
+    pub outputs: Vec<(String, Bytes)>,
 }
 
 /// The instances a request's state lists from its start: every vertex outside `each` bodies
@@ -203,4 +221,30 @@ pub struct Finished {
     pub status: RequestStatus,
     /// Why it failed, when it did (and, on Redis, its state had not expired yet).
     pub failure: Option<RequestFailure>,
+}
+
+/// Who works on a workflow's requests, as the dashboard shows it: each worker reading its
+/// work, and how much of it no worker has read yet.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Workers {
+    /// Ready entries no worker has read yet (the Redis consumer group's lag; `None` when Redis
+    /// cannot tell, as before version 7).
+    pub lag: Option<u64>,
+    /// The workers.
+    pub workers: Vec<WorkerInfo>,
+}
+
+/// One worker of a [`Workers`].
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// Its name (the Redis consumer: host, process and a random part).
+    pub name: String,
+    /// The entries it has read and not yet finished.
+    pub in_flight: u64,
+    /// How long since it last read or acknowledged an entry (ms).
+    pub idle_ms: u64,
 }

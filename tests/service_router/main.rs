@@ -10,7 +10,8 @@
 //!
 //! The workflows and helpers are here; the tests are in one module per part of the API:
 //! [`submit`], [`auth`], [`control`] (status and control), [`graphs`] (graphs, probes, metrics,
-//! routing), [`requests`] (listing, counts, long-poll) and [`redis`] (the same routes on Redis).
+//! routing), [`requests`] (listing, counts, long-poll), [`dashboard`] (its files and what it reads)
+//! and [`redis`] (the same routes on Redis).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -21,6 +22,7 @@ mod reply;
 
 mod auth;
 mod control;
+mod dashboard;
 mod graphs;
 mod redis;
 mod requests;

@@ -5,6 +5,7 @@ use goflow_kyc_app::{Greet, Kyc, KycLinear, Onboarding, SlowGreet};
 use serde_json::json;
 
 use super::control::control_round_trip;
+use super::dashboard::dashboard_round_trip;
 use super::requests::{events_round_trip, listing_round_trip};
 use super::*;
 
@@ -245,6 +246,7 @@ async fn redis_requests_are_listed_counted_and_long_polled() {
     let service = RedisService::start("svc-listing", defaults()).await;
     listing_round_trip(&service.router).await;
     events_round_trip(&service.router).await;
+    dashboard_round_trip(&service.router).await;
     service.stop().await;
 }
 

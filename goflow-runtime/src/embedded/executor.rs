@@ -187,6 +187,9 @@ async fn run_vertices(
         flow = plan.flow(),
         request_id = request_id.as_str()
     );
+    if let Some(tracker) = tracker {
+        tracker.traced(&span);
+    }
     let launcher = Launch {
         plan,
         request_id: &request_id,
@@ -241,7 +244,7 @@ async fn run_vertices(
                 let skipped = std::mem::take(&mut advance.skipped);
                 let ready = progress.apply(advance);
                 let now = match tracker {
-                    Some(tracker) => tracker.done(plan, &done, &skipped, &ready),
+                    Some(tracker) => tracker.done(plan, &done, &output, &skipped, &ready),
                     None => vec![true; ready.len()],
                 };
                 for (next, now) in ready.into_iter().zip(now) {

@@ -40,8 +40,8 @@ use crate::node::Data as _;
 use crate::plan::Plan;
 use crate::request::Limits;
 use crate::request::{
-    DeadLetterId, DeadLetterPage, Finished, RequestOutcome, RequestPage, RequestQuery,
-    RequestState, StatusCounts,
+    DeadLetterId, DeadLetterPage, Finished, RequestData, RequestOutcome, RequestPage, RequestQuery,
+    RequestState, StatusCounts, WorkerInfo, Workers,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -416,9 +416,13 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         Ok(self.inner.requests.list(plan.flow(), query))
     }
 
-    async fn count_requests(&self, flow: &str) -> Result<StatusCounts, Error> {
+    async fn count_requests(
+        &self,
+        flow: &str,
+        since_ms: Option<u64>,
+    ) -> Result<StatusCounts, Error> {
         let plan = self.plan_named(flow)?;
-        Ok(self.inner.requests.counts(plan.flow()))
+        Ok(self.inner.requests.counts(plan.flow(), since_ms))
     }
 
     async fn list_dead(
@@ -444,6 +448,31 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
             .events
             .flow(plan.flow())
             .feed(after, live))
+    }
+
+    async fn request_data(&self, flow: &str, id: &RequestId) -> Result<RequestData, Error> {
+        let plan = self.plan_named(flow)?;
+        Ok(self.tracked(flow, id)?.data(&plan))
+    }
+
+    /// The engine is its one worker; what it has in flight are the requests under way, and
+    /// nothing waits for a worker to read it.
+    async fn workers(&self, flow: &str) -> Result<Workers, Error> {
+        let plan = self.plan_named(flow)?;
+        let counts = self.inner.requests.counts(plan.flow(), None);
+        let under_way = [
+            RequestStatus::Queued,
+            RequestStatus::Running,
+            RequestStatus::Paused,
+        ];
+        Ok(Workers {
+            lag: Some(0),
+            workers: vec![WorkerInfo {
+                name: tracked::WORKER.to_owned(),
+                in_flight: under_way.iter().map(|s| counts.get(*s)).sum(),
+                idle_ms: 0,
+            }],
+        })
     }
 
     async fn ready(&self) -> Result<(), Error> {

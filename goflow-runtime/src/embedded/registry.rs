@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::events::EventLog;
@@ -99,10 +100,15 @@ impl FlowRequests {
         RequestPage::of(query, selected)
     }
 
-    fn counts(&self) -> StatusCounts {
+    /// How many of those created from `since_ms` (every one kept, when `None`) are in each
+    /// status.
+    fn counts(&self, since_ms: Option<u64>) -> StatusCounts {
         let mut counts = StatusCounts::default();
-        for tracked in self.by_id.values() {
-            counts.add(tracked.status(), 1);
+        let since = (since_ms.unwrap_or(0), RequestId::before_all());
+        for (_, id) in self.by_age.range(since..) {
+            if let Some(tracked) = self.by_id.get(id) {
+                counts.add(tracked.status(), 1);
+            }
         }
         counts
     }
@@ -159,7 +165,7 @@ impl Registry {
         &self,
         plan: &Plan,
         id: &RequestId,
-        input: &[u8],
+        input: &Bytes,
     ) -> Result<Result<Arc<Tracked>, Submitted>, ShuttingDown> {
         let mut requests = lock(&self.requests);
         self.evict(&mut requests);
@@ -241,14 +247,15 @@ impl Registry {
         }
     }
 
-    /// How many requests of workflow `flow` are kept in each status.
-    pub(super) fn counts(&self, flow: &str) -> StatusCounts {
+    /// How many requests of workflow `flow` created from `since_ms` (every one kept, when
+    /// `None`) are in each status.
+    pub(super) fn counts(&self, flow: &str, since_ms: Option<u64>) -> StatusCounts {
         let mut requests = lock(&self.requests);
         self.evict(&mut requests);
         requests
             .by_flow
             .get(flow)
-            .map(FlowRequests::counts)
+            .map(|requests| requests.counts(since_ms))
             .unwrap_or_default()
     }
 

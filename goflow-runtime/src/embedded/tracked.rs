@@ -16,7 +16,7 @@ use crate::events::EventKind;
 use crate::lifecycle::{self, Control, RequestStatus, VertexStatus};
 use crate::plan::{Instance, Plan, Progress};
 use crate::request::{
-    self, RequestFailure, RequestOutcome, RequestState, RequestSummary, VertexState,
+    self, RequestData, RequestFailure, RequestOutcome, RequestState, RequestSummary, VertexState,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -32,7 +32,7 @@ fn input_hash(input: &[u8]) -> u64 {
 }
 
 /// The worker name the embedded engine records for every attempt.
-const WORKER: &str = "embedded";
+pub(super) const WORKER: &str = "embedded";
 
 /// One submitted request.
 pub(super) struct Tracked {
@@ -42,6 +42,8 @@ pub(super) struct Tracked {
     /// A hash of the encoded input it was submitted with, to tell a retried submission (same
     /// id, same input) from another one under an id already taken.
     input_hash: u64,
+    /// The input, for the dashboard (shared with its executor's progress, not copied).
+    input: Bytes,
     state: Mutex<TrackedState>,
     /// The last control applied, for the executor: it parks what becomes ready while paused,
     /// launches the parked instances on resume, and ends on stop.
@@ -71,6 +73,9 @@ struct TrackedState {
     /// What its executor had computed when it failed or was stopped (the stored values and
     /// the arrivals counted), for a retry to run on from.
     kept: Option<Progress>,
+    /// The output of each instance that produced one, for the dashboard, as the Redis engine
+    /// keeps them in the request's hash (shared with the executor's progress, not copied).
+    outputs: BTreeMap<Instance, Bytes>,
 }
 
 /// Where a run of a request's executor starts: from what it had computed, with these
@@ -84,7 +89,7 @@ impl Tracked {
     pub(super) fn new(
         plan: &Plan,
         request_id: RequestId,
-        input: &[u8],
+        input: &Bytes,
         events: Arc<FlowEvents>,
     ) -> Self {
         let now = now_ms();
@@ -108,6 +113,7 @@ impl Tracked {
             flow: plan.flow(),
             created_at_ms: now,
             input_hash: input_hash(input),
+            input: input.clone(),
             state: Mutex::new(TrackedState {
                 request: RequestState {
                     flow: plan.flow(),
@@ -119,15 +125,30 @@ impl Tracked {
                     vertices: Vec::new(),
                     failure: None,
                     retries: 0,
+                    trace_id: None,
                     output: None,
                 },
                 vertices,
                 kept: None,
+                outputs: BTreeMap::new(),
             }),
             control: watch::channel(Control::Resume).0,
             ended: watch::channel(false).0,
             runs: AtomicU32::new(0),
             events,
+        }
+    }
+
+    /// Its executor runs in `span`: the request's trace id is that span's, when it is
+    /// exported (the first run's: a retry's spans are in a trace of their own).
+    pub(super) fn traced(&self, span: &tracing::Span) {
+        let mut guard = lock(&self.state);
+        if guard.request.trace_id.is_none() {
+            let traceparent = span.in_scope(|| crate::trace::of_span(&tracing::Span::current()));
+            guard.request.trace_id = traceparent
+                .as_deref()
+                .and_then(crate::trace::trace_id)
+                .map(str::to_owned);
         }
     }
 
@@ -182,6 +203,19 @@ impl Tracked {
         request
     }
 
+    /// Its input and what its instances produced.
+    pub(super) fn data(&self, plan: &Plan) -> RequestData {
+        let state = lock(&self.state);
+        RequestData {
+            input: Some(self.input.clone()),
+            outputs: state
+                .outputs
+                .iter()
+                .map(|(instance, output)| (plan.name_of(instance).to_string(), output.clone()))
+                .collect(),
+        }
+    }
+
     /// Waits up to `timeout` for the request to end.
     pub(super) async fn wait_final(&self, timeout: Duration) {
         let mut ended = self.ended.subscribe();
@@ -212,6 +246,7 @@ impl Tracked {
             request,
             vertices,
             kept,
+            outputs,
         } = &mut *guard;
         let from = request.status;
         let to = lifecycle::control(from, action).ok_or(from)?;
@@ -221,6 +256,7 @@ impl Tracked {
         let launch = if action == Control::RetryFromStart {
             // Everything anew from the input; the attempts count on.
             progress = Progress::new(progress.input().clone()).with_room_for(vertices.len());
+            outputs.clear();
             for vertex in vertices.values_mut() {
                 vertex.status = VertexStatus::Pending;
                 vertex.finished_at_ms = None;
@@ -345,16 +381,21 @@ impl Tracked {
         &self,
         plan: &Plan,
         instance: &Instance,
+        output: &Bytes,
         skipped: &[Instance],
         ready: &[Instance],
     ) -> Vec<bool> {
         let mut guard = lock(&self.state);
         let TrackedState {
-            request, vertices, ..
+            request,
+            vertices,
+            outputs,
+            ..
         } = &mut *guard;
         if request.status.is_final() {
             return vec![false; ready.len()];
         }
+        outputs.insert(instance.clone(), output.clone());
         let now = now_ms();
         let mut settle = |instance: &Instance, status: VertexStatus| {
             let vertex = vertices
@@ -398,11 +439,15 @@ impl Tracked {
     ) {
         let mut guard = lock(&self.state);
         let TrackedState {
-            request, vertices, ..
+            request,
+            vertices,
+            outputs,
+            ..
         } = &mut *guard;
         if request.status.is_final() {
             return;
         }
+        outputs.insert(instance.clone(), output.clone());
         let now = now_ms();
         for (instance, status) in std::iter::once((instance, VertexStatus::Done))
             .chain(skipped.iter().map(|s| (s, VertexStatus::Skipped)))
@@ -489,6 +534,7 @@ impl Tracked {
             request,
             vertices,
             kept,
+            ..
         } = &mut *guard;
         let now = now_ms();
         let was = request.status;

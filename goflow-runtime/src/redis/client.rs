@@ -24,8 +24,8 @@ use crate::events::EventId;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::plan::Instance;
 use crate::request::{
-    DeadLetter, DeadLetterId, DeadLetterPage, RequestFailure, RequestOutcome, RequestPage,
-    RequestQuery, RequestState, RequestSummary, StatusCounts,
+    DeadLetter, DeadLetterId, DeadLetterPage, RequestData, RequestFailure, RequestOutcome,
+    RequestPage, RequestQuery, RequestState, RequestSummary, StatusCounts, Workers,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -313,7 +313,11 @@ impl<C: Codec> Engine for RedisEngine<C> {
         Ok(RequestPage::of(query, summaries))
     }
 
-    async fn count_requests(&self, flow: &str) -> Result<StatusCounts, Error> {
+    async fn count_requests(
+        &self,
+        flow: &str,
+        since_ms: Option<u64>,
+    ) -> Result<StatusCounts, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
         let config = &self.inner.config;
@@ -324,6 +328,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
                 Value::from(now_ms().to_string()),
                 Value::from(millis(config.retention).to_string()),
                 Value::from(millis(config.unfinished_ttl).to_string()),
+                Value::from(since_ms.map_or_else(String::new, |ms| ms.to_string())),
             ];
             (keys, args)
         })
@@ -390,6 +395,38 @@ impl<C: Codec> Engine for RedisEngine<C> {
         live: bool,
     ) -> Result<EventFeed, Error> {
         self.feed(flow, after, live).await
+    }
+
+    async fn request_data(&self, flow: &str, id: &RequestId) -> Result<RequestData, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let fields: HashMap<String, Bytes> = self
+            .inner
+            .client
+            .hgetall(flow.keys.request(id))
+            .await
+            .map_err(|e| RedisError::from(e).into_error(name))?;
+        super::state::read_data(&flow.plan, fields).ok_or_else(|| Error::UnknownRequest {
+            flow: name,
+            request_id: id.clone(),
+        })
+    }
+
+    async fn workers(&self, flow: &str) -> Result<Workers, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let client = &self.inner.client;
+        let ready = flow.keys.ready.clone();
+        let consumers: Result<Value, _> = client.xinfo_consumers(ready.clone(), GROUP).await;
+        let groups: Result<Value, _> = client.xinfo_groups(ready).await;
+        match (consumers, groups) {
+            (Ok(consumers), Ok(groups)) => Ok(super::info::workers(consumers, groups, GROUP)),
+            // No worker has created the group yet (the stream does not exist either).
+            (Err(error), _) | (_, Err(error)) if error.details().contains("no such key") => {
+                Ok(Workers::default())
+            }
+            (Err(error), _) | (_, Err(error)) => Err(RedisError::from(error).into_error(name)),
+        }
     }
 
     async fn ready(&self) -> Result<(), Error> {

@@ -81,6 +81,7 @@ mod engine;
 mod error;
 mod events;
 mod hooks;
+mod info;
 mod protocol;
 mod scripts;
 mod state;

@@ -8,13 +8,43 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 
 use super::protocol::{
-    INST_ATTEMPTS, INST_FAILURE, INST_FINISHED, INST_STARTED, INST_STATUS, INST_WORKER,
-    REQ_CREATED, REQ_FAILURE, REQ_FINISHED, REQ_OUTPUT, REQ_RETRIES, REQ_STATUS, REQ_UPDATED,
+    INST_ATTEMPTS, INST_FAILURE, INST_FINISHED, INST_OUTPUT, INST_STARTED, INST_STATUS,
+    INST_WORKER, REQ_CREATED, REQ_FAILURE, REQ_FINISHED, REQ_INPUT, REQ_OUTPUT, REQ_RETRIES,
+    REQ_STATUS, REQ_TRACEPARENT, REQ_UPDATED,
 };
 use crate::lifecycle::{RequestStatus, VertexStatus};
 use crate::plan::{Instance, Plan};
-use crate::request::{self, RequestFailure, RequestState, VertexState};
+use crate::request::{self, RequestData, RequestFailure, RequestState, VertexState};
 use crate::request_id::RequestId;
+
+/// Reads what a request was given and what its instances made from the fields of its Redis
+/// hash (`in`, each `o:<instance>`, and `out` for the exit); `None` when there is no status
+/// (the request does not exist or has expired). The items a for-each source stored for its
+/// body (`o:<instance>#<n>`) are parts of that source's output, not outputs of their own.
+pub(crate) fn read_data(plan: &Plan, mut fields: HashMap<String, Bytes>) -> Option<RequestData> {
+    fields.get(REQ_STATUS)?;
+    let mut outputs: BTreeMap<Instance, Bytes> = BTreeMap::new();
+    for (key, value) in &fields {
+        let Some(instance) = key
+            .strip_prefix(INST_OUTPUT)
+            .and_then(Instance::parse_key)
+            .filter(|i| i.vertex() < plan.vertices().len())
+        else {
+            continue;
+        };
+        outputs.insert(instance, value.clone());
+    }
+    if let Some(output) = fields.get(REQ_OUTPUT) {
+        outputs.insert(Instance::root(plan.exit()), output.clone());
+    }
+    Some(RequestData {
+        input: fields.remove(REQ_INPUT),
+        outputs: outputs
+            .into_iter()
+            .map(|(instance, output)| (plan.name_of(&instance).to_string(), output))
+            .collect(),
+    })
+}
 
 /// Reads the state from the fields of its Redis hash; `None` when there is no status (the
 /// request does not exist or has expired).
@@ -82,6 +112,8 @@ pub(crate) fn read(
         vertices,
         failure,
         retries: number(&fields, REQ_RETRIES).map_or(0, |n| n as u32),
+        trace_id: text(&fields, REQ_TRACEPARENT)
+            .and_then(|tp| crate::trace::trace_id(&tp).map(str::to_owned)),
         output: fields.remove(REQ_OUTPUT),
     })
 }

@@ -41,6 +41,8 @@ pub(crate) struct AppState<E> {
     pub(crate) body_timeout: Duration,
     pub(crate) max_wait: Duration,
     pub(crate) metrics: Metrics,
+    /// Whether the dashboard is served at `/ui` (`GET /` links to it).
+    pub(crate) dashboard: bool,
 }
 
 /// The bearer tokens the routes take.
@@ -75,6 +77,11 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
             "/flow/{name}/requests/{id}/events",
             get(super::events::of_request::<E>),
         )
+        .route("/flow/{name}/workers", get(super::inspect::workers::<E>))
+        .route(
+            "/flow/{name}/requests/{id}/data",
+            get(super::inspect::data::<E>),
+        )
         .route("/flow/{name}/requests/{id}", get(request_status::<E>))
         .route("/flow/{name}/requests/{id}/{action}", post(control::<E>))
         .fallback(fallback::<E>)
@@ -100,6 +107,7 @@ async fn index<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Value> 
         "service": "goflow",
         "engine": state.engine.kind(),
         "flows": "/flows",
+        "dashboard": state.dashboard.then_some("/ui"),
         "message": "GET /flows lists the workflows; POST /flow/{name} submits a request of one",
     }))
 }

@@ -21,8 +21,10 @@
 //! `start_server()` only serves HTTP. Either way the routes are the same, served by one
 //! handler generic over the [`Engine`].
 
+mod dashboard;
 mod events;
 mod http;
+mod inspect;
 mod metrics;
 mod openapi;
 mod registry;
@@ -39,6 +41,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
+pub use self::dashboard::Dashboard;
 pub use self::settings::{ServiceError, Settings};
 
 use self::http::AppState;
@@ -232,6 +235,14 @@ impl FlowService {
         self
     }
 
+    /// Whether the dashboard is served at `/ui`, and with its actions (default
+    /// [`Dashboard::On`]).
+    #[must_use]
+    pub fn dashboard(mut self, dashboard: Dashboard) -> Self {
+        self.settings.dashboard = dashboard;
+        self
+    }
+
     /// How long running attempts may finish on shutdown (default 30 s): on the embedded
     /// engine, the requests in flight.
     #[must_use]
@@ -401,8 +412,12 @@ impl FlowService {
             body_limit: self.settings.body_limit,
             body_timeout: self.settings.body_timeout,
             max_wait: self.settings.max_wait,
+            dashboard: self.settings.dashboard != Dashboard::Off,
         };
-        http::router(Arc::new(state))
+        http::router(Arc::new(state)).merge(dashboard::router(
+            self.settings.dashboard,
+            self.settings.dashboard_dir.clone(),
+        ))
     }
 
     fn tokens(&self) -> Arc<http::Tokens> {
@@ -530,9 +545,12 @@ impl FlowService {
             );
         }
         if let Some(engine) = drain {
-            // The part of the grace the requests in flight may have; what is left of it goes
-            // to the answers being written, and the flush of the spans.
+            // The part of the grace the requests in flight may have: what is left of it goes
+            // to the answers being written (a tenth, up to a second, so that the drain's own
+            // end is logged before the service's wait for its tasks runs out), and the flush
+            // of the spans.
             let patience = stop.grace.saturating_sub(stop.flush);
+            let patience = patience - (patience / 10).min(Duration::from_secs(1));
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
                 shutdown.cancelled().await;

@@ -140,8 +140,11 @@ pub(super) fn document(flows: &HashMap<&'static str, FlowDef>) -> Value {
         flow_route(
             "Count the workflow's requests in each status",
             "count_requests",
-            vec![name_param.clone()],
-            json!({"200": answer("the counts", "StatusCounts"), "401": unauthorized, "404": error("no such workflow")}),
+            vec![
+                name_param.clone(),
+                parameter("since", "query", &json!({"type": "integer", "minimum": 0}), "only those created at or after (ms since the epoch)"),
+            ],
+            json!({"200": answer("the counts", "StatusCounts"), "400": error("a filter is invalid"), "401": unauthorized, "404": error("no such workflow")}),
         ),
     );
     paths.insert(
@@ -166,6 +169,24 @@ pub(super) fn document(flows: &HashMap<&'static str, FlowDef>) -> Value {
                 parameter("vertices_limit", "query", &json!({"type": "integer", "minimum": 1, "maximum": 1000}), "the most instances listed"),
             ],
             json!({"200": answer("its state", "RequestState"), "400": error("an invalid id, wait or page"), "401": unauthorized, "404": error("no such workflow or request")}),
+        ),
+    );
+    paths.insert(
+        "/flow/{name}/requests/{id}/data".into(),
+        flow_route(
+            "Read a request's input and each vertex instance's output, as JSON",
+            "request_data",
+            vec![name_param.clone(), id_param.clone()],
+            json!({"200": answer("its data", "RequestData"), "400": error("an invalid id"), "401": unauthorized, "404": error("no such workflow or request")}),
+        ),
+    );
+    paths.insert(
+        "/flow/{name}/workers".into(),
+        flow_route(
+            "List the workers of the workflow and how far behind its work is",
+            "list_workers",
+            vec![name_param.clone()],
+            json!({"200": answer("its workers", "Workers"), "401": unauthorized, "404": error("no such workflow")}),
         ),
     );
     let action_param = parameter(
@@ -332,6 +353,7 @@ fn components() -> Value {
                 "vertices_next": {"type": "integer", "minimum": 0},
                 "failure": {"oneOf": [{"$ref": "#/components/schemas/RequestFailure"}, {"type": "null"}]},
                 "retries": {"type": "integer", "minimum": 0},
+                "trace_id": {"type": ["string", "null"]},
                 "output": {},
                 "output_error": {"type": "string"},
                 "created": {"type": "boolean"},
@@ -396,6 +418,32 @@ fn components() -> Value {
                 "applied": {"type": "integer", "minimum": 0},
                 "skipped": {"type": "array", "items": {"type": "object", "required": ["request_id", "reason"], "properties": {"request_id": {"type": "string"}, "reason": {"type": "string"}}}},
                 "more": {"type": "boolean"},
+            },
+        },
+        "RequestData": {
+            "type": "object",
+            "required": ["request_id", "input", "outputs"],
+            "properties": {
+                "request_id": {"type": "string"},
+                "input": {},
+                "outputs": {"type": "object", "additionalProperties": {}},
+                "undecodable": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "Workers": {
+            "type": "object",
+            "required": ["lag", "workers"],
+            "properties": {
+                "lag": {"type": ["integer", "null"], "minimum": 0},
+                "workers": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["name", "in_flight", "idle_ms"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "in_flight": {"type": "integer", "minimum": 0},
+                        "idle_ms": {"type": "integer", "minimum": 0},
+                    },
+                }},
             },
         },
         "Flows": {

@@ -36,13 +36,17 @@ pub(super) async fn list<E: Engine>(
     Ok(Json(json!(page)))
 }
 
-/// `GET /flow/{name}/requests/counts`: `{"queued": n, "running": n, ..}`.
+/// `GET /flow/{name}/requests/counts?since=<ms>`: `{"queued": n, "running": n, ..}`, of the
+/// requests created from `since` (every one kept, without it).
 pub(super) async fn counts<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
     Valid(Path(name)): Valid<Path<String>>,
+    Valid(Query(query)): Valid<Query<HashMap<String, String>>>,
 ) -> Result<Json<Value>, ApiError> {
     let flow = flow(&state, &name)?;
-    let counts = state.engine.count_requests(flow.name).await?;
+    only(&query, &["since"])?;
+    let since = millis(&query, "since")?;
+    let counts = state.engine.count_requests(flow.name, since).await?;
     Ok(Json(json!(counts)))
 }
 
@@ -54,14 +58,7 @@ pub(super) async fn dead<E: Engine>(
     Valid(Query(query)): Valid<Query<HashMap<String, String>>>,
 ) -> Result<Json<Value>, ApiError> {
     let flow = flow(&state, &name)?;
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| !["limit", "cursor"].contains(&k.as_str()))
-    {
-        return Err(invalid(format!(
-            "unknown filter `{unknown}`; the filters are limit, cursor"
-        )));
-    }
+    only(&query, &["limit", "cursor"])?;
     let limit = limit_of(&query)?.unwrap_or(RequestQuery::DEFAULT_LIMIT);
     let before = query
         .get("cursor")
@@ -173,15 +170,31 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", message)
 }
 
+/// `400 invalid_filter` naming the first parameter of `query` that is not one of `known`.
+fn only(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(invalid(format!(
+            "unknown filter `{unknown}`; the filters are {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The time parameter `name` of `query`, if given.
+fn millis(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    query
+        .get(name)
+        .map(|text| {
+            text.parse::<u64>()
+                .map_err(|_| invalid(format!("`{name}` is a time in ms since the Unix epoch")))
+        })
+        .transpose()
+}
+
 /// The list a query string asks for; `400 invalid_filter` naming what is wrong otherwise.
 fn query_of(query: &HashMap<String, String>) -> Result<RequestQuery, ApiError> {
-    const KNOWN: &[&str] = &["status", "since", "until", "limit", "cursor"];
-    if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(invalid(format!(
-            "unknown filter `{unknown}`; the filters are {}",
-            KNOWN.join(", ")
-        )));
-    }
+    only(query, &["status", "since", "until", "limit", "cursor"])?;
     let mut list = RequestQuery::new();
     if let Some(statuses) = query.get("status") {
         for word in statuses.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -189,19 +202,10 @@ fn query_of(query: &HashMap<String, String>) -> Result<RequestQuery, ApiError> {
             list = list.status(status);
         }
     }
-    let millis = |name: &str| -> Result<Option<u64>, ApiError> {
-        query
-            .get(name)
-            .map(|text| {
-                text.parse::<u64>()
-                    .map_err(|_| invalid(format!("`{name}` is a time in ms since the Unix epoch")))
-            })
-            .transpose()
-    };
-    if let Some(since) = millis("since")? {
+    if let Some(since) = millis(query, "since")? {
         list = list.since_ms(since);
     }
-    if let Some(until) = millis("until")? {
+    if let Some(until) = millis(query, "until")? {
         list = list.until_ms(until);
     }
     if let (Some(since), Some(until)) = (list.since_ms, list.until_ms) {

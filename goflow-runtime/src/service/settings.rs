@@ -70,6 +70,12 @@ pub struct Settings {
     /// 10,000) and bytes per vertex output (`GOFLOW_MAX_OUTPUT_BYTES`, default 1 MiB). See
     /// [`Limits`](crate::request::Limits).
     pub limits: crate::request::Limits,
+    /// Whether the service serves its dashboard at `/ui`, with or without its actions
+    /// (`GOFLOW_DASHBOARD`: `on`, `read-only` or `off`; default on).
+    pub dashboard: super::Dashboard,
+    /// A directory to read the dashboard's files from at each request instead of the binary
+    /// (`GOFLOW_DASHBOARD_DIR`), for working on them; absent: the files compiled in.
+    pub dashboard_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -96,6 +102,8 @@ impl std::fmt::Debug for Settings {
             events,
             shutdown_grace,
             limits,
+            dashboard,
+            dashboard_dir,
         } = self;
         f.debug_struct("Settings")
             .field("port", port)
@@ -121,6 +129,8 @@ impl std::fmt::Debug for Settings {
             .field("events", events)
             .field("shutdown_grace", shutdown_grace)
             .field("limits", limits)
+            .field("dashboard", dashboard)
+            .field("dashboard_dir", dashboard_dir)
             .finish()
     }
 }
@@ -148,6 +158,8 @@ impl Default for Settings {
             events: true,
             shutdown_grace: Duration::from_secs(30),
             limits: crate::request::Limits::DEFAULT,
+            dashboard: super::Dashboard::On,
+            dashboard_dir: None,
         }
     }
 }
@@ -188,6 +200,16 @@ pub enum ServiceError {
     /// Serving HTTP failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+}
+
+impl ServiceError {
+    fn setting(name: &'static str, value: String, expected: &'static str) -> Self {
+        Self::Setting {
+            name,
+            value,
+            expected,
+        }
+    }
 }
 
 impl Settings {
@@ -280,18 +302,18 @@ impl Settings {
             settings.metrics_port = Some(parse("GOFLOW_METRICS_PORT", v, "a port number")?);
         }
         if let Some(v) = var("GOFLOW_EVENTS") {
-            settings.events = match v.as_str() {
+            settings.events = match v.trim() {
                 "on" | "true" | "1" => true,
                 "off" | "false" | "0" => false,
-                _ => {
-                    return Err(ServiceError::Setting {
-                        name: "GOFLOW_EVENTS",
-                        value: v,
-                        expected: "`on` or `off`",
-                    })
-                }
+                _ => return Err(ServiceError::setting("GOFLOW_EVENTS", v, "`on` or `off`")),
             };
         }
+        if let Some(v) = var("GOFLOW_DASHBOARD") {
+            settings.dashboard = v.parse().map_err(|()| {
+                ServiceError::setting("GOFLOW_DASHBOARD", v, "`on`, `read-only` or `off`")
+            })?;
+        }
+        settings.dashboard_dir = var("GOFLOW_DASHBOARD_DIR").map(std::path::PathBuf::from);
         if let Some(v) = var("GOFLOW_MAX_ITEMS") {
             settings.limits.max_items = parse("GOFLOW_MAX_ITEMS", v, "a number of items")?;
         }

@@ -16,14 +16,13 @@
 //! may be removed too (Redis counts a consumer idle while its reads find nothing), which loses
 //! nothing: it holds nothing, and its next delivery adds it again.
 
-use std::collections::HashMap;
-
 use fred::prelude::{ClientLike, StreamsInterface, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::overload::{is_oom, Backoff, REMIND_EVERY};
 use super::Worker;
 use crate::codec::Codec;
+use crate::redis::info;
 use crate::redis::protocol::{GROUP, HOOKS_GROUP};
 use crate::redis::scripts::{self, RETIRE};
 use crate::redis::RedisError;
@@ -256,20 +255,9 @@ async fn group_exists(client: &fred::prelude::Client, key: &str, group: &str) ->
         groups
             .into_array()
             .into_iter()
-            .filter_map(|info| info_fields(info).remove("name")?.as_string())
+            .filter_map(|info| info::fields(info).remove("name")?.as_string())
             .any(|name| name == group)
     })
-}
-
-/// The fields of one item of an `XINFO` reply, by name.
-pub(super) fn info_fields(info: Value) -> HashMap<String, Value> {
-    let Ok(map) = info.into_map() else {
-        return HashMap::new();
-    };
-    map.inner()
-        .into_iter()
-        .filter_map(|(key, value)| Some((key.as_str()?.to_owned(), value)))
-        .collect()
 }
 
 /// The consumers of an `XINFO CONSUMERS` reply that hold no pending entry and have been idle
@@ -279,7 +267,7 @@ fn idle_consumers(consumers: Value, idle: u64) -> Vec<String> {
         .into_array()
         .into_iter()
         .filter_map(|info| {
-            let mut fields = info_fields(info);
+            let mut fields = info::fields(info);
             let pending = fields.get("pending")?.as_u64()?;
             let quiet = fields.get("idle")?.as_u64()?;
             (pending == 0 && quiet >= idle).then_some(())?;

@@ -15,6 +15,7 @@ use super::housekeeping::RETIRE_EVERY_ROUNDS;
 use super::overload::{is_oom, Backoff};
 use super::{Delivery, Worker};
 use crate::codec::Codec;
+use crate::redis::info;
 use crate::redis::protocol::{control_channel, GROUP};
 use crate::redis::scripts::{self, PROMOTE};
 use crate::redis::{connect_client, stream_read, RedisError, StreamEntry};
@@ -279,7 +280,11 @@ impl<C: Codec> Worker<C> {
                 let groups: Result<Value, _> = client.xinfo_groups(flow.keys.ready.clone()).await;
                 match (length, groups) {
                     (Ok(length), Ok(groups)) => {
-                        crate::metrics::stream_backlog(name, length, group_lag(groups, GROUP));
+                        crate::metrics::stream_backlog(
+                            name,
+                            length,
+                            info::group_lag(groups, GROUP),
+                        );
                     }
                     (Err(error), _) | (_, Err(error)) => {
                         tracing::debug!(%error, flow = name, "sampling the stream backlog failed");
@@ -364,22 +369,4 @@ impl<C: Codec> Worker<C> {
             .get(flow)
             .is_some_and(|ids| ids.contains_key(id))
     }
-}
-
-/// The `lag` of consumer group `group` in an `XINFO GROUPS` reply; `None` when Redis cannot
-/// tell (it answers nil, or is older than 7 and has no such field).
-fn group_lag(groups: Value, group: &str) -> Option<u64> {
-    groups.into_array().into_iter().find_map(|info| {
-        let fields: HashMap<String, Value> = info
-            .into_map()
-            .ok()?
-            .inner()
-            .into_iter()
-            .filter_map(|(key, value)| Some((key.as_str()?.to_owned(), value)))
-            .collect();
-        if fields.get("name")?.as_string()? != group {
-            return None;
-        }
-        fields.get("lag")?.as_u64()
-    })
 }

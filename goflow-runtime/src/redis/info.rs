@@ -1,0 +1,52 @@
+//! Reading `XINFO` replies: the fields of one item by name, a consumer group's lag, and the
+//! consumers of a group as the workers they are.
+
+use std::collections::HashMap;
+
+use fred::types::Value;
+
+use crate::request::{WorkerInfo, Workers};
+
+/// The fields of one item of an `XINFO` reply, by name.
+pub(super) fn fields(info: Value) -> HashMap<String, Value> {
+    let Ok(map) = info.into_map() else {
+        return HashMap::new();
+    };
+    map.inner()
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.as_str()?.to_owned(), value)))
+        .collect()
+}
+
+/// The `lag` of consumer group `group` in an `XINFO GROUPS` reply; `None` when Redis cannot
+/// tell (it answers nil, or is older than 7 and has no such field).
+pub(super) fn group_lag(groups: Value, group: &str) -> Option<u64> {
+    groups.into_array().into_iter().find_map(|info| {
+        let fields = fields(info);
+        if fields.get("name")?.as_string()? != group {
+            return None;
+        }
+        fields.get("lag")?.as_u64()
+    })
+}
+
+/// The workers of a group: its `XINFO CONSUMERS` reply (each consumer is one worker process)
+/// and its lag from the `XINFO GROUPS` reply of the stream.
+pub(super) fn workers(consumers: Value, groups: Value, group: &str) -> Workers {
+    let workers = consumers
+        .into_array()
+        .into_iter()
+        .filter_map(|info| {
+            let mut fields = fields(info);
+            Some(WorkerInfo {
+                in_flight: fields.get("pending")?.as_u64()?,
+                idle_ms: fields.get("idle")?.as_u64()?,
+                name: fields.remove("name")?.as_string()?,
+            })
+        })
+        .collect();
+    Workers {
+        lag: group_lag(groups, group),
+        workers,
+    }
+}
