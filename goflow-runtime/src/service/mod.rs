@@ -243,6 +243,14 @@ impl FlowService {
         self
     }
 
+    /// The address of a trace in a tracing UI, `{trace_id}` standing for the trace's id: the
+    /// dashboard links each request's trace id to it (default: none, the id is shown).
+    #[must_use]
+    pub fn trace_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.trace_url = Some(url.into());
+        self
+    }
+
     /// How long running attempts may finish on shutdown (default 30 s): on the embedded
     /// engine, the requests in flight.
     #[must_use]
@@ -414,10 +422,7 @@ impl FlowService {
             max_wait: self.settings.max_wait,
             dashboard: self.settings.dashboard != Dashboard::Off,
         };
-        http::router(Arc::new(state)).merge(dashboard::router(
-            self.settings.dashboard,
-            self.settings.dashboard_dir.clone(),
-        ))
+        http::router(Arc::new(state)).merge(dashboard::router(&self.settings))
     }
 
     fn tokens(&self) -> Arc<http::Tokens> {

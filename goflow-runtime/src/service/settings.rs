@@ -76,6 +76,10 @@ pub struct Settings {
     /// A directory to read the dashboard's files from at each request instead of the binary
     /// (`GOFLOW_DASHBOARD_DIR`), for working on them; absent: the files compiled in.
     pub dashboard_dir: Option<std::path::PathBuf>,
+    /// The address of a trace in a tracing UI, with `{trace_id}` where the trace's id goes
+    /// (`GOFLOW_TRACE_URL`, e.g. `http://localhost:16686/trace/{trace_id}` for Jaeger): the
+    /// dashboard links each request's trace id to it. Absent: the id is shown, not linked.
+    pub trace_url: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -104,6 +108,7 @@ impl std::fmt::Debug for Settings {
             limits,
             dashboard,
             dashboard_dir,
+            trace_url,
         } = self;
         f.debug_struct("Settings")
             .field("port", port)
@@ -131,6 +136,7 @@ impl std::fmt::Debug for Settings {
             .field("limits", limits)
             .field("dashboard", dashboard)
             .field("dashboard_dir", dashboard_dir)
+            .field("trace_url", trace_url)
             .finish()
     }
 }
@@ -160,6 +166,7 @@ impl Default for Settings {
             limits: crate::request::Limits::DEFAULT,
             dashboard: super::Dashboard::On,
             dashboard_dir: None,
+            trace_url: None,
         }
     }
 }
@@ -314,6 +321,7 @@ impl Settings {
             })?;
         }
         settings.dashboard_dir = var("GOFLOW_DASHBOARD_DIR").map(std::path::PathBuf::from);
+        settings.trace_url = var("GOFLOW_TRACE_URL");
         if let Some(v) = var("GOFLOW_MAX_ITEMS") {
             settings.limits.max_items = parse("GOFLOW_MAX_ITEMS", v, "a number of items")?;
         }

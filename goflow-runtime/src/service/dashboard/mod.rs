@@ -4,12 +4,14 @@
 //! events, with the token the user gives its login form, so anything it shows a script can
 //! get too; this module only hands out the files.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+
+use super::Settings;
 
 /// What the service's dashboard offers (`GOFLOW_DASHBOARD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,9 +64,48 @@ const STYLE: Asset = Asset {
     embedded: include_str!("assets/app.css"),
 };
 
-/// The marker the page carries for its mode, which the script reads.
+/// The markers the page carries for its settings, which the script reads: its mode, and the
+/// address of a request's trace.
 const READ_ONLY_OFF: &str = r#"<meta name="goflow-read-only" content="false">"#;
 const READ_ONLY_ON: &str = r#"<meta name="goflow-read-only" content="true">"#;
+const TRACE_URL: &str = r#"<meta name="goflow-trace-url" content="">"#;
+
+/// What the page is told when it is served.
+#[derive(Clone)]
+struct PageSettings {
+    read_only: bool,
+    /// `GOFLOW_TRACE_URL`: a tracing UI's address of a trace, `{trace_id}` standing for its id.
+    trace_url: Option<String>,
+}
+
+impl PageSettings {
+    /// The page with its markers set.
+    fn apply(&self, page: String) -> String {
+        let page = if self.read_only {
+            page.replace(READ_ONLY_OFF, READ_ONLY_ON)
+        } else {
+            page
+        };
+        match &self.trace_url {
+            Some(url) => page.replace(
+                TRACE_URL,
+                &format!(
+                    r#"<meta name="goflow-trace-url" content="{}">"#,
+                    attribute(url)
+                ),
+            ),
+            None => page,
+        }
+    }
+}
+
+/// `text` as the value of a quoted HTML attribute.
+fn attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
 
 /// What the page may load and connect to: itself only. Inline styles are allowed (the script
 /// sizes the graph's boxes through them); inline scripts are not.
@@ -72,17 +113,21 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The dashboard's routes, or none when it is off. `dir`, when set, is a directory the files
-/// are read from at each request instead of the binary (`GOFLOW_DASHBOARD_DIR`, for working
+/// The dashboard's routes, or none when it is off. Its files are read from
+/// `GOFLOW_DASHBOARD_DIR` at each request, when it is set, instead of the binary (for working
 /// on them).
-pub(super) fn router(dashboard: Dashboard, dir: Option<PathBuf>) -> Router {
-    if dashboard == Dashboard::Off {
+pub(super) fn router(settings: &Settings) -> Router {
+    if settings.dashboard == Dashboard::Off {
         return Router::new();
     }
-    let read_only = dashboard == Dashboard::ReadOnly;
+    let page = PageSettings {
+        read_only: settings.dashboard == Dashboard::ReadOnly,
+        trace_url: settings.trace_url.clone(),
+    };
+    let dir = settings.dashboard_dir.clone();
     let serve = move |asset: &'static Asset| {
-        let dir = dir.clone();
-        move || async move { respond(asset, dir.as_deref(), read_only).await }
+        let (dir, page) = (dir.clone(), page.clone());
+        move || async move { respond(asset, dir.as_deref(), &page).await }
     };
     Router::new()
         .route("/ui", get(serve(&PAGE)))
@@ -91,11 +136,7 @@ pub(super) fn router(dashboard: Dashboard, dir: Option<PathBuf>) -> Router {
         .route("/ui/app.css", get(serve(&STYLE)))
 }
 
-async fn respond(
-    asset: &'static Asset,
-    dir: Option<&std::path::Path>,
-    read_only: bool,
-) -> Response {
+async fn respond(asset: &'static Asset, dir: Option<&Path>, page: &PageSettings) -> Response {
     let body = match dir {
         None => asset.embedded.to_owned(),
         Some(dir) => match tokio::fs::read_to_string(dir.join(asset.name)).await {
@@ -109,8 +150,8 @@ async fn respond(
             }
         },
     };
-    let body = if read_only && asset.name == PAGE.name {
-        body.replace(READ_ONLY_OFF, READ_ONLY_ON)
+    let body = if asset.name == PAGE.name {
+        page.apply(body)
     } else {
         body
     };
@@ -143,9 +184,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_page_carries_the_marker_read_only_mode_replaces() {
+    fn the_page_carries_the_markers_its_settings_replace() {
         assert!(PAGE.embedded.contains(READ_ONLY_OFF));
+        assert!(PAGE.embedded.contains(TRACE_URL));
         assert!(SCRIPT.embedded.contains("goflow-read-only"));
+        assert!(SCRIPT.embedded.contains("goflow-trace-url"));
+        let page = PageSettings {
+            read_only: true,
+            trace_url: Some(r#"http://jaeger:16686/trace/{trace_id}?a=1&b="2""#.to_owned()),
+        }
+        .apply(PAGE.embedded.to_owned());
+        assert!(page.contains(READ_ONLY_ON));
+        assert!(page
+            .contains(r#"content="http://jaeger:16686/trace/{trace_id}?a=1&amp;b=&quot;2&quot;""#));
     }
 
     #[test]

@@ -12,6 +12,9 @@
 /** The server writes `true` here in read-only mode: then no action control is ever built. */
 const READ_ONLY =
   document.querySelector('meta[name="goflow-read-only"]')?.getAttribute('content') === 'true';
+/** `GOFLOW_TRACE_URL`, when set: a tracing UI's address of a trace, `{trace_id}` for its id. */
+const TRACE_URL =
+  document.querySelector('meta[name="goflow-trace-url"]')?.getAttribute('content') || '';
 const TOKEN_KEY = 'goflow-token';
 /** The API lives next to `/ui`: the page may be served under a prefix. */
 const BASE = location.pathname.replace(/\/ui\/?$/, '').replace(/\/$/, '');
@@ -53,6 +56,9 @@ function build(node, attrs, children) {
   }
   return node;
 }
+
+/** Appends children to a view's root, skipping the absent ones (null, false) as el() does. */
+const mount = (root, ...children) => build(root, {}, children);
 
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
@@ -301,6 +307,11 @@ function follow(path, { signal, onEvent, reconnect = () => true, onEnd = () => {
         if (!failed && !reconnect()) { onEnd(); return; }
       } catch (error) {
         if (signal.aborted || error.name === 'AbortError') return;
+        // A refusal (events off, unknown request) does not change by asking again.
+        if (error.status >= 400 && error.status < 500 && error.status !== 429) {
+          showError(`Live updates unavailable: ${error.message}`);
+          return;
+        }
         showError(`Live updates interrupted (${error.message}); reconnecting…`);
         failed = true;
       }
@@ -429,7 +440,7 @@ window.addEventListener('hashchange', render);
 
 function notFound(root) {
   document.title = 'goflow';
-  root.append(el('h1', {}, 'Not found'), el('p', {}, 'No such page. ', el('a', { href: '#/' }, 'Back to the overview')));
+  mount(root, el('h1', {}, 'Not found'), el('p', {}, 'No such page. ', el('a', { href: '#/' }, 'Back to the overview')));
 }
 
 /** The engine's kind for the header, asked once. */
@@ -483,6 +494,7 @@ const GROUP_HEAD = 32;
 const GROUP_PAD = 14;
 const EACH_PAD = 12;
 const EACH_HEAD = 20;
+const WAYPOINT_H = 8;
 
 const clip = (text, max) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 const stripInstance = (path) => path.replace(/\[[^\]]*\]/g, '');
@@ -520,6 +532,24 @@ function layoutGraph(graph, prefix, collapsed) {
   }
   for (let i = 0; i < n; i += 1) if (!seen[i]) layer[i] = 0; // a cycle would be a bug upstream
 
+  // An edge that spans several layers goes through a waypoint in each layer between (ids from
+  // n on), which takes part in the ordering like a vertex: so the edge is routed between the
+  // boxes of those layers, never across one.
+  const chains = graph.edges.map((e) => {
+    const chain = [e.from];
+    for (let l = layer[e.from] + 1; l < layer[e.to]; l += 1) {
+      const id = layer.length;
+      layer.push(l);
+      out.push([]);
+      out[chain[chain.length - 1]].push(id);
+      chain.push(id);
+    }
+    if (chain.length > 1) out[chain[chain.length - 1]].push(e.to);
+    chain.push(e.to);
+    return chain;
+  });
+  const total = layer.length;
+
   // Each vertex's box: a fixed size, or an expanded sub-workflow's laid-out graph.
   const items = graph.vertices.map((v, i) => {
     const path = prefix + v.name;
@@ -531,14 +561,20 @@ function layoutGraph(graph, prefix, collapsed) {
     }
     return item;
   });
+  for (let id = n; id < total; id += 1) items.push({ index: id, waypoint: true, path: '', w: 0, h: WAYPOINT_H, inner: null });
 
   // Order within layers: start in index order, then barycenter passes against neighbours.
   const layers = [];
-  for (let i = 0; i < n; i += 1) (layers[layer[i]] ||= []).push(i);
+  for (let i = 0; i < total; i += 1) (layers[layer[i]] ||= []).push(i);
   for (let l = 0; l < layers.length; l += 1) layers[l] ||= [];
-  const preds = Array.from({ length: n }, () => []);
-  for (const e of graph.edges) preds[e.to].push(e.from);
-  const pos = new Array(n).fill(0);
+  const preds = Array.from({ length: total }, () => []);
+  out.forEach((targets, from) => targets.forEach((to) => {
+    // Edges that span layers are counted through their waypoints only.
+    if (from < n && to < n && layer[to] - layer[from] > 1) return;
+    preds[to].push(from);
+  }));
+  const adjacent = out.map((targets, from) => targets.filter((to) => !(from < n && to < n && layer[to] - layer[from] > 1)));
+  const pos = new Array(total).fill(0);
   const index = () => layers.forEach((ids) => ids.forEach((id, k) => { pos[id] = k; }));
   index();
   const sortBy = (ids, neighbours) => {
@@ -550,7 +586,7 @@ function layoutGraph(graph, prefix, collapsed) {
   };
   for (let pass = 0; pass < 2; pass += 1) {
     for (let l = 1; l < layers.length; l += 1) { sortBy(layers[l], preds); index(); }
-    for (let l = layers.length - 2; l >= 0; l -= 1) { sortBy(layers[l], out); index(); }
+    for (let l = layers.length - 2; l >= 0; l -= 1) { sortBy(layers[l], adjacent); index(); }
   }
 
   // Coordinates: columns left to right, each centred vertically on the tallest.
@@ -594,7 +630,7 @@ function layoutGraph(graph, prefix, collapsed) {
   const minY = Math.min(0, ...boxes.map((b) => b.y));
   const maxY = Math.max(height, ...boxes.map((b) => b.y + b.h));
   if (minY < 0) { for (const it of items) it.y -= minY; for (const b of boxes) b.y -= minY; }
-  return { graph, items, boxes, inBody, w: Math.max(width, BOX_W), h: maxY - minY };
+  return { graph, items, chains, boxes, inBody, w: Math.max(width, BOX_W), h: maxY - minY };
 }
 
 /** Draws a layout into `parent` (an SVG group); records each vertex's group in `nodes`. */
@@ -606,26 +642,44 @@ function drawLayout(layout, parent, ctx) {
   }
   const edges = svgEl('g', { class: 'edges' });
   parent.append(edges);
-  for (const e of layout.graph.edges) {
-    const a = layout.items[e.from];
-    const b = layout.items[e.to];
-    const x1 = a.x + a.w;
-    const y1 = a.y + (a.inner ? GROUP_HEAD / 2 + a.h / 2 : a.h / 2);
-    const x2 = b.x;
-    const y2 = b.y + (b.inner ? GROUP_HEAD / 2 + b.h / 2 : b.h / 2);
-    const dx = Math.max(24, (x2 - x1) / 2);
+  // Where an edge leaves and enters a box (or passes a waypoint).
+  const middle = (it) => it.y + (it.inner ? GROUP_HEAD / 2 + it.h / 2 : it.h / 2);
+  layout.graph.edges.forEach((e, k) => {
+    const chain = layout.chains[k].map((id) => layout.items[id]);
+    const a = chain[0];
+    const b = chain[chain.length - 1];
+    let d = '';
+    for (let i = 0; i + 1 < chain.length; i += 1) {
+      const from = chain[i];
+      const to = chain[i + 1];
+      const fx = from.x + from.w;
+      const fy = middle(from);
+      const tx = to === b ? to.x - 2 : to.x;
+      const ty = middle(to);
+      const dx = Math.max(24, (tx - fx) / 2);
+      d += `${i ? '' : `M${fx},${fy} `}C${fx + dx},${fy} ${tx - dx},${ty} ${tx},${ty} `;
+      // Through a waypoint: straight across its (zero) width.
+      if (to.waypoint) d += `L${to.x + to.w},${ty} `;
+    }
     edges.append(svgEl('path', {
       class: `edge ${e.kind}`,
-      d: `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2 - 2},${y2}`,
+      d: d.trim(),
       'marker-end': `url(#${ctx.marker})`,
       'data-edge': `${a.path}->${b.path}`,
     }));
+    // The label sits on the edge's first stretch.
+    const next = chain[1];
+    const x1 = a.x + a.w;
+    const y1 = middle(a);
+    const x2 = next.x;
+    const y2 = middle(next);
     const label = e.variant ?? (e.kind === 'join' && e.port !== null && e.port !== undefined ? `#${e.port}` : null);
     if (label) {
       edges.append(svgEl('text', { class: `edge-label ${e.kind}`, x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, 'text-anchor': 'middle' }, clip(label, 18)));
     }
-  }
+  });
   for (const item of layout.items) {
+    if (item.waypoint) continue;
     // Inside a for-each body (or a sub-workflow that is), a vertex has one instance per item.
     const multi = layout.inBody.has(item.index) || ctx.multi;
     if (item.inner) drawGroup(item, parent, ctx, multi);
@@ -712,12 +766,13 @@ function graphView(graph) {
       'aria-label': `Graph of ${graph.name}`, preserveAspectRatio: 'xMidYMin meet',
     });
     // Readable sizes: never smaller than 70 % of the natural size (the scroller scrolls), never
-    // blown up more than 1.3 × for small graphs.
+    // blown up more than 1.1 × for small graphs.
     svg.style.width = '100%';
     svg.style.minWidth = `${Math.round((layout.w + 16) * 0.7)}px`;
-    svg.style.maxWidth = `${Math.round((layout.w + 16) * 1.3)}px`;
+    svg.style.maxWidth = `${Math.round((layout.w + 16) * 1.1)}px`;
     svg.append(svgEl('defs', {}, svgEl('marker', {
-      id: marker, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse', class: 'arrow',
+      // In user units: thick (scatter/gather) edges keep the same arrowhead.
+      id: marker, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 10, markerHeight: 10, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse', class: 'arrow',
     }, svgEl('path', { d: 'M0,0 L10,5 L0,10 z' }))));
     const root = svgEl('g');
     svg.append(root);
@@ -790,7 +845,7 @@ async function overview(root, signal) {
   const cards = el('div', { class: 'cards' });
   const workers = el('section', { class: 'card workers', 'data-workers': true, 'aria-labelledby': 'workers-title' },
     el('h2', { id: 'workers-title' }, 'Workers'));
-  root.append(
+  mount(root, 
     el('div', { class: 'page-head' }, el('h1', {}, 'Flows'), el('span', { class: 'muted' }, `${body.flows.length} flow${body.flows.length === 1 ? '' : 's'} · engine ${body.engine} · refreshed every 5 s`)),
     cards, workers);
   if (!body.flows.length) cards.append(el('p', { class: 'muted' }, 'This service runs no flow.'));
@@ -821,13 +876,13 @@ function flowCard(flow) {
   const element = el('article', { class: 'card flow-card', 'data-flow-card': flow.name },
     el('div', { class: 'card-head' },
       el('h2', {}, el('a', { href: flowHref(flow.name) }, flow.name)),
-      el('span', { class: 'muted small', title: `structural hash ${flow.hash}` }, `${flow.vertices} vertices`)),
-    el('p', { class: 'desc' }, flow.description || 'No description.'),
+      el('span', { class: 'muted small', title: `structural hash ${flow.hash}` }, `${flow.vertices} vert${flow.vertices === 1 ? 'ex' : 'ices'}`)),
+    el('p', { class: 'desc', title: flow.description || '' }, flow.description || 'No description.'),
     stats,
     el('div', { class: 'hour' },
       el('span', { class: 'muted' }, 'Last hour:'),
       el('span', { title: 'requests created per minute over the last hour' }, throughput, ' req/min'),
-      el('span', { title: 'failed / (completed + failed + stopped), requests created over the last hour' }, failureRate, ' failed')));
+      el('span', { title: 'failed / (completed + failed + stopped), requests created over the last hour' }, 'failure rate ', failureRate)));
   const refresh = async (signal) => {
     const [all, hour] = await Promise.all([
       api(`${flowPath(flow.name)}/requests/counts`, { signal }),
@@ -870,8 +925,8 @@ const SINCE_CHOICES = [['', 'All time'], ['900000', 'Last 15 min'], ['3600000', 
 
 async function flowPage(root, signal, name) {
   document.title = `${name} · goflow`;
-  loadEngine(signal);
   const flow = await api(flowPath(name), { signal });
+  loadEngine(signal);
   const state = { tab: 'all', since: '', cursors: [null], next: null, rows: new Map(), deadCursors: [null] };
   const sinceMs = () => (state.since ? Date.now() - Number(state.since) : null);
 
@@ -905,9 +960,9 @@ async function flowPage(root, signal, name) {
   const next = el('button', { type: 'button', id: 'next-page', onclick: () => { state.cursors.push(state.next); loadList().catch(report); } }, 'Next →');
   const pageInfo = el('span', { class: 'muted small num' });
 
-  root.append(
+  mount(root, 
     el('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, el('a', { href: '#/' }, 'Flows'), ' / ', el('span', {}, name)),
-    el('div', { class: 'page-head' }, el('h1', {}, flow.name), el('span', { class: 'muted' }, `${flow.graph.vertices.length} vertices · hash ${flow.graph.hash}`)),
+    el('div', { class: 'page-head' }, el('h1', {}, flow.name), el('span', { class: 'muted' }, `${flow.graph.vertices.length} vert${flow.graph.vertices.length === 1 ? 'ex' : 'ices'} · hash ${flow.graph.hash}`)),
     flow.description ? el('p', { class: 'desc' }, flow.description) : null,
     el('section', { class: 'card', 'aria-label': 'Graph' }, graph.element),
     el('section', { class: 'card', 'aria-labelledby': 'requests-title' },
@@ -944,9 +999,14 @@ async function flowPage(root, signal, name) {
     const cursor = state.cursors[state.cursors.length - 1];
     const body = await api(`${flowPath(name)}/requests?${listQuery({ limit: PAGE_SIZE, cursor })}`, { signal });
     state.next = body.next_cursor;
-    state.rows = new Map();
-    tbody.replaceChildren(...body.requests.map((r) => requestRow(r)));
-    if (!body.requests.length) tbody.append(emptyRow());
+    // Rows the stream added while this page loaded, and that the answer misses, stay on top.
+    const listed = new Set(body.requests.map((r) => r.request_id));
+    const live = state.cursors.length > 1 ? [] : [...tbody.querySelectorAll('tr.fresh')]
+      .filter((tr) => !listed.has(tr.dataset.request) && (state.tab === 'all' || tr.dataset.status === state.tab));
+    const kept = new Map(live.map((tr) => [tr.dataset.request, state.rows.get(tr.dataset.request)]));
+    state.rows = kept;
+    tbody.replaceChildren(...live, ...body.requests.map((r) => requestRow(r)));
+    if (!tbody.children.length) tbody.append(emptyRow());
     prev.disabled = state.cursors.length <= 1;
     next.disabled = !state.next;
     pageInfo.textContent = `Page ${state.cursors.length}`;
@@ -1013,7 +1073,7 @@ async function flowPage(root, signal, name) {
     const out = await api(`${flowPath(name)}/requests/actions/${action}`, { method: 'POST', body: filter, signal });
     const skipped = out.skipped || [];
     showBanner(`${action}: ${out.matched} matched, ${out.applied} applied, ${skipped.length} skipped.`, 'info',
-      skipped.slice(0, 10).map((x) => `${x.request_id}: ${x.reason}`).concat(skipped.length > 10 ? [`… and ${skipped.length - 10} more`] : []));
+      skipped.slice(0, 5).map((x) => `${x.request_id}: ${x.reason}`).concat(skipped.length > 5 ? [`… and ${skipped.length - 5} more`] : []));
     reload();
   }
 
@@ -1095,19 +1155,22 @@ function deadLetters(name, signal) {
 
 async function requestPage(root, signal, name, id) {
   document.title = `${id} · ${name} · goflow`;
-  loadEngine(signal);
   const flow = await api(flowPath(name), { signal });
+  loadEngine(signal);
   const instances = new Map(); // vertex path → instance, from the state and then events
   const retryMarks = []; // when this page saw the request start again after it had ended
   let request = null;
   let streaming = false;
 
   const statusBadge = badge('queued', { 'data-request-status': true });
+  const liveTag = el('span', { class: 'live', title: 'updated live', hidden: true }, 'live');
   const fields = {
     created: el('dd', { 'data-created': true }), ended: el('dd', { 'data-ended': true }),
     duration: el('dd', { class: 'num', 'data-duration': true }), retries: el('dd', { class: 'num', 'data-retries': true }),
     trace: el('code', { 'data-trace-id': true }),
   };
+  // A link to the trace in the tracing UI, when the service knows where that is.
+  const traceLink = el('a', { class: 'small', target: '_blank', rel: 'noopener noreferrer', 'data-trace-link': true, hidden: true }, 'Open trace');
   const copy = el('button', { type: 'button', class: 'ghost small', 'data-copy-trace': true, onclick: guard(() => copyText(fields.trace.textContent)) }, 'Copy');
   const actions = el('div', { class: 'actions', role: 'group', 'aria-label': 'Request actions' });
   const failureBox = el('div', { class: 'request-failure', 'data-request-failure': true, hidden: true });
@@ -1119,16 +1182,16 @@ async function requestPage(root, signal, name, id) {
   const outputs = el('div', { class: 'outputs' });
   const outputDetails = new Map();
 
-  root.append(
+  mount(root, 
     el('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, el('a', { href: '#/' }, 'Flows'), ' / ', el('a', { href: flowHref(name) }, name), ' / ', el('span', {}, 'request')),
-    el('div', { class: 'page-head' }, el('h1', { class: 'id' }, id), statusBadge, el('span', { class: 'live', title: 'updated live' }, 'live')),
+    el('div', { class: 'page-head' }, el('h1', { class: 'id' }, id), statusBadge, liveTag),
     el('section', { class: 'card summary' },
       el('dl', { class: 'facts' },
         el('div', {}, el('dt', {}, 'Created'), fields.created),
         el('div', {}, el('dt', {}, 'Ended'), fields.ended),
         el('div', {}, el('dt', {}, 'Duration'), fields.duration),
         el('div', {}, el('dt', {}, 'Retries'), fields.retries),
-        el('div', { class: 'trace' }, el('dt', {}, 'Trace id'), el('dd', {}, fields.trace, ' ', copy))),
+        el('div', { class: 'trace' }, el('dt', {}, 'Trace id'), el('dd', {}, fields.trace, ' ', copy, ' ', traceLink))),
       READ_ONLY ? null : actions,
       failureBox),
     el('section', { class: 'card', 'aria-label': 'Graph' }, graph.element),
@@ -1149,6 +1212,7 @@ async function requestPage(root, signal, name, id) {
     }
     if (before && ENDED.has(before) && !ENDED.has(status)) retryMarks.push(atMs || Date.now());
     setBadge(statusBadge, status);
+    liveTag.hidden = ENDED.has(status);
     renderFacts();
     renderActions();
     if (!ENDED.has(status)) startStream();
@@ -1162,6 +1226,11 @@ async function requestPage(root, signal, name, id) {
     fields.retries.textContent = String(request.retries ?? 0);
     fields.trace.textContent = request.trace_id || 'none';
     copy.hidden = !request.trace_id;
+    // Only an http(s) address is linked: the template is the operator's, the id the engine's.
+    const traceHref = TRACE_URL && request.trace_id
+      ? TRACE_URL.replaceAll('{trace_id}', encodeURIComponent(request.trace_id)) : '';
+    traceLink.hidden = !/^https?:\/\//i.test(traceHref);
+    if (!traceLink.hidden) traceLink.href = traceHref;
     failureBox.hidden = !request.failure;
     failureBox.textContent = request.failure ? `Failed at ${requestFailureText(request.failure)}` : '';
   }
@@ -1174,6 +1243,8 @@ async function requestPage(root, signal, name, id) {
     if (s === 'paused') offer.push(['resume', 'Resume', '/resume']);
     if (s === 'queued' || s === 'running' || s === 'paused') offer.push(['stop', 'Stop', '/stop']);
     if (s === 'failed' || s === 'stopped') offer.push(['retry', 'Retry failed', '/retry'], ['retry-from-start', 'Retry from start', '/retry?from=start']);
+    // A completed request takes no action ever: no empty bar kept for it.
+    actions.hidden = s === 'completed';
     const have = [...actions.children].map((b) => b.dataset.action).join();
     if (have === offer.map((o) => o[0]).join()) return; // unchanged: keep focus where it is
     actions.replaceChildren(...offer.map(([key, label, suffix]) => el('button', {
@@ -1209,6 +1280,7 @@ async function requestPage(root, signal, name, id) {
     instances.clear();
     for (const v of state.vertices) instances.set(v.vertex, { ...v });
     setBadge(statusBadge, state.status);
+    liveTag.hidden = ENDED.has(state.status);
     renderFacts();
     renderActions();
     graph.setStatuses(instances);
@@ -1220,7 +1292,7 @@ async function requestPage(root, signal, name, id) {
   function applyData(data) {
     setPre(inputPre, data.input === null || data.input === undefined ? 'none' : pretty(data.input));
     if (request?.status === 'completed') setPre(outputPre, 'output' in request ? pretty(request.output) : request.output_error ? `cannot show: ${request.output_error}` : 'none');
-    else setPre(outputPre, request ? `none yet (${request.status})` : '…');
+    else setPre(outputPre, !request ? '…' : ENDED.has(request.status) ? `none (${request.status})` : `none yet (${request.status})`);
     const paths = [...new Set([...instances.keys(), ...Object.keys(data.outputs || {})])];
     for (const path of paths) {
       let entry = outputDetails.get(path);
@@ -1256,7 +1328,8 @@ async function requestPage(root, signal, name, id) {
     const t0 = request.created_at_ms;
     const running = !ENDED.has(request.status);
     const ends = rows.map((r) => r.finished_at_ms || (r.started_at_ms && running ? Date.now() : r.started_at_ms || 0));
-    const t1 = Math.max(t0 + 1, running ? Date.now() : request.finished_at_ms || 0, ...ends);
+    // At least 50 ms wide: a request that took 1 ms still shows readable bars and ticks.
+    const t1 = Math.max(t0 + 50, running ? Date.now() : request.finished_at_ms || 0, ...ends);
     const span = t1 - t0;
     const pct = (t) => `${(100 * (t - t0)) / span}%`;
     rows.sort((a, b) => (a.started_at_ms || Infinity) - (b.started_at_ms || Infinity));
@@ -1265,18 +1338,19 @@ async function requestPage(root, signal, name, id) {
       el('div', { class: 'g-label', role: 'columnheader' }, 'vertex'),
       el('div', { class: 'g-track', role: 'columnheader' }, [0, 0.25, 0.5, 0.75, 1].map((f) => el('span', { class: 'tick', style: `left:${f * 100}%` }, `+${formatDuration(f * span)}`)),
         retryMarks.filter((m) => m >= t0).map((m) => el('span', { class: 'retry-mark', style: `left:${pct(m)}`, title: `retried at ${exact(m)}` }, 'retry'))),
-      el('div', { class: 'g-meta', role: 'columnheader' }, 'attempts · worker'));
+      el('div', { class: 'g-meta', role: 'columnheader', title: 'attempts · worker' }, el('span', { class: 'worker' }, 'attempts · worker'), el('span', { class: 'narrow' }, '×')));
     const lines = shown.map((r) => {
       const start = r.started_at_ms;
       const end = r.finished_at_ms || (start && !VERTEX_ENDED.has(r.status) ? Date.now() : start);
       const bar = start ? el('div', {
-        class: 'bar', 'data-status': r.status, style: `left:${pct(start)};width:max(3px, ${(100 * (end - start)) / span}%)`,
+        class: 'bar', 'data-status': r.status, style: `left:min(${pct(start)}, calc(100% - 3px));width:max(3px, ${(100 * (end - start)) / span}%)`,
         title: `${r.vertex}: ${r.status}, ${formatDuration(end - start)} from ${exact(start)}`,
       }) : el('span', { class: 'muted small not-started' }, r.status);
       return el('div', { class: 'gantt-row', role: 'row', 'data-gantt-row': r.vertex, 'data-status': r.status },
         el('div', { class: 'g-label', role: 'cell', title: r.vertex }, el('span', { class: 'dot', 'data-status': r.status }), r.vertex),
         el('div', { class: 'g-track', role: 'cell' }, bar, retryMarks.filter((m) => m >= t0).map((m) => el('span', { class: 'retry-line', style: `left:${pct(m)}` }))),
-        el('div', { class: 'g-meta num', role: 'cell' }, `×${r.attempts ?? 0}${r.worker ? ` · ${r.worker}` : ''}`));
+        el('div', { class: 'g-meta num', role: 'cell', title: `${r.attempts ?? 0} attempt(s)${r.worker ? ` on ${r.worker}` : ''}` },
+          `×${r.attempts ?? 0}`, r.worker ? el('span', { class: 'worker' }, ` · ${r.worker}`) : null));
     });
     gantt.replaceChildren(axis, ...lines);
     if (!rows.length) gantt.append(el('p', { class: 'muted' }, 'No vertex has started yet.'));
