@@ -45,6 +45,9 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The tracing UI the Redis test's service links trace ids to (never opened).
 const TRACES: &str = "http://127.0.0.1:9/trace/";
+/// The ids of the rows of the request list, in order.
+const ROW_IDS: &str =
+    "return [...document.querySelectorAll('tr[data-request]')].map((tr) => tr.dataset.request)";
 /// The trace link, when it is shown.
 const TRACE_LINK: &str = "a[data-trace-link]:not([hidden])";
 
@@ -358,6 +361,46 @@ fn live_list(browser: &Browser, kyc: &Service) {
     browser.wait_for(
         &format!("{row}[data-status=\"completed\"]"),
         "its row shows it completed",
+    );
+    // However fast requests come, the first page keeps a page's worth of rows, and the next
+    // page goes on after the rows shown.
+    let burst: Vec<String> = (0..60).map(|i| format!("{id}-{i}")).collect();
+    for request in &burst {
+        let reply = kyc.request(
+            reqwest::Method::POST,
+            "/flow/kyc",
+            &[("x-request-id", request)],
+            Some(&json!({"user_id": "alice"})),
+        );
+        location(&reply);
+    }
+    browser.wait_for(
+        &format!("tr[data-request=\"{}\"]", burst[59]),
+        "the last of a burst is listed",
+    );
+    let shown = browser.count("tr[data-request]");
+    assert!(shown <= 50, "the first page holds {shown} rows");
+    let first_page = browser.eval(ROW_IDS);
+    browser.click("button#next-page");
+    browser.wait_for(
+        &format!("tr[data-request=\"{}\"]", burst[0]),
+        "the next page starts after the rows shown",
+    );
+    let second_page = browser.eval(ROW_IDS);
+    let first: Vec<&str> = first_page
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        second_page
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .all(|id| !first.contains(&id)),
+        "page 2 repeats page 1: {first_page} / {second_page}"
     );
     browser.assert_no_errors("flow page");
     // Readable on a phone: nothing wider than the screen but the graph's own scroller.

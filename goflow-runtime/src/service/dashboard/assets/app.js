@@ -927,7 +927,7 @@ async function flowPage(root, signal, name) {
   document.title = `${name} · goflow`;
   const flow = await api(flowPath(name), { signal });
   loadEngine(signal);
-  const state = { tab: 'all', since: '', cursors: [null], next: null, rows: new Map(), deadCursors: [null] };
+  const state = { tab: 'all', since: '', cursors: [null], next: null, trimmed: false, rows: new Map(), deadCursors: [null] };
   const sinceMs = () => (state.since ? Date.now() - Number(state.since) : null);
 
   const graph = graphView(flow.graph);
@@ -957,7 +957,7 @@ async function flowPage(root, signal, name) {
     el('thead', {}, el('tr', {}, ['Request', 'Status', 'Created', 'Duration', 'Failure'].map((h) => el('th', { scope: 'col' }, h)))),
     tbody);
   const prev = el('button', { type: 'button', id: 'prev-page', onclick: () => { state.cursors.pop(); loadList().catch(report); } }, '← Previous');
-  const next = el('button', { type: 'button', id: 'next-page', onclick: () => { state.cursors.push(state.next); loadList().catch(report); } }, 'Next →');
+  const next = el('button', { type: 'button', id: 'next-page', onclick: guard(nextPage) }, 'Next →');
   const pageInfo = el('span', { class: 'muted small num' });
 
   mount(root, 
@@ -995,7 +995,21 @@ async function flowPage(root, signal, name) {
     return q.toString();
   }
 
+  // The first page keeps PAGE_SIZE rows however fast requests arrive; once live rows have
+  // pushed some off it, the next page starts after the rows shown, not after the old last row.
+  async function nextPage() {
+    if (state.trimmed) {
+      const fresh = await api(`${flowPath(name)}/requests?${listQuery({ limit: PAGE_SIZE })}`, { signal });
+      state.next = fresh.next_cursor;
+      state.trimmed = false;
+      if (!state.next) { next.disabled = true; return; }
+    }
+    state.cursors.push(state.next);
+    await loadList();
+  }
+
   async function loadList() {
+    state.trimmed = false;
     const cursor = state.cursors[state.cursors.length - 1];
     const body = await api(`${flowPath(name)}/requests?${listQuery({ limit: PAGE_SIZE, cursor })}`, { signal });
     state.next = body.next_cursor;
@@ -1037,11 +1051,31 @@ async function flowPage(root, signal, name) {
     $('[data-tab-count="all"]', tabBar).textContent = String(total);
   }, 1000, signal);
 
-  const fillFailure = async (id) => {
-    const r = await api(requestPath(name, id), { signal });
-    const row = state.rows.get(id);
-    if (row && r.failure) { row.failure.textContent = requestFailureText(r.failure); row.failure.title = row.failure.textContent; }
-  };
+  // The failures of rows that failed live, read once a second for the rows still shown (an
+  // event says that a request failed, not why): a burst of failures costs a page's worth of
+  // reads, not one per event.
+  const failedLive = new Set();
+  const fillFailures = throttle(async () => {
+    const ids = [...failedLive].filter((id) => state.rows.has(id));
+    failedLive.clear();
+    await Promise.all(ids.map(async (id) => {
+      const r = await api(requestPath(name, id), { signal });
+      const row = state.rows.get(id);
+      if (row && r.failure) { row.failure.textContent = requestFailureText(r.failure); row.failure.title = row.failure.textContent; }
+    }));
+  }, 1000, signal);
+  const fillFailure = (id) => { failedLive.add(id); fillFailures(); };
+
+  /** Drops the rows past a page's worth from the bottom of the first page. */
+  function trim() {
+    const rows = tbody.querySelectorAll('tr[data-request]');
+    for (let k = PAGE_SIZE; k < rows.length; k += 1) {
+      state.rows.delete(rows[k].dataset.request);
+      rows[k].remove();
+      state.trimmed = true;
+    }
+    if (state.trimmed) next.disabled = false;
+  }
 
   function onRequestEvent(e) {
     const row = state.rows.get(e.request_id);
@@ -1049,14 +1083,15 @@ async function flowPage(root, signal, name) {
       row.tr.setAttribute('data-status', e.status);
       setBadge(row.status, e.status);
       setDuration(row.duration, row.created, ENDED.has(e.status) ? e.at_ms : null);
-      if (e.status === 'failed') fillFailure(e.request_id).catch(report);
+      if (e.status === 'failed') fillFailure(e.request_id);
       else if (!ENDED.has(e.status)) { row.failure.textContent = ''; row.failure.title = ''; }
     } else if (state.cursors.length === 1 && (state.tab === 'all' || state.tab === e.status)) {
       $('tr.empty', tbody)?.remove();
       const tr = requestRow({ request_id: e.request_id, status: e.status, created_at_ms: e.at_ms, ended_at_ms: ENDED.has(e.status) ? e.at_ms : null });
       tr.classList.add('fresh');
       tbody.prepend(tr);
-      if (e.status === 'failed') fillFailure(e.request_id).catch(report);
+      trim();
+      if (e.status === 'failed') fillFailure(e.request_id);
     }
     refreshCounts();
   }
