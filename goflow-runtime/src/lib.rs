@@ -41,7 +41,6 @@ pub mod service;
 mod step;
 mod sync;
 mod time;
-#[cfg(any(feature = "redis", feature = "http"))]
 mod trace;
 mod workflow;
 

@@ -8,7 +8,8 @@
 //! parent is the context its stream entry carried, and a vertex passes its own span's context
 //! on to the successors it enqueues.
 
-// The HTTP layer alone only sets parents; the rest serves the Redis engine.
+// The HTTP layer only sets parents, and the embedded engine only reads a span's trace id; the
+// rest serves the Redis engine.
 #![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
 /// A `traceparent` continuing `trace` (32 hex digits) with a fresh span id, or starting a new

@@ -510,6 +510,42 @@ fn failure_and_retry(browser: &Browser, kyc: &Service) {
     browser.assert_no_errors("a failed request's page");
 }
 
+/// The failed requests are among the dead letters; a bulk retry of the `failed` tab, once
+/// confirmed, retries them and says how many.
+fn dead_letters_and_bulk_retry(browser: &Browser, kyc: &Service) {
+    let state = kyc
+        .post("/flow/kyc?wait=20", &json!({"user_id": ""}))
+        .expect(StatusCode::OK);
+    let id = state["request_id"].as_str().unwrap().to_owned();
+    browser.goto("#/flow/kyc");
+    browser.wait_for(
+        &format!("[data-dead] tr[data-dead-request=\"{id}\"]"),
+        "the failed request is a dead letter",
+    );
+    browser.click("[data-tab=\"failed\"]");
+    browser.wait_for(
+        &format!("tr[data-request=\"{id}\"][data-status=\"failed\"]"),
+        "the failed tab lists it",
+    );
+    let failed = kyc.get("/flow/kyc/requests/counts").expect(StatusCode::OK)["failed"]
+        .as_u64()
+        .unwrap();
+    browser.click("button[data-bulk=\"retry\"]");
+    browser.wait_for("[data-confirm]", "a confirmation");
+    browser.click("button[data-confirm-yes]");
+    let path = format!("/flow/kyc/requests/{id}");
+    kyc.poll(&path, "the bulk retry retries it", |s| {
+        s["retries"] == 1 && s["status"] == "failed"
+    });
+    browser.wait_for("[data-banner=\"info\"]", "the outcome is shown");
+    let outcome = browser.text("[data-banner=\"info\"]");
+    assert!(
+        outcome.contains(&format!("{failed} matched")),
+        "the banner says how many matched ({failed}): {outcome}"
+    );
+    browser.assert_no_errors("dead letters and bulk retry");
+}
+
 /// The pause, resume and stop buttons change the request's status.
 fn pause_resume_stop(browser: &Browser, kyc: &Service) {
     let reply = kyc.post("/flow/kyc", &json!({"user_id": "slowcontrol"}));
@@ -540,6 +576,7 @@ fn round_trip(cluster: &mut Cluster, kyc: &Service, shoot: bool, traced: bool) {
     slow_request_graph(&browser, kyc, shoot, traced);
     failure_and_retry(&browser, kyc);
     pause_resume_stop(&browser, kyc);
+    dead_letters_and_bulk_retry(&browser, kyc);
     if shoot {
         // The overview and the flow page once they have requests of every kind to show.
         overview(&browser, true);
