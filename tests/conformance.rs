@@ -254,6 +254,16 @@ workflow! {
 }
 
 conformance! {
+    /// A request is pinned to the version of the graph it was submitted on: the graph's
+    /// structural hash, in its state; nothing holds it back once it has ended.
+    fn a_request_is_pinned_to_the_version_of_its_graph(engine) {
+        let id = engine.submit::<JoinBc>(&"v".to_owned()).await.unwrap();
+        engine.wait::<JoinBc>(&id, PATIENCE).await.unwrap();
+        let state = engine.status::<JoinBc>(&id).await.unwrap();
+        assert_eq!(state.version, format!("{:016x}", JoinBc::graph().structural_hash()));
+        assert_eq!(state.waiting_for, None);
+    }
+
     fn fan_in_passes_outputs_in_the_declared_order(engine) {
         assert_eq!(engine.run::<JoinBc>("x".into()).await.unwrap(), "(x>b|x>c)");
         assert_eq!(engine.run::<JoinCb>("x".into()).await.unwrap(), "(x>c|x>b)");

@@ -651,10 +651,7 @@ async fn redis_reclaimed_entries_are_counted() {
     // never acknowledges, before any real worker runs.
     let location = submit(&service.router, "red_reclaim", "lost").await;
     let client = support::raw_client(&service.config.url).await;
-    let ready = format!(
-        "{}:ready",
-        support::flow_tag(&service.config.prefix, "red_reclaim")
-    );
+    let ready = support::ready_stream::<RedReclaim>(&service.config.prefix);
     let _: fred::prelude::Value = support::raw(
         &client,
         "XGROUP",

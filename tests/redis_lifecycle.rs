@@ -281,7 +281,7 @@ async fn a_pause_or_stop_before_any_worker_reads_the_entry_takes_it_back() {
         submitter.stop::<Gated>(&stopped).await.unwrap(),
         RequestStatus::Stopped
     );
-    let ready = format!("{}:ready", support::flow_tag(&config.prefix, Gated::NAME));
+    let ready = support::ready_stream::<Gated>(&config.prefix);
     assert_eq!(raw::<u64>(&client, "XLEN", vec![ready.into()]).await, 0);
 
     let running = Running::start(config).await;
@@ -373,8 +373,10 @@ async fn run_two_attempts_under_one_entry_id(running: &Running) -> RequestId {
         .unwrap()
         .as_millis();
     let last = format!("{}-0", now_ms + 3_600_000);
-    for flow in [Gated::NAME, Diamond::NAME] {
-        let ready = format!("{}:ready", support::flow_tag(&prefix, flow));
+    for ready in [
+        support::ready_stream::<Gated>(&prefix),
+        support::ready_stream::<Diamond>(&prefix),
+    ] {
         let _: fred::prelude::Value = raw(
             &running.client,
             "XSETID",
@@ -473,8 +475,11 @@ async fn a_worker_of_two_flows_runs_every_entry_it_reads_without_waiting_a_lease
         format!("Completed({})", diamond(3)),
     ];
     let mut pending = Vec::new();
-    for flow in [Gated::NAME, Diamond::NAME] {
-        let ready = format!("{}:ready", support::flow_tag(&engine.config().prefix, flow));
+    let prefix = &engine.config().prefix;
+    for (flow, ready) in [
+        (Gated::NAME, support::ready_stream::<Gated>(prefix)),
+        (Diamond::NAME, support::ready_stream::<Diamond>(prefix)),
+    ] {
         pending.push((flow, pending_by_consumer(&running.client, &ready).await));
     }
     assert_eq!(ends, want, "entries pending per consumer: {pending:?}");
@@ -547,20 +552,25 @@ async fn finished_requests_expire_after_their_retention() {
 
     // Once the retention has passed, only the per-flow keys are left.
     let prefix = engine.config().prefix.clone();
-    let per_flow: Vec<String> = [Gated::NAME, Diamond::NAME, HeldFirst::NAME]
+    let mut per_flow: Vec<String> = [Gated::NAME, Diamond::NAME, HeldFirst::NAME]
         .iter()
         .flat_map(|flow| {
             let tag = support::flow_tag(&prefix, flow);
             // The listing indexes too: ids leave them as their hashes expire, when the next
             // request ends or the requests are listed or counted (below).
             let indexes = RequestStatus::ALL.iter().map(|s| format!("by:{s}"));
-            ["ready", "delayed", "done", "dead", "ended", "events"]
+            ["delayed", "done", "dead", "ended", "events", "versions"]
                 .map(str::to_owned)
                 .into_iter()
                 .chain(indexes)
                 .map(move |k| format!("{tag}:{k}"))
         })
         .collect();
+    per_flow.extend([
+        support::ready_stream::<Gated>(&prefix),
+        support::ready_stream::<Diamond>(&prefix),
+        support::ready_stream::<HeldFirst>(&prefix),
+    ]);
     let pattern = format!("{{{prefix}:*");
     let mut keys = Vec::new();
     wait_until("per-request keys expire", LIMIT, async || {
@@ -569,8 +579,10 @@ async fn finished_requests_expire_after_their_retention() {
     })
     .await;
     assert!(!keys.is_empty(), "the per-flow streams remain");
-    for flow in [Gated::NAME, Diamond::NAME] {
-        let stream = format!("{}:ready", support::flow_tag(&prefix, flow));
+    for (flow, stream) in [
+        (Gated::NAME, support::ready_stream::<Gated>(&prefix)),
+        (Diamond::NAME, support::ready_stream::<Diamond>(&prefix)),
+    ] {
         assert_eq!(
             raw::<u64>(&running.client, "XLEN", vec![stream.as_str().into()]).await,
             0
@@ -628,14 +640,17 @@ mod v2 {
     }
 }
 
-/// A worker built from another graph of a workflow than the one a request was submitted on
-/// does not run that request's vertices by its own numbering: it fails the request with a
-/// failure that names both graphs' hashes, whether the request's first entry carried its
-/// input (and would run at once) or not.
+/// A request runs only on a worker that has the graph it was submitted on: its entries go to
+/// the ready stream of its version, which only that version's workers read. While none runs,
+/// the request waits (`waiting_for`), whether its first entry carried its input or not, and
+/// nothing of it runs on another graph; once one starts, it completes there. An entry of it
+/// that an engine of another version queues (a retry from a service of the new version) is
+/// moved by the first worker that reads it to the stream of the request's version. Requests
+/// submitted on the new graph run on it meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_of_another_graph_fails_the_request_instead_of_misrouting_it() {
+async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
     let (_server, mut config) = support::own_server("version");
-    // `1` (one byte encoded) rides on the first entry, `u32::MAX` (five) does not: both paths
+    // `1` (one byte encoded) rides on the first entry, `100_000` (five) does not: both paths
     // are checked.
     config.inline_input_limit = 2;
     let old = RedisEngine::builder(config.clone())
@@ -643,41 +658,98 @@ async fn a_worker_of_another_graph_fails_the_request_instead_of_misrouting_it() 
         .connect()
         .await
         .expect("connect");
-    let small = old.submit::<v1::Versioned>(&1).await.unwrap();
-    let large = old.submit::<v1::Versioned>(&u32::MAX).await.unwrap();
     let new = RedisEngine::builder(config)
         .register::<v2::Versioned>()
         .connect()
         .await
         .expect("connect");
-    let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(new.worker(4).run(shutdown.clone()));
     let hash = |graph: &goflow::graph::Graph| format!("{:016x}", graph.structural_hash());
-    let (submitted, running) = (hash(v1::Versioned::graph()), hash(v2::Versioned::graph()));
-    assert_ne!(submitted, running);
-    for id in [&small, &large] {
+    let (v1, v2) = (hash(v1::Versioned::graph()), hash(v2::Versioned::graph()));
+    assert_ne!(v1, v2);
+    let new_workers = CancellationToken::new();
+    let new_worker = tokio::spawn(new.worker(4).run(new_workers.clone()));
+    let small = old.submit::<v1::Versioned>(&1).await.unwrap();
+    let large = old.submit::<v1::Versioned>(&100_000).await.unwrap();
+    let unlucky = old.submit::<v1::Versioned>(&13).await.unwrap();
+    // The new graph's worker is at work: a request of its own version completes (`finish`
+    // twice: + 1 + 3 + 3).
+    let fresh = new.submit::<v2::Versioned>(&5).await.unwrap();
+    match new
+        .wait::<v2::Versioned>(&fresh, LIMIT)
+        .await
+        .expect("wait")
+    {
+        RequestOutcome::Completed(output) => assert_eq!(output, 12),
+        other => panic!("{other:?}"),
+    }
+    for id in [&small, &large, &unlucky] {
+        let state = old.status::<v1::Versioned>(id).await.unwrap();
+        assert_eq!(state.status, RequestStatus::Queued, "{state:?}");
+        assert_eq!(state.version, v1);
+        assert_eq!(
+            state.waiting_for.as_deref(),
+            Some(format!("version {v1}").as_str())
+        );
+        assert_eq!(runs(id, "prepare"), 0, "a vertex ran on the wrong graph");
+    }
+    assert_eq!(
+        new.status::<v2::Versioned>(&fresh).await.unwrap().version,
+        v2
+    );
+
+    // A worker of the old graph starts: they run on it (`finish` once: + 1 + 3), and the one
+    // that fails, fails for its own reason.
+    let old_workers = CancellationToken::new();
+    let old_worker = tokio::spawn(old.worker(4).run(old_workers.clone()));
+    for (id, n) in [(&small, 1), (&large, 100_000)] {
         match old.wait::<v1::Versioned>(id, LIMIT).await.expect("wait") {
-            RequestOutcome::Failed(failure) => {
-                let goflow::request::Failure::Version(detail) = &failure.failure else {
-                    panic!("{id}: {failure:?}");
-                };
-                assert!(
-                    detail.contains(&submitted) && detail.contains(&running),
-                    "{detail}"
-                );
-            }
+            RequestOutcome::Completed(output) => assert_eq!(output, n + 4, "{id}"),
             other => panic!("{id}: {other:?}"),
         }
-        assert_eq!(runs(id, "prepare"), 0, "a vertex ran on the wrong graph");
         let state = old.status::<v1::Versioned>(id).await.unwrap();
-        assert!(
-            state.vertices.iter().all(|v| v.status.is_final()),
-            "{state:?}"
-        );
+        assert_eq!(state.waiting_for, None, "{state:?}");
     }
-    shutdown.cancel();
-    worker
+    let failed = |outcome| match outcome {
+        RequestOutcome::Failed(failure) => {
+            assert!(
+                matches!(failure.failure, goflow::request::Failure::Permanent(_)),
+                "{failure:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    };
+    failed(
+        old.wait::<v1::Versioned>(&unlucky, LIMIT)
+            .await
+            .expect("wait"),
+    );
+    assert_eq!(runs(&unlucky, "prepare"), 1);
+    // Retried from the start by the new graph's engine (a service of the new version, say):
+    // its entry is queued on the new version's stream, and the new worker hands it to the old
+    // one instead of running it.
+    new.retry_from_start::<v2::Versioned>(&unlucky)
         .await
-        .expect("the worker")
-        .expect("the worker ends cleanly");
+        .expect("retry");
+    failed(
+        old.wait::<v1::Versioned>(&unlucky, LIMIT)
+            .await
+            .expect("wait"),
+    );
+    assert_eq!(runs(&unlucky, "prepare"), 2);
+    let state = old.status::<v1::Versioned>(&unlucky).await.unwrap();
+    assert_eq!((state.retries, state.version.as_str()), (1, v1.as_str()));
+
+    // Both versions' workers are listed, each with its version.
+    let workers = new.workers("versioned").await.expect("workers");
+    let versions: std::collections::BTreeSet<&str> =
+        workers.workers.iter().map(|w| w.version.as_str()).collect();
+    assert_eq!(versions, [v1.as_str(), v2.as_str()].into(), "{workers:?}");
+
+    for (token, worker) in [(old_workers, old_worker), (new_workers, new_worker)] {
+        token.cancel();
+        worker
+            .await
+            .expect("the worker")
+            .expect("the worker ends cleanly");
+    }
 }

@@ -206,7 +206,7 @@ async fn entries_read_together_start_together_and_the_stopped_ones_never_run() {
         let mut config = support::config("batch-start");
         config.inline_input_limit = limit;
         let client = support::raw_client(&config.url).await;
-        let ready = format!("{}:ready", support::flow_tag(&config.prefix, Counted::NAME));
+        let ready = support::ready_stream::<Counted>(&config.prefix);
         let engine = engine_of::<Counted>(config).await;
         let mut ids = Vec::new();
         for n in first..first + 16 {

@@ -129,6 +129,13 @@ pub struct RequestState {
     /// How many times it has been retried (each retry runs it on under the same id, and its
     /// vertices' attempts count on).
     pub retries: u32,
+    /// The version of the workflow's graph it is pinned to: the structural hash of the graph
+    /// it was submitted on (16 hex digits, as `GET /flows` gives each workflow's). Only
+    /// workers that have that graph run it.
+    pub version: String,
+    /// What it waits for, when something outside it holds it back: `version <hash>` on the
+    /// Redis engine while no live worker has its version (it runs as soon as one starts).
+    pub waiting_for: Option<String>,
     /// The id of the trace its spans are in (32 hex digits), to look it up in a tracing UI:
     /// on the Redis engine always (the trace it was submitted in, or one started for it); on
     /// the embedded engine when its spans are exported (the `otel` feature, with an endpoint).
@@ -247,4 +254,6 @@ pub struct WorkerInfo {
     pub in_flight: u64,
     /// How long since it last read or acknowledged an entry (ms).
     pub idle_ms: u64,
+    /// The version of the graph it has (the structural hash it runs requests of).
+    pub version: String,
 }

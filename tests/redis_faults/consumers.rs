@@ -56,7 +56,7 @@ fn live(name: &str, pids: &[u32]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_live_workers_stay_in_the_consumer_groups() {
     let (_server, config, engine, client) = short_lease::<Ticks>("consumers").await;
-    let ready = ready_key(&config, Ticks::NAME);
+    let ready = ready_key::<Ticks>(&config);
     let done = format!("{}:done", support::flow_tag(&config.prefix, Ticks::NAME));
     let mut workers = WorkerProcesses::spawn(2, &config);
 

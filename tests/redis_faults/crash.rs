@@ -23,7 +23,7 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
     config.lease = Duration::from_secs(1);
     let engine = kyc(config.clone()).connect().await.expect("connect");
     let client = raw_client(&config.url).await;
-    let ready = ready_key(&config, Kyc::NAME);
+    let ready = ready_key::<Kyc>(&config);
     let tag = support::flow_tag(&config.prefix, Kyc::NAME);
 
     let mut workers = WorkerProcesses::spawn(3, &config);
@@ -44,9 +44,7 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
         },
     )
     .await;
-    let (victim, lost) = workers
-        .kill_first_holding(&client, &config, Kyc::NAME)
-        .await;
+    let (victim, lost) = workers.kill_first_holding::<Kyc>(&client, &config).await;
 
     // Every request completes with its own output.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -103,7 +101,7 @@ async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
         raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
         0
     );
-    let pending = pending_by_consumer(&client, &ready_key(&config, Kyc::NAME)).await;
+    let pending = pending_by_consumer(&client, &ready_key::<Kyc>(&config)).await;
     assert!(pending.values().all(|&n| n == 0), "{pending:?}");
     assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
     // The survivors are still serving.
@@ -152,7 +150,7 @@ workflow! {
 async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
     const ITEMS: u32 = 1000;
     let (_server, config, engine, client) = short_lease::<Sweep>("crash-each").await;
-    let ready = ready_key(&config, Sweep::NAME);
+    let ready = ready_key::<Sweep>(&config);
     let tag = support::flow_tag(&config.prefix, Sweep::NAME);
 
     let mut workers = WorkerProcesses::spawn(3, &config);
@@ -171,9 +169,7 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
         async || items_done().await >= ITEMS as usize / 10,
     )
     .await;
-    let (victim, lost) = workers
-        .kill_first_holding(&client, &config, Sweep::NAME)
-        .await;
+    let (victim, lost) = workers.kill_first_holding::<Sweep>(&client, &config).await;
 
     // The request completes with every item, in order (`tally` checks the order).
     let expected_sum = 3 * u64::from(ITEMS) * u64::from(ITEMS - 1) / 2;
@@ -236,7 +232,7 @@ async fn a_1000_item_for_each_survives_a_worker_process_killed_mid_run() {
         raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
         0
     );
-    let pending = pending_by_consumer(&client, &ready_key(&config, Sweep::NAME)).await;
+    let pending = pending_by_consumer(&client, &ready_key::<Sweep>(&config)).await;
     assert!(pending.values().all(|&n| n == 0), "{pending:?}");
     assert!(!pending.contains_key(&victim) || pending[&victim] == 0);
     println!(
@@ -283,7 +279,7 @@ async fn a_bulk_retry_survives_a_worker_process_killed_mid_run() {
     use goflow::request::{Control, RequestQuery, Selection};
     const REQUESTS: usize = 500;
     let (_server, config, engine, client) = short_lease::<Mending>("crash-retry").await;
-    let ready = ready_key(&config, Mending::NAME);
+    let ready = ready_key::<Mending>(&config);
     let tag = support::flow_tag(&config.prefix, Mending::NAME);
     let mut workers = WorkerProcesses::spawn(3, &config);
     let users: Vec<String> = (0..REQUESTS).map(|i| format!("user-{i:03}")).collect();
@@ -308,7 +304,7 @@ async fn a_bulk_retry_survives_a_worker_process_killed_mid_run() {
     let failed = Selection::matching(RequestQuery::new().status(RequestStatus::Failed));
     let (outcome, (victim, lost)) = tokio::join!(
         engine.control_all::<Mending>(&failed, Control::Retry),
-        workers.kill_first_holding(&client, &config, Mending::NAME),
+        workers.kill_first_holding::<Mending>(&client, &config),
     );
     let outcome = outcome.expect("the bulk retry");
     assert_eq!(

@@ -213,7 +213,7 @@ async fn an_entry_moved_on_to_the_next_vertex_is_reclaimed_for_that_vertex() {
     let want = [("pass_on", 1), ("crash_once", 2), ("finish", 1)];
     assert_attempts::<CrashOnce>(&engine, &id, &want).await;
     // One entry carried the whole chain, and nothing is left of it.
-    assert_one_entry_carried_it_all(&client, &ready_key(&config, CrashOnce::NAME)).await;
+    assert_one_entry_carried_it_all(&client, &ready_key::<CrashOnce>(&config)).await;
 }
 
 /// Asserts that `stream` got one entry in all, which is gone (acknowledged and deleted).
@@ -249,7 +249,7 @@ async fn an_entry_carrying_both_branches_is_reclaimed_for_both() {
         std::path::Path::new(&joining).exists()
     })
     .await;
-    let ready = ready_key(&config, CrashInDiamond::NAME);
+    let ready = ready_key::<CrashInDiamond>(&config);
     let pending: Vec<Vec<fred::prelude::Value>> = raw(
         &client,
         "XPENDING",
@@ -280,7 +280,7 @@ async fn an_entry_carrying_both_branches_is_reclaimed_for_both() {
         ("both", 1),
     ];
     assert_attempts::<CrashInDiamond>(&engine, &id, &want).await;
-    assert_one_entry_carried_it_all(&client, &ready_key(&config, CrashInDiamond::NAME)).await;
+    assert_one_entry_carried_it_all(&client, &ready_key::<CrashInDiamond>(&config)).await;
 }
 
 /// A worker that stalls past its lease (stopped by SIGSTOP) loses its entry to another, which
@@ -291,7 +291,7 @@ async fn an_entry_carrying_both_branches_is_reclaimed_for_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_duplicate_leaves_a_moved_entry_pending() {
     let (_server, config, engine, client) = short_lease::<StallThenHold>("late").await;
-    let ready = ready_key(&config, StallThenHold::NAME);
+    let ready = ready_key::<StallThenHold>(&config);
     let dir = scratch_path("late");
     std::fs::create_dir_all(&dir).unwrap();
     let marked = |name: &str| dir.join(name).exists();

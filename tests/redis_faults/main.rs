@@ -222,8 +222,8 @@ fn kyc(config: RedisConfig) -> RedisEngineBuilder {
     RedisEngine::builder(config).register::<Kyc>()
 }
 
-fn ready_key(config: &RedisConfig, flow: &str) -> String {
-    format!("{}:ready", support::flow_tag(&config.prefix, flow))
+fn ready_key<W: Workflow>(config: &RedisConfig) -> String {
+    support::ready_stream::<W>(&config.prefix)
 }
 
 async fn completed<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> W::Output

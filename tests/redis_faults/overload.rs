@@ -135,7 +135,7 @@ async fn a_short_oom_spell_strands_nothing_and_the_backlog_drains_at_full_speed(
     // intake and their slots, twice their concurrency, are pending.
     let filler = fill_to_maxmemory(&client).await;
     HELD_BACK.store(false, Ordering::SeqCst);
-    let ready = ready_key(&config, Backlog::NAME);
+    let ready = ready_key::<Backlog>(&config);
     let spell = Instant::now() + Duration::from_secs(3);
     let mut most_pending = 0;
     while Instant::now() < spell {

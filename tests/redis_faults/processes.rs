@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::Client;
 use goflow::redis::RedisConfig;
+use goflow::Workflow;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{pending_by_consumer, wait_until};
@@ -34,17 +35,16 @@ impl WorkerProcesses {
         Self((0..count).map(|_| worker_process(config)).collect())
     }
 
-    /// SIGKILLs the first worker once it holds entries of `flow` (read or handed off); returns
+    /// SIGKILLs the first worker once it holds entries of `W` (read or handed off); returns
     /// its consumer name and how many entries it held when it died (asserted above zero).
-    pub(crate) async fn kill_first_holding(
+    pub(crate) async fn kill_first_holding<W: Workflow>(
         &mut self,
         client: &Client,
         config: &RedisConfig,
-        flow: &str,
     ) -> (String, u64) {
         let victim_tag = format!("-{}-", self.0[0].id());
         let held_by_victim = async || {
-            pending_by_consumer(client, &ready_key(config, flow))
+            pending_by_consumer(client, &ready_key::<W>(config))
                 .await
                 .into_iter()
                 .find(|(consumer, _)| consumer.contains(&victim_tag))

@@ -52,7 +52,7 @@ async fn wait_handled(client: &Client, stream: &str, entry: &str) {
 async fn a_parent_delivered_twice_while_running_fires_its_join_once() {
     let (_server, config) = support::own_server("dup-running");
     let client = raw_client(&config.url).await;
-    let ready = ready_key(&config, Kyc::NAME);
+    let ready = ready_key::<Kyc>(&config);
     let running = Running::start(config, kyc).await;
     let engine = &running.engine;
 
@@ -102,7 +102,7 @@ async fn a_parent_delivered_twice_while_running_fires_its_join_once() {
 async fn a_parent_delivered_again_before_the_other_parent_finishes_does_not_fire_the_join() {
     let (_server, config) = support::own_server("dup-early");
     let client = raw_client(&config.url).await;
-    let ready = ready_key(&config, Kyc::NAME);
+    let ready = ready_key::<Kyc>(&config);
     let running = Running::start(config, kyc).await;
     let engine = &running.engine;
 
@@ -147,7 +147,7 @@ async fn a_parent_delivered_again_before_the_other_parent_finishes_does_not_fire
 async fn duplicates_after_completion_change_nothing() {
     let (_server, config) = support::own_server("dup-after");
     let client = raw_client(&config.url).await;
-    let ready = ready_key(&config, Kyc::NAME);
+    let ready = ready_key::<Kyc>(&config);
     let running = Running::start(config, kyc).await;
     let engine = &running.engine;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::Value;
 use goflow::request::{RequestOutcome, RequestStatus};
-use goflow::{Engine, RequestId, Workflow};
+use goflow::{Engine, RequestId};
 
 use crate::support::{self, pending_by_consumer, raw, raw_client, wait_until, RedisServer};
 use crate::{close_gate, expected, kyc, open_gate, ready_key, runs, Kyc, Running, LIMIT};
@@ -82,7 +82,7 @@ async fn new_flows_complete_after_redis_restarts_without_its_data() {
         RequestStatus::Stopped
     );
     // Its gate still closed, `detect` ends only by being cancelled, which acknowledges it.
-    let ready = ready_key(engine.config(), Kyc::NAME);
+    let ready = ready_key::<Kyc>(engine.config());
     wait_until("the stopped attempt is cancelled", LIMIT, async || {
         pending_by_consumer(&client, &ready)
             .await

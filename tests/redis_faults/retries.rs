@@ -103,7 +103,7 @@ workflow! {
 async fn a_retried_branch_leaves_the_entry_to_the_branch_beside_it() {
     let (_server, config) = support::own_server("beside");
     let client = raw_client(&config.url).await;
-    let ready = ready_key(&config, RetryBeside::NAME);
+    let ready = ready_key::<RetryBeside>(&config);
     let holding = Running::start(config, |c| {
         RedisEngine::builder(c).register::<RetryBeside>()
     })

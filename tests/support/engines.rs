@@ -67,7 +67,12 @@ impl Settle for RedisEngine {
     async fn settled(&self, flow: &str, id: &RequestId) -> bool {
         let client = super::raw_client(&self.config().url).await;
         let tag = super::flow_tag(&self.config().prefix, flow);
-        let ready = format!("{tag}:ready");
+        // Before a worker of the flow has started, its ready stream is not known: what it
+        // holds cannot be told settled.
+        let Some(ready) = super::ready_stream_named(&client, &self.config().prefix, flow).await
+        else {
+            return false;
+        };
         let length: u64 = super::raw(&client, "XLEN", vec![ready.as_str().into()]).await;
         let pending = super::pending_by_consumer(&client, &ready).await;
         let delayed: u64 =
@@ -138,7 +143,9 @@ impl RedisHarness {
         let flows: Vec<&str> = engine.flows().collect();
         super::wait_until("the worker is ready", REQUEST_PATIENCE, async || {
             for flow in &flows {
-                let ready = format!("{}:ready", super::flow_tag(&prefix, flow));
+                let Some(ready) = super::ready_stream_named(&client, &prefix, flow).await else {
+                    return false;
+                };
                 let groups: fred::prelude::Value =
                     super::raw_or_nil(&client, "XINFO", vec!["GROUPS".into(), ready.into()]).await;
                 if groups.into_array().is_empty() {

@@ -267,6 +267,36 @@ pub fn flow_tag(prefix: &str, flow: &str) -> String {
     format!("{{{prefix}:{flow}}}")
 }
 
+/// The ready stream of workflow `W`'s graph under `prefix`: one per version of a graph, named
+/// by its structural hash.
+#[allow(dead_code)]
+pub fn ready_stream<W: goflow::Workflow>(prefix: &str) -> String {
+    format!(
+        "{}:ready@{:016x}",
+        flow_tag(prefix, W::NAME),
+        W::graph().structural_hash()
+    )
+}
+
+/// The ready stream of the one version of workflow `flow` whose workers have started under
+/// `prefix` (each adds its version to the workflow's `:versions` set as it starts); `None`
+/// before the first has.
+#[allow(dead_code)]
+pub async fn ready_stream_named(
+    client: &fred::prelude::Client,
+    prefix: &str,
+    flow: &str,
+) -> Option<String> {
+    let tag = flow_tag(prefix, flow);
+    let versions: Vec<String> =
+        raw(client, "SMEMBERS", vec![format!("{tag}:versions").into()]).await;
+    assert!(
+        versions.len() <= 1,
+        "the versions of `{flow}`: {versions:?}"
+    );
+    Some(format!("{tag}:ready@{}", versions.first()?))
+}
+
 /// The index of the vertex at `path` in a request's state (vertices are in plan order, which is
 /// also the vertex number in stream entries and state fields).
 pub fn vertex_index(state: &goflow::request::RequestState, path: &str) -> usize {

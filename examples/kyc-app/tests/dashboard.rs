@@ -446,6 +446,15 @@ fn slow_request_graph(browser: &Browser, kyc: &Service, shoot: bool, traced: boo
         );
     }
     browser.wait_for("[data-output=\"face_detect\"]", "each vertex's output");
+    // The version it is pinned to, and nothing it waits for.
+    let state = kyc
+        .get(&format!("/flow/kyc/requests/{id}"))
+        .expect(StatusCode::OK);
+    assert_eq!(
+        browser.text("[data-version]"),
+        state["version"].as_str().unwrap()
+    );
+    assert_eq!(browser.count("[data-waiting-for]:not([hidden])"), 0);
     // With `GOFLOW_TRACE_URL` set (the Redis test sets it; that engine always has a trace id),
     // the trace id links to the tracing UI.
     if traced {

@@ -471,6 +471,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
                 name: tracked::WORKER.to_owned(),
                 in_flight: under_way.iter().map(|s| counts.get(*s)).sum(),
                 idle_ms: 0,
+                version: format!("{:016x}", plan.structural_hash()),
             }],
         })
     }

@@ -125,6 +125,8 @@ impl Tracked {
                     vertices: Vec::new(),
                     failure: None,
                     retries: 0,
+                    version: format!("{:016x}", plan.structural_hash()),
+                    waiting_for: None,
                     trace_id: None,
                     output: None,
                 },

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, HashesInterface, PubsubInterface, StreamsInterface, Value};
+use fred::prelude::{
+    ClientLike, HashesInterface, PubsubInterface, SetsInterface, StreamsInterface, Value,
+};
 use tokio::sync::{oneshot, OnceCell};
 use tracing::Instrument as _;
 
@@ -169,13 +171,27 @@ impl<C: Codec> Engine for RedisEngine<C> {
 
     async fn state(&self, flow: &str, id: &RequestId) -> Result<RequestState, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
-        self.read_state(flow, id)
+        let name = flow.plan.flow();
+        let mut state = self
+            .read_state(flow, id)
             .await
-            .map_err(|e| e.into_error(flow.plan.flow()))?
+            .map_err(|e| e.into_error(name))?
             .ok_or_else(|| Error::UnknownRequest {
-                flow: flow.plan.flow(),
+                flow: name,
                 request_id: id.clone(),
-            })
+            })?;
+        // A request runs only on workers that have its version: while none is alive (the last
+        // one of an old version has gone, say, or none has started yet), it waits for one.
+        if !state.status.is_final() && !state.version.is_empty() {
+            let alive = self
+                .version_alive(flow, &state.version)
+                .await
+                .map_err(|e| e.into_error(name))?;
+            if !alive {
+                state.waiting_for = Some(format!("version {}", state.version));
+            }
+        }
+        Ok(state)
     }
 
     async fn wait_state(
@@ -412,21 +428,31 @@ impl<C: Codec> Engine for RedisEngine<C> {
         })
     }
 
+    /// The workers of every version of the graph deployed, each with its version; the lag is
+    /// that of all versions.
     async fn workers(&self, flow: &str) -> Result<Workers, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
-        let client = &self.inner.client;
-        let ready = flow.keys.ready.clone();
-        let consumers: Result<Value, _> = client.xinfo_consumers(ready.clone(), GROUP).await;
-        let groups: Result<Value, _> = client.xinfo_groups(ready).await;
-        match (consumers, groups) {
-            (Ok(consumers), Ok(groups)) => Ok(super::info::workers(consumers, groups, GROUP)),
-            // No worker has created the group yet (the stream does not exist either).
-            (Err(error), _) | (_, Err(error)) if error.details().contains("no such key") => {
-                Ok(Workers::default())
-            }
-            (Err(error), _) | (_, Err(error)) => Err(RedisError::from(error).into_error(name)),
+        let mut versions: Vec<String> = self
+            .inner
+            .client
+            .smembers(&flow.keys.versions)
+            .await
+            .map_err(|e| RedisError::from(e).into_error(name))?;
+        versions.sort();
+        let mut all = Workers::default();
+        for version in versions {
+            let of_version = self
+                .version_workers(flow, &version)
+                .await
+                .map_err(|e| e.into_error(name))?;
+            all.lag = match (all.lag, of_version.lag) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            all.workers.extend(of_version.workers);
         }
+        Ok(all)
     }
 
     async fn ready(&self) -> Result<(), Error> {
@@ -450,6 +476,45 @@ impl<C: Codec> RedisEngine<C> {
         let fields: HashMap<String, Bytes> =
             self.inner.client.hgetall(flow.keys.request(id)).await?;
         Ok(super::state::read(&flow.plan, id.clone(), fields))
+    }
+
+    /// The workers of version `version` of `flow`: the consumers of the group of its ready
+    /// stream (none when no worker of that version has started), and its lag.
+    async fn version_workers(&self, flow: &Flow, version: &str) -> Result<Workers, RedisError> {
+        let client = &self.inner.client;
+        let ready = flow.keys.ready_of(version);
+        let consumers: Result<Value, _> = client.xinfo_consumers(ready.clone(), GROUP).await;
+        let groups: Result<Value, _> = client.xinfo_groups(ready).await;
+        match (consumers, groups) {
+            (Ok(consumers), Ok(groups)) => {
+                Ok(super::info::workers(consumers, groups, GROUP, version))
+            }
+            // No worker of that version has started: no group (nor stream, maybe).
+            (Err(error), _) | (_, Err(error)) if super::info::no_group(&error) => {
+                Ok(Workers::default())
+            }
+            (Err(error), _) | (_, Err(error)) => Err(RedisError::from(error)),
+        }
+    }
+
+    /// Whether a worker of version `version` of `flow` is alive: one that has read or renewed
+    /// entries within two leases (a worker busy with long attempts renews their leases; one
+    /// that died stops). One `XINFO CONSUMERS`.
+    async fn version_alive(&self, flow: &Flow, version: &str) -> Result<bool, RedisError> {
+        let consumers: Result<Value, _> = self
+            .inner
+            .client
+            .xinfo_consumers(flow.keys.ready_of(version), GROUP)
+            .await;
+        let consumers = match consumers {
+            Ok(consumers) => consumers,
+            Err(error) if super::info::no_group(&error) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
+        let within = 2 * self.inner.config.lease.as_millis();
+        Ok(super::info::consumers(consumers, version)
+            .iter()
+            .any(|worker| u128::from(worker.idle_ms) < within))
     }
 
     /// Forgets, from the listing indexes of `flow`, the requests whose hashes have expired:

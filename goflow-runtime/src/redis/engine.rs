@@ -26,8 +26,9 @@ use crate::workflow::Workflow;
 pub(crate) struct Flow {
     pub(crate) plan: Arc<Plan>,
     pub(crate) keys: FlowKeys,
-    /// The plan's structural hash as 16 hex digits: written on each request it submits, and
-    /// checked by the workers before they run any of its vertices.
+    /// The plan's structural hash as 16 hex digits, the version of the graph: written on each
+    /// request it submits (which is pinned to it), and checked by the workers before they run
+    /// any of its vertices.
     pub(crate) hash: String,
 }
 
@@ -163,10 +164,10 @@ impl<C: Codec> RedisEngineBuilder<C> {
             .into_iter()
             .map(|(name, plan)| {
                 let hash = format!("{:016x}", plan.structural_hash());
-                let keys = FlowKeys::new(&self.config.prefix, name);
+                let keys = FlowKeys::new(&self.config.prefix, name, &hash);
                 (name, Flow { plan, keys, hash })
             })
-            .collect();
+            .collect::<HashMap<&'static str, Flow>>();
         Ok(RedisEngine {
             inner: Arc::new(Inner {
                 config: self.config,

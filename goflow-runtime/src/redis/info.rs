@@ -30,10 +30,19 @@ pub(super) fn group_lag(groups: Value, group: &str) -> Option<u64> {
     })
 }
 
-/// The workers of a group: its `XINFO CONSUMERS` reply (each consumer is one worker process)
-/// and its lag from the `XINFO GROUPS` reply of the stream.
-pub(super) fn workers(consumers: Value, groups: Value, group: &str) -> Workers {
-    let workers = consumers
+/// The workers of a group, which read the ready stream of version `version` of a graph: its
+/// `XINFO CONSUMERS` reply (each consumer is one worker process) and its lag from the
+/// `XINFO GROUPS` reply of the stream.
+pub(super) fn workers(consumers: Value, groups: Value, group: &str, version: &str) -> Workers {
+    Workers {
+        lag: group_lag(groups, group),
+        workers: self::consumers(consumers, version),
+    }
+}
+
+/// The consumers of an `XINFO CONSUMERS` reply, as the workers of version `version`.
+pub(super) fn consumers(consumers: Value, version: &str) -> Vec<WorkerInfo> {
+    consumers
         .into_array()
         .into_iter()
         .filter_map(|info| {
@@ -42,11 +51,14 @@ pub(super) fn workers(consumers: Value, groups: Value, group: &str) -> Workers {
                 in_flight: fields.get("pending")?.as_u64()?,
                 idle_ms: fields.get("idle")?.as_u64()?,
                 name: fields.remove("name")?.as_string()?,
+                version: version.to_owned(),
             })
         })
-        .collect();
-    Workers {
-        lag: group_lag(groups, group),
-        workers,
-    }
+        .collect()
+}
+
+/// Whether `error` says that the stream or its group does not exist (no worker of its version
+/// has started).
+pub(super) fn no_group(error: &fred::error::Error) -> bool {
+    error.details().contains("no such key") || error.details().starts_with("NOGROUP")
 }

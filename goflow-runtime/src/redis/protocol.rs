@@ -36,6 +36,15 @@ pub(crate) const KEY_BY_STATUS: &str = ":by:";
 /// What follows a workflow's hash tag in the key of the index of ended requests: `T:ended`.
 pub(crate) const KEY_ENDED: &str = ":ended";
 
+/// What follows a workflow's hash tag in the key of the ready stream of one version of its
+/// graph: `T:ready@<hash>`, the 16 hex digits of the graph's structural hash. Each version's
+/// workers read their own, so that none is handed an entry of a graph it does not have.
+pub(crate) const KEY_READY: &str = ":ready@";
+
+/// What follows a workflow's hash tag in the key of the set of the versions of its graph that
+/// have been deployed (their structural hashes): `T:versions`.
+pub(crate) const KEY_VERSIONS: &str = ":versions";
+
 /// The suffix of a workflow's events stream (after its hash tag): one entry per step that moved
 /// a request or its vertices, capped at about `EVENTS_MAXLEN`.
 pub(crate) const KEY_EVENTS: &str = ":events";
@@ -181,8 +190,11 @@ fields! {
 #[derive(Debug, Clone)]
 pub(crate) struct FlowKeys {
     tag: String,
-    /// Stream of ready vertices, read by the workers' consumer group.
+    /// Stream of ready vertices of this version of the graph, read by the consumer group of
+    /// the workers that have it.
     pub(crate) ready: String,
+    /// Set of the versions of the graph deployed (structural hashes).
+    pub(crate) versions: String,
     /// Sorted set of retries waiting for their backoff, scored by due time (ms).
     pub(crate) delayed: String,
     /// Capped stream of request ends (completed, failed, stopped), for waiters and hooks.
@@ -197,10 +209,13 @@ pub(crate) struct FlowKeys {
 }
 
 impl FlowKeys {
-    pub(crate) fn new(prefix: &str, flow: &str) -> Self {
+    /// The keys of workflow `flow` for the engines of version `version` of its graph (its
+    /// structural hash, 16 hex digits).
+    pub(crate) fn new(prefix: &str, flow: &str, version: &str) -> Self {
         let tag = format!("{{{prefix}:{flow}}}");
         Self {
-            ready: format!("{tag}:ready"),
+            ready: format!("{tag}{KEY_READY}{version}"),
+            versions: format!("{tag}{KEY_VERSIONS}"),
             delayed: format!("{tag}:delayed"),
             done: format!("{tag}:done"),
             dead: format!("{tag}:dead"),
@@ -208,6 +223,11 @@ impl FlowKeys {
             events: format!("{tag}{KEY_EVENTS}"),
             tag,
         }
+    }
+
+    /// The ready stream of version `version` of the graph.
+    pub(crate) fn ready_of(&self, version: &str) -> String {
+        format!("{}{KEY_READY}{version}", self.tag)
     }
 
     /// The request's state hash (the id as a [`RequestId`](crate::RequestId), or as an entry holds it).
@@ -285,6 +305,7 @@ pub(crate) fn lua_prelude() -> String {
     let _ = writeln!(lua, "local KEY_BY_STATUS = '{KEY_BY_STATUS}'");
     let _ = writeln!(lua, "local KEY_ENDED = '{KEY_ENDED}'");
     let _ = writeln!(lua, "local KEY_EVENTS = '{KEY_EVENTS}'");
+    let _ = writeln!(lua, "local KEY_READY = '{KEY_READY}'");
     let _ = writeln!(lua, "local EVENTS_MAXLEN = '{EVENTS_MAXLEN}'");
     let _ = writeln!(lua, "local DONE_MAXLEN = '{DONE_MAXLEN}'");
     let _ = writeln!(lua, "local DEAD_MAXLEN = '{DEAD_MAXLEN}'");
@@ -393,10 +414,12 @@ mod tests {
 
     #[test]
     fn all_keys_of_a_flow_share_one_hash_tag() {
-        let keys = FlowKeys::new("goflow", "kyc");
+        let keys = FlowKeys::new("goflow", "kyc", "0123456789abcdef");
         let id = RequestId::parse("r1").unwrap();
         for key in [
             keys.ready.clone(),
+            keys.ready_of("fedcba9876543210"),
+            keys.versions.clone(),
             keys.delayed.clone(),
             keys.done.clone(),
             keys.dead.clone(),

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::protocol::{
     INST_ATTEMPTS, INST_FAILURE, INST_FINISHED, INST_OUTPUT, INST_STARTED, INST_STATUS,
-    INST_WORKER, REQ_CREATED, REQ_FAILURE, REQ_FINISHED, REQ_INPUT, REQ_OUTPUT, REQ_RETRIES,
-    REQ_STATUS, REQ_TRACEPARENT, REQ_UPDATED,
+    INST_WORKER, REQ_CREATED, REQ_FAILURE, REQ_FINISHED, REQ_HASH, REQ_INPUT, REQ_OUTPUT,
+    REQ_RETRIES, REQ_STATUS, REQ_TRACEPARENT, REQ_UPDATED,
 };
 use crate::lifecycle::{RequestStatus, VertexStatus};
 use crate::plan::{Instance, Plan};
@@ -112,6 +112,8 @@ pub(crate) fn read(
         vertices,
         failure,
         retries: number(&fields, REQ_RETRIES).map_or(0, |n| n as u32),
+        version: text(&fields, REQ_HASH).unwrap_or_default(),
+        waiting_for: None,
         trace_id: text(&fields, REQ_TRACEPARENT)
             .and_then(|tp| crate::trace::trace_id(&tp).map(str::to_owned)),
         output: fields.remove(REQ_OUTPUT),

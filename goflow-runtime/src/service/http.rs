@@ -418,6 +418,8 @@ async fn list_flows<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Json<Va
                 "description": flow.description,
                 "vertices": graph.vertices().len(),
                 "hash": format!("{:016x}", graph.structural_hash()),
+                // The version new requests are pinned to: this service's graph.
+                "version": format!("{:016x}", graph.structural_hash()),
                 "href": format!("/flow/{}", flow.name),
             })
         })
@@ -466,6 +468,7 @@ async fn describe_flow<E: Engine>(
             Json(json!({
                 "name": graph.name(),
                 "description": flow.description,
+                "version": format!("{:016x}", graph.structural_hash()),
                 "graph": graph,
                 "input_schema": input,
                 "output_schema": output,

@@ -354,6 +354,8 @@ fn components() -> Value {
                 "failure": {"oneOf": [{"$ref": "#/components/schemas/RequestFailure"}, {"type": "null"}]},
                 "retries": {"type": "integer", "minimum": 0},
                 "trace_id": {"type": ["string", "null"]},
+                "version": {"type": "string"},
+                "waiting_for": {"type": ["string", "null"]},
                 "output": {},
                 "output_error": {"type": "string"},
                 "created": {"type": "boolean"},
@@ -437,11 +439,12 @@ fn components() -> Value {
                 "lag": {"type": ["integer", "null"], "minimum": 0},
                 "workers": {"type": "array", "items": {
                     "type": "object",
-                    "required": ["name", "in_flight", "idle_ms"],
+                    "required": ["name", "in_flight", "idle_ms", "version"],
                     "properties": {
                         "name": {"type": "string"},
                         "in_flight": {"type": "integer", "minimum": 0},
                         "idle_ms": {"type": "integer", "minimum": 0},
+                        "version": {"type": "string"},
                     },
                 }},
             },
@@ -453,9 +456,10 @@ fn components() -> Value {
         },
         "Flow": {
             "type": "object",
-            "required": ["name", "description", "graph", "input_schema", "output_schema"],
+            "required": ["name", "description", "version", "graph", "input_schema", "output_schema"],
             "properties": {
                 "name": {"type": "string"},
+                "version": {"type": "string"},
                 "description": {"type": "string"},
                 "graph": {"type": "object"},
                 "input_schema": {},

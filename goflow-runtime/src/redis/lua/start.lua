@@ -17,8 +17,12 @@
 -- it has been lost with its worker too often; {'alone', lost deliveries} when lost deliveries
 -- are charged to it and it was not started alone (nothing is written but a new charge): the
 -- worker runs it with no other attempt beside it, and starts it again with ARGV 8 `2`;
--- {'version', hash} when the request was submitted on another graph than the worker's
--- (nothing is written: the worker fails it); or {'moved', instance keys...} when completions
+-- {'drop', 'version'} when the request was submitted on another graph than the worker's: the
+-- entry is moved to the ready stream of the request's version (`T:ready@<hash>`, its group
+-- created if no worker of that version has yet), where the workers that have that graph read
+-- it; {'version', hash} for such an entry that carries instances (never made: an entry
+-- carries what its own worker, of the request's version, handed on; nothing is written and
+-- the worker fails the request); or {'moved', instance keys...} when completions
 -- have handed the entry on to other instances (see entry.lua; a reclaimed entry whose worker
 -- died after that): the worker starts those instead, on the same entry.
 -- An entry of a request that has ended is dropped, and what it held is settled by the
@@ -55,7 +59,18 @@ if ENDED[st] then
   return {'drop', st}
 end
 if got[8] and got[8] ~= ARGV[9] then
-  return {'version', got[8]}
+  if carries then
+    return {'version', got[8]}
+  end
+  local tag = request_of(req)
+  local target = tag .. KEY_READY .. got[8]
+  redis.pcall('XGROUP', 'CREATE', target, ARGV[1], '0', 'MKSTREAM')
+  local entry = redis.call('XRANGE', KEYS[2], ARGV[2], ARGV[2])[1]
+  if entry then
+    redis.call('XADD', target, '*', unpack(entry[2]))
+  end
+  ack()
+  return {'drop', 'version'}
 end
 if carries and not named then
   return {'moved', unpack(others)}

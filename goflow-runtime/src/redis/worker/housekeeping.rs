@@ -16,7 +16,7 @@
 //! may be removed too (Redis counts a consumer idle while its reads find nothing), which loses
 //! nothing: it holds nothing, and its next delivery adds it again.
 
-use fred::prelude::{ClientLike, StreamsInterface, Value};
+use fred::prelude::{ClientLike, SetsInterface, StreamsInterface, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::overload::{is_oom, Backoff, REMIND_EVERY};
@@ -187,6 +187,34 @@ impl<C: Codec> Worker<C> {
         })
         .await?;
         Ok(removed.as_u64() == Some(1))
+    }
+}
+
+/// Adds `version` to the set of the workflow's versions at `key`, unless it is there (a read,
+/// which Redis answers even when it is out of memory). If Redis is out of memory and the
+/// version is new, the worker runs all the same, and says that its version is not listed among
+/// the workflow's (`GET /flow/{name}/workers`) until it starts again.
+pub(in crate::redis) async fn add_version(
+    client: &fred::prelude::Client,
+    key: &str,
+    version: &str,
+) -> Result<(), RedisError> {
+    let known: bool = client.sismember(key, version).await?;
+    if known {
+        return Ok(());
+    }
+    let added: Result<u64, fred::error::Error> = client.sadd(key, version).await;
+    match added {
+        Ok(_) => Ok(()),
+        Err(error) if is_oom(&error) => {
+            tracing::warn!(
+                key,
+                version,
+                "Redis is out of memory: this worker's version is not listed with the workflow's workers"
+            );
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
     }
 }
 

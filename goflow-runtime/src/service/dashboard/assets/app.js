@@ -903,7 +903,7 @@ function workersBlock(flow) {
   const element = el('div', { class: 'workers-flow', 'data-workers-flow': flow.name },
     el('h3', {}, el('a', { href: flowHref(flow.name) }, flow.name), el('span', { class: 'muted small' }, ' · lag ', lag)),
     el('div', { class: 'table-wrap' }, el('table', { class: 'table compact' },
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Worker'), el('th', { scope: 'col', class: 'r' }, 'In flight'), el('th', { scope: 'col', class: 'r' }, 'Last seen'))),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Worker'), el('th', { scope: 'col' }, 'Version'), el('th', { scope: 'col', class: 'r' }, 'In flight'), el('th', { scope: 'col', class: 'r' }, 'Last seen'))),
       tbody)));
   const refresh = async (signal) => {
     const body = await api(`${flowPath(flow.name)}/workers`, { signal });
@@ -911,9 +911,10 @@ function workersBlock(flow) {
     lag.title = 'entries not yet read by any worker';
     const rows = body.workers.map((w) => el('tr', { 'data-worker': w.name },
       el('td', { 'data-label': 'Worker' }, w.name),
+      el('td', { class: 'id', 'data-label': 'Version', title: w.version === flow.version ? 'the version this service submits' : 'another version of the graph' }, w.version === flow.version ? w.version : `${w.version} (other)`),
       el('td', { class: 'r num', 'data-label': 'In flight' }, String(w.in_flight)),
       el('td', { class: 'r num', 'data-label': 'Last seen' }, w.idle_ms === null || w.idle_ms === undefined ? '–' : relative(Date.now() - w.idle_ms))));
-    tbody.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 3, class: 'muted' }, 'No worker reads this flow.'))]));
+    tbody.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'No worker reads this flow.'))]));
   };
   return { element, refresh };
 }
@@ -962,7 +963,7 @@ async function flowPage(root, signal, name) {
 
   mount(root, 
     el('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, el('a', { href: '#/' }, 'Flows'), ' / ', el('span', {}, name)),
-    el('div', { class: 'page-head' }, el('h1', {}, flow.name), el('span', { class: 'muted' }, `${flow.graph.vertices.length} vert${flow.graph.vertices.length === 1 ? 'ex' : 'ices'} · hash ${flow.graph.hash}`)),
+    el('div', { class: 'page-head' }, el('h1', {}, flow.name), el('span', { class: 'muted' }, `${flow.graph.vertices.length} vert${flow.graph.vertices.length === 1 ? 'ex' : 'ices'} · version ${flow.version ?? flow.graph.hash}`)),
     flow.description ? el('p', { class: 'desc' }, flow.description) : null,
     el('section', { class: 'card', 'aria-label': 'Graph' }, graph.element),
     el('section', { class: 'card', 'aria-labelledby': 'requests-title' },
@@ -1203,7 +1204,10 @@ async function requestPage(root, signal, name, id) {
     created: el('dd', { 'data-created': true }), ended: el('dd', { 'data-ended': true }),
     duration: el('dd', { class: 'num', 'data-duration': true }), retries: el('dd', { class: 'num', 'data-retries': true }),
     trace: el('code', { 'data-trace-id': true }),
+    version: el('dd', { class: 'id', 'data-version': true }),
   };
+  // What holds the request back, when something outside it does (no worker of its version).
+  const waiting = el('p', { class: 'notice', 'data-waiting-for': true, role: 'status', hidden: true });
   // A link to the trace in the tracing UI, when the service knows where that is.
   const traceLink = el('a', { class: 'small', target: '_blank', rel: 'noopener noreferrer', 'data-trace-link': true, hidden: true }, 'Open trace');
   const copy = el('button', { type: 'button', class: 'ghost small', 'data-copy-trace': true, onclick: guard(() => copyText(fields.trace.textContent)) }, 'Copy');
@@ -1226,7 +1230,9 @@ async function requestPage(root, signal, name, id) {
         el('div', {}, el('dt', {}, 'Ended'), fields.ended),
         el('div', {}, el('dt', {}, 'Duration'), fields.duration),
         el('div', {}, el('dt', {}, 'Retries'), fields.retries),
+        el('div', {}, el('dt', {}, 'Version'), fields.version),
         el('div', { class: 'trace' }, el('dt', {}, 'Trace id'), el('dd', {}, fields.trace, ' ', copy, ' ', traceLink))),
+      waiting,
       READ_ONLY ? null : actions,
       failureBox),
     el('section', { class: 'card', 'aria-label': 'Graph' }, graph.element),
@@ -1259,6 +1265,10 @@ async function requestPage(root, signal, name, id) {
     fields.ended.replaceChildren(request.finished_at_ms && ENDED.has(request.status) ? timeEl(request.finished_at_ms) : el('span', { class: 'muted' }, '–'));
     fields.duration.replaceChildren(durationEl(request.created_at_ms, ENDED.has(request.status) ? request.finished_at_ms || request.updated_at_ms : null));
     fields.retries.textContent = String(request.retries ?? 0);
+    fields.version.textContent = request.version || '–';
+    fields.version.title = request.version === flow.version ? 'the version this service runs' : 'another version of the graph than this service\'s';
+    waiting.hidden = !request.waiting_for || ENDED.has(request.status);
+    waiting.textContent = request.waiting_for ? `Waiting for a worker of ${request.waiting_for}: it runs as soon as one starts.` : '';
     fields.trace.textContent = request.trace_id || 'none';
     copy.hidden = !request.trace_id;
     // Only an http(s) address is linked: the template is the operator's, the id the engine's.
