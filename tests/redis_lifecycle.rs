@@ -12,7 +12,7 @@ use std::time::Duration;
 use fred::prelude::Client;
 use goflow::prelude::*;
 use goflow::redis::{RedisConfig, RedisEngine, RedisEngineBuilder};
-use goflow::request::{RequestOutcome, RequestState, RequestStatus, VertexStatus};
+use goflow::request::{RequestOutcome, RequestState, RequestStatus, VersionState, VertexStatus};
 use goflow::{Engine, Error, RequestId};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -745,6 +745,38 @@ async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
         workers.workers.iter().map(|w| w.version.as_str()).collect();
     assert_eq!(versions, [v1.as_str(), v2.as_str()].into(), "{workers:?}");
 
+    // The versions: the new engine's first; the old one drained (none of its requests is
+    // under way), with its graph as its workers wrote it, and its live worker. A version in
+    // use is not forgotten.
+    let listed = new.versions("versioned").await.expect("versions");
+    let states: Vec<(&str, VersionState, u64, usize)> = listed
+        .iter()
+        .map(|v| (v.version.as_str(), v.state, v.open, v.workers.len()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (v2.as_str(), VersionState::Current, 0, 1),
+            (v1.as_str(), VersionState::Drained, 0, 1)
+        ],
+        "{listed:?}"
+    );
+    let graph = listed[1].graph.as_ref().expect("the old version's graph");
+    assert_eq!(graph["hash"], v1.as_str(), "{graph}");
+    assert_eq!(
+        graph["vertices"].as_array().map(Vec::len),
+        Some(2),
+        "{graph}"
+    );
+    let refused = |reason: &'static str| {
+        move |result: Result<(), Error>| match result {
+            Err(Error::VersionInUse { reason: why, .. }) => assert!(why.contains(reason), "{why}"),
+            other => panic!("{reason}: {other:?}"),
+        }
+    };
+    refused("this engine runs")(new.forget_version("versioned", &v2).await);
+    refused("alive")(new.forget_version("versioned", &v1).await);
+
     for (token, worker) in [(old_workers, old_worker), (new_workers, new_worker)] {
         token.cancel();
         worker
@@ -752,4 +784,22 @@ async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
             .expect("the worker")
             .expect("the worker ends cleanly");
     }
+    // Its workers gone (each left its group at its clean shutdown), a request of the old
+    // version under way still holds it: draining.
+    let held = old.submit::<v1::Versioned>(&7).await.unwrap();
+    let listed = new.versions("versioned").await.expect("versions");
+    assert_eq!(
+        (listed[1].state, listed[1].open, listed[1].workers.len()),
+        (VersionState::Draining, 1, 0),
+        "{listed:?}"
+    );
+    refused("under way")(new.forget_version("versioned", &v1).await);
+    // Once none is under way, the drained version is forgotten: only the new one is listed.
+    old.stop::<v1::Versioned>(&held).await.unwrap();
+    new.forget_version("versioned", &v1)
+        .await
+        .expect("forget the old version");
+    let listed = new.versions("versioned").await.expect("versions");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].version, v2);
 }

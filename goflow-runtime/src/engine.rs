@@ -12,7 +12,7 @@ use crate::events::{EventId, EventStream, RequestEvent};
 use crate::lifecycle::{Control, RequestStatus};
 use crate::listing::{DeadLetterId, DeadLetterPage, RequestPage, RequestQuery, StatusCounts};
 use crate::node::Data as _;
-use crate::request::{RequestData, RequestOutcome, RequestState, Workers};
+use crate::request::{RequestData, RequestOutcome, RequestState, VersionInfo, Workers};
 use crate::request_id::RequestId;
 use crate::workflow::Workflow;
 
@@ -404,6 +404,21 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     /// The workers of workflow `flow` and how far behind its work is.
     #[doc(hidden)]
     fn workers(&self, flow: &str) -> impl Future<Output = Result<Workers, Error>> + Send;
+
+    /// The versions of workflow `flow`'s graph: this engine's first, then those of the other
+    /// builds whose workers have started.
+    #[doc(hidden)]
+    fn versions(&self, flow: &str) -> impl Future<Output = Result<Vec<VersionInfo>, Error>> + Send;
+
+    /// Forgets version `version` of workflow `flow`'s graph: it is no longer listed, and what
+    /// the engine kept of it is deleted. Refused ([`Error::VersionInUse`]) for this engine's
+    /// version, and for one with requests under way or live workers.
+    #[doc(hidden)]
+    fn forget_version(
+        &self,
+        flow: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Whether the engine can take requests now (Redis answers).
     #[doc(hidden)]

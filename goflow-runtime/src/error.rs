@@ -234,6 +234,17 @@ pub enum Error {
         /// The vertex instance still under way.
         vertex: String,
     },
+    /// A version of a workflow's graph cannot be forgotten: it is this engine's, it has
+    /// requests under way, or live workers.
+    #[error("version {version} of `{flow}` is not forgotten: {reason}")]
+    VersionInUse {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The version (structural hash).
+        version: String,
+        /// What still uses it.
+        reason: String,
+    },
     /// The workflow's input could not be encoded or its output decoded.
     #[error("workflow `{flow}`: a payload could not be encoded or decoded")]
     Codec {

@@ -257,3 +257,52 @@ pub struct WorkerInfo {
     /// The version of the graph it has (the structural hash it runs requests of).
     pub version: String,
 }
+
+/// One version of a workflow's graph, as the dashboard and `GET /flow/{name}/versions` list
+/// them: its requests under way and its workers, and whether it is still needed.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct VersionInfo {
+    /// The version: the graph's structural hash (16 hex digits).
+    pub version: String,
+    /// Whether it is this engine's: the version new requests are pinned to.
+    pub current: bool,
+    /// `current`, `draining` (another version, with requests under way) or `drained` (another
+    /// version, none under way: it can be forgotten once its workers are gone).
+    pub state: VersionState,
+    /// Its requests under way (queued, running or paused).
+    pub open: u64,
+    /// Its workers, with how long since each was last seen.
+    pub workers: Vec<WorkerInfo>,
+    /// Its graph, as `GET /flow/{name}` gives this engine's (as its workers wrote it; `None`
+    /// if none of them could).
+    pub graph: Option<serde_json::Value>,
+}
+
+/// Where a [`VersionInfo`] stands.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VersionState {
+    /// This engine's version.
+    Current,
+    /// Another version, with requests under way.
+    Draining,
+    /// Another version, with none.
+    Drained,
+}
+
+impl VersionState {
+    /// The state of a version that is this engine's (`current`) or not, with `open` requests
+    /// under way.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn of(current: bool, open: u64) -> Self {
+        match (current, open) {
+            (true, _) => Self::Current,
+            (false, 0) => Self::Drained,
+            (false, _) => Self::Draining,
+        }
+    }
+}

@@ -92,6 +92,33 @@ pub(super) async fn dashboard_round_trip(router: &Router) {
     get(router, "/flow/kyc/requests/counts?status=failed")
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_filter");
+
+    // The versions: this service's first, the one its requests are pinned to.
+    let versions = get(router, "/flow/kyc/versions")
+        .await
+        .expect(StatusCode::OK);
+    let current = &versions["versions"][0];
+    assert_eq!(current["version"], state["version"], "{versions}");
+    assert_eq!(
+        (&current["current"], &current["state"]),
+        (&json!(true), &json!("current"))
+    );
+    assert_eq!(current["graph"]["hash"], state["version"], "{versions}");
+    let flow = get(router, "/flow/kyc").await.expect(StatusCode::OK);
+    assert_eq!(flow["version"], state["version"]);
+    let path = format!("/flow/kyc/versions/{}", state["version"].as_str().unwrap());
+    send(router, Method::DELETE, &path, &[], Body::empty())
+        .await
+        .expect_error(StatusCode::CONFLICT, "version_in_use");
+    send(
+        router,
+        Method::DELETE,
+        "/flow/kyc/versions/v1",
+        &[],
+        Body::empty(),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_version");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -299,6 +299,8 @@ async fn the_openapi_document_describes_every_route_and_each_flows_types() {
         "/flow/{name}/requests/actions/{action}",
         "/flow/{name}/dead",
         "/flow/{name}/workers",
+        "/flow/{name}/versions",
+        "/flow/{name}/versions/{version}",
         "/flow/{name}/requests/{id}/data",
     ] {
         assert!(paths.contains_key(path), "{path} is not in the document");

@@ -341,6 +341,14 @@ fn live_list(browser: &Browser, kyc: &Service) {
         "the graph",
     );
     browser.wait_for("[data-tab=\"all\"]", "the status tabs");
+    let version = kyc.get("/flow/kyc").expect(StatusCode::OK)["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser.wait_for(
+        &format!("[data-versions] tr[data-version-row=\"{version}\"][data-state=\"current\"]"),
+        "the flow's versions, this service's current",
+    );
     // Let the page open its event stream before the request is submitted.
     std::thread::sleep(Duration::from_millis(500));
     let id = unique("live");

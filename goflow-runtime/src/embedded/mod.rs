@@ -41,7 +41,7 @@ use crate::plan::Plan;
 use crate::request::Limits;
 use crate::request::{
     DeadLetterId, DeadLetterPage, Finished, RequestData, RequestOutcome, RequestPage, RequestQuery,
-    RequestState, StatusCounts, WorkerInfo, Workers,
+    RequestState, StatusCounts, VersionInfo, VersionState, WorkerInfo, Workers,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -473,6 +473,35 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
                 idle_ms: 0,
                 version: format!("{:016x}", plan.structural_hash()),
             }],
+        })
+    }
+
+    /// One version per process: this one's.
+    async fn versions(&self, flow: &str) -> Result<Vec<VersionInfo>, Error> {
+        let plan = self.plan_named(flow)?;
+        let workers = self.workers(flow).await?;
+        let open = workers.workers.iter().map(|w| w.in_flight).sum();
+        Ok(vec![VersionInfo {
+            version: format!("{:016x}", plan.structural_hash()),
+            current: true,
+            state: VersionState::Current,
+            open,
+            workers: workers.workers,
+            graph: serde_json::to_value(plan.graph()).ok(),
+        }])
+    }
+
+    async fn forget_version(&self, flow: &str, version: &str) -> Result<(), Error> {
+        let plan = self.plan_named(flow)?;
+        let reason = if version == format!("{:016x}", plan.structural_hash()) {
+            "it is the version this engine runs"
+        } else {
+            "the embedded engine runs one version, its own: there is no other to forget"
+        };
+        Err(Error::VersionInUse {
+            flow: plan.flow(),
+            version: version.to_owned(),
+            reason: reason.to_owned(),
         })
     }
 

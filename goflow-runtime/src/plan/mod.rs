@@ -144,6 +144,8 @@ impl PlanVertex {
 /// A workflow ready to execute: flattened, bound to a codec and to its [`Limits`].
 pub struct Plan {
     flow: &'static str,
+    /// The graph the plan was built from.
+    graph: &'static crate::graph::Graph,
     hash: u64,
     limits: Limits,
     vertices: Vec<PlanVertex>,
@@ -165,6 +167,7 @@ impl Plan {
         let fragment = W::build(&mut builder);
         Self {
             flow: W::NAME,
+            graph: W::graph(),
             hash: W::graph().structural_hash(),
             limits,
             vertices: builder.finish(fragment.entry),
@@ -177,6 +180,11 @@ impl Plan {
     /// The workflow's name.
     pub fn flow(&self) -> &'static str {
         self.flow
+    }
+
+    /// The workflow's graph, as `workflow!` declared it.
+    pub fn graph(&self) -> &'static crate::graph::Graph {
+        self.graph
     }
 
     /// The workflow graph's [structural hash](crate::graph::Graph::structural_hash).

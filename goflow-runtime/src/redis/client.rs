@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fred::prelude::{
-    ClientLike, HashesInterface, PubsubInterface, SetsInterface, StreamsInterface, Value,
+    ClientLike, HashesInterface, KeysInterface, PubsubInterface, SetsInterface, StreamsInterface,
+    Value,
 };
 use tokio::sync::{oneshot, OnceCell};
 use tracing::Instrument as _;
@@ -16,7 +17,7 @@ use tracing::Instrument as _;
 use super::protocol::{
     control_channel, DEAD_FAILURE, DEAD_REQUEST, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS,
 };
-use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, RETRY, SUBMIT};
+use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, RETRY, SUBMIT, VERSIONS};
 use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
 use crate::codec::Codec;
 use crate::engine::EventFeed;
@@ -27,7 +28,8 @@ use crate::lifecycle::{Control, RequestStatus};
 use crate::plan::Instance;
 use crate::request::{
     DeadLetter, DeadLetterId, DeadLetterPage, RequestData, RequestFailure, RequestOutcome,
-    RequestPage, RequestQuery, RequestState, RequestSummary, StatusCounts, Workers,
+    RequestPage, RequestQuery, RequestState, RequestSummary, StatusCounts, VersionInfo,
+    VersionState, Workers,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -455,6 +457,86 @@ impl<C: Codec> Engine for RedisEngine<C> {
         Ok(all)
     }
 
+    async fn versions(&self, flow: &str) -> Result<Vec<VersionInfo>, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let fail = |e: RedisError| e.into_error(name);
+        let mut versions: Vec<String> = self
+            .inner
+            .client
+            .smembers(&flow.keys.versions)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        versions.retain(|v| *v != flow.hash);
+        versions.sort();
+        versions.insert(0, flow.hash.clone());
+        let open = self.open_by_version(flow).await.map_err(fail)?;
+        let mut listed = Vec::with_capacity(versions.len());
+        for version in versions {
+            let current = version == flow.hash;
+            let graph = if current {
+                serde_json::to_value(flow.plan.graph()).ok()
+            } else {
+                let text: Option<String> = self
+                    .inner
+                    .client
+                    .get(flow.keys.graph_of(&version))
+                    .await
+                    .map_err(|e| fail(e.into()))?;
+                text.and_then(|t| serde_json::from_str(&t).ok())
+            };
+            let open = open.get(&version).copied().unwrap_or(0);
+            listed.push(VersionInfo {
+                state: VersionState::of(current, open),
+                workers: self
+                    .version_workers(flow, &version)
+                    .await
+                    .map_err(fail)?
+                    .workers,
+                version,
+                current,
+                open,
+                graph,
+            });
+        }
+        Ok(listed)
+    }
+
+    async fn forget_version(&self, flow: &str, version: &str) -> Result<(), Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        let name = flow.plan.flow();
+        let fail = |e: RedisError| e.into_error(name);
+        let in_use = |reason: String| Error::VersionInUse {
+            flow: name,
+            version: version.to_owned(),
+            reason,
+        };
+        if version == flow.hash {
+            return Err(in_use("it is the version this engine runs".to_owned()));
+        }
+        let open = self.open_by_version(flow).await.map_err(fail)?;
+        if let Some(&n) = open.get(version).filter(|&&n| n > 0) {
+            return Err(in_use(format!("{n} of its requests are under way")));
+        }
+        if self.version_alive(flow, version).await.map_err(fail)? {
+            return Err(in_use("a worker of it is alive".to_owned()));
+        }
+        // Its stream goes with its group and consumers; nothing of a request under way is in it.
+        let client = &self.inner.client;
+        let deleted: Result<(), fred::error::Error> = async {
+            let _: u64 = client.srem(&flow.keys.versions, version).await?;
+            let _: u64 = client
+                .del(vec![
+                    flow.keys.graph_of(version),
+                    flow.keys.ready_of(version),
+                ])
+                .await?;
+            Ok(())
+        }
+        .await;
+        deleted.map_err(|e| fail(e.into()))
+    }
+
     async fn ready(&self) -> Result<(), Error> {
         match tokio::time::timeout(Duration::from_secs(2), self.inner.client.ping::<()>(None)).await
         {
@@ -495,6 +577,30 @@ impl<C: Codec> RedisEngine<C> {
             }
             (Err(error), _) | (_, Err(error)) => Err(RedisError::from(error)),
         }
+    }
+
+    /// How many requests under way each version of `flow`'s graph has (`versions.lua`).
+    async fn open_by_version(&self, flow: &Flow) -> Result<HashMap<String, u64>, RedisError> {
+        let reply = scripts::call(&VERSIONS, &self.inner.client, || {
+            let keys = [
+                RequestStatus::Queued,
+                RequestStatus::Running,
+                RequestStatus::Paused,
+            ]
+            .iter()
+            .map(|s| flow.keys.by_status(*s))
+            .collect();
+            (keys, Vec::new())
+        })
+        .await?;
+        let items = reply.into_array();
+        Ok(items
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [version, n] => Some((version.as_string()?, n.as_u64()?)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Whether a worker of version `version` of `flow` is alive: one that has read or renewed

@@ -41,9 +41,13 @@ pub(crate) const KEY_ENDED: &str = ":ended";
 /// workers read their own, so that none is handed an entry of a graph it does not have.
 pub(crate) const KEY_READY: &str = ":ready@";
 
-/// What follows a workflow's hash tag in the key of the set of the versions of its graph that
-/// have been deployed (their structural hashes): `T:versions`.
+/// What follows a workflow's hash tag in the key of the set of the versions of its graph whose
+/// workers have started (their structural hashes): `T:versions`.
 pub(crate) const KEY_VERSIONS: &str = ":versions";
+
+/// What follows a workflow's hash tag in the key of one version's graph as JSON, written by its
+/// workers as they start: `T:graph@<hash>`.
+pub(crate) const KEY_GRAPH: &str = ":graph@";
 
 /// The suffix of a workflow's events stream (after its hash tag): one entry per step that moved
 /// a request or its vertices, capped at about `EVENTS_MAXLEN`.
@@ -228,6 +232,11 @@ impl FlowKeys {
     /// The ready stream of version `version` of the graph.
     pub(crate) fn ready_of(&self, version: &str) -> String {
         format!("{}{KEY_READY}{version}", self.tag)
+    }
+
+    /// Version `version` of the graph, as JSON.
+    pub(crate) fn graph_of(&self, version: &str) -> String {
+        format!("{}{KEY_GRAPH}{version}", self.tag)
     }
 
     /// The request's state hash (the id as a [`RequestId`](crate::RequestId), or as an entry holds it).
@@ -419,6 +428,7 @@ mod tests {
         for key in [
             keys.ready.clone(),
             keys.ready_of("fedcba9876543210"),
+            keys.graph_of("fedcba9876543210"),
             keys.versions.clone(),
             keys.delayed.clone(),
             keys.done.clone(),

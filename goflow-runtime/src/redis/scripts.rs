@@ -150,6 +150,11 @@ script!(
     FORGET = "index.lua",
     "forget.lua"
 );
+script!(
+    /// How many requests under way each version of a workflow's graph has.
+    VERSIONS = "index.lua",
+    "versions.lua"
+);
 
 /// Runs a script by hash with the keys and arguments `build` makes, loading the script first
 /// if the server does not have it (after a restart, or on first use).
@@ -199,6 +204,7 @@ mod tests {
         ("retire.lua", include_str!("lua/retire.lua")),
         ("start.lua", include_str!("lua/start.lua")),
         ("submit.lua", include_str!("lua/submit.lua")),
+        ("versions.lua", include_str!("lua/versions.lua")),
     ];
 
     /// The quoted strings of a Lua source, comments left out.

@@ -78,6 +78,11 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
             get(super::events::of_request::<E>),
         )
         .route("/flow/{name}/workers", get(super::inspect::workers::<E>))
+        .route("/flow/{name}/versions", get(super::inspect::versions::<E>))
+        .route(
+            "/flow/{name}/versions/{version}",
+            axum::routing::delete(super::inspect::forget_version::<E>),
+        )
         .route(
             "/flow/{name}/requests/{id}/data",
             get(super::inspect::data::<E>),
@@ -207,6 +212,9 @@ impl From<Error> for ApiError {
             Error::UnknownRequest { request_id, .. } => Self::unknown_request(request_id.as_str()),
             Error::Conflict { .. } | Error::StillEnding { .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            Error::VersionInUse { .. } => {
+                Self::new(StatusCode::CONFLICT, "version_in_use", message)
             }
             #[cfg(feature = "redis")]
             Error::Engine { source } if source.is::<crate::redis::EventsOff>() => {

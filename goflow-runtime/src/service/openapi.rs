@@ -189,6 +189,24 @@ pub(super) fn document(flows: &HashMap<&'static str, FlowDef>) -> Value {
             json!({"200": answer("its workers", "Workers"), "401": unauthorized, "404": error("no such workflow")}),
         ),
     );
+    paths.insert(
+        "/flow/{name}/versions".into(),
+        flow_route(
+            "List the versions of the workflow's graph: requests under way and workers of each",
+            "list_versions",
+            vec![name_param.clone()],
+            json!({"200": answer("its versions", "Versions"), "401": unauthorized, "404": error("no such workflow")}),
+        ),
+    );
+    paths.insert(
+        "/flow/{name}/versions/{version}".into(),
+        json!({"delete": {
+            "summary": "Forget a drained version of the workflow's graph",
+            "operationId": "forget_version",
+            "parameters": [name_param, parameter("version", "path", &json!({"type": "string", "pattern": "^[0-9a-fA-F]{16}$"}), "the version: the graph's structural hash")],
+            "responses": {"204": {"description": "forgotten"}, "400": error("not a version"), "401": unauthorized, "404": error("no such workflow"), "409": error("the version is this service's, or has requests under way or live workers")},
+        }}),
+    );
     let action_param = parameter(
         "action",
         "path",
@@ -448,6 +466,22 @@ fn components() -> Value {
                     },
                 }},
             },
+        },
+        "Versions": {
+            "type": "object",
+            "required": ["versions"],
+            "properties": {"versions": {"type": "array", "items": {
+                "type": "object",
+                "required": ["version", "current", "state", "open", "workers", "graph"],
+                "properties": {
+                    "version": {"type": "string"},
+                    "current": {"type": "boolean"},
+                    "state": {"type": "string", "enum": ["current", "draining", "drained"]},
+                    "open": {"type": "integer", "minimum": 0},
+                    "workers": {"type": "array", "items": {"type": "object"}},
+                    "graph": {},
+                },
+            }}},
         },
         "Flows": {
             "type": "object",

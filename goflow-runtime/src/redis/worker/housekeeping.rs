@@ -16,7 +16,7 @@
 //! may be removed too (Redis counts a consumer idle while its reads find nothing), which loses
 //! nothing: it holds nothing, and its next delivery adds it again.
 
-use fred::prelude::{ClientLike, SetsInterface, StreamsInterface, Value};
+use fred::prelude::{ClientLike, KeysInterface, SetsInterface, StreamsInterface, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::overload::{is_oom, Backoff, REMIND_EVERY};
@@ -190,27 +190,37 @@ impl<C: Codec> Worker<C> {
     }
 }
 
-/// Adds `version` to the set of the workflow's versions at `key`, unless it is there (a read,
-/// which Redis answers even when it is out of memory). If Redis is out of memory and the
-/// version is new, the worker runs all the same, and says that its version is not listed among
-/// the workflow's (`GET /flow/{name}/workers`) until it starts again.
+/// Lists the version of `flow`'s graph this worker has among the workflow's versions, with the
+/// graph (as JSON), unless it is there (a read, which Redis answers even when it is out of
+/// memory). If Redis is out of memory and the version is new, the worker runs all the same,
+/// and says that its version is not listed (`GET /flow/{name}/versions`, `…/workers`) until it
+/// starts again.
 pub(in crate::redis) async fn add_version(
     client: &fred::prelude::Client,
-    key: &str,
-    version: &str,
+    flow: &crate::redis::Flow,
 ) -> Result<(), RedisError> {
+    let (key, version) = (&flow.keys.versions, flow.hash.as_str());
     let known: bool = client.sismember(key, version).await?;
     if known {
         return Ok(());
     }
-    let added: Result<u64, fred::error::Error> = client.sadd(key, version).await;
-    match added {
-        Ok(_) => Ok(()),
+    let graph = serde_json::to_string(flow.plan.graph())
+        .map_err(|e| RedisError::Protocol(format!("the graph as JSON: {e}")))?;
+    let written: Result<(), fred::error::Error> = async {
+        let () = client
+            .set(flow.keys.graph_of(version), graph, None, None, false)
+            .await?;
+        let _: u64 = client.sadd(key, version).await?;
+        Ok(())
+    }
+    .await;
+    match written {
+        Ok(()) => Ok(()),
         Err(error) if is_oom(&error) => {
             tracing::warn!(
                 key,
                 version,
-                "Redis is out of memory: this worker's version is not listed with the workflow's workers"
+                "Redis is out of memory: this worker's version is not listed with the workflow's versions"
             );
             Ok(())
         }

@@ -409,7 +409,7 @@ impl<C: Codec> Worker<C> {
         for flow in inner.flows.values() {
             // The version's workers are listed from here (before the group is created: once
             // it exists, the version is known).
-            housekeeping::add_version(&inner.client, &flow.keys.versions, &flow.hash).await?;
+            housekeeping::add_version(&inner.client, flow).await?;
             create_group(&inner.client, &flow.keys.ready, GROUP, "0", &self.stopping).await?;
         }
         Ok(())

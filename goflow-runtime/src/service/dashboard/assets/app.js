@@ -973,6 +973,7 @@ async function flowPage(root, signal, name) {
       el('div', { class: 'table-wrap' }, table),
       el('div', { class: 'pager' }, prev, pageInfo, next)),
     READ_ONLY ? null : submitForm(name, flow.input_schema, signal),
+    versionsPanel(name, signal),
     deadLetters(name, signal));
 
   function selectTab(s) {
@@ -1153,6 +1154,41 @@ function submitForm(name, schema, signal) {
     }
   }));
   return form;
+}
+
+/**
+ * The versions of the flow's graph: this service's, and the older builds' whose requests are
+ * under way (draining) or done (drained, which can be forgotten once their workers are gone).
+ */
+function versionsPanel(name, signal) {
+  const tbody = el('tbody');
+  const section = el('section', { class: 'card', 'data-versions': true, 'aria-labelledby': 'versions-title' },
+    el('h2', { id: 'versions-title' }, 'Versions'),
+    el('p', { class: 'muted small' }, 'Each request runs on the version of the graph it was submitted on, on workers that have it.'),
+    el('div', { class: 'table-wrap' }, el('table', { class: 'table compact' },
+      el('thead', {}, el('tr', {}, ['Version', 'State', 'Under way', 'Workers', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      tbody)));
+  const load = async () => {
+    const body = await api(`${flowPath(name)}/versions`, { signal });
+    tbody.replaceChildren(...body.versions.map((v) => {
+      const forget = READ_ONLY || v.state !== 'drained' || v.workers.length ? null
+        : el('button', { type: 'button', class: 'small', 'data-forget-version': v.version, onclick: guard(async () => {
+          const ok = await confirmDialog(`Forget version ${v.version} of ${name}?`, ['It has no request under way and no worker.'], 'Forget');
+          if (!ok) return;
+          await api(`${flowPath(name)}/versions/${encodeURIComponent(v.version)}`, { method: 'DELETE', signal });
+          await load();
+        }) }, 'Forget');
+      return el('tr', { 'data-version-row': v.version, 'data-state': v.state },
+        el('td', { class: 'id', 'data-label': 'Version' }, v.version),
+        el('td', { 'data-label': 'State' }, v.state),
+        el('td', { class: 'num', 'data-label': 'Under way' }, String(v.open)),
+        el('td', { class: 'num', 'data-label': 'Workers' }, String(v.workers.length)),
+        el('td', {}, forget));
+    }));
+  };
+  load().catch(report);
+  every(10_000, () => load().catch(report), signal);
+  return section;
 }
 
 function deadLetters(name, signal) {
