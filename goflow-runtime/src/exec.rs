@@ -15,8 +15,10 @@ use crate::plan::PlanVertex;
 
 /// The span of one attempt of `vertex`, with stable fields: `flow`, `vertex` (the context's
 /// vertex name, with item indices inside `each` bodies: `verify[3]`), `node`,
-/// `request_id`, `attempt`, `worker` (the Redis consumer running it; empty on the embedded
-/// engine), and `outcome` (`ok`, `error`, `timeout`, `panic`) once it ends.
+/// `request_id`, `attempt`, `worker` and `version` (the Redis consumer running it, and the
+/// version of the graph it runs; empty on the embedded engine, whose vertex spans are children
+/// of their request's span, which has the version), and `outcome` (`ok`, `error`, `timeout`,
+/// `panic`) once it ends.
 pub(crate) fn vertex_span(vertex: &PlanVertex, ctx: &Context) -> tracing::Span {
     tracing::info_span!(
         "goflow.vertex",
@@ -26,6 +28,7 @@ pub(crate) fn vertex_span(vertex: &PlanVertex, ctx: &Context) -> tracing::Span {
         request_id = ctx.request_id().as_str(),
         attempt = ctx.attempt(),
         worker = tracing::field::Empty,
+        version = tracing::field::Empty,
         outcome = tracing::field::Empty,
     )
 }

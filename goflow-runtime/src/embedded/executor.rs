@@ -185,7 +185,8 @@ async fn run_vertices(
     let span = tracing::info_span!(
         "goflow.request",
         flow = plan.flow(),
-        request_id = request_id.as_str()
+        request_id = request_id.as_str(),
+        version = format!("{:016x}", plan.structural_hash())
     );
     if let Some(tracker) = tracker {
         tracker.traced(&span);

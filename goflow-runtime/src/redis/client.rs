@@ -137,7 +137,12 @@ impl<C: Codec> Engine for RedisEngine<C> {
         let config = &self.inner.config;
         // The request's span, under the caller's (the HTTP request's, when submitted over
         // HTTP): every vertex span of the request descends from it, in whatever process.
-        let span = tracing::info_span!("goflow.request", flow = name, request_id = id.as_str());
+        let span = tracing::info_span!(
+            "goflow.request",
+            flow = name,
+            request_id = id.as_str(),
+            version = flow.hash.as_str()
+        );
         let traceparent = crate::trace::hand_on(&span, None);
         let carries_input = input.len() <= config.inline_input_limit && !input.is_empty();
         let reply = scripts::call(

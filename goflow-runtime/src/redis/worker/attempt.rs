@@ -305,6 +305,7 @@ impl<C: Codec> Worker<C> {
         // maybe in another process); the instances it enqueues carry this span's context.
         let span = exec::vertex_span(plan.vertex(instance.vertex()), &ctx);
         span.record("worker", self.consumer.as_str());
+        span.record("version", flow.hash.as_str());
         crate::trace::set_parent(&span, &traceparent);
         let result = self
             .run_attempt(flow, delivery, &instance, &parts, ctx, span.clone())
