@@ -708,6 +708,10 @@ async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
         }
         let state = old.status::<v1::Versioned>(id).await.unwrap();
         assert_eq!(state.waiting_for, None, "{state:?}");
+        // Read by the new graph's engine, its vertices are those of its own graph.
+        let state = new.status::<v2::Versioned>(id).await.unwrap();
+        let names: Vec<&str> = state.vertices.iter().map(|v| v.vertex.as_str()).collect();
+        assert_eq!(names, ["prepare", "finish"], "{state:?}");
     }
     let failed = |outcome| match outcome {
         RequestOutcome::Failed(failure) => {

@@ -20,7 +20,7 @@ pub use crate::listing::{
     Cursor, DeadLetter, DeadLetterId, DeadLetterPage, InvalidCursor, RequestPage, RequestQuery,
     RequestSummary, StatusCounts,
 };
-use crate::plan::{Instance, Plan};
+use crate::plan::{Instance, Layout};
 pub use crate::request_id::InvalidRequestId;
 use crate::request_id::RequestId;
 
@@ -176,16 +176,13 @@ pub struct RequestData {
 
 /// The instances a request's state lists from its start: every vertex outside `each` bodies
 /// (body instances are listed once they exist), each pending.
-pub(crate) fn initial_vertices(plan: &Plan) -> BTreeMap<Instance, VertexState> {
-    plan.vertices()
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.depth() == 0)
-        .map(|(i, v)| {
-            (
-                Instance::root(i),
-                VertexState::pending(v.path().to_string()),
-            )
+pub(crate) fn initial_vertices(layout: &Layout) -> BTreeMap<Instance, VertexState> {
+    (0..layout.len())
+        .filter(|&i| layout.depth(i) == 0)
+        .map(|i| {
+            let instance = Instance::root(i);
+            let name = layout.name_of(&instance).to_string();
+            (instance, VertexState::pending(name))
         })
         .collect()
 }

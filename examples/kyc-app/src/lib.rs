@@ -8,9 +8,14 @@
 //! - `slow_greet`: the same, taking 1.5 s (a request still running when the service is told
 //!   to shut down, in the tests).
 //!
+//! [`rollout`] holds two builds of one more workflow, for the `rollout` binary's rolling
+//! deploy.
+//!
 //! Every input is `{"user_id": "..."}` (or a name for `greet`). Users whose id starts with `a`
 //! pass the face match; an empty id fails with a permanent error; `slow...` users take 2 s in
 //! face detection, long enough to pause or stop them.
+
+pub mod rollout;
 
 use std::time::Duration;
 

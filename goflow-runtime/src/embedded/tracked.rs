@@ -94,7 +94,7 @@ impl Tracked {
     ) -> Self {
         let now = now_ms();
         // The entry vertex is ready from the start, as its input is the request's.
-        let mut vertices = request::initial_vertices(plan);
+        let mut vertices = request::initial_vertices(plan.layout());
         let entry = Instance::root(plan.entry());
         let ready = lifecycle::on_ready(RequestStatus::Queued);
         if let Some(vertex) = vertices.get_mut(&entry) {

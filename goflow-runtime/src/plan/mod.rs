@@ -6,10 +6,12 @@
 
 mod builder;
 mod instance;
+mod layout;
 mod progress;
 
 pub use builder::{ArmSpec, Fragment, PlanBuilder, SelectFn};
 pub use instance::{Advance, Inputs, Instance, Need, Slot};
+pub(crate) use layout::Layout;
 pub use progress::Progress;
 
 use std::fmt;
@@ -146,6 +148,8 @@ pub struct Plan {
     flow: &'static str,
     /// The graph the plan was built from.
     graph: &'static crate::graph::Graph,
+    /// Its vertices' paths and depths.
+    layout: Layout,
     hash: u64,
     limits: Limits,
     vertices: Vec<PlanVertex>,
@@ -165,12 +169,21 @@ impl Plan {
     pub fn with_limits<W: Workflow, C: Codec>(codec: C, limits: Limits) -> Self {
         let mut builder = PlanBuilder::new(codec.clone(), limits);
         let fragment = W::build(&mut builder);
+        let vertices = builder.finish(fragment.entry);
+        let layout = Layout::new(
+            vertices
+                .iter()
+                .map(|v| (Arc::clone(&v.path), v.depth))
+                .collect(),
+            fragment.exit,
+        );
         Self {
             flow: W::NAME,
             graph: W::graph(),
+            layout,
             hash: W::graph().structural_hash(),
             limits,
-            vertices: builder.finish(fragment.entry),
+            vertices,
             entry: fragment.entry,
             exit: fragment.exit,
             frame: Arc::new(move |parts| codec.tuple(parts)),
@@ -215,15 +228,12 @@ impl Plan {
     /// The display name of an instance: the vertex path, then each item index in brackets
     /// (`sweep/verify[3]`). This is the name in errors, spans and the request's state.
     pub fn name_of(&self, instance: &Instance) -> Arc<str> {
-        let path = &self.vertices[instance.vertex].path;
-        if instance.items.is_empty() {
-            return Arc::clone(path);
-        }
-        let mut name = path.to_string();
-        for item in &instance.items {
-            name.push_str(&format!("[{item}]"));
-        }
-        Arc::from(name)
+        self.layout.name_of(instance)
+    }
+
+    /// Its vertices' paths and depths, and its exit.
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Frames encoded values as one encoded sequence, with the plan's codec.

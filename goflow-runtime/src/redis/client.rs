@@ -3,7 +3,7 @@
 //! process.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use crate::engine::{self, Engine, Submitted};
 use crate::error::Error;
 use crate::events::EventId;
 use crate::lifecycle::{Control, RequestStatus};
-use crate::plan::Instance;
+use crate::plan::{Instance, Layout};
 use crate::request::{
     DeadLetter, DeadLetterId, DeadLetterPage, RequestData, RequestFailure, RequestOutcome,
     RequestPage, RequestQuery, RequestState, RequestSummary, StatusCounts, VersionInfo,
@@ -429,7 +429,11 @@ impl<C: Codec> Engine for RedisEngine<C> {
             .hgetall(flow.keys.request(id))
             .await
             .map_err(|e| RedisError::from(e).into_error(name))?;
-        super::state::read_data(&flow.plan, fields).ok_or_else(|| Error::UnknownRequest {
+        let layout = self
+            .layout_for(flow, &fields)
+            .await
+            .map_err(|e| e.into_error(name))?;
+        super::state::read_data(&layout, fields).ok_or_else(|| Error::UnknownRequest {
             flow: name,
             request_id: id.clone(),
         })
@@ -488,7 +492,8 @@ impl<C: Codec> Engine for RedisEngine<C> {
                     .get(flow.keys.graph_of(&version))
                     .await
                     .map_err(|e| fail(e.into()))?;
-                text.and_then(|t| serde_json::from_str(&t).ok())
+                text.and_then(|t| serde_json::from_str::<super::protocol::StoredVersion>(&t).ok())
+                    .map(|stored| stored.graph)
             };
             let open = open.get(&version).copied().unwrap_or(0);
             listed.push(VersionInfo {
@@ -562,7 +567,44 @@ impl<C: Codec> RedisEngine<C> {
     ) -> Result<Option<RequestState>, RedisError> {
         let fields: HashMap<String, Bytes> =
             self.inner.client.hgetall(flow.keys.request(id)).await?;
-        Ok(super::state::read(&flow.plan, id.clone(), fields))
+        let layout = self.layout_for(flow, &fields).await?;
+        Ok(super::state::read(
+            flow.plan.flow(),
+            &layout,
+            id.clone(),
+            fields,
+        ))
+    }
+
+    /// The layout to read a request's hash `fields` with: this engine's plan's, or that of the
+    /// version the request is pinned to when it is another (from what that version's engines
+    /// wrote, kept here once read), or, if none could write it, one naming the vertices by
+    /// their numbers.
+    async fn layout_for(
+        &self,
+        flow: &Flow,
+        fields: &HashMap<String, Bytes>,
+    ) -> Result<Arc<Layout>, RedisError> {
+        let version = match super::state::version_of(fields) {
+            Some(version) if version != flow.hash => version,
+            _ => return Ok(Arc::clone(&flow.layout)),
+        };
+        let key = flow.keys.graph_of(version);
+        if let Some(layout) = lock(&self.inner.layouts).get(&key) {
+            return Ok(Arc::clone(layout));
+        }
+        let stored: Option<String> = self.inner.client.get(&key).await?;
+        let layout = stored
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<super::protocol::StoredVersion>(text).ok())
+            .map(|stored| Arc::new(stored.layout));
+        Ok(match layout {
+            Some(layout) => {
+                lock(&self.inner.layouts).insert(key, Arc::clone(&layout));
+                layout
+            }
+            None => Arc::new(Layout::unnamed(super::state::vertices_in(fields))),
+        })
     }
 
     /// The workers of version `version` of `flow`: the consumers of the group of its ready

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub(crate) struct Flow {
     /// request it submits (which is pinned to it), and checked by the workers before they run
     /// any of its vertices.
     pub(crate) hash: String,
+    /// The plan's layout, to read its requests' states with.
+    pub(crate) layout: Arc<crate::plan::Layout>,
 }
 
 pub(crate) struct Inner<C> {
@@ -39,6 +41,9 @@ pub(crate) struct Inner<C> {
     pub(crate) flows: HashMap<&'static str, Flow>,
     pub(crate) waiters: Waiters,
     pub(crate) hooks: HashMap<&'static str, Hook>,
+    /// The layouts of other versions of the graphs, by the key they were read from: to read
+    /// the states of requests pinned to them.
+    pub(crate) layouts: Mutex<HashMap<String, Arc<crate::plan::Layout>>>,
 }
 
 /// The Redis engine: submits requests, reports their state, and runs workers. Cheap to clone:
@@ -165,7 +170,16 @@ impl<C: Codec> RedisEngineBuilder<C> {
             .map(|(name, plan)| {
                 let hash = format!("{:016x}", plan.structural_hash());
                 let keys = FlowKeys::new(&self.config.prefix, name, &hash);
-                (name, Flow { plan, keys, hash })
+                let layout = Arc::new(plan.layout().clone());
+                (
+                    name,
+                    Flow {
+                        plan,
+                        keys,
+                        hash,
+                        layout,
+                    },
+                )
             })
             .collect::<HashMap<&'static str, Flow>>();
         Ok(RedisEngine {
@@ -176,6 +190,7 @@ impl<C: Codec> RedisEngineBuilder<C> {
                 flows,
                 waiters: Waiters::default(),
                 hooks,
+                layouts: Mutex::default(),
             }),
         })
     }

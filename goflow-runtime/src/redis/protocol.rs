@@ -190,6 +190,24 @@ fields! {
     Event EVENT_VERTICES = "v";
 }
 
+/// What the engines of one version of a workflow's graph write at `T:graph@<hash>`, as JSON:
+/// the graph (as `GET /flow/{name}` gives it) and its plan's layout, with which an engine of
+/// another version reads the states of this version's requests.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredVersion {
+    pub(crate) graph: serde_json::Value,
+    pub(crate) layout: crate::plan::Layout,
+}
+
+impl StoredVersion {
+    pub(crate) fn of(plan: &crate::plan::Plan) -> Self {
+        Self {
+            graph: serde_json::to_value(plan.graph()).unwrap_or_default(),
+            layout: plan.layout().clone(),
+        }
+    }
+}
+
 /// The keys of one workflow.
 #[derive(Debug, Clone)]
 pub(crate) struct FlowKeys {

@@ -13,35 +13,57 @@ use super::protocol::{
     REQ_RETRIES, REQ_STATUS, REQ_TRACEPARENT, REQ_UPDATED,
 };
 use crate::lifecycle::{RequestStatus, VertexStatus};
-use crate::plan::{Instance, Plan};
+use crate::plan::{Instance, Layout};
 use crate::request::{self, RequestData, RequestFailure, RequestState, VertexState};
 use crate::request_id::RequestId;
+
+/// The version a request's hash names (`h`), if any.
+pub(crate) fn version_of(fields: &HashMap<String, Bytes>) -> Option<&str> {
+    fields
+        .get(REQ_HASH)
+        .and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// How many vertices a request's hash has fields of: at least one more than the highest
+/// vertex number of its instances (for [`Layout::unnamed`]).
+pub(crate) fn vertices_in(fields: &HashMap<String, Bytes>) -> usize {
+    fields
+        .keys()
+        .filter_map(|k| k.strip_prefix(INST_STATUS))
+        .filter_map(Instance::parse_key)
+        .map(|i| i.vertex() + 1)
+        .max()
+        .unwrap_or(0)
+}
 
 /// Reads what a request was given and what its instances made from the fields of its Redis
 /// hash (`in`, each `o:<instance>`, and `out` for the exit); `None` when there is no status
 /// (the request does not exist or has expired). The items a for-each source stored for its
 /// body (`o:<instance>#<n>`) are parts of that source's output, not outputs of their own.
-pub(crate) fn read_data(plan: &Plan, mut fields: HashMap<String, Bytes>) -> Option<RequestData> {
+pub(crate) fn read_data(
+    layout: &Layout,
+    mut fields: HashMap<String, Bytes>,
+) -> Option<RequestData> {
     fields.get(REQ_STATUS)?;
     let mut outputs: BTreeMap<Instance, Bytes> = BTreeMap::new();
     for (key, value) in &fields {
         let Some(instance) = key
             .strip_prefix(INST_OUTPUT)
             .and_then(Instance::parse_key)
-            .filter(|i| i.vertex() < plan.vertices().len())
+            .filter(|i| i.vertex() < layout.len())
         else {
             continue;
         };
         outputs.insert(instance, value.clone());
     }
     if let Some(output) = fields.get(REQ_OUTPUT) {
-        outputs.insert(Instance::root(plan.exit()), output.clone());
+        outputs.insert(Instance::root(layout.exit()), output.clone());
     }
     Some(RequestData {
         input: fields.remove(REQ_INPUT),
         outputs: outputs
             .into_iter()
-            .map(|(instance, output)| (plan.name_of(&instance).to_string(), output))
+            .map(|(instance, output)| (layout.name_of(&instance).to_string(), output))
             .collect(),
     })
 }
@@ -49,7 +71,8 @@ pub(crate) fn read_data(plan: &Plan, mut fields: HashMap<String, Bytes>) -> Opti
 /// Reads the state from the fields of its Redis hash; `None` when there is no status (the
 /// request does not exist or has expired).
 pub(crate) fn read(
-    plan: &Plan,
+    flow: &'static str,
+    layout: &Layout,
     request_id: RequestId,
     mut fields: HashMap<String, Bytes>,
 ) -> Option<RequestState> {
@@ -64,14 +87,14 @@ pub(crate) fn read(
     let status: RequestStatus = text(&fields, REQ_STATUS)?.parse().ok()?;
     // Vertices outside `each` bodies are listed from the start; body instances once they exist
     // (each has a status field from the moment it is enqueued).
-    let mut vertices: BTreeMap<Instance, VertexState> = request::initial_vertices(plan);
+    let mut vertices: BTreeMap<Instance, VertexState> = request::initial_vertices(layout);
     for instance in fields
         .keys()
         .filter_map(|k| k.strip_prefix(INST_STATUS))
         .filter_map(Instance::parse_key)
-        .filter(|i| i.vertex() < plan.vertices().len())
+        .filter(|i| i.vertex() < layout.len())
     {
-        let name = plan.name_of(&instance).to_string();
+        let name = layout.name_of(&instance).to_string();
         vertices
             .entry(instance)
             .or_insert_with(|| VertexState::pending(name));
@@ -103,7 +126,7 @@ pub(crate) fn read(
         .get(REQ_FAILURE)
         .and_then(|b| serde_json::from_slice::<RequestFailure>(b).ok());
     Some(RequestState {
-        flow: plan.flow(),
+        flow,
         request_id,
         status,
         created_at_ms: number(&fields, REQ_CREATED).unwrap_or(0),

@@ -125,6 +125,11 @@ impl Cluster {
 
     /// Starts the `kyc` service on a free port with `env`; returns it once `/readyz` is 200.
     pub(crate) fn kyc(&mut self, name: &str, env: &[(&str, String)]) -> Service {
+        self.service(name, Path::new(KYC), env)
+    }
+
+    /// Starts `binary`, a service, on a free port with `env`; returns it once `/readyz` is 200.
+    pub(crate) fn service(&mut self, name: &str, binary: &Path, env: &[(&str, String)]) -> Service {
         let port = free_port();
         let mut env = env.to_vec();
         env.push(("GOFLOW_PORT", port.to_string()));
@@ -132,7 +137,7 @@ impl Cluster {
         if !env.iter().any(|(name, _)| *name == "GOFLOW_SHUTDOWN_GRACE") {
             env.push(("GOFLOW_SHUTDOWN_GRACE", "15".to_owned()));
         }
-        let index = self.spawn(name, Path::new(KYC), &env);
+        let index = self.spawn(name, binary, &env);
         let service = Service { port, index };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -161,7 +166,12 @@ impl Cluster {
 
     /// Starts a `worker` process with `env`; returns once it reports it has started.
     pub(crate) fn worker(&mut self, name: &str, env: &[(&str, String)]) -> usize {
-        let index = self.spawn(name, Path::new(WORKER), env);
+        self.worker_of(name, Path::new(WORKER), env)
+    }
+
+    /// Starts `binary`, a worker, with `env`; returns once it reports it has started.
+    pub(crate) fn worker_of(&mut self, name: &str, binary: &Path, env: &[(&str, String)]) -> usize {
+        let index = self.spawn(name, binary, env);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.procs[index].log().contains("worker started") {
             if let Some(status) = self.procs[index].child.try_wait().expect("poll a child") {

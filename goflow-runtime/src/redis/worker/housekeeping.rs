@@ -204,7 +204,7 @@ pub(in crate::redis) async fn add_version(
     if known {
         return Ok(());
     }
-    let graph = serde_json::to_string(flow.plan.graph())
+    let graph = serde_json::to_string(&crate::redis::protocol::StoredVersion::of(&flow.plan))
         .map_err(|e| RedisError::Protocol(format!("the graph as JSON: {e}")))?;
     let written: Result<(), fred::error::Error> = async {
         let () = client
