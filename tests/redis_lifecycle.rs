@@ -566,11 +566,15 @@ async fn finished_requests_expire_after_their_retention() {
                 .map(move |k| format!("{tag}:{k}"))
         })
         .collect();
-    per_flow.extend([
+    // Per version of each graph: its ready stream and the graph its workers wrote.
+    for ready in [
         support::ready_stream::<Gated>(&prefix),
         support::ready_stream::<Diamond>(&prefix),
         support::ready_stream::<HeldFirst>(&prefix),
-    ]);
+    ] {
+        per_flow.push(ready.replace(":ready@", ":graph@"));
+        per_flow.push(ready);
+    }
     let pattern = format!("{{{prefix}:*");
     let mut keys = Vec::new();
     wait_until("per-request keys expire", LIMIT, async || {
@@ -645,8 +649,9 @@ mod v2 {
 /// the request waits (`waiting_for`), whether its first entry carried its input or not, and
 /// nothing of it runs on another graph; once one starts, it completes there. An entry of it
 /// that an engine of another version queues (a retry from a service of the new version) is
-/// moved by the first worker that reads it to the stream of the request's version. Requests
-/// submitted on the new graph run on it meanwhile.
+/// moved by the first worker that reads it to the stream of the request's version, unless it
+/// is a retry from the start, which moves the request to the new version. Requests submitted
+/// on the new graph run on it meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
     let (_server, mut config) = support::own_server("version");
@@ -728,12 +733,10 @@ async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
             .expect("wait"),
     );
     assert_eq!(runs(&unlucky, "prepare"), 1);
-    // Retried from the start by the new graph's engine (a service of the new version, say):
-    // its entry is queued on the new version's stream, and the new worker hands it to the old
-    // one instead of running it.
-    new.retry_from_start::<v2::Versioned>(&unlucky)
-        .await
-        .expect("retry");
+    // Retried by the new graph's engine (a service of the new version, say) from where it
+    // stopped: it keeps its version; its entry is queued on the new version's stream, and the
+    // new worker hands it to the old one instead of running it.
+    new.retry::<v2::Versioned>(&unlucky).await.expect("retry");
     failed(
         old.wait::<v1::Versioned>(&unlucky, LIMIT)
             .await
@@ -742,6 +745,23 @@ async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
     assert_eq!(runs(&unlucky, "prepare"), 2);
     let state = old.status::<v1::Versioned>(&unlucky).await.unwrap();
     assert_eq!((state.retries, state.version.as_str()), (1, v1.as_str()));
+    assert_eq!(state.vertices[0].attempts, 2, "{state:?}");
+    // Retried from the start by it, it moves to the new version: it runs from its input on
+    // the new graph, its old graph's history gone (the attempts start again).
+    new.retry_from_start::<v2::Versioned>(&unlucky)
+        .await
+        .expect("retry from the start");
+    failed(
+        new.wait::<v2::Versioned>(&unlucky, LIMIT)
+            .await
+            .expect("wait"),
+    );
+    assert_eq!(runs(&unlucky, "prepare"), 3);
+    let state = new.status::<v2::Versioned>(&unlucky).await.unwrap();
+    assert_eq!((state.retries, state.version.as_str()), (2, v2.as_str()));
+    let names: Vec<&str> = state.vertices.iter().map(|v| v.vertex.as_str()).collect();
+    assert_eq!(names, ["prepare", "finish", "again"], "{state:?}");
+    assert_eq!(state.vertices[0].attempts, 1, "{state:?}");
 
     // Both versions' workers are listed, each with its version.
     let workers = new.workers("versioned").await.expect("workers");

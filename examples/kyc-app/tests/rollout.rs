@@ -152,7 +152,10 @@ fn a_rolling_deploy_runs_each_request_on_its_own_graph() {
     let stream = format!("{}:ready@{v1}", support::flow_tag("rollout", "rollout"));
     let moved = Instant::now() + Duration::from_secs(60);
     while stream_length(&redis, &stream) < slow.len() as u64 {
-        assert!(Instant::now() < moved, "the parked vertices did not reach {stream}");
+        assert!(
+            Instant::now() < moved,
+            "the parked vertices did not reach {stream}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     for state in states(&new, &slow) {

@@ -756,6 +756,7 @@ impl<C: Codec> RedisEngine<C> {
                     Value::from(millis(self.inner.config.unfinished_ttl).to_string()),
                     Value::from(if from_start { "1" } else { "0" }),
                     Value::from(Instance::root(flow.plan.entry()).key()),
+                    Value::from(flow.hash.as_str()),
                 ];
                 (keys, args)
             },

@@ -16,16 +16,21 @@
 -- the input. Refused while an entry or attempt of the last run is still under way (an instance
 -- queued or running, or retrying with its entry promoted already), as it would run on inputs
 -- that are gone: it answers {'busy', instance} then, and the workers settle those shortly. A
--- retry waiting in the delayed set is taken back from it.
+-- retry waiting in the delayed set is taken back from it. A request of another version than
+-- the caller's (ARGV 7) is moved to the caller's by a retry from the start: every field of its
+-- instances goes (their history too: it is numbered by the other graph), and it runs from its
+-- input on the caller's graph. A retry from where it stopped keeps its version: what it queues
+-- reaches that version's workers (start.lua moves it there).
 -- KEYS: 1 request hash, 2 ready stream, 3 parked list, 4 delayed set
 -- ARGV: 1 action (a Control word), 2 request id, 3 now (ms), 4 ttl while unfinished (ms),
---       5 `1` to retry from the start, 6 the entry vertex's instance key
+--       5 `1` to retry from the start, 6 the entry vertex's instance key, 7 the caller's
+--       version (plan hash)
 -- Answers {'ok', new status, retries}, {'conflict', status}, {'busy', instance key} or
 -- {'missing', ''}.
 -- (after index.lua, events.lua and by_table.lua: `reindex`, `event`, `by_table`)
 local req, stream, parked, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, now, from_start = ARGV[2], ARGV[3], ARGV[5] == '1'
-local to, got = by_table(req, ARGV[1], REQ_CREATED, REQ_TRACEPARENT, REQ_RETRIES)
+local to, got = by_table(req, ARGV[1], REQ_CREATED, REQ_TRACEPARENT, REQ_RETRIES, REQ_HASH)
 if not to then
   return got
 end
@@ -59,9 +64,16 @@ if from_start then
   for _, member in ipairs(waiting) do
     redis.call('ZREM', delayed, member)
   end
-  -- What an instance's progress is; the rest of its fields are its history, kept.
+  -- What an instance's progress is; the rest of its fields are its history, kept, unless the
+  -- request moves to another version (its history is numbered by its old graph).
   local progress = {INST_STATUS, INST_FAILURES, INST_LOST, INST_EXPOSED, INST_FINISHED,
     INST_OUTPUT, INST_ARRIVALS, INST_SIZE, ENTRY_CARRIES}
+  if got[5] and got[5] ~= ARGV[7] then
+    for _, prefix in ipairs({INST_ATTEMPTS, INST_STARTED, INST_WORKER, INST_FAILURE}) do
+      progress[#progress + 1] = prefix
+    end
+    redis.call('HSET', req, REQ_HASH, ARGV[7])
+  end
   local forget = {}
   for i = 1, #all, 2 do
     local name = all[i]
