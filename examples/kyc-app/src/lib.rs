@@ -191,6 +191,19 @@ pub fn service(service: FlowService) -> FlowService {
         .register::<SlowGreet>()
 }
 
+/// The service of a process that works on Redis: the settings from the environment, Redis at
+/// `redis://127.0.0.1:6379` unless `GOFLOW_REDIS_URL` says otherwise, and the telemetry (logs on
+/// stderr, spans over OTLP with `OTEL_EXPORTER_OTLP_ENDPOINT`, Prometheus metrics with
+/// `GOFLOW_METRICS_PORT`), installed as it starts.
+pub fn on_redis_from_env() -> Result<FlowService, goflow::service::ServiceError> {
+    let service = FlowService::from_env()?.with_telemetry();
+    Ok(if service.settings().redis_url.is_none() {
+        service.redis_url("redis://127.0.0.1:6379")
+    } else {
+        service
+    })
+}
+
 /// Reports `error` with every cause in its chain (`the engine failed: the engine's storage
 /// failed: ...`: the service's errors leave their causes to their sources), and gives the
 /// exit code of a binary that could not start or serve: 1. The report is a log line when the

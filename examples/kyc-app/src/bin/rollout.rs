@@ -16,18 +16,14 @@
 
 use std::process::ExitCode;
 
-use goflow::service::FlowService;
 use goflow_kyc_app::rollout;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut service = match FlowService::from_env() {
-        Ok(service) => service.with_telemetry(),
+    let service = match goflow_kyc_app::on_redis_from_env() {
+        Ok(service) => service,
         Err(error) => return goflow_kyc_app::exit_with(&error),
     };
-    if service.settings().redis_url.is_none() {
-        service = service.redis_url("redis://127.0.0.1:6379");
-    }
     let version = std::env::var("GOFLOW_ROLLOUT_VERSION").unwrap_or_else(|_| "1".to_owned());
     let service = match version.trim() {
         "1" => service.register::<rollout::v1::Rollout>(),
