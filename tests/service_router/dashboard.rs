@@ -184,6 +184,17 @@ async fn the_dashboard_is_served_without_the_token_and_loads_nothing_from_elsewh
 }
 
 #[tokio::test]
+async fn a_dashboard_dir_that_cannot_be_read_is_a_json_error() {
+    let mut settings = Settings::default();
+    settings.dashboard_dir = Some(std::env::temp_dir().join(unique("no-such-dashboard")));
+    let router = embedded(FlowService::new(settings)).await;
+    let message = get(&router, "/ui/app.js")
+        .await
+        .expect_error(StatusCode::INTERNAL_SERVER_ERROR, "dashboard_dir");
+    assert!(message.contains("cannot read app.js"), "{message}");
+}
+
+#[tokio::test]
 async fn read_only_mode_marks_the_page_and_off_serves_none() {
     let router = embedded(defaults().dashboard(Dashboard::ReadOnly)).await;
     let page = get(&router, "/ui").await.text();

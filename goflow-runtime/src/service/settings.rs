@@ -464,9 +464,21 @@ mod tests {
             ("GOFLOW_MAX_ITEMS", "500"),
             ("GOFLOW_MAX_OUTPUT_BYTES", "4096"),
             ("GOFLOW_EVENTS", "off"),
+            ("GOFLOW_DASHBOARD", "read-only"),
+            ("GOFLOW_DASHBOARD_DIR", "/tmp/ui"),
+            ("GOFLOW_TRACE_URL", "http://jaeger:16686/trace/{trace_id}"),
         ])
         .unwrap();
         assert!(!settings.events);
+        assert_eq!(settings.dashboard, super::super::Dashboard::ReadOnly);
+        assert_eq!(
+            settings.dashboard_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/ui"))
+        );
+        assert_eq!(
+            settings.trace_url.as_deref(),
+            Some("http://jaeger:16686/trace/{trace_id}")
+        );
         assert_eq!(settings.limits.max_items, 500);
         assert_eq!(settings.limits.max_output_bytes, 4096);
         assert_eq!(settings.port, 9090);
@@ -503,6 +515,11 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "GOFLOW_MAX_WAIT=\"soon\": expected a number of seconds, or a duration such as `1m30s` or `500ms`"
+        );
+        let error = from(&[("GOFLOW_DASHBOARD", "maybe")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GOFLOW_DASHBOARD=\"maybe\": expected `on`, `read-only` or `off`"
         );
         let error = from(&[("GOFLOW_MAX_CONNECTIONS", "0")]).unwrap_err();
         assert_eq!(

@@ -142,11 +142,16 @@ async fn respond(asset: &'static Asset, dir: Option<&Path>, page: &PageSettings)
         Some(dir) => match tokio::fs::read_to_string(dir.join(asset.name)).await {
             Ok(text) => text,
             Err(error) => {
-                return (
+                return super::http::ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("GOFLOW_DASHBOARD_DIR: cannot read {}: {error}", asset.name),
+                    "dashboard_dir",
+                    format!(
+                        "GOFLOW_DASHBOARD_DIR={}: cannot read {}: {error}",
+                        dir.display(),
+                        asset.name
+                    ),
                 )
-                    .into_response()
+                .into_response()
             }
         },
     };
