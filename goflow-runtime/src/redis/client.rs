@@ -225,11 +225,8 @@ impl<C: Codec> Engine for RedisEngine<C> {
     ) -> Result<RequestStatus, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
-        let script = match action.is_retry() {
-            true => self.retry_script(flow, id, action).await,
-            false => self.control_script(flow, id, action).await,
-        };
-        let status = match script.map_err(|e| e.into_error(name))? {
+        let controlled = self.control_script(flow, id, action).await;
+        let status = match controlled.map_err(|e| e.into_error(name))? {
             Controlled::Applied(status) => status,
             Controlled::Conflict(status) => {
                 return Err(Error::Conflict {
@@ -699,70 +696,54 @@ impl<C: Codec> RedisEngine<C> {
         Ok(())
     }
 
-    /// Runs the control script (pause, resume, stop).
+    /// Runs the script of `action` by the control table: `control.lua` (pause, resume, stop)
+    /// or `retry.lua` (a retry, from where the request stopped or from the start). Both open
+    /// with the request hash, the ready stream and the parked list, and the action, the
+    /// request and now.
     async fn control_script(
         &self,
         flow: &Flow,
         id: &RequestId,
         action: Control,
     ) -> Result<Controlled, RedisError> {
-        let reply = scripts::call(
-            CONTROL.get(self.inner.config.events),
-            &self.inner.client,
-            || {
-                let keys = vec![
-                    flow.keys.request(id),
-                    flow.keys.ready.clone(),
-                    flow.keys.parked(id),
-                    flow.keys.done.clone(),
-                ];
-                let args = vec![
-                    Value::from(action.as_str()),
-                    Value::from(id.as_str()),
-                    Value::from(now_ms().to_string()),
-                    Value::from(millis(self.inner.config.retention).to_string()),
-                    Value::from(GROUP),
-                ];
-                (keys, args)
-            },
-        )
-        .await?;
-        Controlled::read(reply, "control")
-    }
-
-    /// Runs the retry script (`action` a retry: from where the request stopped, or from the
-    /// start).
-    async fn retry_script(
-        &self,
-        flow: &Flow,
-        id: &RequestId,
-        action: Control,
-    ) -> Result<Controlled, RedisError> {
-        let reply = scripts::call(
-            RETRY.get(self.inner.config.events),
-            &self.inner.client,
-            || {
-                let keys = vec![
-                    flow.keys.request(id),
-                    flow.keys.ready.clone(),
-                    flow.keys.parked(id),
-                    flow.keys.delayed.clone(),
-                ];
+        let config = &self.inner.config;
+        let retry = action.is_retry();
+        let (script, name) = if retry {
+            (RETRY.get(config.events), "retry")
+        } else {
+            (CONTROL.get(config.events), "control")
+        };
+        let reply = scripts::call(script, &self.inner.client, || {
+            let mut keys = vec![
+                flow.keys.request(id),
+                flow.keys.ready.clone(),
+                flow.keys.parked(id),
+            ];
+            let mut args = vec![
+                Value::from(action.as_str()),
+                Value::from(id.as_str()),
+                Value::from(now_ms().to_string()),
+            ];
+            if retry {
                 let from_start = action == Control::RetryFromStart;
-                let args = vec![
-                    Value::from(action.as_str()),
-                    Value::from(id.as_str()),
-                    Value::from(now_ms().to_string()),
-                    Value::from(millis(self.inner.config.unfinished_ttl).to_string()),
+                keys.push(flow.keys.delayed.clone());
+                args.extend([
+                    Value::from(millis(config.unfinished_ttl).to_string()),
                     Value::from(if from_start { "1" } else { "0" }),
                     Value::from(Instance::root(flow.plan.entry()).key()),
                     Value::from(flow.hash.as_str()),
-                ];
-                (keys, args)
-            },
-        )
+                ]);
+            } else {
+                keys.push(flow.keys.done.clone());
+                args.extend([
+                    Value::from(millis(config.retention).to_string()),
+                    Value::from(GROUP),
+                ]);
+            }
+            (keys, args)
+        })
         .await?;
-        Controlled::read(reply, "retry")
+        Controlled::read(reply, name)
     }
 
     /// Waits up to `timeout` for the request to end. Reads only the status field until then:
