@@ -262,6 +262,17 @@ conformance! {
         let state = engine.status::<JoinBc>(&id).await.unwrap();
         assert_eq!(state.version, format!("{:016x}", JoinBc::graph().structural_hash()));
         assert_eq!(state.waiting_for, None);
+        // On its engine's version already, a migration leaves it as it is, and a request that
+        // does not exist is unknown.
+        let migrated = engine.migrate::<JoinBc>(&id).await.unwrap();
+        assert!(!migrated.moved, "{migrated:?}");
+        assert_eq!((migrated.from.as_str(), migrated.to.as_str()), (state.version.as_str(), state.version.as_str()));
+        assert_eq!(migrated.status, RequestStatus::Completed);
+        let unknown = RequestId::parse("never-submitted").unwrap();
+        assert!(matches!(
+            engine.migrate::<JoinBc>(&unknown).await,
+            Err(Error::UnknownRequest { .. })
+        ));
     }
 
     fn fan_in_passes_outputs_in_the_declared_order(engine) {

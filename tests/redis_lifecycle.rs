@@ -827,3 +827,221 @@ async fn a_request_waits_for_a_worker_of_its_version_and_runs_there() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].version, v2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A request moves to a new version when its progress carries over.
+
+#[node]
+async fn double(ctx: Context, n: u64) -> u64 {
+    record_run(&ctx, "double");
+    n * 2
+}
+
+/// Three builds of one workflow, `migrating`. The second adds `double` after `left`, which
+/// puts `right` one vertex further (2 → 3): a request paused before `left` and `right` carries
+/// over, renumbered. The third swaps the nodes of `left` and `right`: no progress at either
+/// carries over.
+mod m1 {
+    use super::*;
+    workflow! {
+        pub Migrating = hold -> [left, right] => join;
+    }
+}
+
+mod m2 {
+    use super::*;
+    workflow! {
+        pub Migrating = hold -> [left -> double, right] => join;
+    }
+}
+
+mod m3 {
+    use super::*;
+    workflow! {
+        pub Migrating = hold -> [right as left, left as right] => join;
+    }
+}
+
+/// Each output: `m1`'s and `m2`'s for input `n`.
+fn migrating_v1(n: u32) -> u64 {
+    let h = u64::from(n) * 2;
+    h * 3 * 10_000 + h + 1000
+}
+
+fn migrating_v2(n: u32) -> u64 {
+    let h = u64::from(n) * 2;
+    h * 3 * 2 * 10_000 + h + 1000
+}
+
+/// A migration moves a request to the caller's version when its progress carries over, as
+/// the two graphs say: a request paused after `hold`, with `left` and `right` parked, moves to
+/// `m2` (where `right` is another vertex number), resumes there and completes with `m2`'s
+/// output, nothing run twice; to `m3` it does not (`left` runs another node there), and
+/// nothing of it changes. A request waiting for a worker of its version moves and runs at once
+/// on the new one, and the entry it left in the old stream never runs. One whose attempt runs
+/// on a live worker of its version must wait; a completed one has nothing to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_migrates_to_a_new_version_when_its_progress_carries_over() {
+    let (server, config) = support::own_server("migrate");
+    let prefix = config.prefix.clone();
+    let connect = async |builder: RedisEngineBuilder| builder.connect().await.expect("connect");
+    let e1 = connect(RedisEngine::builder(config.clone()).register::<m1::Migrating>()).await;
+    let e2 = connect(RedisEngine::builder(config.clone()).register::<m2::Migrating>()).await;
+    let e3 = connect(RedisEngine::builder(config.clone()).register::<m3::Migrating>()).await;
+    // Version 1 again, submitting entries that do not carry their input.
+    let mut bare = config;
+    bare.inline_input_limit = 0;
+    let e1_bare = connect(RedisEngine::builder(bare).register::<m1::Migrating>()).await;
+    let hash = |graph: &goflow::graph::Graph| format!("{:016x}", graph.structural_hash());
+    let (v1, v2) = (hash(m1::Migrating::graph()), hash(m2::Migrating::graph()));
+    let parked_at_both = async |engine: &RedisEngine, id: &RequestId| {
+        wait_until("left and right parked", LIMIT, async || {
+            let state = engine.status::<m1::Migrating>(id).await.unwrap();
+            let parked = |name: &str| {
+                state
+                    .vertices
+                    .iter()
+                    .any(|v| v.vertex == name && v.status == VertexStatus::Parked)
+            };
+            parked("left") && parked("right")
+        })
+        .await;
+    };
+
+    // On version 1: `paused` stops after `hold`; `busy` holds `hold` running.
+    let old_workers = CancellationToken::new();
+    let old_worker = tokio::spawn(e1.worker(4).run(old_workers.clone()));
+    let paused = RequestId::parse("paused").unwrap();
+    let busy = RequestId::parse("busy").unwrap();
+    for id in [&paused, &busy] {
+        close_gate(id);
+        e1.submit_as::<m1::Migrating>(id.clone(), &5).await.unwrap();
+    }
+    wait_until("hold runs", LIMIT, async || {
+        runs(&paused, "hold") == 1 && runs(&busy, "hold") == 1
+    })
+    .await;
+    e1.pause::<m1::Migrating>(&paused).await.unwrap();
+    open_gate(&paused);
+    parked_at_both(&e1, &paused).await;
+    let refusal = |result: Result<goflow::request::Migrated, Error>| match result {
+        Err(Error::NotMigrated { refusal, from, .. }) => {
+            assert_eq!(from, v1);
+            *refusal
+        }
+        other => panic!("{other:?}"),
+    };
+    match refusal(e2.migrate::<m2::Migrating>(&busy).await) {
+        goflow::request::Refusal::Running { vertex } => assert_eq!(vertex, "hold"),
+        other => panic!("{other:?}"),
+    }
+    open_gate(&busy);
+    assert!(matches!(
+        e1.wait::<m1::Migrating>(&busy, LIMIT).await.unwrap(),
+        RequestOutcome::Completed(n) if n == migrating_v1(5)
+    ));
+    assert!(matches!(
+        refusal(e2.migrate::<m2::Migrating>(&busy).await),
+        goflow::request::Refusal::Completed
+    ));
+    old_workers.cancel();
+    old_worker.await.unwrap().unwrap();
+
+    // No worker of version 1 is left. `waiting` is queued on its stream, its input on its
+    // first entry (which the migration takes back); `stale` too, without it (its entry stays,
+    // numbered in version 1's graph).
+    let waiting = RequestId::parse("waiting").unwrap();
+    e1.submit_as::<m1::Migrating>(waiting.clone(), &7)
+        .await
+        .unwrap();
+    let stale = RequestId::parse("stale").unwrap();
+    e1_bare
+        .submit_as::<m1::Migrating>(stale.clone(), &9)
+        .await
+        .unwrap();
+    let progress = async || {
+        let state = e1.status::<m1::Migrating>(&paused).await.unwrap();
+        format!("{} {:?}", state.version, state.vertices)
+    };
+    let before = progress().await;
+    // To version 3, `paused` does not carry over: `left` runs another node there. Nothing of
+    // it changes.
+    match refusal(e3.migrate::<m3::Migrating>(&paused).await) {
+        goflow::request::Refusal::Incompatible { vertex, reason } => {
+            assert_eq!(vertex, "left");
+            assert!(
+                reason.contains("`left`") && reason.contains("`right`"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(progress().await, before);
+
+    // To version 2 it moves, as does `waiting`; twice is once.
+    for (id, queued) in [(&paused, 0), (&waiting, 1), (&stale, 1)] {
+        let moved = e2.migrate::<m2::Migrating>(id).await.expect("migrate");
+        assert_eq!(
+            (
+                moved.moved,
+                moved.from.as_str(),
+                moved.to.as_str(),
+                moved.queued
+            ),
+            (true, v1.as_str(), v2.as_str(), queued),
+            "{moved:?}"
+        );
+        let again = e2.migrate::<m2::Migrating>(id).await.expect("migrate");
+        assert!(!again.moved, "{again:?}");
+    }
+    let state = e2.status::<m2::Migrating>(&paused).await.unwrap();
+    assert_eq!(state.version, v2);
+    let statuses: Vec<(&str, VertexStatus)> = state
+        .vertices
+        .iter()
+        .map(|v| (v.vertex.as_str(), v.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("hold", VertexStatus::Done),
+            ("left", VertexStatus::Parked),
+            ("double", VertexStatus::Pending),
+            ("right", VertexStatus::Parked),
+            ("join", VertexStatus::Pending),
+        ],
+        "{state:?}"
+    );
+
+    // A worker of version 1 returns first: the entry `stale` left on its stream is dropped,
+    // not handed to version 2 (where it would run a second time).
+    let old_workers = CancellationToken::new();
+    let old_worker = tokio::spawn(e1.worker(4).run(old_workers.clone()));
+    let old_stream = support::ready_stream::<m1::Migrating>(&prefix);
+    let client = raw_client(&server.url()).await;
+    wait_until("the old stream is empty", LIMIT, async || {
+        raw::<u64>(&client, "XLEN", vec![old_stream.as_str().into()]).await == 0
+    })
+    .await;
+
+    // On version 2's worker, all complete with version 2's output, nothing run twice; what
+    // was done stays done.
+    let new_workers = CancellationToken::new();
+    let new_worker = tokio::spawn(e2.worker(4).run(new_workers.clone()));
+    e2.resume::<m2::Migrating>(&paused).await.unwrap();
+    for (id, n) in [(&paused, 5), (&waiting, 7), (&stale, 9)] {
+        match e2.wait::<m2::Migrating>(id, LIMIT).await.expect("wait") {
+            RequestOutcome::Completed(output) => assert_eq!(output, migrating_v2(n), "{id}"),
+            other => panic!("{id}: {other:?}"),
+        }
+        for node in ["hold", "left", "right", "double", "join"] {
+            assert_eq!(runs(id, node), 1, "{id}: {node}");
+        }
+        let state = e2.status::<m2::Migrating>(id).await.unwrap();
+        assert!(state.vertices.iter().all(|v| v.attempts == 1), "{state:?}");
+    }
+    for (token, worker) in [(old_workers, old_worker), (new_workers, new_worker)] {
+        token.cancel();
+        worker.await.unwrap().unwrap();
+    }
+}

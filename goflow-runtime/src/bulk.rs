@@ -1,7 +1,7 @@
-//! Bulk actions: pause, resume or stop every request of a workflow that a [`Selection`] picks
-//! (by status, creation time or id), at most [`Selection::MAX`] per call, each by the
-//! lifecycle's control table as one request's control would be. Written once, over the
-//! [`Engine`] interface, so both engines do exactly the same.
+//! Bulk actions: pause, resume, stop, retry or migrate every request of a workflow that a
+//! [`Selection`] picks (by status, creation time or id), at most [`Selection::MAX`] per call,
+//! each as one request's control (by the lifecycle's control table) or migration would be.
+//! Written once, over the [`Engine`] interface, so both engines do exactly the same.
 
 use serde::Serialize;
 
@@ -107,6 +107,38 @@ pub(crate) async fn control_many<E: Engine>(
     selection: &Selection,
     action: Control,
 ) -> Result<BulkOutcome, Error> {
+    apply(engine, flow, selection, |id| async move {
+        engine.control(flow, &id, action).await.map(drop)
+    })
+    .await
+}
+
+/// Moves the requests of workflow `flow` that `selection` picks to the engine's version (see
+/// [`Engine::migrate`]); those on it already count as applied.
+pub(crate) async fn migrate_many<E: Engine>(
+    engine: &E,
+    flow: &str,
+    selection: &Selection,
+) -> Result<BulkOutcome, Error> {
+    apply(engine, flow, selection, |id| async move {
+        engine.migrate_request(flow, &id).await.map(drop)
+    })
+    .await
+}
+
+/// Applies `one` to each request `selection` picks, one after the other: what it did to
+/// each, and why it did not to the others.
+async fn apply<E, F, Fut>(
+    engine: &E,
+    flow: &str,
+    selection: &Selection,
+    mut one: F,
+) -> Result<BulkOutcome, Error>
+where
+    E: Engine,
+    F: FnMut(RequestId) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
     let (picked, more) = pick(engine, flow, selection).await?;
     let mut outcome = BulkOutcome {
         matched: picked.len(),
@@ -115,8 +147,8 @@ pub(crate) async fn control_many<E: Engine>(
         more,
     };
     for id in picked {
-        match engine.control(flow, &id, action).await {
-            Ok(_) => outcome.applied += 1,
+        match one(id.clone()).await {
+            Ok(()) => outcome.applied += 1,
             Err(Error::UnknownFlow { flow }) => return Err(Error::UnknownFlow { flow }),
             Err(error) => outcome.skipped.push(Skipped {
                 request_id: id,

@@ -12,7 +12,7 @@ use crate::events::{EventId, EventStream, RequestEvent};
 use crate::lifecycle::{Control, RequestStatus};
 use crate::listing::{DeadLetterId, DeadLetterPage, RequestPage, RequestQuery, StatusCounts};
 use crate::node::Data as _;
-use crate::request::{RequestData, RequestOutcome, RequestState, VersionInfo, Workers};
+use crate::request::{Migrated, RequestData, RequestOutcome, RequestState, VersionInfo, Workers};
 use crate::request_id::RequestId;
 use crate::workflow::Workflow;
 
@@ -305,6 +305,55 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         self.control_many(W::NAME, selection, action)
     }
 
+    /// Moves request `id` of `W` to this engine's version of `W`'s graph, when its progress
+    /// carries over: every vertex where it has made progress has the same path, node, input
+    /// and output types and inputs in this graph, and no vertex new to this graph takes the
+    /// output of one it has already completed. What it has done stays done; what was queued
+    /// (or running on workers that are gone) runs on this version. Otherwise
+    /// [`Error::NotMigrated`], naming the first vertex where it does not carry over
+    /// ([`Refusal::Incompatible`](crate::request::Refusal::Incompatible)), or an attempt
+    /// still running on a live worker of its version
+    /// ([`Refusal::Running`](crate::request::Refusal::Running)). A request already on this
+    /// version is left as it is (`moved` false): the embedded engine's requests always are,
+    /// as it runs one version per process.
+    ///
+    /// ```
+    /// use goflow::prelude::*;
+    /// use goflow::{EmbeddedEngine, Engine};
+    ///
+    /// #[node]
+    /// async fn shout(text: String) -> String {
+    ///     text.to_uppercase()
+    /// }
+    ///
+    /// workflow! { pub Shout = shout; }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), goflow::Error> {
+    /// let engine = EmbeddedEngine::new();
+    /// let id = engine.submit::<Shout>(&"hi".to_owned()).await?;
+    /// let migrated = engine.migrate::<Shout>(&id).await?;
+    /// assert!(!migrated.moved);
+    /// assert_eq!(migrated.from, migrated.to);
+    /// # Ok(()) }
+    /// ```
+    fn migrate<W: Workflow>(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<Migrated, Error>> + Send {
+        self.know::<W>();
+        self.migrate_request(W::NAME, id)
+    }
+
+    /// [`migrate`](Self::migrate) applied to every request of `W` that `selection` picks (at
+    /// most [`Selection::MAX`]); those on this version already count as applied.
+    fn migrate_all<W: Workflow>(
+        &self,
+        selection: &Selection,
+    ) -> impl Future<Output = Result<BulkOutcome, Error>> + Send {
+        self.know::<W>();
+        self.migrate_many(W::NAME, selection)
+    }
+
     /// A page of at most `limit` (1 to 500) dead letters of `W`, newest first, from `before`
     /// (the page before's `next_cursor`) on: the vertex instances that failed for good, each
     /// with its request and failure. Each workflow keeps about the newest 10,000.
@@ -355,6 +404,24 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
         id: &RequestId,
         action: Control,
     ) -> impl Future<Output = Result<RequestStatus, Error>> + Send;
+
+    /// [`migrate`](Self::migrate) by workflow name.
+    #[doc(hidden)]
+    fn migrate_request(
+        &self,
+        flow: &str,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<Migrated, Error>> + Send;
+
+    /// [`migrate_all`](Self::migrate_all) by workflow name.
+    #[doc(hidden)]
+    fn migrate_many(
+        &self,
+        flow: &str,
+        selection: &Selection,
+    ) -> impl Future<Output = Result<BulkOutcome, Error>> + Send {
+        crate::bulk::migrate_many(self, flow, selection)
+    }
 
     /// [`list`](Self::list) by workflow name.
     #[doc(hidden)]

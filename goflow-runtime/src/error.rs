@@ -245,6 +245,23 @@ pub enum Error {
         /// What still uses it.
         reason: String,
     },
+    /// A request cannot move to this engine's version of its workflow's graph: its progress
+    /// does not carry over (see [`Refusal`]), or not yet.
+    #[error(
+        "cannot migrate request `{request_id}` of `{flow}` from version {from} to {to}: {refusal}"
+    )]
+    NotMigrated {
+        /// The workflow's name.
+        flow: &'static str,
+        /// The request.
+        request_id: RequestId,
+        /// The request's version.
+        from: String,
+        /// This engine's version.
+        to: String,
+        /// Why not (boxed: errors stay small).
+        refusal: Box<Refusal>,
+    },
     /// The workflow's input could not be encoded or its output decoded.
     #[error("workflow `{flow}`: a payload could not be encoded or decoded")]
     Codec {
@@ -270,6 +287,41 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// Why a request cannot move to another version of its workflow's graph
+/// ([`Error::NotMigrated`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Its progress does not carry over: the first vertex (by its path) where it does not.
+    /// Compared from the two graphs: a vertex where the request has made progress must have
+    /// the same path, node, input and output types and inputs in the new graph, and no vertex
+    /// new to it may take the output of one the request has already completed.
+    #[error("`{vertex}` {reason}")]
+    Incompatible {
+        /// The vertex, by its path.
+        vertex: String,
+        /// Why, as a sentence that follows the vertex's name.
+        reason: String,
+    },
+    /// An attempt is running on a live worker of the request's version; once it has ended,
+    /// the request can move.
+    #[error("`{vertex}` is running on a live worker of its version; migrate once it has ended")]
+    Running {
+        /// The vertex instance running (`verify[3]`).
+        vertex: String,
+    },
+    /// It has completed: nothing of it is left to run.
+    #[error("it has completed")]
+    Completed,
+    /// The graph of the request's version is not known: none of its workers wrote it, or an
+    /// earlier goflow did, without what a migration compares.
+    #[error(
+        "the graph of its version is not known here (none of its workers has written it with \
+         this goflow); retry the request from the start instead"
+    )]
+    UnknownGraph,
 }
 
 impl Error {

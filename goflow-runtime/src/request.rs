@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use crate::bulk::{BulkOutcome, Selection, Skipped};
-pub use crate::error::Failure;
+pub use crate::error::{Failure, Refusal};
 pub use crate::events::{
     EventId, EventKind, EventStream, InvalidEventId, RequestEvent, EVENTS_KEPT,
 };
@@ -275,6 +275,26 @@ pub struct VersionInfo {
     /// Its graph, as `GET /flow/{name}` gives this engine's (as its workers wrote it; `None`
     /// if none of them could).
     pub graph: Option<serde_json::Value>,
+}
+
+/// What moving a request to the current version of its workflow's graph did
+/// ([`Engine::migrate`](crate::Engine::migrate)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Migrated {
+    /// The request.
+    pub request_id: RequestId,
+    /// The version it was on.
+    pub from: String,
+    /// The version it is on now: the engine's.
+    pub to: String,
+    /// Whether it moved (`false`: it was on the engine's version already).
+    pub moved: bool,
+    /// Its status, which a migration does not change.
+    pub status: RequestStatus,
+    /// How many vertex instances it queued again on the new version (what was queued, or
+    /// running on workers that are gone).
+    pub queued: u32,
 }
 
 /// Where a [`VersionInfo`] stands.

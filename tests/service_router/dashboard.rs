@@ -1,6 +1,7 @@
 //! What the dashboard is served and reads beside the other routes: its files at `/ui` (without
 //! the token, with a policy that lets the page load nothing from elsewhere, and without actions
-//! in read-only mode), a request's data, a workflow's workers, and counts since a time.
+//! in read-only mode), a request's data, a workflow's workers, counts since a time, and its
+//! versions (and a migration to this service's).
 
 use goflow::service::Dashboard;
 use serde_json::json;
@@ -119,6 +120,43 @@ pub(super) async fn dashboard_round_trip(router: &Router) {
     )
     .await
     .expect_error(StatusCode::BAD_REQUEST, "invalid_version");
+
+    // A request on this service's version already: a migration leaves it as it is, and so
+    // does the bulk form.
+    let migrated = post(
+        router,
+        &format!("/flow/kyc/requests/{id}/migrate"),
+        json!(null),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        (&migrated["moved"], &migrated["from"], &migrated["to"]),
+        (&json!(false), &state["version"], &state["version"]),
+        "{migrated}"
+    );
+    post(router, "/flow/kyc/requests/nobody/migrate", json!(null))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "unknown_request");
+    let bulk = post(
+        router,
+        "/flow/kyc/requests/actions/migrate",
+        json!({ "ids": [id] }),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        (&bulk["matched"], &bulk["applied"]),
+        (&json!(1), &json!(1)),
+        "{bulk}"
+    );
+    post(
+        router,
+        "/flow/kyc/requests/actions/migrate?from=start",
+        json!({ "ids": [id] }),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "invalid_action");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

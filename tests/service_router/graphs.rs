@@ -302,6 +302,7 @@ async fn the_openapi_document_describes_every_route_and_each_flows_types() {
         "/flow/{name}/versions",
         "/flow/{name}/versions/{version}",
         "/flow/{name}/requests/{id}/data",
+        "/flow/{name}/requests/{id}/migrate",
     ] {
         assert!(paths.contains_key(path), "{path} is not in the document");
     }

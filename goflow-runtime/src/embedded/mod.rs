@@ -40,8 +40,8 @@ use crate::node::Data as _;
 use crate::plan::Plan;
 use crate::request::Limits;
 use crate::request::{
-    DeadLetterId, DeadLetterPage, Finished, RequestData, RequestOutcome, RequestPage, RequestQuery,
-    RequestState, StatusCounts, VersionInfo, VersionState, WorkerInfo, Workers,
+    DeadLetterId, DeadLetterPage, Finished, Migrated, RequestData, RequestOutcome, RequestPage,
+    RequestQuery, RequestState, StatusCounts, VersionInfo, VersionState, WorkerInfo, Workers,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -502,6 +502,20 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
             flow: plan.flow(),
             version: version.to_owned(),
             reason: reason.to_owned(),
+        })
+    }
+
+    /// The embedded engine runs one version per process, its own: every request it has is on
+    /// it already, and stays as it is.
+    async fn migrate_request(&self, flow: &str, id: &RequestId) -> Result<Migrated, Error> {
+        let state = self.state(flow, id).await?;
+        Ok(Migrated {
+            request_id: id.clone(),
+            from: state.version.clone(),
+            to: state.version,
+            moved: false,
+            status: state.status,
+            queued: 0,
         })
     }
 

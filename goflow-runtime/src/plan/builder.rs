@@ -123,6 +123,10 @@ impl<C: Codec> PlanBuilder<C> {
         self.vertices.push(PlanVertex {
             path,
             node: N::NAME,
+            types: (
+                std::any::type_name::<N::Input>(),
+                std::any::type_name::<N::Output>(),
+            ),
             options: N::options(),
             depth: self.depth,
             feed: Feed::All(Vec::new()),

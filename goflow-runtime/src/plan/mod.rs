@@ -7,11 +7,15 @@
 mod builder;
 mod instance;
 mod layout;
+#[cfg(feature = "redis")]
+mod migration;
 mod progress;
 
 pub use builder::{ArmSpec, Fragment, PlanBuilder, SelectFn};
 pub use instance::{Advance, Inputs, Instance, Need, Slot};
-pub(crate) use layout::Layout;
+pub(crate) use layout::{FeedShape, Layout, Signature};
+#[cfg(feature = "redis")]
+pub(crate) use migration::Migration;
 pub use progress::Progress;
 
 use std::fmt;
@@ -95,6 +99,8 @@ struct Arm {
 pub struct PlanVertex {
     path: Arc<str>,
     node: &'static str,
+    /// The node's input and output types, as the compiler names them.
+    types: (&'static str, &'static str),
     options: NodeOptions,
     depth: usize,
     feed: Feed,
@@ -134,6 +140,31 @@ impl PlanVertex {
     /// every arm; for a for-each source, the body's entries).
     pub fn successors(&self) -> &[VertexId] {
         &self.successors
+    }
+
+    /// What it is besides its place, for comparing it with a vertex of another version (see
+    /// [`Signature`]); `all` being every vertex of its plan.
+    fn signature(&self, all: &[PlanVertex]) -> Signature {
+        let path = |v: &VertexId| Arc::clone(&all[*v].path);
+        let feed = match &self.feed {
+            Feed::Request => FeedShape::Request,
+            Feed::All(from) => FeedShape::All(from.iter().map(path).collect()),
+            Feed::First(from) => FeedShape::First(from.iter().map(path).collect()),
+            Feed::Item(source) => FeedShape::Item(path(source)),
+            Feed::Gather(exit) => FeedShape::Gather(path(exit)),
+        };
+        let route = match self.route {
+            Route::Plain => "plain",
+            Route::Branch { .. } => "branch",
+            Route::Each { .. } => "each",
+        };
+        Signature {
+            node: Arc::from(self.node),
+            input: Arc::from(self.types.0),
+            output: Arc::from(self.types.1),
+            feed,
+            route: Arc::from(route),
+        }
     }
 
     /// Starts one attempt on encoded input parts (one per parameter, or one holding the whole
@@ -176,6 +207,7 @@ impl Plan {
                 .map(|v| (Arc::clone(&v.path), v.depth))
                 .collect(),
             fragment.exit,
+            vertices.iter().map(|v| v.signature(&vertices)).collect(),
         );
         Self {
             flow: W::NAME,

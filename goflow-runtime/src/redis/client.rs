@@ -27,9 +27,9 @@ use crate::events::EventId;
 use crate::lifecycle::{Control, RequestStatus};
 use crate::plan::{Instance, Layout};
 use crate::request::{
-    DeadLetter, DeadLetterId, DeadLetterPage, RequestData, RequestFailure, RequestOutcome,
-    RequestPage, RequestQuery, RequestState, RequestSummary, StatusCounts, VersionInfo,
-    VersionState, Workers,
+    DeadLetter, DeadLetterId, DeadLetterPage, Migrated, RequestData, RequestFailure,
+    RequestOutcome, RequestPage, RequestQuery, RequestState, RequestSummary, StatusCounts,
+    VersionInfo, VersionState, Workers,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -544,6 +544,11 @@ impl<C: Codec> Engine for RedisEngine<C> {
         deleted.map_err(|e| fail(e.into()))
     }
 
+    async fn migrate_request(&self, flow: &str, id: &RequestId) -> Result<Migrated, Error> {
+        let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
+        self.migrate(flow, id).await
+    }
+
     async fn ready(&self) -> Result<(), Error> {
         match tokio::time::timeout(Duration::from_secs(2), self.inner.client.ping::<()>(None)).await
         {
@@ -586,22 +591,32 @@ impl<C: Codec> RedisEngine<C> {
             Some(version) if version != flow.hash => version,
             _ => return Ok(Arc::clone(&flow.layout)),
         };
+        Ok(match self.stored_layout(flow, version).await? {
+            Some(layout) => layout,
+            None => Arc::new(Layout::unnamed(super::state::vertices_in(fields))),
+        })
+    }
+
+    /// The layout of version `version` of `flow`, as its engines wrote it beside its graph
+    /// (kept here once read); `None` if none of them could.
+    pub(super) async fn stored_layout(
+        &self,
+        flow: &Flow,
+        version: &str,
+    ) -> Result<Option<Arc<Layout>>, RedisError> {
         let key = flow.keys.graph_of(version);
         if let Some(layout) = lock(&self.inner.layouts).get(&key) {
-            return Ok(Arc::clone(layout));
+            return Ok(Some(Arc::clone(layout)));
         }
         let stored: Option<String> = self.inner.client.get(&key).await?;
         let layout = stored
             .as_deref()
             .and_then(|text| serde_json::from_str::<super::protocol::StoredVersion>(text).ok())
             .map(|stored| Arc::new(stored.layout));
-        Ok(match layout {
-            Some(layout) => {
-                lock(&self.inner.layouts).insert(key, Arc::clone(&layout));
-                layout
-            }
-            None => Arc::new(Layout::unnamed(super::state::vertices_in(fields))),
-        })
+        if let Some(layout) = &layout {
+            lock(&self.inner.layouts).insert(key, Arc::clone(layout));
+        }
+        Ok(layout)
     }
 
     /// The workers of version `version` of `flow`: the consumers of the group of its ready
@@ -650,7 +665,11 @@ impl<C: Codec> RedisEngine<C> {
     /// Whether a worker of version `version` of `flow` is alive: one that has read or renewed
     /// entries within two leases (a worker busy with long attempts renews their leases; one
     /// that died stops). One `XINFO CONSUMERS`.
-    async fn version_alive(&self, flow: &Flow, version: &str) -> Result<bool, RedisError> {
+    pub(super) async fn version_alive(
+        &self,
+        flow: &Flow,
+        version: &str,
+    ) -> Result<bool, RedisError> {
         let consumers: Result<Value, _> = self
             .inner
             .client

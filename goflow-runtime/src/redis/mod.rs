@@ -82,6 +82,7 @@ mod error;
 mod events;
 mod hooks;
 mod info;
+mod migrate;
 mod protocol;
 mod scripts;
 mod state;

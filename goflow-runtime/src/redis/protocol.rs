@@ -89,8 +89,7 @@ pub(crate) struct Field {
     pub(crate) constant: &'static str,
     /// The field's name (or prefix) in Redis.
     pub(crate) name: &'static str,
-    // Read by the tests, which check the document and the names per place.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Where it lives.
     pub(crate) place: Place,
 }
 
@@ -168,7 +167,8 @@ fields! {
     Ready READY_TRACEPARENT = "tp";
     /// A request's first entry: its input, when small.
     Ready READY_INPUT = "i";
-    /// A request's first entry that carries its input: the graph hash it was submitted on.
+    /// The version of the graph a ready entry's instance key is numbered in (a structural
+    /// hash): its request's when it was queued.
     Ready READY_HASH = "h";
     /// A done event's request id.
     Done DONE_REQUEST = "r";
@@ -327,6 +327,15 @@ pub(crate) fn lua_prelude() -> String {
     for field in FIELDS {
         let _ = writeln!(lua, "local {} = '{}'", field.constant, field.name);
     }
+    // The prefixes of the per-instance fields, longest first, so that the first that a field
+    // name starts with is its own.
+    let mut prefixes: Vec<&Field> = FIELDS
+        .iter()
+        .filter(|f| f.place == Place::Instance)
+        .collect();
+    prefixes.sort_by_key(|f| std::cmp::Reverse(f.name.len()));
+    let prefixes: Vec<&str> = prefixes.iter().map(|f| f.constant).collect();
+    let _ = writeln!(lua, "local INSTANCE_FIELDS = {{{}}}", prefixes.join(", "));
     let _ = writeln!(lua, "local GROUP = '{GROUP}'");
     let _ = writeln!(lua, "local KEY_REQUEST = '{KEY_REQUEST}'");
     let _ = writeln!(lua, "local KEY_BY_STATUS = '{KEY_BY_STATUS}'");

@@ -135,6 +135,13 @@ eventful!(
     "by_table.lua",
     "retry.lua"
 );
+eventful!(
+    /// Moves a request to another version of its workflow's graph.
+    MIGRATE = "index.lua",
+    "events.lua",
+    "park.lua",
+    "migrate.lua"
+);
 script!(
     /// A page of a workflow's requests, from the listing indexes.
     LIST = "index.lua",
@@ -199,6 +206,7 @@ mod tests {
         ("index.lua", include_str!("lua/index.lua")),
         ("retry.lua", include_str!("lua/retry.lua")),
         ("list.lua", include_str!("lua/list.lua")),
+        ("migrate.lua", include_str!("lua/migrate.lua")),
         ("park.lua", include_str!("lua/park.lua")),
         ("promote.lua", include_str!("lua/promote.lua")),
         ("retire.lua", include_str!("lua/retire.lua")),

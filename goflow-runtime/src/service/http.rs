@@ -22,7 +22,7 @@ use super::metrics::Metrics;
 use super::registry::FlowDef;
 use super::{openapi as document, requests};
 use crate::engine::{Engine, Submitted};
-use crate::error::Error;
+use crate::error::{Error, Refusal};
 use crate::lifecycle::{Control, RequestStatus};
 use crate::request::RequestState;
 use crate::request_id::RequestId;
@@ -78,10 +78,14 @@ pub(crate) fn router<E: Engine>(state: Arc<AppState<E>>) -> Router {
             get(super::events::of_request::<E>),
         )
         .route("/flow/{name}/workers", get(super::inspect::workers::<E>))
-        .route("/flow/{name}/versions", get(super::inspect::versions::<E>))
+        .route("/flow/{name}/versions", get(super::versions::list::<E>))
         .route(
             "/flow/{name}/versions/{version}",
-            axum::routing::delete(super::inspect::forget_version::<E>),
+            axum::routing::delete(super::versions::forget::<E>),
+        )
+        .route(
+            "/flow/{name}/requests/{id}/migrate",
+            post(super::versions::migrate::<E>),
         )
         .route(
             "/flow/{name}/requests/{id}/data",
@@ -163,6 +167,8 @@ pub(crate) struct ApiError {
     message: String,
     /// The request it is about, on a submission's answer.
     request_id: Option<RequestId>,
+    /// The vertex it is about, on a migration's refusal.
+    vertex: Option<String>,
 }
 
 impl ApiError {
@@ -172,6 +178,7 @@ impl ApiError {
             code,
             message: message.into(),
             request_id: None,
+            vertex: None,
         }
     }
 
@@ -216,6 +223,16 @@ impl From<Error> for ApiError {
             Error::VersionInUse { .. } => {
                 Self::new(StatusCode::CONFLICT, "version_in_use", message)
             }
+            Error::NotMigrated { refusal, .. } => match *refusal {
+                Refusal::Incompatible { vertex, .. } => Self {
+                    vertex: Some(vertex),
+                    ..Self::new(StatusCode::CONFLICT, "version_incompatible", message)
+                },
+                Refusal::UnknownGraph => {
+                    Self::new(StatusCode::CONFLICT, "version_unknown", message)
+                }
+                _ => Self::new(StatusCode::CONFLICT, "conflict", message),
+            },
             #[cfg(feature = "redis")]
             Error::Engine { source } if source.is::<crate::redis::EventsOff>() => {
                 Self::new(StatusCode::NOT_FOUND, "events_off", source.to_string())
@@ -235,7 +252,10 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let error = json!({"code": self.code, "message": self.message});
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(vertex) = &self.vertex {
+            error["vertex"] = json!(vertex);
+        }
         let body = match &self.request_id {
             Some(id) => json!({"error": error, "request_id": id}),
             None => json!({ "error": error }),
@@ -763,7 +783,7 @@ pub(super) fn action_of(word: &str, query: &HashMap<String, String>) -> Result<C
             StatusCode::NOT_FOUND,
             "not_found",
             "the actions are `pause`, `resume`, `stop` and `retry` (`retry?from=start` to run \
-             everything again from the input)",
+             everything again from the input), and `migrate`",
         ));
     };
     let invalid = |message: &str| {
@@ -855,7 +875,53 @@ async fn metrics<E: Engine>(State(state): State<Arc<AppState<E>>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{bearer, constant_time_eq};
+    use axum::response::IntoResponse;
+
+    use super::{bearer, constant_time_eq, ApiError, StatusCode};
+    use crate::error::{Error, Refusal};
+    use crate::request_id::RequestId;
+
+    /// A migration's refusals are 409s, an incompatible one naming its vertex in the error.
+    #[tokio::test]
+    async fn a_refused_migration_is_a_409_naming_the_vertex() {
+        let refused = |refusal| Error::NotMigrated {
+            flow: "kyc",
+            request_id: RequestId::parse("r1").unwrap(),
+            from: "0000000000000001".into(),
+            to: "0000000000000002".into(),
+            refusal: Box::new(refusal),
+        };
+        let incompatible = Refusal::Incompatible {
+            vertex: "finish".into(),
+            reason: "runs node `a` in the old graph, `b` in the new".into(),
+        };
+        let response = ApiError::from(refused(incompatible)).into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "version_incompatible", "{body}");
+        assert_eq!(body["error"]["vertex"], "finish", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("from version 0000000000000001 to 0000000000000002: `finish` runs"),
+            "{message}"
+        );
+        for (refusal, code) in [
+            (
+                Refusal::Running {
+                    vertex: "hold".into(),
+                },
+                "conflict",
+            ),
+            (Refusal::Completed, "conflict"),
+            (Refusal::UnknownGraph, "version_unknown"),
+        ] {
+            let error = ApiError::from(refused(refusal));
+            assert_eq!((error.status, error.code()), (StatusCode::CONFLICT, code));
+        }
+    }
 
     #[test]
     fn reads_the_bearer_scheme_in_any_case() {

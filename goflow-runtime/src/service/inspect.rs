@@ -1,14 +1,11 @@
 //! What the dashboard shows beside a request's state and a workflow's listing:
 //! `GET /flow/{name}/requests/{id}/data` (the request's input and each vertex instance's
-//! output, as JSON), `GET /flow/{name}/workers` (who works on the workflow, and how far
-//! behind its work is) and `GET /flow/{name}/versions` (the versions of its graph, with their
-//! requests under way and their workers; `DELETE /flow/{name}/versions/{version}` forgets a
-//! drained one). Thin handlers over the engine.
+//! output, as JSON) and `GET /flow/{name}/workers` (who works on the workflow, and how far
+//! behind its work is). Thin handlers over the engine.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
@@ -56,33 +53,4 @@ pub(super) async fn workers<E: Engine>(
     let flow = flow(&state, &name)?;
     let workers = state.engine.workers(flow.name).await?;
     Ok(Json(json!(workers)))
-}
-
-/// `GET /flow/{name}/versions`: `{"versions": [{"version", "current", "state", "open",
-/// "workers", "graph"}]}`, this service's version first.
-pub(super) async fn versions<E: Engine>(
-    State(state): State<Arc<AppState<E>>>,
-    Valid(Path(name)): Valid<Path<String>>,
-) -> Result<Json<Value>, ApiError> {
-    let flow = flow(&state, &name)?;
-    let versions = state.engine.versions(flow.name).await?;
-    Ok(Json(json!({ "versions": versions })))
-}
-
-/// `DELETE /flow/{name}/versions/{version}`: `204` once forgotten; `409 version_in_use` for
-/// this service's version or one with requests under way or live workers.
-pub(super) async fn forget_version<E: Engine>(
-    State(state): State<Arc<AppState<E>>>,
-    Valid(Path((name, version))): Valid<Path<(String, String)>>,
-) -> Result<StatusCode, ApiError> {
-    let flow = flow(&state, &name)?;
-    if version.len() != 16 || !version.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_version",
-            "a version is a graph's structural hash: 16 hex digits, as `GET /flow/{name}/versions` lists them",
-        ));
-    }
-    state.engine.forget_version(flow.name, &version).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

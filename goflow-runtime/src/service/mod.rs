@@ -32,6 +32,7 @@ mod requests;
 mod serve;
 mod settings;
 pub mod telemetry;
+mod versions;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -229,11 +229,26 @@ pub(super) fn document(flows: &HashMap<&'static str, FlowDef>) -> Value {
         }}),
     );
     paths.insert(
+        "/flow/{name}/requests/{id}/migrate".into(),
+        json!({"post": {
+            "summary": "Move a request to this service's version of the graph, if its progress carries over",
+            "operationId": "migrate_request",
+            "parameters": [name_param, id_param],
+            "responses": {"200": answer("what it did", "Migrated"), "400": error("an invalid id"), "401": unauthorized, "404": error("no such workflow or request"), "409": error("its progress does not carry over (`version_incompatible`, naming the vertex in `error.vertex`), an attempt runs on a live worker of its version or it completed (`conflict`), or its version's graph is not known (`version_unknown`)")},
+        }}),
+    );
+    let bulk_action_param = parameter(
+        "action",
+        "path",
+        &json!({"type": "string", "enum": ["pause", "resume", "stop", "retry", "migrate"]}),
+        "what to do to each request: as its own action would, or `migrate` as `POST …/requests/{id}/migrate`",
+    );
+    paths.insert(
         "/flow/{name}/requests/actions/{action}".into(),
         json!({"post": {
-            "summary": "Pause, resume, stop or retry the requests a selection picks, at most 1,000",
+            "summary": "Pause, resume, stop, retry or migrate the requests a selection picks, at most 1,000",
             "operationId": "control_requests",
-            "parameters": [name_param, action_param, from_param],
+            "parameters": [name_param, bulk_action_param, from_param],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Selection"}}}},
             "responses": {"200": answer("what it did", "BulkOutcome"), "400": error("an invalid selection or `from`"), "401": unauthorized, "404": error("no such workflow or action")},
         }}),
@@ -329,7 +344,7 @@ fn components() -> Value {
             "type": "object",
             "required": ["error"],
             "properties": {
-                "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+                "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "vertex": {"type": "string"}}},
                 "request_id": {"type": "string"},
             },
         },
@@ -438,6 +453,18 @@ fn components() -> Value {
                 "applied": {"type": "integer", "minimum": 0},
                 "skipped": {"type": "array", "items": {"type": "object", "required": ["request_id", "reason"], "properties": {"request_id": {"type": "string"}, "reason": {"type": "string"}}}},
                 "more": {"type": "boolean"},
+            },
+        },
+        "Migrated": {
+            "type": "object",
+            "required": ["request_id", "from", "to", "moved", "status", "queued"],
+            "properties": {
+                "request_id": {"type": "string"},
+                "from": {"type": "string"},
+                "to": {"type": "string"},
+                "moved": {"type": "boolean"},
+                "status": status,
+                "queued": {"type": "integer", "minimum": 0},
             },
         },
         "RequestData": {

@@ -1,10 +1,12 @@
 //! The routes that find a workflow's requests and act on many at once:
 //! `GET /flow/{name}/requests` (a page of them, filtered by status and creation time),
 //! `GET /flow/{name}/requests/counts` (how many in each status), `GET /flow/{name}/dead` (its
-//! dead letters) and `POST /flow/{name}/requests/actions/{action}` (pause, resume, stop or retry
-//! the requests a selection picks). Thin handlers over [`Engine::list`](crate::Engine::list),
-//! [`Engine::counts`](crate::Engine::counts), [`Engine::dead_letters`](crate::Engine::dead_letters)
-//! and [`Engine::control_all`](crate::Engine::control_all): they read the query, and the engine
+//! dead letters) and `POST /flow/{name}/requests/actions/{action}` (pause, resume, stop, retry
+//! or migrate the requests a selection picks). Thin handlers over
+//! [`Engine::list`](crate::Engine::list), [`Engine::counts`](crate::Engine::counts),
+//! [`Engine::dead_letters`](crate::Engine::dead_letters),
+//! [`Engine::control_all`](crate::Engine::control_all) and
+//! [`Engine::migrate_all`](crate::Engine::migrate_all): they read the query, and the engine
 //! answers.
 
 use std::collections::HashMap;
@@ -82,8 +84,8 @@ struct SelectionBody {
     ids: Vec<String>,
 }
 
-/// `POST /flow/{name}/requests/actions/{pause|resume|stop|retry}` (and `retry?from=start`)
-/// with a [`SelectionBody`]: `{"matched", "applied", "skipped": [{"request_id", "reason"}],
+/// `POST /flow/{name}/requests/actions/{pause|resume|stop|retry|migrate}` (and
+/// `retry?from=start`) with a [`SelectionBody`]: `{"matched", "applied", "skipped": [{"request_id", "reason"}],
 /// "more"}`.
 pub(super) async fn act<E: Engine>(
     State(state): State<Arc<AppState<E>>>,
@@ -92,6 +94,19 @@ pub(super) async fn act<E: Engine>(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let flow = flow(&state, &name)?;
+    if action == "migrate" {
+        if let Some(unknown) = query.keys().next() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_action",
+                format!("unknown parameter `{unknown}`; `migrate` takes none"),
+            ));
+        }
+        let body = read_body(&state, body).await?;
+        let selection = selection_of(&body)?;
+        let outcome = state.engine.migrate_many(flow.name, &selection).await?;
+        return Ok(Json(json!(outcome)));
+    }
     let action = action_of(&action, &query)?;
     let body = read_body(&state, body).await?;
     let selection = selection_of(&body)?;

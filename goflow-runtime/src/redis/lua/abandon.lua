@@ -20,7 +20,7 @@ if ON_READY[at.st] == VS_PARKED then
 else
   redis.call('HSET', req, INST_STATUS .. v, ON_READY[at.st], REQ_UPDATED, ARGV[6])
   redis.call('XADD', KEYS[2], '*', READY_REQUEST, ARGV[3], READY_INSTANCE, v, READY_TRACEPARENT,
-    at.tp or '')
+    at.tp or '', READY_HASH, at.h or '')
 end
 release(at.carries, at.others)
 event(req, false, {v, ON_READY[at.st]})

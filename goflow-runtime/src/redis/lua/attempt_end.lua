@@ -2,24 +2,30 @@
 -- front of each when they are loaded, after entry.lua.
 --
 -- `end_attempt(req, v, now)` reads the request hash `req` for instance `v`: an attempt of a
--- request that has expired, of an instance already settled (a redelivery), or of a request
--- that has already ended records nothing (what the entry held is settled by `end_held`: a late
+-- request that has expired, of a request that has migrated to another version of the graph
+-- since the attempt started (its instance key is numbered in the old one: the migration
+-- queued again what it held, on the new version), of an instance already settled (a
+-- redelivery), or of a request that has already ended records nothing (what the entry held is settled by `end_held`: a late
 -- running instance is cancelled, as of the request's end) and acknowledges the entry, unless a
 -- redelivery's entry carries other instances still. It answers the script's reply then; else nil and what the script
 -- goes on with: the request's status `st`, the instance's `vs`, the request's trace context
--- `tp` and creation time `ct`, the entry's carried instances `carries` (the field's value,
+-- `tp`, creation time `ct` and version `h` (the worker's: the version of the stream in KEYS 2), the entry's carried instances `carries` (the field's value,
 -- maybe nil) and `others`, those of them besides `v`, and whether the request has been
 -- `retried`.
 local function end_attempt(req, v, now)
   local got = redis.call('HMGET', req, REQ_STATUS, INST_STATUS .. v, REQ_TRACEPARENT, carrier,
-    REQ_FINISHED, REQ_CREATED, REQ_RETRIES)
+    REQ_FINISHED, REQ_CREATED, REQ_RETRIES, REQ_HASH)
   local at = {st = got[1], vs = got[2], tp = got[3], carries = got[4], ct = got[6],
-    retried = got[7] ~= false}
+    retried = got[7] ~= false, h = got[8]}
   -- The other instances this entry carries: they keep it pending.
   at.others = carried_besides(at.carries, v)
   if not at.st then
     ack()
     return 'expired'
+  end
+  if at.h and at.h ~= string.match(KEYS[2], '@(%x+)$') then
+    ack()
+    return 'migrated'
   end
   if at.vs == VS_DONE or at.vs == VS_FAILED then
     -- A late duplicate (its worker lost the entry, and the one that reclaimed it finished this

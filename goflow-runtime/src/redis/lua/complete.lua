@@ -168,7 +168,7 @@ while i <= #ARGV do
       update[#update + 1] = INST_STATUS .. s
       update[#update + 1] = becomes
       redis.call('XADD', ready_stream, '*', READY_REQUEST, ARGV[3], READY_INSTANCE, s,
-        READY_TRACEPARENT, ARGV[9])
+        READY_TRACEPARENT, ARGV[9], READY_HASH, at.h or '')
     end
   end
 end

@@ -69,11 +69,12 @@ elseif ON_READY[to] == VS_PARKED then
     moved = {v, VS_PARKED}
   end
 else
-  local tp = redis.call('HGET', req, REQ_TRACEPARENT) or ''
+  local tagged = redis.call('HMGET', req, REQ_TRACEPARENT, REQ_HASH)
+  local tp, h = tagged[1] or '', tagged[2] or ''
   for _, v in ipairs(redis.call('LRANGE', parked, 0, -1)) do
     redis.call('HSET', req, INST_STATUS .. v, ON_READY[to])
     redis.call('XADD', stream, '*', READY_REQUEST, ARGV[2], READY_INSTANCE, v, READY_TRACEPARENT,
-      tp)
+      tp, READY_HASH, h)
     moved[#moved + 1] = v
     moved[#moved + 1] = ON_READY[to]
   end

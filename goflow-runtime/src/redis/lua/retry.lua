@@ -73,6 +73,7 @@ if from_start then
       progress[#progress + 1] = prefix
     end
     redis.call('HSET', req, REQ_HASH, ARGV[7])
+    got[5] = ARGV[7]
   end
   local forget = {}
   for i = 1, #all, 2 do
@@ -110,7 +111,8 @@ redis.call('HDEL', req, REQ_FINISHED, REQ_FAILURE, REQ_FIRST_ENTRY)
 local moved = {}
 for _, v in ipairs(requeue) do
   redis.call('HSET', req, INST_STATUS .. v, ON_READY[to])
-  redis.call('XADD', stream, '*', READY_REQUEST, id, READY_INSTANCE, v, READY_TRACEPARENT, tp)
+  redis.call('XADD', stream, '*', READY_REQUEST, id, READY_INSTANCE, v, READY_TRACEPARENT, tp,
+    READY_HASH, got[5] or '')
   moved[#moved + 1] = v
   moved[#moved + 1] = ON_READY[to]
 end

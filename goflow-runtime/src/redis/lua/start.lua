@@ -8,12 +8,15 @@
 --       starts: `0` ahead of its slot (a first delivery, which may then wait for a slot: its
 --       loss is never charged), `1` as it begins running (a reclaimed delivery, started once
 --       it has its slot), `2` as it begins running alone on its worker (after a `alone`
---       answer), 9 the plan hash of the worker, 10.. the fields holding its inputs; or, for a
+--       answer), 9 the plan hash of the worker, 10 the entry's version (the plan hash its
+--       instance key is numbered in; empty on entries of earlier builds), 11.. the fields
+--       holding its inputs (none when the entry's version is not the worker's); or, for a
 --       gather, `*`, the field holding its number of items, and the prefix of the items'
 --       fields (item n is the prefix followed by n)
 -- Answers {'run', attempt, failed attempts, traceparent, inputs...}, a missing input being
 -- nil; for a gather the inputs are the number of items (nil if unknown), then the items.
--- Or {VS_PARKED}; {'drop', why}; {'lost', attempt, failed attempts, lost deliveries} when
+-- Or {VS_PARKED}; {'drop', why} (`why` `stale` for an entry numbered in the graph of a
+-- version the request has migrated from: the migration queued again what it held); {'lost', attempt, failed attempts, lost deliveries} when
 -- it has been lost with its worker too often; {'alone', lost deliveries} when lost deliveries
 -- are charged to it and it was not started alone (nothing is written but a new charge): the
 -- worker runs it with no other attempt beside it, and starts it again with ARGV 8 `2`;
@@ -31,16 +34,16 @@
 -- `carried_besides`, `end_held`, `release`, `park`)
 local req, parked = KEYS[1], KEYS[3]
 local v = ARGV[3]
-local gather = ARGV[10] == '*'
+local gather = ARGV[11] == '*'
 -- One read for the request's status, the instance's state, the entry and the inputs.
 local fields = {REQ_STATUS, INST_STATUS .. v, INST_ATTEMPTS .. v, INST_FAILURES .. v,
   INST_STARTED .. v, REQ_TRACEPARENT, carrier, REQ_HASH, INST_LOST .. v, INST_EXPOSED .. v,
   REQ_CREATED}
 local first_input = #fields + 1
 if gather then
-  fields[#fields + 1] = ARGV[11]
+  fields[#fields + 1] = ARGV[12]
 else
-  for i = 10, #ARGV do
+  for i = 11, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
 end
@@ -51,6 +54,10 @@ local st, vs, carries = got[1], got[2], got[7]
 if not st then
   ack()
   return {'drop', 'expired'}
+end
+if ARGV[10] ~= '' and got[8] and ARGV[10] ~= got[8] then
+  ack()
+  return {'drop', 'stale'}
 end
 local others, named = carried_besides(carries, v)
 if ENDED[st] then
@@ -151,7 +158,7 @@ if gather and got[first_input] then
   for first = 0, n - 1, 1000 do
     local names = {}
     for i = first, math.min(first + 999, n - 1) do
-      names[#names + 1] = ARGV[12] .. i
+      names[#names + 1] = ARGV[13] .. i
     end
     for _, value in ipairs(redis.call('HMGET', req, unpack(names))) do
       out[#out + 1] = value

@@ -4,7 +4,8 @@
 -- ARGV: 1 request id, 2 encoded input, 3 now (ms), 4 entry instance key, 5 ttl while unfinished
 --       (ms), 6 plan hash, 7 traceparent, 8 `1` if the entry carries the input too (a small
 --       one: the worker that reads it runs the entry vertex at once, without a start script;
---       see `worker::attempt`), with the plan hash the worker checks before it runs it
+--       see `worker::attempt`); every entry carries the plan hash, the version its instance
+--       key is numbered in, which the worker checks before it runs it
 -- Answers {1, status} when it created the request, {0, status, same} when one existed, `same`
 -- being 1 if that request's input is ARGV[2] (a retried submission), 0 if not.
 -- (after index.lua and events.lua: `reindex`, `event`)
@@ -25,7 +26,7 @@ if ARGV[8] == '1' then
   state[#state + 1] = entry .. ' ' .. ARGV[4]
 else
   redis.call('XADD', stream, '*', READY_REQUEST, ARGV[1], READY_INSTANCE, ARGV[4],
-    READY_TRACEPARENT, ARGV[7])
+    READY_TRACEPARENT, ARGV[7], READY_HASH, ARGV[6])
 end
 redis.call('HSET', req, unpack(state))
 redis.call('PEXPIRE', req, ARGV[5])

@@ -152,7 +152,7 @@ impl<C: Codec> Worker<C> {
         // script answers the ones it carries now, and those are started instead. (Each move
         // is a completion; a few in a row mean workers are racing for it: leave it then.)
         for _ in 0..MOST_MOVES {
-            let Some((request, instance)) = delivery.identify(plan) else {
+            let Some((request, instance)) = delivery.identify(flow) else {
                 // Not ours to understand (damage, or keys written by something else): never
                 // retry.
                 tracing::error!(
@@ -227,6 +227,12 @@ impl<C: Codec> Worker<C> {
                     )))
                 }
             };
+            if delivery.foreign(flow) {
+                return Err(RedisError::Protocol(format!(
+                    "the start script let `{}` of another version run here",
+                    delivery.instance
+                )));
+            }
             let inputs = plan.inputs_of(&instance);
             return Ok(Some(Begun {
                 request,

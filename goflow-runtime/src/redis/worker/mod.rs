@@ -59,7 +59,7 @@ use super::{connect_client, Flow, RedisEngine, RedisError};
 pub(super) use self::housekeeping::create_group;
 use crate::codec::Codec;
 use crate::error::Error;
-use crate::plan::{Inputs, Instance, Plan, Slot};
+use crate::plan::{Inputs, Instance, Slot};
 use crate::request_id::RequestId;
 use crate::sync::lock;
 
@@ -138,8 +138,11 @@ struct Delivery {
     traceparent: String,
     /// The request's input, if the entry carries it (the entry vertex's entry, as submitted).
     input: Option<Bytes>,
-    /// The structural hash of the graph the request was submitted on, on an entry that
-    /// carries its input: checked before that entry runs at once.
+    /// The version of the graph the entry's instance key is numbered in (a structural hash):
+    /// the request's when the entry was queued. An entry of another version than this
+    /// worker's is moved to its request's version, or dropped if the request has migrated
+    /// since, by the start script; entries of earlier builds carry it only when they carry
+    /// the input.
     hash: Option<String>,
     /// Whether the entry was reclaimed from a lost worker, rather than read (or it is an
     /// instance such an entry carries): it is started once it has its slot, as it begins
@@ -200,7 +203,7 @@ impl Delivery {
         }
         let plan = &flow.plan;
         let entry = matches!(
-            self.identify(plan),
+            self.identify(flow),
             Some((_, instance)) if matches!(
                 plan.inputs_of(&instance),
                 Inputs::Slots(slots) if slots == [Slot::Input]
@@ -218,12 +221,22 @@ impl Delivery {
         entry
     }
 
-    /// Its request and instance, if the entry names ones of `plan`.
-    fn identify(&self, plan: &Plan) -> Option<(RequestId, Instance)> {
+    /// Its request and instance, if the entry names ones of `flow`'s plan (or, for an entry
+    /// of another version, any well-formed ones: see [`foreign`](Self::foreign)).
+    fn identify(&self, flow: &Flow) -> Option<(RequestId, Instance)> {
+        let plan = &flow.plan;
         let instance = Instance::parse_key(&self.instance).filter(|i| {
-            i.vertex() < plan.vertices().len() && i.items().len() == plan.vertex(i.vertex()).depth()
+            self.foreign(flow)
+                || (i.vertex() < plan.vertices().len()
+                    && i.items().len() == plan.vertex(i.vertex()).depth())
         })?;
         Some((RequestId::parse(&self.request).ok()?, instance))
+    }
+
+    /// Whether the entry's instance key is numbered in another version of the graph than
+    /// `flow`'s: the start script moves it to its request's version, or drops it.
+    fn foreign(&self, flow: &Flow) -> bool {
+        self.hash.as_deref().is_some_and(|hash| hash != flow.hash)
     }
 
     fn key(&self) -> EntryKey {

@@ -36,7 +36,7 @@ impl<C: Codec> Worker<C> {
             .iter()
             .enumerate()
             .filter_map(|(n, delivery)| {
-                let (request, instance) = delivery.identify(&flow.plan)?;
+                let (request, instance) = delivery.identify(flow)?;
                 Some((n, request, instance))
             })
             .collect();
@@ -70,12 +70,17 @@ impl<C: Codec> Worker<C> {
                         "0"
                     }),
                     Value::from(flow.hash.as_str()),
+                    Value::from(delivery.hash.as_deref().unwrap_or_default()),
                 ];
-                match flow.plan.inputs_of(instance) {
-                    Inputs::Slots(slots) | Inputs::FirstOf(slots) => {
+                // An entry of another version is only moved or dropped: its key is not this
+                // plan's, and nothing of it is read.
+                let inputs = (!delivery.foreign(flow)).then(|| flow.plan.inputs_of(instance));
+                match inputs {
+                    None => {}
+                    Some(Inputs::Slots(slots) | Inputs::FirstOf(slots)) => {
                         own.extend(slots.iter().map(|slot| Value::from(fields::slot(slot))));
                     }
-                    Inputs::Gather { exit, items } => {
+                    Some(Inputs::Gather { exit, items }) => {
                         let gathering = Instance::new(instance.vertex(), items.clone());
                         own.push(Value::from("*"));
                         own.push(Value::from(fields::size(&gathering)));
@@ -148,6 +153,7 @@ impl<C: Codec> Worker<C> {
                     Value::from(began.to_string()),
                     Value::from(self.consumer.as_str()),
                     Value::from(now_ms().to_string()),
+                    Value::from(flow.hash.as_str()),
                 ];
                 (keys, args)
             },
