@@ -3,8 +3,10 @@
 //! on a Redis server of the test's own. 200 requests are submitted to version 1, half of them
 //! held 2 s at a slow vertex; version 1 stops while they are under way and version 2 starts.
 //! The old requests wait (none runs on version 2, none fails, each says what it waits for);
-//! new requests run on version 2; a worker of version 1 comes back and the old requests
-//! complete on their own graph, each once.
+//! new requests run on version 2. Requests of version 1 that have not reached the changed part
+//! migrate to version 2 and complete there; one past it is refused (409, naming the vertex).
+//! A worker of version 1 comes back and the old requests complete on their own graph, each
+//! once.
 
 #![cfg(unix)]
 
@@ -184,6 +186,49 @@ fn a_rolling_deploy_runs_each_request_on_its_own_graph() {
     assert_eq!(versions["versions"][1]["state"], "draining", "{versions}");
     assert_eq!(versions["versions"][1]["open"], slow.len(), "{versions}");
 
+    // Requests submitted to version 1's API while no worker of it runs wait at `fetch`: their
+    // progress carries over, and they migrate to version 2, one alone, the rest in bulk, and
+    // complete there. A slow one has completed `slow` and has `finish` queued: its progress
+    // does not carry over (`finish` runs another node in version 2, after `enrich`), and it
+    // stays as it is.
+    let api = cluster.service("rollout-v1-api", Path::new(ROLLOUT), &env("1", "api"));
+    let late: Vec<String> = (0..10)
+        .map(|i| location(&api.post("/flow/rollout", &json!(format!("late-{i}")))))
+        .collect();
+    for state in states(&new, &late) {
+        assert_eq!(state["waiting_for"], format!("version {v1}"), "{state}");
+    }
+    let migrated = new
+        .post(&format!("{}/migrate", late[0]), &json!(null))
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&migrated["moved"], &migrated["from"], &migrated["to"]),
+        (&json!(true), &json!(v1), &json!(v2)),
+        "{migrated}"
+    );
+    let ids: Vec<&str> = late[1..].iter().map(|at| id_in(at)).collect();
+    let bulk = new
+        .post(
+            "/flow/rollout/requests/actions/migrate",
+            &json!({ "ids": ids }),
+        )
+        .expect(StatusCode::OK);
+    assert_eq!(bulk["applied"], late.len() - 1, "{bulk}");
+    for (i, at) in late.iter().enumerate() {
+        let state = new.poll(at, "a migrated request completes on version 2", |s| {
+            s["status"] == "completed"
+        });
+        assert_eq!(state["output"], format!("v2:late-{i}+enriched"), "{state}");
+        assert_eq!(state["version"], v2.as_str(), "{state}");
+    }
+    let refused = new
+        .post(&format!("{}/migrate", slow[0]), &json!(null))
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(refused["error"]["code"], "version_incompatible", "{refused}");
+    assert_eq!(refused["error"]["vertex"], "finish", "{refused}");
+    let state = new.get(&slow[0]).expect(StatusCode::OK);
+    assert_eq!(state["version"], v1.as_str(), "{state}");
+
     // A worker of the old build comes back: the old requests complete on their own graph,
     // each vertex once.
     cluster.worker_of("rollout-v1-worker", Path::new(ROLLOUT), &env("1", "worker"));
@@ -208,4 +253,11 @@ fn a_rolling_deploy_runs_each_request_on_its_own_graph() {
     }
     let versions = new.get("/flow/rollout/versions").expect(StatusCode::OK);
     assert_eq!(versions["versions"][1]["state"], "drained", "{versions}");
+    // What migrated ran once, on version 2, whatever version 1's worker found of it.
+    for (i, state) in states(&new, &late).iter().enumerate() {
+        assert_eq!(state["output"], format!("v2:late-{i}+enriched"), "{state}");
+        for vertex in state["vertices"].as_array().unwrap() {
+            assert_eq!(vertex["attempts"], 1, "{state}");
+        }
+    }
 }

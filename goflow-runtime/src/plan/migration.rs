@@ -116,7 +116,7 @@ impl Migration {
             let reason = self.why[o].as_deref().unwrap_or("does not carry over");
             return Some(Incompatible {
                 vertex: self.old_paths[o].clone(),
-                reason: format!("has run for this request and {reason}"),
+                reason: format!("has progress in this request and {reason}"),
             });
         }
         let (o, n) = self

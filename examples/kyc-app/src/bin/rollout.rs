@@ -1,7 +1,8 @@
 //! A rolling deploy of a changed workflow, by hand: the `rollout` workflow in one of its two
 //! builds (`goflow_kyc_app::rollout`), chosen by `GOFLOW_ROLLOUT_VERSION` (`1` or `2`), as a
-//! service with its worker (`GOFLOW_ROLLOUT_ROLE=serve`, the default) or a worker only
-//! (`worker`). Needs Redis (`GOFLOW_REDIS_URL`, default `redis://127.0.0.1:6379`).
+//! service with its worker (`GOFLOW_ROLLOUT_ROLE=serve`, the default), a worker only
+//! (`worker`) or the HTTP service only (`api`). Needs Redis (`GOFLOW_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`).
 //!
 //! ```sh
 //! GOFLOW_ROLLOUT_VERSION=1 cargo run --bin rollout &              # the old build, on :8080
@@ -10,6 +11,7 @@
 //! GOFLOW_ROLLOUT_VERSION=2 cargo run --bin rollout &              # the new one
 //! curl localhost:8080/flow/rollout/requests/<id>                  # "waiting_for": "version …"
 //! curl -d '"new"' 'localhost:8080/flow/rollout?wait=5'            # "v2:new+enriched"
+//! curl -X POST localhost:8080/flow/rollout/requests/<id>/migrate  # 409: `finish` changed
 //! GOFLOW_ROLLOUT_VERSION=1 GOFLOW_ROLLOUT_ROLE=worker cargo run --bin rollout   # the old
 //! # request completes on its own graph: "v1:slow-1"
 //! ```
@@ -39,9 +41,10 @@ async fn main() -> ExitCode {
     let run = match role.trim() {
         "serve" => service.start().await,
         "worker" => service.start_worker().await,
+        "api" => service.start_server().await,
         other => {
             let error = std::io::Error::other(format!(
-                "GOFLOW_ROLLOUT_ROLE={other:?}: expected `serve` or `worker`"
+                "GOFLOW_ROLLOUT_ROLE={other:?}: expected `serve`, `worker` or `api`"
             ));
             return goflow_kyc_app::exit_with(&error);
         }
