@@ -395,6 +395,18 @@ fn shared_expectations(
     ]
 }
 
+/// The expectations of `ok`'s three runs (workflow `W`), by the version of its graph too.
+fn versioned<W: goflow::Workflow>() -> Vec<Expected<'static>> {
+    let version: &'static str =
+        Box::leak(format!("{:016x}", W::graph().structural_hash()).into_boxed_str());
+    let labels = vec![("flow", W::NAME), ("version", version)];
+    vec![
+        ("goflow_flows_started_total", labels.clone(), 3.0),
+        ("goflow_flows_completed_total", labels.clone(), 3.0),
+        ("goflow_vertex_duration_seconds_count", labels, 3.0),
+    ]
+}
+
 /// Runs the shared scenario through `router`: three `ok`, one `flaky`, one `doomed`, and one
 /// `held` stopped while it runs.
 async fn run_scenario(router: &Router, ok: &str, flaky: &str, doomed: &str, held: &str) {
@@ -434,6 +446,7 @@ async fn embedded_flows_attempts_and_retries_are_counted() {
     run_scenario(&router, "emb_ok", "emb_flaky", "emb_doomed", "emb_held").await;
 
     let mut expected = shared_expectations("emb_ok", "emb_flaky", "emb_doomed", "emb_held");
+    expected.extend(versioned::<EmbOk>());
     // No dead-letter stream, no reclaiming on the embedded engine.
     expected.push((
         "goflow_vertices_dead_lettered_total",
@@ -600,6 +613,7 @@ async fn redis_flows_attempts_retries_and_dead_letters_are_counted() {
     run_scenario(router, "red_ok", "red_flaky", "red_doomed", "red_held").await;
 
     let mut expected = shared_expectations("red_ok", "red_flaky", "red_doomed", "red_held");
+    expected.extend(versioned::<RedOk>());
     expected.extend([
         (
             "goflow_vertices_dead_lettered_total",

@@ -3,18 +3,21 @@
 //! The library only emits: nothing is recorded until the application installs a recorder
 //! (`FlowService::with_telemetry` installs a Prometheus one, which `GET /metrics` serves).
 //! Every metric has one function here, called where its event happens, once per event on
-//! either engine:
+//! either engine. Each is labelled with its workflow (`flow`) and the version of the graph of
+//! the process that counted it (`version`, the structural hash: a worker runs only requests of
+//! its own version, so an attempt's is its request's; a rolling deploy shows each build's
+//! share):
 //!
 //! | metric | labels | counted |
 //! |---|---|---|
-//! | `goflow_flows_started_total` | `flow` | a request is created (a submission under an id that exists creates nothing), or run |
-//! | `goflow_flows_completed_total`, `goflow_flows_failed_total`, `goflow_flows_stopped_total` | `flow` | a request ends, once, by whatever ended it |
-//! | `goflow_vertex_duration_seconds` (histogram) | `flow`, `vertex`, `outcome` | each attempt: `ok`, `error`, `timeout`, `panic`, or `cancelled` (the attempt was dropped: its request was stopped or failed elsewhere) |
-//! | `goflow_vertices_in_flight` (gauge) | `flow` | attempts running in this process |
-//! | `goflow_vertex_retries_total` | `flow`, `vertex` | a failed attempt is to be retried |
-//! | `goflow_vertices_dead_lettered_total` | `flow`, `vertex` | Redis: a vertex failed for good and was appended to the dead-letter stream |
-//! | `goflow_entries_reclaimed_total` | `flow` | Redis: entries a worker took over from a lost worker |
-//! | `goflow_stream_length`, `goflow_consumer_group_lag` (gauges) | `flow` | Redis: sampled by each worker every [`BACKLOG_SAMPLE_EVERY`] (the ready stream's length, and the workers' group lag) |
+//! | `goflow_flows_started_total` | `flow`, `version` | a request is created (a submission under an id that exists creates nothing), or run |
+//! | `goflow_flows_completed_total`, `goflow_flows_failed_total`, `goflow_flows_stopped_total` | `flow`, `version` | a request ends, once, by whatever ended it |
+//! | `goflow_vertex_duration_seconds` (histogram) | `flow`, `version`, `vertex`, `outcome` | each attempt: `ok`, `error`, `timeout`, `panic`, or `cancelled` (the attempt was dropped: its request was stopped or failed elsewhere) |
+//! | `goflow_vertices_in_flight` (gauge) | `flow`, `version` | attempts running in this process |
+//! | `goflow_vertex_retries_total` | `flow`, `version`, `vertex` | a failed attempt is to be retried |
+//! | `goflow_vertices_dead_lettered_total` | `flow`, `version`, `vertex` | Redis: a vertex failed for good and was appended to the dead-letter stream |
+//! | `goflow_entries_reclaimed_total` | `flow`, `version` | Redis: entries a worker took over from a lost worker |
+//! | `goflow_stream_length`, `goflow_consumer_group_lag` (gauges) | `flow`, `version` | Redis: sampled by each worker every [`BACKLOG_SAMPLE_EVERY`] (the ready stream's length, and the workers' group lag) |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use ::metrics::SharedString;
 
 use crate::error::Failure;
 use crate::lifecycle::RequestStatus;
+use crate::plan::Plan;
 
 /// Requests created.
 pub(crate) const FLOWS_STARTED: &str = "goflow_flows_started_total";
@@ -91,25 +95,32 @@ pub(crate) fn describe() {
 }
 
 /// A request of `flow` was created.
-pub(crate) fn flow_started(flow: &'static str) {
-    ::metrics::counter!(FLOWS_STARTED, "flow" => flow).increment(1);
+pub(crate) fn flow_started(plan: &Plan) {
+    ::metrics::counter!(FLOWS_STARTED, "flow" => plan.flow(), "version" => version(plan))
+        .increment(1);
+}
+
+/// The `version` label of `plan`'s metrics.
+fn version(plan: &Plan) -> SharedString {
+    SharedString::from(Arc::clone(plan.version()))
 }
 
 /// A request of `flow` ended with `status` (completed, failed or stopped; other statuses are
 /// not an end and are ignored).
-pub(crate) fn flow_finished(flow: &'static str, status: RequestStatus) {
+pub(crate) fn flow_finished(plan: &Plan, status: RequestStatus) {
     let name = match status {
         RequestStatus::Completed => FLOWS_COMPLETED,
         RequestStatus::Failed => FLOWS_FAILED,
         RequestStatus::Stopped => FLOWS_STOPPED,
         _ => return,
     };
-    ::metrics::counter!(name, "flow" => flow).increment(1);
+    ::metrics::counter!(name, "flow" => plan.flow(), "version" => version(plan)).increment(1);
 }
 
 /// One attempt of `vertex` ended after `seconds` with `outcome`.
-pub(crate) fn vertex_attempt(
+fn vertex_attempt(
     flow: &'static str,
+    version: &Arc<str>,
     vertex: &Arc<str>,
     seconds: f64,
     outcome: &'static str,
@@ -117,6 +128,7 @@ pub(crate) fn vertex_attempt(
     ::metrics::histogram!(
         VERTEX_DURATION,
         "flow" => flow,
+        "version" => Arc::clone(version),
         "vertex" => Arc::clone(vertex),
         "outcome" => outcome,
     )
@@ -124,34 +136,39 @@ pub(crate) fn vertex_attempt(
 }
 
 /// A failed attempt of `vertex` will be retried.
-pub(crate) fn retry_scheduled(flow: &'static str, vertex: impl Into<SharedString>) {
-    ::metrics::counter!(VERTEX_RETRIES, "flow" => flow, "vertex" => vertex.into()).increment(1);
+pub(crate) fn retry_scheduled(plan: &Plan, vertex: impl Into<SharedString>) {
+    ::metrics::counter!(VERTEX_RETRIES, "flow" => plan.flow(), "version" => version(plan), "vertex" => vertex.into())
+        .increment(1);
 }
 
 /// `n` stream entries of `flow` were reclaimed from lost workers.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) fn entries_reclaimed(flow: &'static str, n: u64) {
-    ::metrics::counter!(ENTRIES_RECLAIMED, "flow" => flow).increment(n);
+pub(crate) fn entries_reclaimed(plan: &Plan, n: u64) {
+    ::metrics::counter!(ENTRIES_RECLAIMED, "flow" => plan.flow(), "version" => version(plan))
+        .increment(n);
 }
 
 /// `vertex` failed for good and was dead-lettered.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) fn dead_lettered(flow: &'static str, vertex: impl Into<SharedString>) {
-    ::metrics::counter!(DEAD_LETTERED, "flow" => flow, "vertex" => vertex.into()).increment(1);
+pub(crate) fn dead_lettered(plan: &Plan, vertex: impl Into<SharedString>) {
+    ::metrics::counter!(DEAD_LETTERED, "flow" => plan.flow(), "version" => version(plan), "vertex" => vertex.into())
+        .increment(1);
 }
 
 /// One more (`delta` 1.0) or one fewer (-1.0) attempt of `flow` running in this process.
-pub(crate) fn inflight(flow: &'static str, delta: f64) {
-    ::metrics::gauge!(IN_FLIGHT, "flow" => flow).increment(delta);
+fn inflight(flow: &'static str, version: &Arc<str>, delta: f64) {
+    ::metrics::gauge!(IN_FLIGHT, "flow" => flow, "version" => Arc::clone(version)).increment(delta);
 }
 
 /// The ready stream of `flow` holds `length` entries, `lag` of them not yet delivered (`None`
 /// when Redis cannot tell).
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) fn stream_backlog(flow: &'static str, length: u64, lag: Option<u64>) {
-    ::metrics::gauge!(STREAM_LENGTH, "flow" => flow).set(length as f64);
+pub(crate) fn stream_backlog(plan: &Plan, length: u64, lag: Option<u64>) {
+    ::metrics::gauge!(STREAM_LENGTH, "flow" => plan.flow(), "version" => version(plan))
+        .set(length as f64);
     if let Some(lag) = lag {
-        ::metrics::gauge!(GROUP_LAG, "flow" => flow).set(lag as f64);
+        ::metrics::gauge!(GROUP_LAG, "flow" => plan.flow(), "version" => version(plan))
+            .set(lag as f64);
     }
 }
 
@@ -171,16 +188,19 @@ pub(crate) fn outcome<T>(result: &Result<T, Failure>) -> &'static str {
 /// dropped first (its future was dropped).
 pub(crate) struct AttemptMeter {
     flow: &'static str,
+    version: Arc<str>,
     vertex: Arc<str>,
     started: Instant,
     finished: bool,
 }
 
 impl AttemptMeter {
-    pub(crate) fn start(flow: &'static str, vertex: &Arc<str>) -> Self {
-        inflight(flow, 1.0);
+    pub(crate) fn start(plan: &Plan, vertex: &Arc<str>) -> Self {
+        let (flow, version) = (plan.flow(), Arc::clone(plan.version()));
+        inflight(flow, &version, 1.0);
         Self {
             flow,
+            version,
             vertex: Arc::clone(vertex),
             started: Instant::now(),
             finished: false,
@@ -194,9 +214,10 @@ impl AttemptMeter {
 
     fn record(&mut self, outcome: &'static str) {
         if !std::mem::replace(&mut self.finished, true) {
-            inflight(self.flow, -1.0);
+            inflight(self.flow, &self.version, -1.0);
             vertex_attempt(
                 self.flow,
+                &self.version,
                 &self.vertex,
                 self.started.elapsed().as_secs_f64(),
                 outcome,

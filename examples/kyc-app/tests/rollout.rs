@@ -224,7 +224,10 @@ fn a_rolling_deploy_runs_each_request_on_its_own_graph() {
     let refused = new
         .post(&format!("{}/migrate", slow[0]), &json!(null))
         .expect(StatusCode::CONFLICT);
-    assert_eq!(refused["error"]["code"], "version_incompatible", "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "version_incompatible",
+        "{refused}"
+    );
     assert_eq!(refused["error"]["vertex"], "finish", "{refused}");
     let state = new.get(&slow[0]).expect(StatusCode::OK);
     assert_eq!(state["version"], v1.as_str(), "{state}");

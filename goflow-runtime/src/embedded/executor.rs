@@ -34,7 +34,7 @@ pub(crate) async fn execute(
     hooks: Arc<HashMap<&'static str, Hook>>,
 ) -> Result<Bytes, Error> {
     // A run request (untracked, so never stopped) is counted here, from start to end.
-    crate::metrics::flow_started(plan.flow());
+    crate::metrics::flow_started(&plan);
     let (result, _) = execute_tracked(&plan, request_id.clone(), fresh(&plan, input), None).await;
     let (status, failure) = match &result {
         Ok(_) => (RequestStatus::Completed, None),
@@ -42,7 +42,7 @@ pub(crate) async fn execute(
         Err(Error::Failed { failure, .. }) => (RequestStatus::Failed, Some(failure.clone())),
         Err(_) => (RequestStatus::Failed, None),
     };
-    crate::metrics::flow_finished(plan.flow(), status);
+    crate::metrics::flow_finished(&plan, status);
     if let Some(failure) = &failure {
         log_failure(plan.flow(), &request_id, failure);
     }
@@ -104,7 +104,7 @@ pub(super) fn spawn_tracked(
                 registry.dead_letter(plan.flow(), &id, failure);
             });
             // A submitted request's end is counted here, once, with the status it ends with.
-            crate::metrics::flow_finished(plan.flow(), status);
+            crate::metrics::flow_finished(&plan, status);
             if let Some(failure) = &failure {
                 log_failure(plan.flow(), &id, failure);
             }
@@ -186,7 +186,7 @@ async fn run_vertices(
         "goflow.request",
         flow = plan.flow(),
         request_id = request_id.as_str(),
-        version = format!("{:016x}", plan.structural_hash())
+        version = &**plan.version()
     );
     if let Some(tracker) = tracker {
         tracker.traced(&span);
@@ -374,7 +374,7 @@ async fn with_retries(
             },
             None => failures + 1,
         };
-        let result = exec::attempt(vertex, parts, ctx.with_attempt(attempt)).await;
+        let result = exec::attempt(plan, vertex, parts, ctx.with_attempt(attempt)).await;
         let failure = match result {
             Ok(output) => return (attempt, Ok(output)),
             Err(failure) => failure,
@@ -384,7 +384,7 @@ async fn with_retries(
             return (attempt, Err(failure));
         };
         tracing::debug!(vertex = &**vertex.path(), attempt, %failure, "retrying");
-        crate::metrics::retry_scheduled(plan.flow(), Arc::clone(vertex.path()));
+        crate::metrics::retry_scheduled(plan, Arc::clone(vertex.path()));
         if let Some(tracker) = tracker {
             tracker.retrying(plan, instance, &failure);
         }

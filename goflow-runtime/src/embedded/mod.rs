@@ -342,7 +342,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         };
         // Counted once, by the call that created the request; its end is counted when it
         // finishes.
-        crate::metrics::flow_started(plan.flow());
+        crate::metrics::flow_started(&plan);
         let restart = executor::fresh(&plan, input);
         executor::spawn_tracked(
             plan,
@@ -399,7 +399,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
             }
         };
         // Each run is counted from start to end, as a submission's is.
-        crate::metrics::flow_started(plan.flow());
+        crate::metrics::flow_started(&plan);
         executor::spawn_tracked(
             plan,
             id.clone(),
@@ -471,7 +471,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
                 name: tracked::WORKER.to_owned(),
                 in_flight: under_way.iter().map(|s| counts.get(*s)).sum(),
                 idle_ms: 0,
-                version: format!("{:016x}", plan.structural_hash()),
+                version: plan.version().to_string(),
             }],
         })
     }
@@ -482,7 +482,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
         let workers = self.workers(flow).await?;
         let open = workers.workers.iter().map(|w| w.in_flight).sum();
         Ok(vec![VersionInfo {
-            version: format!("{:016x}", plan.structural_hash()),
+            version: plan.version().to_string(),
             current: true,
             state: VersionState::Current,
             open,
@@ -493,7 +493,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
 
     async fn forget_version(&self, flow: &str, version: &str) -> Result<(), Error> {
         let plan = self.plan_named(flow)?;
-        let reason = if version == format!("{:016x}", plan.structural_hash()) {
+        let reason = if version == &**plan.version() {
             "it is the version this engine runs"
         } else {
             "the embedded engine runs one version, its own: there is no other to forget"

@@ -125,7 +125,7 @@ impl Tracked {
                     vertices: Vec::new(),
                     failure: None,
                     retries: 0,
-                    version: format!("{:016x}", plan.structural_hash()),
+                    version: plan.version().to_string(),
                     waiting_for: None,
                     trace_id: None,
                     output: None,

@@ -182,6 +182,8 @@ pub struct Plan {
     /// Its vertices' paths and depths.
     layout: Layout,
     hash: u64,
+    /// The hash as 16 hex digits: the version of the graph.
+    version: Arc<str>,
     limits: Limits,
     vertices: Vec<PlanVertex>,
     entry: VertexId,
@@ -214,6 +216,7 @@ impl Plan {
             graph: W::graph(),
             layout,
             hash: W::graph().structural_hash(),
+            version: Arc::from(format!("{:016x}", W::graph().structural_hash())),
             limits,
             vertices,
             entry: fragment.entry,
@@ -235,6 +238,12 @@ impl Plan {
     /// The workflow graph's [structural hash](crate::graph::Graph::structural_hash).
     pub fn structural_hash(&self) -> u64 {
         self.hash
+    }
+
+    /// The version of the workflow's graph: its structural hash as 16 hex digits, as requests
+    /// are pinned to it (`"version"` in their state).
+    pub fn version(&self) -> &Arc<str> {
+        &self.version
     }
 
     /// All vertices, sub-workflows inlined.

@@ -169,7 +169,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
         let reply = reply.into_array();
         if reply.first().and_then(Value::as_i64) == Some(1) {
             // Counted by the one call whose script created the request.
-            crate::metrics::flow_started(name);
+            crate::metrics::flow_started(&flow.plan);
             return Ok(Submitted::Created);
         }
         let same_input = reply.get(2).and_then(Value::as_i64) == Some(1);
@@ -255,12 +255,12 @@ impl<C: Codec> Engine for RedisEngine<C> {
         };
         if action.is_retry() {
             // Each run is counted from start to end, as a submission's is.
-            crate::metrics::flow_started(name);
+            crate::metrics::flow_started(&flow.plan);
         }
         if status.is_final() {
             // The control script ended it just now (it answers a conflict to a request that
             // has ended), so this is the request's one end.
-            crate::metrics::flow_finished(name, status);
+            crate::metrics::flow_finished(&flow.plan, status);
             // Workers cancel the request's running attempts; one that misses this message
             // still cannot record anything, as the request has ended.
             self.announce_end(name, id)

@@ -168,7 +168,7 @@ impl<C: Codec> RedisEngineBuilder<C> {
         let flows = plans
             .into_iter()
             .map(|(name, plan)| {
-                let hash = format!("{:016x}", plan.structural_hash());
+                let hash = plan.version().to_string();
                 let keys = FlowKeys::new(&self.config.prefix, name, &hash);
                 let layout = Arc::new(plan.layout().clone());
                 (

@@ -386,7 +386,7 @@ impl<C: Codec> Worker<C> {
             return None;
         }
         let vertex = flow.plan.vertex(instance.vertex());
-        let mut attempt = std::pin::pin!(exec::attempt_in(span, vertex, parts, ctx));
+        let mut attempt = std::pin::pin!(exec::attempt_in(span, &flow.plan, vertex, parts, ctx));
         let long = async {
             tokio::time::sleep(RUNS_LONG).await;
             self.began(flow, delivery).await

@@ -61,7 +61,7 @@ impl<C: Codec> Worker<C> {
             == Some(RequestStatus::Completed.as_str())
         {
             // The script completed the request: its one end.
-            crate::metrics::flow_finished(flow.plan.flow(), RequestStatus::Completed);
+            crate::metrics::flow_finished(&flow.plan, RequestStatus::Completed);
             return Ok(Vec::new());
         }
         let mut held = args.held_inputs();

@@ -226,11 +226,11 @@ impl<C: Codec> Worker<C> {
             .await?;
         let outcome = outcome.as_str();
         if outcome.as_deref() == Some(VertexStatus::Retrying.as_str()) {
-            crate::metrics::retry_scheduled(plan.flow(), label);
+            crate::metrics::retry_scheduled(plan, label);
         } else if outcome.as_deref() == Some(RequestStatus::Failed.as_str()) {
             // The script failed the request (its one end) and dead-lettered the instance.
-            crate::metrics::flow_finished(plan.flow(), RequestStatus::Failed);
-            crate::metrics::dead_lettered(plan.flow(), label);
+            crate::metrics::flow_finished(plan, RequestStatus::Failed);
+            crate::metrics::dead_lettered(plan, label);
             tracing::warn!(flow = plan.flow(), request, vertex = record.vertex, attempts = record.attempts, failure = %record.failure, "a request failed");
             // This failure ended the request: cancel its other running attempts, on every
             // worker, as a stop does.

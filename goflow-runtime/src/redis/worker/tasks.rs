@@ -169,7 +169,7 @@ impl<C: Codec> Worker<C> {
                     }
                 };
                 if !entries.is_empty() {
-                    crate::metrics::entries_reclaimed(name, entries.len() as u64);
+                    crate::metrics::entries_reclaimed(&flow.plan, entries.len() as u64);
                 }
                 for (entry, fields) in entries {
                     tracing::info!(flow = name, entry, "reclaimed an entry from a lost worker");
@@ -281,7 +281,7 @@ impl<C: Codec> Worker<C> {
                 match (length, groups) {
                     (Ok(length), Ok(groups)) => {
                         crate::metrics::stream_backlog(
-                            name,
+                            &flow.plan,
                             length,
                             info::group_lag(groups, GROUP),
                         );
