@@ -264,8 +264,9 @@
 //! requests and reads or controls them, with the same [`Engine`] calls; workers run the
 //! vertices. Delivery is at least once and a vertex's effect exactly once (a join fires once), a
 //! dead worker's work is reclaimed by the others after a lease, retries wait in Redis, and a
-//! worker built from another graph of a workflow fails the request with
-//! [`Failure::Version`](request::Failure::Version) rather than run it. The engine's settings are
+//! request runs only on workers built with the graph it was submitted on (a rolling deploy of a
+//! changed workflow lets old requests finish on old workers, or
+//! [migrates](Engine::migrate) them where their progress carries over). The engine's settings are
 //! the fields of [`redis::RedisConfig`]; the key layout and every script are described in
 //! `goflow-runtime/src/redis/PROTOCOL.md`.
 //!

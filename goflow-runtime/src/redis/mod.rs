@@ -62,11 +62,12 @@
 //!   [`RedisConfig::retention`]. Once a request has ended, every vertex in its state is
 //!   settled (`done`, `failed`, `cancelled` or `skipped`), as on the embedded engine. Nothing
 //!   scans the keyspace; all keys of a workflow share the hash tag `{prefix:flow}`.
-//! - **One graph per request.** A request records the structural hash of the graph it was
-//!   submitted on, and a worker runs its vertices only if its own graph of the workflow has
-//!   that hash: a worker built from another graph (a deploy that changed the workflow) fails
-//!   the request with [`Failure::Version`](crate::request::Failure::Version) instead of
-//!   running vertices whose numbers mean something else in its graph.
+//! - **One graph per request.** A request is pinned to the version of the graph it was
+//!   submitted on (its structural hash): each version has its own ready stream, read only by
+//!   the workers built with that graph, so nothing of a request runs on a graph whose vertex
+//!   numbers mean other vertices. A request whose version no live worker has waits for one
+//!   (`waiting_for`), or moves to another version with [`Engine::migrate`](crate::Engine::migrate)
+//!   when its progress carries over (computed from the two graphs).
 //!
 //! # Protocol
 //!
