@@ -473,7 +473,7 @@ pub trait Engine: Clone + Send + Sync + 'static + sealed::Sealed {
     fn workers(&self, flow: &str) -> impl Future<Output = Result<Workers, Error>> + Send;
 
     /// The versions of workflow `flow`'s graph: this engine's first, then those of the other
-    /// builds whose workers have started.
+    /// builds whose workers have started or which have requests under way.
     #[doc(hidden)]
     fn versions(&self, flow: &str) -> impl Future<Output = Result<Vec<VersionInfo>, Error>> + Send;
 

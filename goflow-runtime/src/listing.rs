@@ -198,6 +198,8 @@ pub struct RequestSummary {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<RequestFailure>,
+    /// The version of the graph it is pinned to (as in its state's `version`).
+    pub version: String,
 }
 
 impl RequestSummary {

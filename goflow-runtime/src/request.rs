@@ -272,6 +272,9 @@ pub struct VersionInfo {
     pub open: u64,
     /// Its workers, with how long since each was last seen.
     pub workers: Vec<WorkerInfo>,
+    /// Whether one of its workers is alive (on Redis: has read or renewed within two leases):
+    /// its requests under way run, rather than wait.
+    pub alive: bool,
     /// Its graph, as `GET /flow/{name}` gives this engine's (as its workers wrote it; `None`
     /// if none of them could).
     pub graph: Option<serde_json::Value>,

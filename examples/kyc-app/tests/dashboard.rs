@@ -9,6 +9,10 @@
 //! is set (the README's come from `GOFLOW_SCREENSHOTS_DIR=docs/screenshots cargo test -p
 //! goflow-kyc-app --test dashboard`), else to the test's temporary directory.
 //!
+//! A third test deploys a changed workflow (the `rollout` binary's two builds): the flow page
+//! marks the old version's request as waiting and lists the versions, and the request's page
+//! migrates it to the new version, where it completes.
+//!
 //! Chromium and chromedriver are not optional here: without them the tests fail, saying how to
 //! install them (`.ci/run` does).
 
@@ -37,6 +41,7 @@ use serde_json::{json, Value};
 use processes::{free_port, id_in, location, unique, Cluster, Service};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+const ROLLOUT: &str = env!("CARGO_BIN_EXE_rollout");
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// How long a test waits for the page to show something before it fails (a hang, not a
@@ -687,4 +692,80 @@ fn the_login_form_takes_the_token() {
     browser.wait_for("[data-flow-card=\"kyc\"]", "the overview, once signed in");
     browser.wait_gone("#login-form", "the login form goes");
     browser.assert_no_errors("signed in");
+}
+
+#[test]
+fn the_versions_of_a_flow_its_waiting_requests_and_a_migration() {
+    let mut cluster = Cluster::new("dashboard-versions");
+    let redis = cluster.redis();
+    let prefix = unique("versions");
+    let env = |version: &str, role: &str| {
+        vec![
+            ("GOFLOW_REDIS_URL", redis.clone()),
+            ("GOFLOW_REDIS_PREFIX", prefix.clone()),
+            ("GOFLOW_ROLLOUT_VERSION", version.to_owned()),
+            ("GOFLOW_ROLLOUT_ROLE", role.to_owned()),
+        ]
+    };
+    // Version 1's API without a worker: its request waits. Version 2 serves, with its worker.
+    let old = cluster.service("rollout-v1-api", Path::new(ROLLOUT), &env("1", "api"));
+    let v1 = old.get("/flow/rollout").expect(StatusCode::OK)["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = location(&old.post("/flow/rollout", &json!("late")));
+    let id = id_in(&path).to_owned();
+    let new = cluster.service("rollout-v2", Path::new(ROLLOUT), &env("2", "serve"));
+    let fresh = new
+        .post("/flow/rollout?wait=20", &json!("new"))
+        .expect(StatusCode::OK);
+    assert_eq!(fresh["output"], "v2:new+enriched", "{fresh}");
+
+    let driver = Driver::start(&cluster.dir);
+    let profile = cluster.dir.join("chromium-profile");
+    let browser = Browser::open(&driver, &new, &profile, screenshots_dir(&cluster.dir));
+    browser.goto("#/flow/rollout");
+    browser.wait_for(
+        &format!("tr[data-request=\"{id}\"] .tag[data-old-version=\"{v1}\"][data-waiting]"),
+        "the old version's request, marked waiting",
+    );
+    let fresh_id = fresh["request_id"].as_str().unwrap();
+    browser.wait_for(
+        &format!("tr[data-request=\"{fresh_id}\"]"),
+        "the new request",
+    );
+    assert_eq!(
+        browser.count(&format!("tr[data-request=\"{fresh_id}\"] .tag")),
+        0,
+        "a request of this version is not marked"
+    );
+    browser.wait_for(
+        &format!("tr[data-version-row=\"{v1}\"][data-state=\"draining\"]"),
+        "version 1, draining",
+    );
+    browser.assert_no_errors("the flow page of two versions");
+
+    browser.goto(&format!("#/flow/rollout/requests/{id}"));
+    browser.wait_for(
+        "[data-waiting-for]:not([hidden])",
+        "what the request waits for",
+    );
+    assert_eq!(browser.text("[data-version]"), v1);
+    browser.click("button[data-action=\"migrate\"]");
+    browser.wait_for(
+        "[data-request-status][data-status=\"completed\"]",
+        "the migrated request completes",
+    );
+    browser.wait_gone(
+        "button[data-action=\"migrate\"]",
+        "no migration is offered any more",
+    );
+    let state = new.get(&path).expect(StatusCode::OK);
+    assert_eq!(state["output"], "v2:late+enriched", "{state}");
+    assert_ne!(state["version"], v1.as_str(), "{state}");
+    assert_eq!(
+        browser.text("[data-version]"),
+        state["version"].as_str().unwrap()
+    );
+    browser.assert_no_errors("the migration");
 }

@@ -487,6 +487,7 @@ impl<C: Codec> Engine for EmbeddedEngine<C> {
             state: VersionState::Current,
             open,
             workers: workers.workers,
+            alive: true,
             graph: serde_json::to_value(plan.graph()).ok(),
         }])
     }

@@ -178,6 +178,7 @@ impl Tracked {
             created_at_ms: request.created_at_ms,
             ended_at_ms: request.finished_at_ms,
             failure: request.failure.clone(),
+            version: request.version.clone(),
         }
     }
 

@@ -29,7 +29,7 @@ use crate::plan::{Instance, Layout};
 use crate::request::{
     DeadLetter, DeadLetterId, DeadLetterPage, Migrated, RequestData, RequestFailure,
     RequestOutcome, RequestPage, RequestQuery, RequestState, RequestSummary, StatusCounts,
-    VersionInfo, VersionState, Workers,
+    VersionInfo, VersionState, WorkerInfo, Workers,
 };
 use crate::request_id::RequestId;
 use crate::sync::lock;
@@ -310,9 +310,9 @@ impl<C: Codec> Engine for RedisEngine<C> {
         .map_err(|e| RedisError::from(e).into_error(name))?;
         let rows = reply.into_array();
         let text = |v: &Value| v.as_str().map(|s| s.to_string()).unwrap_or_default();
-        let mut summaries = Vec::with_capacity(rows.len() / 5);
-        for row in rows.chunks(5) {
-            let [id, status, created, ended, failure] = row else {
+        let mut summaries = Vec::with_capacity(rows.len() / 6);
+        for row in rows.chunks(6) {
+            let [id, status, created, ended, failure, version] = row else {
                 return Err(
                     RedisError::Protocol(format!("list script answered {row:?}")).into_error(name),
                 );
@@ -324,6 +324,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
                     created_at_ms: text(created).parse().ok()?,
                     ended_at_ms: text(ended).parse().ok(),
                     failure: serde_json::from_str::<RequestFailure>(&text(failure)).ok(),
+                    version: text(version),
                 })
             })();
             summaries.push(parsed.ok_or_else(|| {
@@ -473,10 +474,14 @@ impl<C: Codec> Engine for RedisEngine<C> {
             .smembers(&flow.keys.versions)
             .await
             .map_err(|e| fail(e.into()))?;
+        let open = self.open_by_version(flow).await.map_err(fail)?;
+        // A version with requests under way is listed even if none of its workers has started
+        // (its requests were submitted by its service alone): they wait for one.
+        versions.extend(open.keys().filter(|v| !v.is_empty()).cloned());
         versions.retain(|v| *v != flow.hash);
         versions.sort();
+        versions.dedup();
         versions.insert(0, flow.hash.clone());
-        let open = self.open_by_version(flow).await.map_err(fail)?;
         let mut listed = Vec::with_capacity(versions.len());
         for version in versions {
             let current = version == flow.hash;
@@ -493,13 +498,15 @@ impl<C: Codec> Engine for RedisEngine<C> {
                     .map(|stored| stored.graph)
             };
             let open = open.get(&version).copied().unwrap_or(0);
+            let workers = self
+                .version_workers(flow, &version)
+                .await
+                .map_err(fail)?
+                .workers;
             listed.push(VersionInfo {
                 state: VersionState::of(current, open),
-                workers: self
-                    .version_workers(flow, &version)
-                    .await
-                    .map_err(fail)?
-                    .workers,
+                alive: workers.iter().any(|w| self.is_live(w)),
+                workers,
                 version,
                 current,
                 open,
@@ -680,10 +687,14 @@ impl<C: Codec> RedisEngine<C> {
             Err(error) if super::info::no_group(&error) => return Ok(false),
             Err(error) => return Err(error.into()),
         };
-        let within = 2 * self.inner.config.lease.as_millis();
         Ok(super::info::consumers(consumers, version)
             .iter()
-            .any(|worker| u128::from(worker.idle_ms) < within))
+            .any(|worker| self.is_live(worker)))
+    }
+
+    /// Whether `worker` is alive: it has read or renewed entries within two leases.
+    fn is_live(&self, worker: &WorkerInfo) -> bool {
+        u128::from(worker.idle_ms) < 2 * self.inner.config.lease.as_millis()
     }
 
     /// Forgets, from the listing indexes of `flow`, the requests whose hashes have expired:

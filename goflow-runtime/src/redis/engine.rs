@@ -182,6 +182,11 @@ impl<C: Codec> RedisEngineBuilder<C> {
                 )
             })
             .collect::<HashMap<&'static str, Flow>>();
+        for flow in flows.values() {
+            super::worker::add_version(&client, flow)
+                .await
+                .map_err(Error::engine)?;
+        }
         Ok(RedisEngine {
             inner: Arc::new(Inner {
                 config: self.config,

@@ -400,13 +400,14 @@ fn components() -> Value {
             "properties": {
                 "requests": {"type": "array", "items": {
                     "type": "object",
-                    "required": ["request_id", "status", "created_at_ms", "ended_at_ms"],
+                    "required": ["request_id", "status", "created_at_ms", "ended_at_ms", "version"],
                     "properties": {
                         "request_id": {"type": "string"},
                         "status": status,
                         "created_at_ms": millis,
                         "ended_at_ms": maybe_millis,
                         "failure": {"$ref": "#/components/schemas/RequestFailure"},
+                        "version": {"type": "string"},
                     },
                 }},
                 "next_cursor": {"type": ["string", "null"]},
@@ -499,13 +500,14 @@ fn components() -> Value {
             "required": ["versions"],
             "properties": {"versions": {"type": "array", "items": {
                 "type": "object",
-                "required": ["version", "current", "state", "open", "workers", "graph"],
+                "required": ["version", "current", "state", "open", "workers", "alive", "graph"],
                 "properties": {
                     "version": {"type": "string"},
                     "current": {"type": "boolean"},
                     "state": {"type": "string", "enum": ["current", "draining", "drained"]},
                     "open": {"type": "integer", "minimum": 0},
                     "workers": {"type": "array", "items": {"type": "object"}},
+                    "alive": {"type": "boolean"},
                     "graph": {},
                 },
             }}},

@@ -45,7 +45,7 @@ for _, row in ipairs(found) do
   end
   local id = row[2]
   local got = redis.call('HMGET', tag .. KEY_REQUEST .. id, REQ_STATUS, REQ_CREATED, REQ_FINISHED,
-    REQ_FAILURE)
+    REQ_FAILURE, REQ_HASH)
   if got[1] then
     answered = answered + 1
     out[#out + 1] = id
@@ -53,6 +53,7 @@ for _, row in ipairs(found) do
     out[#out + 1] = got[2] or tostring(row[1])
     out[#out + 1] = got[3] or ''
     out[#out + 1] = got[4] or ''
+    out[#out + 1] = got[5] or ''
   end
 end
 return out

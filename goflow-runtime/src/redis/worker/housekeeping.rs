@@ -190,11 +190,13 @@ impl<C: Codec> Worker<C> {
     }
 }
 
-/// Lists the version of `flow`'s graph this worker has among the workflow's versions, with the
-/// graph (as JSON), unless it is there (a read, which Redis answers even when it is out of
-/// memory). If Redis is out of memory and the version is new, the worker runs all the same,
-/// and says that its version is not listed (`GET /flow/{name}/versions`, `…/workers`) until it
-/// starts again.
+/// Lists the version of `flow`'s graph this engine has among the workflow's versions, with the
+/// graph and its layout (as JSON), unless it is there (a read, which Redis answers even when it
+/// is out of memory): every engine as it connects (a service alone submits requests pinned to
+/// its version, which another version's service reads and migrates with that layout), and each
+/// worker as it starts. If Redis is out of memory and the version is new, the engine runs all
+/// the same, and says that its version is not listed (`GET /flow/{name}/versions`, `…/workers`)
+/// until it starts again.
 pub(in crate::redis) async fn add_version(
     client: &fred::prelude::Client,
     flow: &crate::redis::Flow,
@@ -220,7 +222,7 @@ pub(in crate::redis) async fn add_version(
             tracing::warn!(
                 key,
                 version,
-                "Redis is out of memory: this worker's version is not listed with the workflow's versions"
+                "Redis is out of memory: this engine's version is not listed with the workflow's versions"
             );
             Ok(())
         }

@@ -56,7 +56,7 @@ use super::protocol::{
 };
 use super::{connect_client, Flow, RedisEngine, RedisError};
 
-pub(super) use self::housekeeping::create_group;
+pub(super) use self::housekeeping::{add_version, create_group};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::plan::{Inputs, Instance, Slot};

@@ -973,7 +973,7 @@ async function flowPage(root, signal, name) {
       el('div', { class: 'table-wrap' }, table),
       el('div', { class: 'pager' }, prev, pageInfo, next)),
     READ_ONLY ? null : submitForm(name, flow.input_schema, signal),
-    versionsPanel(name, signal),
+    versionsPanel(name, signal, markVersions),
     deadLetters(name, signal));
 
   function selectTab(s) {
@@ -1030,17 +1030,39 @@ async function flowPage(root, signal, name) {
 
   const emptyRow = () => el('tr', { class: 'empty' }, el('td', { colspan: 5, class: 'muted' }, 'No request matches.'));
 
+  // A request of another version than this service's is marked so, and as waiting while no
+  // worker of its version is alive (known from the versions panel's last load, in
+  // `state.workers`: version → whether a worker of it is alive).
+  function versionMark(r) {
+    if (!r.version || r.version === flow.version) return null;
+    const open = !ENDED.has(r.status);
+    const waiting = open && state.workers && !state.workers.get(r.version);
+    return el('span', { class: 'tag', 'data-old-version': r.version, 'data-waiting': waiting ? 'true' : null,
+      title: waiting ? `waiting for a worker of version ${r.version}` : `version ${r.version}` },
+    waiting ? 'waiting: old version' : 'old version');
+  }
+  function remark(row) {
+    row.mark?.remove();
+    row.mark = versionMark(row.summary);
+    if (row.mark) row.status.after(' ', row.mark);
+  }
+  function markVersions(versions) {
+    state.workers = new Map(versions.map((v) => [v.version, v.alive]));
+    for (const row of state.rows.values()) remark(row);
+  }
+
   function requestRow(r) {
     const status = badge(r.status);
+    const mark = versionMark(r);
     const duration = durationEl(r.created_at_ms, r.ended_at_ms);
     const failure = el('td', { class: 'failure', 'data-label': 'Failure', title: requestFailureText(r.failure) }, requestFailureText(r.failure));
     const tr = el('tr', { 'data-request': r.request_id, 'data-status': r.status },
       el('td', { class: 'id', 'data-label': 'Request' }, el('a', { href: requestHref(name, r.request_id) }, r.request_id)),
-      el('td', { 'data-label': 'Status' }, status),
+      el('td', { 'data-label': 'Status' }, status, mark ? ' ' : null, mark),
       el('td', { 'data-label': 'Created' }, timeEl(r.created_at_ms)),
       el('td', { class: 'num', 'data-label': 'Duration' }, duration),
       failure);
-    state.rows.set(r.request_id, { tr, status, duration, failure, created: r.created_at_ms });
+    state.rows.set(r.request_id, { tr, status, duration, failure, created: r.created_at_ms, summary: r, mark });
     return tr;
   }
 
@@ -1085,6 +1107,8 @@ async function flowPage(root, signal, name) {
       row.tr.setAttribute('data-status', e.status);
       setBadge(row.status, e.status);
       setDuration(row.duration, row.created, ENDED.has(e.status) ? e.at_ms : null);
+      row.summary.status = e.status;
+      remark(row);
       if (e.status === 'failed') fillFailure(e.request_id);
       else if (!ENDED.has(e.status)) { row.failure.textContent = ''; row.failure.title = ''; }
     } else if (state.cursors.length === 1 && (state.tab === 'all' || state.tab === e.status)) {
@@ -1160,16 +1184,17 @@ function submitForm(name, schema, signal) {
  * The versions of the flow's graph: this service's, and the older builds' whose requests are
  * under way (draining) or done (drained, which can be forgotten once their workers are gone).
  */
-function versionsPanel(name, signal) {
+function versionsPanel(name, signal, onLoad) {
   const tbody = el('tbody');
   const section = el('section', { class: 'card', 'data-versions': true, 'aria-labelledby': 'versions-title' },
     el('h2', { id: 'versions-title' }, 'Versions'),
-    el('p', { class: 'muted small' }, 'Each request runs on the version of the graph it was submitted on, on workers that have it.'),
+    el('p', { class: 'muted small' }, 'Each request runs on the version of the graph it was submitted on, on workers that have it. A request of an old version can be migrated to this one from its page, where its progress carries over.'),
     el('div', { class: 'table-wrap' }, el('table', { class: 'table compact' },
       el('thead', {}, el('tr', {}, ['Version', 'State', 'Under way', 'Workers', ''].map((h) => el('th', { scope: 'col' }, h)))),
       tbody)));
   const load = async () => {
     const body = await api(`${flowPath(name)}/versions`, { signal });
+    onLoad?.(body.versions);
     tbody.replaceChildren(...body.versions.map((v) => {
       const forget = READ_ONLY || v.state !== 'drained' || v.workers.length ? null
         : el('button', { type: 'button', class: 'small', 'data-forget-version': v.version, onclick: guard(async () => {
@@ -1324,6 +1349,9 @@ async function requestPage(root, signal, name, id) {
     if (s === 'paused') offer.push(['resume', 'Resume', '/resume']);
     if (s === 'queued' || s === 'running' || s === 'paused') offer.push(['stop', 'Stop', '/stop']);
     if (s === 'failed' || s === 'stopped') offer.push(['retry', 'Retry failed', '/retry'], ['retry-from-start', 'Retry from start', '/retry?from=start']);
+    // Another version's request moves to this service's, where its progress carries over (the
+    // service answers 409, naming the vertex, where it does not).
+    if (s !== 'completed' && request.version && request.version !== flow.version) offer.push(['migrate', 'Migrate to this version', '/migrate']);
     // A completed request takes no action ever: no empty bar kept for it.
     actions.hidden = s === 'completed';
     const have = [...actions.children].map((b) => b.dataset.action).join();
@@ -1335,6 +1363,11 @@ async function requestPage(root, signal, name, id) {
         for (const b of actions.children) b.disabled = true;
         try {
           const out = await api(`${requestPath(name, id)}${suffix}`, { method: 'POST', signal });
+          if (out.moved) {
+            // Its vertices are numbered by this service's graph now, and its version is this one.
+            request.version = out.to;
+            showBanner(`Migrated to version ${out.to}.`, 'info');
+          }
           setStatus(out.status, Date.now());
           refetch();
         } finally {
