@@ -89,13 +89,7 @@ async fn main() -> Result<(), Error> {
     until(&old, &charged, "charge", VertexStatus::Running).await?;
     old.pause::<v1::Orders>(&charged).await?;
     until(&old, &charged, "ship", VertexStatus::Parked).await?;
-    shutdown.cancel();
-    worker
-        .await
-        .expect("the worker task")
-        .map_err(|e| Error::Engine {
-            source: Box::new(e),
-        })?;
+    stop(shutdown, worker).await?;
 
     // Version 1 takes another order once none of its workers runs: it waits at `receive`.
     let waiting = old.submit::<v1::Orders>(&"order 2".to_owned()).await?;
@@ -123,14 +117,17 @@ async fn main() -> Result<(), Error> {
     for id in [&waiting, &charged] {
         report(&new, id).await?;
     }
-    shutdown.cancel();
-    worker
-        .await
-        .expect("the worker task")
-        .map_err(|e| Error::Engine {
-            source: Box::new(e),
-        })?;
+    stop(shutdown, worker).await?;
     Ok(())
+}
+
+/// Stops a worker and waits for it to end.
+async fn stop(
+    shutdown: CancellationToken,
+    worker: tokio::task::JoinHandle<Result<(), Error>>,
+) -> Result<(), Error> {
+    shutdown.cancel();
+    worker.await.expect("the worker task")
 }
 
 /// Waits until vertex `vertex` of request `id` (of version 1) has status `status`.
