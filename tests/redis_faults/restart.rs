@@ -1,5 +1,6 @@
 //! Redis restarts and loses everything: the scripts, the consumer group, every key. New flows
-//! complete, waiters wake, and stops still reach the worker.
+//! complete, waiters wake, and stops still reach the worker. And a worker that starts while
+//! Redis answers nothing (paused) starts once it answers.
 
 use std::time::{Duration, Instant};
 
@@ -92,4 +93,40 @@ async fn new_flows_complete_after_redis_restarts_without_its_data() {
     .await;
     open_gate(&id, "detect");
     running.finish().await;
+}
+
+/// A worker whose start-up meets a Redis that answers nothing (paused, as in a failover or a
+/// long `BGSAVE` fork on a busy host) past its command timeout keeps trying, and runs once
+/// Redis answers: it does not give up, which would end the process it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_redis_answers_nothing_starts_once_it_does() {
+    let server = RedisServer::start();
+    let mut config = support::config_at(&server.url(), "paused-start");
+    config.command_timeout = Duration::from_millis(300);
+    let engine = goflow::redis::RedisEngine::builder(config)
+        .register::<Kyc>()
+        .connect()
+        .await
+        .expect("connect");
+    server.signal("STOP");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(engine.worker(4).run(shutdown.clone()));
+    // Several command timeouts pass while the worker starts.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !worker.is_finished(),
+        "the worker gave up: {:?}",
+        worker.await
+    );
+    server.signal("CONT");
+    let output = tokio::time::timeout(LIMIT, engine.run::<Kyc>("grace".into()))
+        .await
+        .expect("a flow completes once Redis answers")
+        .unwrap();
+    assert_eq!(output, expected("grace"));
+    shutdown.cancel();
+    worker
+        .await
+        .expect("the worker task")
+        .expect("the worker ends cleanly");
 }

@@ -99,6 +99,19 @@ impl RedisServer {
         }
     }
 
+    /// Sends the server `signal` (`"STOP"` pauses it: it accepts connections and answers
+    /// nothing until `"CONT"`).
+    #[allow(dead_code)]
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run `kill`");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         self.kill();

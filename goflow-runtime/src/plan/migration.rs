@@ -189,7 +189,7 @@ fn describe(feed: &FeedShape) -> String {
         FeedShape::Request => "the request's input".to_owned(),
         FeedShape::All(from) if from.len() == 1 => format!("the output of {}", names(from)),
         FeedShape::All(from) => format!("the outputs of {}", names(from)),
-        FeedShape::First(from) => format!("the output of the arm that ran of {}", names(from)),
+        FeedShape::First(from) => format!("the output of whichever of {} ran", names(from)),
         FeedShape::Item(from) => format!("one item of the output of `{from}`"),
         FeedShape::Gather(from) => format!("the outputs of `{from}` for every item"),
     }

@@ -25,6 +25,17 @@ pub enum RedisError {
 }
 
 impl RedisError {
+    /// Whether Redis only did not answer in time or could not be reached (a timeout, a
+    /// connection lost, a server paused or failing over): what may pass by itself.
+    pub(crate) fn is_transient(&self) -> bool {
+        use fred::error::ErrorKind;
+        matches!(
+            self,
+            RedisError::Redis(error)
+                if matches!(error.kind(), ErrorKind::Timeout | ErrorKind::IO | ErrorKind::Canceled)
+        )
+    }
+
     /// The engine-neutral error of workflow `flow` (`""` when none is concerned).
     pub(crate) fn into_error(self, flow: &'static str) -> Error {
         match self {

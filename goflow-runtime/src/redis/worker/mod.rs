@@ -327,7 +327,19 @@ impl<C: Codec> Worker<C> {
         self.stopping = shutdown.clone();
         let this = Arc::new(self);
         this.check_persistence().await;
-        this.create_groups().await.map_err(Error::engine)?;
+        // Redis may be slow or away as the worker starts (paused, failing over, busy): its
+        // start-up is tried again until Redis answers, as its reads are, rather than given up.
+        let mut backoff = overload::Backoff::new();
+        loop {
+            match this.create_groups().await {
+                Ok(()) => break,
+                Err(error) if error.is_transient() && !shutdown.is_cancelled() => {
+                    tracing::warn!(error = %crate::error::chain(&error), consumer = this.consumer, "Redis did not answer the worker's start-up; trying again");
+                    tokio::time::sleep(backoff.next()).await;
+                }
+                Err(error) => return Err(Error::engine(error)),
+            }
+        }
         if shutdown.is_cancelled() {
             return Ok(());
         }
