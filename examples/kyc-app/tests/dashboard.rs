@@ -11,7 +11,8 @@
 //!
 //! A third test deploys a changed workflow (the `rollout` binary's two builds): the flow page
 //! marks the old version's request as waiting and lists the versions, and the request's page
-//! migrates it to the new version, where it completes.
+//! draws the request's own version's graph and migrates it to the new version, where it
+//! completes.
 //!
 //! Chromium and chromedriver are not optional here: without them the tests fail, saying how to
 //! install them (`.ci/run` does).
@@ -751,6 +752,9 @@ fn the_versions_of_a_flow_its_waiting_requests_and_a_migration() {
         "what the request waits for",
     );
     assert_eq!(browser.text("[data-version]"), v1);
+    // Its graph is its own version's: without version 2's `enrich`.
+    browser.wait_for("g[data-vertex=\"finish\"]", "a graph drawn");
+    browser.wait_gone("g[data-vertex=\"enrich\"]", "version 1's graph drawn");
     browser.click("button[data-action=\"migrate\"]");
     browser.wait_for(
         "[data-request-status][data-status=\"completed\"]",
@@ -759,6 +763,10 @@ fn the_versions_of_a_flow_its_waiting_requests_and_a_migration() {
     browser.wait_gone(
         "button[data-action=\"migrate\"]",
         "no migration is offered any more",
+    );
+    browser.wait_for(
+        "g[data-vertex=\"enrich\"][data-status=\"done\"]",
+        "version 2's graph, where it ran",
     );
     let state = new.get(&path).expect(StatusCode::OK);
     assert_eq!(state["output"], "v2:late+enriched", "{state}");

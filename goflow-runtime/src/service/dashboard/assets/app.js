@@ -1274,7 +1274,24 @@ async function requestPage(root, signal, name, id) {
   const copy = el('button', { type: 'button', class: 'ghost small', 'data-copy-trace': true, onclick: guard(() => copyText(fields.trace.textContent)) }, 'Copy');
   const actions = el('div', { class: 'actions', role: 'group', 'aria-label': 'Request actions' });
   const failureBox = el('div', { class: 'request-failure', 'data-request-failure': true, hidden: true });
-  const graph = graphView(flow.graph);
+  let graph = graphView(flow.graph);
+  // The graph drawn is that of the request's version: for a request of an old version, that
+  // build's, as the versions list has it (its vertices are another graph's), once known.
+  let drawnVersion = flow.version;
+  const drawVersion = guard(async (version) => {
+    if (!version || version === drawnVersion) return;
+    drawnVersion = version;
+    let source = version === flow.version ? flow.graph : null;
+    if (!source) {
+      const body = await api(`${flowPath(name)}/versions`, { signal });
+      source = body.versions.find((v) => v.version === version)?.graph;
+    }
+    if (!source || drawnVersion !== version) return;
+    const fresh = graphView(source);
+    graph.element.replaceWith(fresh.element);
+    graph = fresh;
+    graph.setStatuses(instances);
+  });
   const gantt = el('div', { class: 'gantt', 'data-gantt': true, role: 'table', 'aria-label': 'Timeline of vertex instances' });
   const inputPre = el('pre', { class: 'json', 'data-input': true }, '…');
   const outputPre = el('pre', { class: 'json', 'data-final-output': true }, '…');
@@ -1397,6 +1414,7 @@ async function requestPage(root, signal, name, id) {
     liveTag.hidden = ENDED.has(state.status);
     renderFacts();
     renderActions();
+    drawVersion(state.version);
     graph.setStatuses(instances);
     renderGantt();
     renderFailures();
