@@ -4,7 +4,7 @@
 //! on version 2's graph would come out wrong. A request's output says which graph ran it:
 //! `"v1:<input>"` or `"v2:<input>+enriched"`.
 //!
-//! Inputs starting with `slow` take 2 s in `slow`, long enough to stop the old build's
+//! Inputs starting with `slow` take 8 s in `slow`, long enough to stop the old build's
 //! processes while such requests are under way.
 
 use std::time::Duration;
@@ -17,11 +17,11 @@ pub async fn fetch(input: String) -> String {
     input
 }
 
-/// Works on it: 2 s for an input starting with `slow`.
+/// Works on it: 8 s for an input starting with `slow`.
 #[node]
 pub async fn slow(input: String) -> String {
     if input.starts_with("slow") {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
     }
     input
 }

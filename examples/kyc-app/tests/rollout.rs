@@ -1,7 +1,7 @@
 //! A rolling deploy of a changed workflow with real processes: the `rollout` binary in its two
 //! builds (version 2 adds a vertex in the middle, so the vertex numbers of the graphs differ),
 //! on a Redis server of the test's own. 200 requests are submitted to version 1, half of them
-//! held 2 s at a slow vertex; version 1 stops while they are under way and version 2 starts.
+//! held 8 s at a slow vertex; version 1 stops while they are under way and version 2 starts.
 //! The old requests wait (none runs on version 2, none fails, each says what it waits for);
 //! new requests run on version 2. Requests of version 1 that have not reached the changed part
 //! migrate to version 2 and complete there; one past it is refused (409, naming the vertex).
@@ -89,8 +89,21 @@ fn a_rolling_deploy_runs_each_request_on_its_own_graph() {
         .filter(|(input, _)| input.starts_with("slow"))
         .map(|(_, at)| at.clone())
         .collect();
-    // The fast ones complete on version 1; the slow ones are at their slow vertex, and are
-    // paused there: what comes after it is parked.
+    // The slow ones are at their slow vertex, and are paused there: what comes after it is
+    // parked. The fast ones complete on version 1.
+    for at in &slow {
+        old.poll(at, "a slow request is at its slow vertex", |s| {
+            reply::vertex(s, "slow")["status"] == "running"
+        });
+    }
+    let slow_ids: Vec<&str> = slow.iter().map(|at| id_in(at)).collect();
+    let paused = old
+        .post(
+            "/flow/rollout/requests/actions/pause",
+            &json!({ "ids": slow_ids }),
+        )
+        .expect(StatusCode::OK);
+    assert_eq!(paused["applied"], slow.len(), "{paused}");
     for (input, at) in submitted
         .iter()
         .filter(|(input, _)| input.starts_with("fast"))
@@ -100,18 +113,6 @@ fn a_rolling_deploy_runs_each_request_on_its_own_graph() {
         });
         assert_eq!(state["output"], format!("v1:{input}"), "{state}");
     }
-    for at in &slow {
-        old.poll(at, "a slow request is at its slow vertex", |s| {
-            reply::vertex(s, "slow")["status"] == "running"
-        });
-    }
-    let paused = old
-        .post(
-            "/flow/rollout/requests/actions/pause",
-            &json!({"status": ["running"]}),
-        )
-        .expect(StatusCode::OK);
-    assert_eq!(paused["applied"], slow.len(), "{paused}");
     for at in &slow {
         old.poll(
             at,

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! GOFLOW_ROLLOUT_VERSION=1 cargo run --bin rollout &              # the old build, on :8080
-//! curl -d '"slow-1"' localhost:8080/flow/rollout                  # under way for 2 s
+//! curl -d '"slow-1"' localhost:8080/flow/rollout                  # under way for 8 s
 //! kill %1                                                         # the old build stops
 //! GOFLOW_ROLLOUT_VERSION=2 cargo run --bin rollout &              # the new one
 //! curl localhost:8080/flow/rollout/requests/<id>                  # "waiting_for": "version …"
