@@ -230,14 +230,26 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    /// Clicks the first element `css` matches, once it is there.
+    /// Clicks the first element `css` matches, once it is there. A page that redraws the
+    /// element between the find and the click (its actions change with the status) leaves a
+    /// stale reference: the click then finds it anew.
     #[track_caller]
     fn click(&self, css: &str) {
-        self.wait_for(css, "a button to click");
-        let client = self.client();
-        self.runtime
-            .block_on(async { client.find(Locator::Css(css)).await?.click().await })
-            .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.wait_for(css, "a button to click");
+            let client = self.client();
+            match self
+                .runtime
+                .block_on(async { client.find(Locator::Css(css)).await?.click().await })
+            {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => panic!("click `{css}`: {e}"),
+            }
+        }
     }
 
     /// Saves a screenshot of the page as `<name>.png`.

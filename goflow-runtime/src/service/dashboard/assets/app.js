@@ -1358,6 +1358,9 @@ async function requestPage(root, signal, name, id) {
     failureBox.textContent = request.failure ? `Failed at ${requestFailureText(request.failure)}` : '';
   }
 
+  // Actions answered so far; a state fetched across one is stale (see `refetch`).
+  let acted = 0;
+
   function renderActions() {
     if (READ_ONLY || !request) return;
     const s = request.status;
@@ -1380,6 +1383,7 @@ async function requestPage(root, signal, name, id) {
         for (const b of actions.children) b.disabled = true;
         try {
           const out = await api(`${requestPath(name, id)}${suffix}`, { method: 'POST', signal });
+          acted += 1;
           if (out.moved) {
             // Its vertices are numbered by this service's graph now, and its version is this one.
             request.version = out.to;
@@ -1397,10 +1401,14 @@ async function requestPage(root, signal, name, id) {
 
   // --- full state and data, at most every 500 ms
   const refetch = throttle(async () => {
+    const before = acted;
     const [state, data] = await Promise.all([
       api(requestPath(name, id), { signal }),
       api(`${requestPath(name, id)}/data`, { signal }),
     ]);
+    // A state read while an action was on its way may predate it (a pause read back after the
+    // resume): drop it rather than flicker back; the action asked for a fresh one.
+    if (before !== acted) return;
     applyState(state);
     applyData(data);
   }, 500, signal);
