@@ -1,9 +1,10 @@
 //! The conformance suite: the same behaviour tests, run on both engines.
 //!
 //! Every case is written once, against the `Engine` trait, and `conformance!` expands it into a module
-//! with two tests: `<case>::embedded` (the in-process engine) and `<case>::redis` (the Redis
+//! with three tests: `<case>::embedded` (the in-process engine), `<case>::redis` (the Redis
 //! streams engine, with a worker of its own running in the test process, on the test binary's
-//! own `redis-server` and under a key prefix of its own; see `tests/support/engines.rs`).
+//! own `redis-server` and under a key prefix of its own) and `<case>::redis_cluster` (the same
+//! on the test binary's own Redis Cluster of 3 primaries); see `tests/support/engines.rs`.
 //! Conditionals and for-each have a suite of their own, `tests/branches.rs`.
 //!
 //! Both variants of a case run in parallel in one process, so nodes keep no global state that

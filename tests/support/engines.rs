@@ -129,11 +129,42 @@ impl RedisHarness {
         register: fn(RedisEngineBuilder) -> RedisEngineBuilder,
         concurrency: usize,
     ) -> Self {
-        let builder = RedisEngine::builder(super::config(test));
+        let nodes = vec![super::shared_url()];
+        Self::start_at(super::config(test), &nodes, register, concurrency).await
+    }
+
+    /// [`start`](Self::start) on the Redis Cluster shared by the tests of this binary.
+    pub async fn on_cluster(
+        test: &str,
+        register: fn(RedisEngineBuilder) -> RedisEngineBuilder,
+    ) -> Self {
+        let nodes = super::cluster::shared().node_urls();
+        Self::start_at(
+            super::cluster_config(test),
+            &nodes,
+            register,
+            WORKER_CONCURRENCY,
+        )
+        .await
+    }
+
+    /// [`start`](Self::start) with settings `config`, on the servers `nodes` (one, or each
+    /// node of a cluster, where pub/sub subscriptions are counted per node).
+    async fn start_at(
+        config: goflow::redis::RedisConfig,
+        nodes: &[String],
+        register: fn(RedisEngineBuilder) -> RedisEngineBuilder,
+        concurrency: usize,
+    ) -> Self {
+        let builder = RedisEngine::builder(config);
         let engine = register(builder)
             .connect()
             .await
             .expect("connect to the test redis-server");
+        let mut node_clients = Vec::new();
+        for node in nodes {
+            node_clients.push(super::raw_client(node).await);
+        }
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(engine.worker(concurrency).run(shutdown.clone()));
         // Ready once its consumer groups exist (the hooks' ones first) and it listens for the
@@ -153,11 +184,25 @@ impl RedisHarness {
                 }
             }
             let channel = format!("{prefix}:control");
-            let reply: Vec<fred::prelude::Value> =
-                super::raw(&client, "PUBSUB", vec!["NUMSUB".into(), channel.into()]).await;
-            reply.get(1).and_then(fred::prelude::Value::as_u64) >= Some(1)
+            let mut subscribers = 0;
+            for node in &node_clients {
+                let reply: Vec<fred::prelude::Value> = super::raw(
+                    node,
+                    "PUBSUB",
+                    vec!["NUMSUB".into(), channel.as_str().into()],
+                )
+                .await;
+                subscribers += reply
+                    .get(1)
+                    .and_then(fred::prelude::Value::as_u64)
+                    .unwrap_or(0);
+            }
+            subscribers >= 1
         })
         .await;
+        for node in node_clients {
+            let _ = fred::prelude::ClientLike::quit(&node).await;
+        }
         Self {
             engine,
             worker: Some((shutdown, worker)),
@@ -183,7 +228,8 @@ pub fn embedded_engine() -> EmbeddedEngine {
 }
 
 /// Writes each case once and runs it on both engines: `conformance! { fn name(engine) { .. } }`
-/// becomes `mod name` with the tests `embedded` and `redis`, whose bodies get
+/// becomes `mod name` with the tests `embedded`, `redis` and `redis_cluster` (the Redis engine
+/// on a local Redis Cluster of 3 primaries, shared by the binary's tests), whose bodies get
 /// `engine: &impl Settle` (an [`Engine`] that can also tell when a request has settled).
 /// The Redis variant registers the workflows with the test file's own `register_all`; a
 /// leading `engines(embedded = f, redis = g);` names other functions (`f() -> EmbeddedEngine`,
@@ -210,6 +256,13 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
                 let harness = RedisHarness::start(stringify!($name), $redis).await;
+                patiently(case(&harness.engine)).await;
+                harness.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_cluster() {
+                let harness = RedisHarness::on_cluster(stringify!($name), $redis).await;
                 patiently(case(&harness.engine)).await;
                 harness.finish().await;
             }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
 pub mod engines;
 pub mod probe;
 
@@ -62,6 +63,11 @@ impl RedisServer {
             server.port = free_port();
         }
         panic!("redis-server found no free port in 5 tries: {INSTALL_HINT}");
+    }
+
+    /// Whether the server runs (it has not been killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The server's URL.
@@ -216,6 +222,12 @@ pub fn shared_url() -> String {
 /// leases and retries play out quickly.
 pub fn config(test: &str) -> RedisConfig {
     config_at(&shared_url(), test)
+}
+
+/// Settings for one test on the Redis Cluster shared by the tests of this binary (3
+/// primaries; see [`cluster::shared`]), with a prefix of its own, as [`config`] makes them.
+pub fn cluster_config(test: &str) -> RedisConfig {
+    config_at(&cluster::shared().url(), test)
 }
 
 /// Settings for one test against the server at `url` (one the test started for itself): a

@@ -18,7 +18,9 @@ use super::protocol::{
     control_channel, DEAD_FAILURE, DEAD_REQUEST, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS,
 };
 use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, RETRY, SUBMIT, VERSIONS};
-use super::{connect_client, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry};
+use super::{
+    connect_client, read_groups, DoneEvent, Flow, Inner, RedisEngine, RedisError, StreamEntry,
+};
 use crate::codec::Codec;
 use crate::engine::EventFeed;
 use crate::engine::{self, Engine, Submitted};
@@ -902,27 +904,40 @@ impl<C: Codec> RedisEngine<C> {
         }
     }
 
-    /// Starts (once) the task that reads the completion streams of all registered workflows
-    /// and wakes waiters. It starts from each stream's current end, read before any wait
+    /// Starts (once) the tasks that read the completion streams of all registered workflows
+    /// and wake waiters (one task, unless on a Redis Cluster: one per hash slot). It starts from each stream's current end, read before any wait
     /// checks a request's state, so no completion falls between the two.
     async fn start_listener(&self) -> Result<(), RedisError> {
         self.inner
             .waiters
             .listener
             .get_or_try_init(|| async {
-                let client = connect_client(&self.inner.config.url, None).await?;
-                let mut flows = Vec::new();
+                let mut streams = Vec::new();
                 for (name, flow) in &self.inner.flows {
-                    let last: Vec<StreamEntry> = client
+                    let last: Vec<StreamEntry> = self
+                        .inner
+                        .client
                         .xrevrange_values(flow.keys.done.clone(), "+", "-", Some(1))
                         .await?;
                     let from = last
                         .first()
                         .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
-                    flows.push((*name, flow.keys.done.clone(), from));
+                    streams.push((flow.keys.done.clone(), (*name, from)));
                 }
-                let inner = std::sync::Arc::downgrade(&self.inner);
-                tokio::spawn(listen(inner, client, flows));
+                // One reader per group of streams one read can read (see `read_groups`).
+                let mut listeners = Vec::new();
+                for group in read_groups(&self.inner.client, streams) {
+                    let client = connect_client(&self.inner.config.url, None).await?;
+                    let flows = group
+                        .into_iter()
+                        .map(|(key, (name, from))| (name, key, from))
+                        .collect();
+                    listeners.push((client, flows));
+                }
+                for (client, flows) in listeners {
+                    let inner = std::sync::Arc::downgrade(&self.inner);
+                    tokio::spawn(listen(inner, client, flows));
+                }
                 Ok::<(), RedisError>(())
             })
             .await?;

@@ -279,6 +279,25 @@ pub(crate) async fn connect_client(
     }
 }
 
+/// The streams `streams` (key, and what the reader keeps beside it), in the groups that one
+/// blocking read each reads together: all of them on one server; on a Redis Cluster (`client`
+/// clustered), those of one hash slot, as a command's keys must share one (a workflow's keys
+/// share its hash tag: its streams are in one group). Each group is read on a connection of
+/// its own, so that a blocked read holds up nothing else.
+pub(crate) fn read_groups<T>(client: &Client, streams: Vec<(String, T)>) -> Vec<Vec<(String, T)>> {
+    if !client.is_clustered() {
+        return vec![streams];
+    }
+    let mut by_slot: std::collections::BTreeMap<u16, Vec<(String, T)>> = Default::default();
+    for (key, value) in streams {
+        by_slot
+            .entry(fred::util::redis_keyslot(key.as_bytes()))
+            .or_default()
+            .push((key, value));
+    }
+    by_slot.into_values().collect()
+}
+
 /// A stream entry as read: its id and fields.
 pub(crate) type StreamEntry = (String, HashMap<String, Bytes>);
 

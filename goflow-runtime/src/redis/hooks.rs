@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::HOOKS_GROUP as GROUP;
 use super::worker::create_group;
-use super::{connect_client, stream_read, DoneEvent, RedisEngine, RedisError, StreamEntry};
+use super::{
+    connect_client, read_groups, stream_read, DoneEvent, RedisEngine, RedisError, StreamEntry,
+};
 use crate::codec::Codec;
 use crate::lifecycle::RequestStatus;
 use crate::request::Finished;
@@ -46,6 +48,30 @@ pub(crate) async fn run<C: Codec>(
             return;
         }
     }
+    // One reader per group of streams one read can read (see `read_groups`).
+    let streams = streams.into_iter().map(|(name, key)| (key, name)).collect();
+    let mut readers = tokio::task::JoinSet::new();
+    for group in read_groups(&inner.client, streams) {
+        let streams = group.into_iter().map(|(key, name)| (name, key)).collect();
+        readers.spawn(hook_streams(
+            engine.clone(),
+            consumer.clone(),
+            streams,
+            shutdown.clone(),
+        ));
+    }
+    while readers.join_next().await.is_some() {}
+}
+
+/// Runs the hooks of the done streams `streams` (each with its workflow's name), which one
+/// read can read together, until `shutdown`.
+async fn hook_streams<C: Codec>(
+    engine: RedisEngine<C>,
+    consumer: String,
+    streams: Vec<(&'static str, String)>,
+    shutdown: CancellationToken,
+) {
+    let inner = &engine.inner;
     let reader = match connect_client(&inner.config.url, None).await {
         Ok(client) => client,
         Err(error) => {

@@ -95,4 +95,6 @@ pub use self::error::RedisError;
 pub use self::events::EventsOff;
 pub use self::worker::Worker;
 
-pub(crate) use self::engine::{connect_client, stream_read, DoneEvent, Flow, Inner, StreamEntry};
+pub(crate) use self::engine::{
+    connect_client, read_groups, stream_read, DoneEvent, Flow, Inner, StreamEntry,
+};

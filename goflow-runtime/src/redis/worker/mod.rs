@@ -7,7 +7,7 @@
 //! them at once, without reading them or starting them in a script of their own, so a chain
 //! costs one script per vertex. Its tasks:
 //! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
-//!   on its own connection, asking for as many entries as it has room for in its intake (up
+//!   on its own connection (on a Redis Cluster, one reader per hash slot), asking for as many entries as it has room for in its intake (up
 //!   to the configured batch), once half of it is free. The intake holds as many entries as
 //!   there are slots: the entries of one read are started at once, in one call of the start
 //!   script, and then wait there for a slot, so the start's round trip overlaps the attempts
@@ -46,7 +46,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use fred::prelude::ClientLike;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{
     GROUP, HOOKS_GROUP, READY_HASH, READY_INPUT, READY_INSTANCE, READY_REQUEST, READY_TRACEPARENT,
 };
-use super::{connect_client, Flow, RedisEngine, RedisError};
+use super::{connect_client, read_groups, Flow, RedisEngine, RedisError};
 
 pub(super) use self::housekeeping::{add_version, create_group};
 use crate::codec::Codec;
@@ -343,10 +342,22 @@ impl<C: Codec> Worker<C> {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        // Blocking reads get their own connection, so they never delay other commands.
-        let reader = connect_client(&this.engine.inner.config.url, None)
-            .await
-            .map_err(Error::engine)?;
+        // Blocking reads get their own connections, so they never delay other commands: one
+        // per group of ready streams that one read can read (all of them, unless on a Redis
+        // Cluster, where a read's streams share a hash slot).
+        let inner = &this.engine.inner;
+        let streams = inner
+            .flows
+            .iter()
+            .map(|(name, flow)| (flow.keys.ready.clone(), *name))
+            .collect();
+        let mut reads = Vec::new();
+        for group in read_groups(&inner.client, streams) {
+            let reader = connect_client(&inner.config.url, None)
+                .await
+                .map_err(Error::engine)?;
+            reads.push((reader, group));
+        }
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&this).reclaim_loop(shutdown.clone()));
         tasks.spawn(Arc::clone(&this).renew_loop(shutdown.clone()));
@@ -360,15 +371,24 @@ impl<C: Codec> Worker<C> {
                 shutdown.clone(),
             ));
         }
-        let read = Arc::clone(&this).read_loop(&reader, shutdown.clone()).await;
-        shutdown.cancel();
+        let mut readers = JoinSet::new();
+        for (reader, group) in reads {
+            readers.spawn(Arc::clone(&this).read_loop(reader, group, shutdown.clone()));
+        }
+        let mut read = Ok(());
+        while let Some(ended) = readers.join_next().await {
+            match ended {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => read = Err(error),
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => {}
+            }
+            // One read loop ending ends the worker: the others stop too.
+            shutdown.cancel();
+        }
         while tasks.join_next().await.is_some() {}
         // Every attempt has ended, and its entry is acknowledged (or left to be reclaimed).
         this.retire().await;
-        // `QUIT` would queue behind the blocked read; close in the background instead.
-        tokio::spawn(async move {
-            let _ = reader.quit().await;
-        });
         read.map_err(Error::engine)
     }
 

@@ -23,48 +23,42 @@ use crate::sync::lock;
 use crate::time::{millis, now_ms};
 
 impl<C: Codec> Worker<C> {
+    /// Reads the ready streams `streams` (each with its workflow's name), which one read can
+    /// read together (see [`read_groups`](crate::redis::read_groups)), on `reader`, a
+    /// connection of their own, until `shutdown`.
     pub(super) async fn read_loop(
         self: Arc<Self>,
-        reader: &fred::prelude::Client,
+        reader: fred::prelude::Client,
+        streams: Vec<(String, &'static str)>,
         shutdown: CancellationToken,
     ) -> Result<(), RedisError> {
-        let flows: Vec<(&'static str, String)> = self
-            .engine
-            .inner
-            .flows
-            .iter()
-            .map(|(name, flow)| (*name, flow.keys.ready.clone()))
-            .collect();
+        let flows: Vec<(&'static str, String)> =
+            streams.into_iter().map(|(key, name)| (name, key)).collect();
         let keys: Vec<String> = flows.iter().map(|(_, key)| key.clone()).collect();
         let ids: Vec<&str> = flows.iter().map(|_| ">").collect();
         let batch = self.engine.inner.config.batch.max(1);
         let mut attempts = JoinSet::new();
         while !shutdown.is_cancelled() {
-            // Wait for room for half the intake, then take all there is, up to a batch: the
+            // Wait for room for half the intake, then ask for all there is, up to a batch: the
             // entries read are started at once, in one script call, and wait there for a slot
             // (see `drive`). Reading only once half the intake has moved on to slots makes
             // reads and starts of several entries at once under load; the slots never wait,
             // as the other half is there for them. An idle worker has all the room at once.
+            // The room is taken once the read returns, not held while it blocks: on a Redis
+            // Cluster a worker has a read loop per hash slot, and a loop blocked on an idle
+            // stream must leave the room to the others (which may then read a little more
+            // than there is room for, at most a batch each: those entries wait here for a
+            // slot).
             let room = tokio::select! {
                 permit = Arc::clone(&self.intake).acquire_many_owned(self.read_when_free) => permit.expect("never closed"),
                 () = shutdown.cancelled() => break,
             };
-            let mut permits: Vec<_> = Vec::with_capacity(batch);
-            let mut room = room;
-            while room.num_permits() > 1 {
-                permits.push(room.split(1).expect("more than one permit"));
-            }
-            permits.push(room);
-            while permits.len() < batch {
-                match Arc::clone(&self.intake).try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
-                }
-            }
+            let count = (room.num_permits() + self.intake.available_permits()).min(batch);
+            drop(room);
             let mut read = std::pin::pin!(reader.xreadgroup::<Value, _, _, _, _>(
                 GROUP,
                 self.consumer.as_str(),
-                Some(permits.len() as u64),
+                Some(count as u64),
                 Some(1000),
                 false,
                 keys.clone(),
@@ -91,6 +85,11 @@ impl<C: Codec> Worker<C> {
                     continue;
                 }
             };
+            // The room the entries read take, as far as there is any.
+            let read = streams.values().map(Vec::len).sum::<usize>();
+            let mut permits: Vec<_> = (0..read)
+                .map_while(|_| Arc::clone(&self.intake).try_acquire_owned().ok())
+                .collect();
             for (name, key) in &flows {
                 let mut deliveries: Vec<Delivery> = streams
                     .get(key.as_str())
@@ -129,6 +128,10 @@ impl<C: Codec> Worker<C> {
         }
         // Let running attempts finish: their entries are acknowledged by their own scripts.
         while attempts.join_next().await.is_some() {}
+        // `QUIT` would queue behind a blocked read; close in the background instead.
+        tokio::spawn(async move {
+            let _ = reader.quit().await;
+        });
         Ok(())
     }
 

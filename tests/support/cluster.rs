@@ -1,0 +1,126 @@
+//! A local Redis Cluster for the tests: `redis-server --cluster-enabled yes` on free ports (each
+//! in a temporary directory of its own, persistence off), joined by `redis-cli --cluster
+//! create`, as the single servers of `RedisServer` are started.
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::{free_port, RedisServer};
+
+const CLI_HINT: &str = "the Redis Cluster tests need `redis-cli` on PATH (Debian/Ubuntu: \
+`apt-get install -y redis-tools`, which `redis-server` brings; macOS: `brew install redis`)";
+
+/// A cluster of `redis-server`s owned by the test run; killed when dropped.
+pub struct RedisCluster {
+    /// The primaries first, then the replicas.
+    pub nodes: Vec<RedisServer>,
+    primaries: usize,
+}
+
+impl RedisCluster {
+    /// Starts `primaries` primaries, each with `replicas` replicas, and waits until the
+    /// cluster serves every slot.
+    pub fn start(primaries: usize, replicas: usize) -> Self {
+        let count = primaries * (1 + replicas);
+        let nodes: Vec<RedisServer> = (0..count)
+            .map(|_| {
+                let bus = free_port().to_string();
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    &bus,
+                    // A replica takes over within a second or two of its primary's death.
+                    "--cluster-node-timeout",
+                    "1000",
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("could not run redis-cli ({e}): {CLI_HINT}"));
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = Self { nodes, primaries };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// The cluster's URL, as `GOFLOW_REDIS_URL` takes it (`redis-cluster://` with every
+    /// node).
+    pub fn url(&self) -> String {
+        let mut nodes = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port));
+        let first = nodes.next().expect("a node");
+        let rest: Vec<String> = nodes.map(|n| format!("node={n}")).collect();
+        format!("redis-cluster://{first}?{}", rest.join("&"))
+    }
+
+    /// The URL of each node alone (`redis://`), primaries first as started.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// How many primaries the cluster was started with.
+    pub fn primaries(&self) -> usize {
+        self.primaries
+    }
+
+    /// Waits until every live node says the cluster is up and serves every slot.
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running())
+                .all(|n| cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// What `redis-cli -p port args…` prints (empty if it cannot be run).
+pub fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The cluster shared by the tests of this binary (each with its own prefix): 3 primaries.
+pub fn shared() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<&'static RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        // Kept for the whole test process (statics are never dropped), so a watchdog kills
+        // each node, and removes its directory, once this process has exited.
+        let cluster: &'static RedisCluster = Box::leak(Box::new(RedisCluster::start(3, 0)));
+        for node in &cluster.nodes {
+            node.watch_over(std::process::id());
+        }
+        cluster
+    })
+}
