@@ -2,7 +2,7 @@
 //! Redis restart that loses every key, failing nodes (retries through the delayed set,
 //! permanent errors, timeouts, panics, dead letters), lost deliveries and leases, a vertex that
 //! kills its workers beside innocent ones, Redis out of memory, and the consumers of workers
-//! that are gone.
+//! that are gone; and on a Redis Cluster, a worker process killed mid-run.
 //!
 //! One test binary, so that the tests share one `redis-server` (each test that kills or
 //! restarts a server starts one of its own). The tests that kill workers run them as separate
@@ -17,6 +17,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cluster;
 mod consumers;
 mod crash;
 mod innocents;

@@ -110,6 +110,7 @@ impl Drop for WorkerProcesses {
 }
 
 /// Not a test: the body of the worker processes of the tests in [`crash`](crate::crash),
+/// [`cluster`](crate::cluster),
 /// [`leases`](crate::leases), [`innocents`](crate::innocents) and
 /// [`consumers`](crate::consumers). Runs a worker of their workflows, when the environment
 /// says where, until killed or until its standard input is closed (then it shuts down
@@ -147,6 +148,9 @@ fn worker_process_entry() {
         let engine = kyc(config)
             .register::<crate::leases::Poison>()
             .register::<crate::crash::Sweep>()
+            .register::<crate::cluster::KycEast>()
+            .register::<crate::cluster::KycWest>()
+            .register::<crate::cluster::KycNorth>()
             .register::<crate::crash::Mending>()
             .register::<crate::leases::CrashOnce>()
             .register::<crate::leases::CrashInDiamond>()

@@ -41,7 +41,7 @@ impl RedisCluster {
             .collect();
         let addresses: Vec<String> = nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
+            .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
         let output = Command::new("redis-cli")
             .arg("--cluster")
@@ -64,7 +64,7 @@ impl RedisCluster {
     /// The cluster's URL, as `GOFLOW_REDIS_URL` takes it (`redis-cluster://` with every
     /// node).
     pub fn url(&self) -> String {
-        let mut nodes = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port));
+        let mut nodes = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port()));
         let first = nodes.next().expect("a node");
         let rest: Vec<String> = nodes.map(|n| format!("node={n}")).collect();
         format!("redis-cluster://{first}?{}", rest.join("&"))
@@ -88,7 +88,7 @@ impl RedisCluster {
                 .nodes
                 .iter()
                 .filter(|n| n.is_running())
-                .all(|n| cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+                .all(|n| cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
             if ok {
                 return;
             }
