@@ -36,6 +36,10 @@ impl RedisCluster {
                     // A replica takes over within a second or two of its primary's death.
                     "--cluster-node-timeout",
                     "1000",
+                    // A replica syncs as soon as it is assigned (not 5 s later, Redis's
+                    // default, when a test may already have killed its primary).
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ])
             })
             .collect();
@@ -80,21 +84,25 @@ impl RedisCluster {
         self.primaries
     }
 
-    /// Waits until every live node says the cluster is up and serves every slot.
+    /// Waits until every live node says the cluster is up and serves every slot, and every
+    /// live replica has synced with its primary.
     pub fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ok = self
-                .nodes
-                .iter()
-                .filter(|n| n.is_running())
-                .all(|n| cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            let ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let replica = cli(n.port(), &["INFO", "replication"]);
+                cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                    && (replica.contains("role:master")
+                        || (replica.contains("master_link_status:up")
+                            && replica.contains("master_sync_in_progress:0")))
+            });
             if ok {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the cluster did not reach cluster_state:ok within 30 s"
+                "the cluster did not reach cluster_state:ok (and its replicas their sync) within \
+                 30 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
