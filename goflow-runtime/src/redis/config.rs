@@ -15,7 +15,9 @@ use std::time::Duration;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (also `rediss://`, with a password, etc.).
+    /// `redis://host:port/db` (also `rediss://`, with a password, etc.), or a Redis Cluster:
+    /// `redis-cluster://host:port?node=host:port&node=…` (each workflow's keys share one
+    /// slot; see the README's "Scaling out").
     pub url: String,
     /// The first part of every key's hash tag: `{prefix:flow}`. Default `goflow`.
     pub prefix: String,
