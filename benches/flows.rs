@@ -6,7 +6,13 @@
 //! cargo bench --bench flows -- --redis       # Redis engine: one worker process, concurrency 8
 //! cargo bench --bench flows -- --embedded    # embedded engine
 //! cargo bench --bench flows -- --redis --workloads kyc,kyc_lat --n-kyc 2000
+//! cargo bench --bench flows -- --redis --redis-cluster   # one server, then a 3-primary cluster
 //! ```
+//!
+//! `--redis-cluster` runs the same workloads on a Redis Cluster of the bench's own (3 primaries
+//! on free ports, `redis-server --cluster-enabled yes` joined by `redis-cli --cluster create`),
+//! after the single server when `--redis` is given too; its system name is
+//! `goflow-redis-cluster3-c8`, and its Redis CPU and commands are summed over the nodes.
 //!
 //! Workloads (every step returns its input plus a short suffix, as the comparison's steps do):
 //! `kyc` (5,000 flows submitted at once), `chain10` (2,000), `fanout32` (500), and `kyc_lat`
@@ -140,6 +146,8 @@ fn chain_expected(x: &str, steps: usize) -> String {
 
 struct Args {
     redis: bool,
+    /// Also (or only) on a Redis Cluster of the bench's own: 3 primaries (see [`OwnCluster`]).
+    redis_cluster: bool,
     embedded: bool,
     workloads: Vec<String>,
     n: HashMap<&'static str, usize>,
@@ -184,12 +192,13 @@ fn args() -> Args {
         }
     }
     let (redis, embedded) = match (flag("--redis"), flag("--embedded")) {
-        (false, false) => (true, true),
+        (false, false) if !flag("--redis-cluster") => (true, true),
         both => both,
     };
     let redis_url = value("--redis-url").or_else(|| std::env::var("GOFLOW_BENCH_REDIS_URL").ok());
     Args {
         redis,
+        redis_cluster: flag("--redis-cluster"),
         embedded,
         workloads: value("--workloads")
             .unwrap_or_else(|| "kyc,chain10,fanout32,kyc_lat".to_owned())
@@ -335,7 +344,7 @@ async fn memory(args: &Args, n: usize) {
         );
     }
     let queued = redis_memory(&client).await;
-    let worker = spawn_worker(args, &prefix);
+    let worker = spawn_worker(args, args.url(), &prefix);
     for id in &ids {
         match engine
             .wait::<Kyc>(id, Duration::from_secs(600))
@@ -359,15 +368,9 @@ async fn memory(args: &Args, n: usize) {
 }
 
 /// Starts one worker process and waits for its `READY`.
-fn spawn_worker(args: &Args, prefix: &str) -> Child {
+fn spawn_worker(args: &Args, url: &str, prefix: &str) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .args([
-            "--worker-process",
-            "--redis-url",
-            args.url(),
-            "--prefix",
-            prefix,
-        ])
+        .args(["--worker-process", "--redis-url", url, "--prefix", prefix])
         .args(["--concurrency", &args.concurrency.to_string()])
         .args(args.trace.then_some("--trace"))
         .args(no_events().then_some("--no-events"))
@@ -427,21 +430,23 @@ fn own_cpu_seconds() -> f64 {
 }
 
 /// Redis CPU seconds and commands processed (including those inside scripts).
-async fn redis_stats(client: &fred::prelude::Client) -> (f64, f64) {
-    let info: String = client
-        .custom(fred::cmd!("INFO"), vec!["all"])
-        .await
-        .unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    (
-        field("used_cpu_user") + field("used_cpu_sys"),
-        field("total_commands_processed"),
-    )
+async fn redis_stats(servers: &[fred::prelude::Client]) -> (f64, f64) {
+    let mut total = (0.0, 0.0);
+    for client in servers {
+        let info: String = client
+            .custom(fred::cmd!("INFO"), vec!["all"])
+            .await
+            .unwrap_or_default();
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        total.0 += field("used_cpu_user") + field("used_cpu_sys");
+        total.1 += field("total_commands_processed");
+    }
+    total
 }
 
 #[derive(Clone)]
@@ -537,32 +542,59 @@ async fn latency(driver: &Driver, n: usize, gap: Duration) -> (f64, f64, f64) {
     )
 }
 
-async fn bench(args: &Args, redis: bool) {
+/// Where the bench runs: the embedded engine, or the Redis engine on a server or a cluster.
+enum Target<'a> {
+    Embedded,
+    Redis {
+        /// The engine's URL.
+        url: &'a str,
+        /// Each server whose CPU and commands are counted (every node of a cluster), by URL.
+        servers: &'a [String],
+        /// What the system's name says of it: `redis`, or `redis-cluster3`.
+        label: &'a str,
+    },
+}
+
+async fn bench(args: &Args, target: Target<'_>) {
     let prefix = format!("bench-{}-{:08x}", std::process::id(), fastrand::u32(..));
-    let (driver, mut workers, stats): (Driver, Vec<Child>, Option<fred::prelude::Client>) = if redis
-    {
-        let url = args.url();
-        assert!(
-            !url.trim_end_matches('/').ends_with("/0"),
-            "refusing to use Redis db 0"
-        );
-        let engine = connect(url, &prefix).await;
-        let workers: Vec<Child> = (0..args.workers)
-            .map(|_| spawn_worker(args, &prefix))
-            .collect();
-        let client =
-            fred::prelude::Builder::from_config(Config::from_url(args.url()).expect("url"))
-                .build()
-                .expect("stats client");
-        client.init().await.expect("connect stats client");
-        (Driver::Redis(engine), workers, Some(client))
-    } else {
-        (Driver::Embedded(EmbeddedEngine::new()), Vec::new(), None)
-    };
+    let redis = matches!(target, Target::Redis { .. });
+    let (driver, mut workers, stats, label): (Driver, Vec<Child>, Vec<fred::prelude::Client>, _) =
+        match target {
+            Target::Redis {
+                url,
+                servers,
+                label,
+            } => {
+                assert!(
+                    !url.trim_end_matches('/').ends_with("/0"),
+                    "refusing to use Redis db 0"
+                );
+                let engine = connect(url, &prefix).await;
+                let workers: Vec<Child> = (0..args.workers)
+                    .map(|_| spawn_worker(args, url, &prefix))
+                    .collect();
+                let mut stats = Vec::new();
+                for server in servers {
+                    let client =
+                        fred::prelude::Builder::from_config(Config::from_url(server).expect("url"))
+                            .build()
+                            .expect("stats client");
+                    client.init().await.expect("connect stats client");
+                    stats.push(client);
+                }
+                (Driver::Redis(engine), workers, stats, label)
+            }
+            Target::Embedded => (
+                Driver::Embedded(EmbeddedEngine::new()),
+                Vec::new(),
+                Vec::new(),
+                "embedded",
+            ),
+        };
     let mut system = if redis && args.workers > 1 {
-        format!("goflow-redis-{}x-c{}", args.workers, args.concurrency)
+        format!("goflow-{label}-{}x-c{}", args.workers, args.concurrency)
     } else if redis {
-        format!("goflow-redis-c{}", args.concurrency)
+        format!("goflow-{label}-c{}", args.concurrency)
     } else {
         "goflow-embedded".to_owned()
     };
@@ -592,10 +624,7 @@ async fn bench(args: &Args, redis: bool) {
             |workers: &[Child]| workers.iter().map(|c| cpu_seconds(c.id())).sum::<f64>();
         let worker_cpu0 = workers_cpu(&workers);
         let driver_cpu0 = own_cpu_seconds();
-        let redis0 = match &stats {
-            Some(client) => redis_stats(client).await,
-            None => (0.0, 0.0),
-        };
+        let redis0 = redis_stats(&stats).await;
         let mut result = match workload.as_str() {
             "kyc_lat" => {
                 let (p50, p99, mean) = latency(&driver, n, Duration::ZERO).await;
@@ -649,11 +678,10 @@ async fn bench(args: &Args, redis: bool) {
             if redis { driver_cpu } else { 0.0 }
         );
         // The embedded engine touches no Redis: say so, so the comparison's table can sum CPU.
-        if stats.is_none() {
+        if stats.is_empty() {
             result += ",\"redis_cpu_s\":0.0,\"redis_cmds\":0";
-        }
-        if let Some(client) = &stats {
-            let redis1 = redis_stats(client).await;
+        } else {
+            let redis1 = redis_stats(&stats).await;
             result += &format!(
                 ",\"redis_cpu_s\":{:.3},\"redis_cmds\":{}",
                 redis1.0 - redis0.0,
@@ -668,7 +696,7 @@ async fn bench(args: &Args, redis: bool) {
         drop(child.stdin.take());
         let _ = child.wait();
     }
-    if let Some(client) = stats {
+    for client in stats {
         let _ = client.quit().await;
     }
 }
@@ -681,19 +709,30 @@ struct OwnRedis {
     dir: std::path::PathBuf,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 impl OwnRedis {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let dir = std::env::temp_dir().join(format!("goflow-bench-redis-{}", std::process::id()));
+        Self::start_with(&[])
+    }
+
+    /// A server as [`start`](Self::start) makes one, with `extra` arguments.
+    fn start_with(extra: &[&str]) -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("goflow-bench-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -714,6 +753,78 @@ impl OwnRedis {
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/6", self.port)
+    }
+}
+
+/// A Redis Cluster of the bench's own: 3 primaries, each an [`OwnRedis`] with
+/// `--cluster-enabled yes`, joined by `redis-cli --cluster create`; killed when dropped.
+struct OwnCluster {
+    nodes: Vec<OwnRedis>,
+}
+
+impl OwnCluster {
+    fn start() -> Self {
+        let nodes: Vec<OwnRedis> = (0..3)
+            .map(|_| {
+                let bus = free_port().to_string();
+                OwnRedis::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    &bus,
+                ])
+            })
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("could not run redis-cli ({e}): install redis-tools"));
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Self { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.nodes.iter().all(|n| {
+            Command::new("redis-cli")
+                .args(["-p", &n.port.to_string(), "CLUSTER", "INFO"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster was not up within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// The engine's URL: every node, in fred's `redis-cluster://` form.
+    fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes[1..]
+            .iter()
+            .map(|n| format!("node=127.0.0.1:{}", n.port))
+            .collect();
+        format!(
+            "redis-cluster://127.0.0.1:{}?{}",
+            self.nodes[0].port,
+            nodes.join("&")
+        )
+    }
+
+    /// Each node's own URL, to count its CPU and commands.
+    fn servers(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
     }
 }
 
@@ -758,12 +869,12 @@ fn main() {
         // there (a third thread, a futex call) by every flow that ends.
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
         let driver = Arc::clone(&args);
-        let driving = runtime.spawn(async move { bench(&driver, false).await });
+        let driving = runtime.spawn(async move { bench(&driver, Target::Embedded).await });
         runtime
             .block_on(driving)
             .expect("the embedded bench did not panic");
     }
-    if args.redis {
+    if args.redis || args.redis_cluster {
         // The Redis engine's driver only submits and waits, on one thread, as the comparison's
         // drivers do (BullMQ's is a Node process); `--driver-runtime multi` gives it tokio's
         // multi-thread runtime instead, whose hand-offs between threads cost it more CPU.
@@ -776,11 +887,29 @@ fn main() {
         }
         .expect("tokio runtime");
         runtime.block_on(async {
-            if args.workloads.iter().any(|w| w == "memory") {
+            if args.workloads.iter().any(|w| w == "memory") && args.redis {
                 memory(&args, args.n["memory"]).await;
             }
-            if args.workloads.iter().any(|w| w != "memory") {
-                bench(&args, true).await;
+            if args.workloads.iter().any(|w| w != "memory") && args.redis {
+                let url = args.url();
+                let servers = [url.to_owned()];
+                let target = Target::Redis {
+                    url,
+                    servers: &servers,
+                    label: "redis",
+                };
+                bench(&args, target).await;
+            }
+            if args.redis_cluster {
+                // Started here, beside the single server, so both run in one run.
+                let cluster = OwnCluster::start();
+                let (url, servers) = (cluster.url(), cluster.servers());
+                let target = Target::Redis {
+                    url: &url,
+                    servers: &servers,
+                    label: "redis-cluster3",
+                };
+                bench(&args, target).await;
             }
         });
     }
