@@ -10,15 +10,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use fred::prelude::Client;
 use goflow::prelude::*;
-use goflow::redis::RedisEngine;
+use goflow::redis::{RedisConfig, RedisEngine};
 use goflow::request::RequestOutcome;
 use goflow::{Engine, RequestId};
 
 use crate::processes::WorkerProcesses;
 use crate::support::cluster::{cli, RedisCluster};
 use crate::support::{self, pending_by_consumer, raw, raw_client, wait_until};
-use crate::{detect, expected, get_image, kyc, score, verdict, Kyc};
+use crate::{detect, expected, get_image, kyc, score, verdict, Kyc, LIMIT};
 
 workflow! {
     /// The KYC workflow under other names: each workflow's keys share a hash tag of their own,
@@ -78,11 +79,10 @@ async fn try_outcome(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluster() {
-    const REQUESTS: usize = 2000;
-    let cluster = RedisCluster::start(3, 0);
-    let mut config = support::config_at(&cluster.url(), "crash-cluster");
+/// Settings for `test` on `cluster` (leases of 1 s), an engine of them with the four
+/// workflows, and a plain client of the cluster.
+async fn four_workflows(cluster: &RedisCluster, test: &str) -> (RedisConfig, RedisEngine, Client) {
+    let mut config = support::config_at(&cluster.url(), test);
     config.lease = Duration::from_secs(1);
     let engine = kyc(config.clone())
         .register::<KycEast>()
@@ -92,34 +92,67 @@ async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluste
         .await
         .expect("connect to the cluster");
     let client = raw_client(&config.url).await;
+    (config, engine, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluster() {
+    const REQUESTS: usize = 2000;
+    let cluster = RedisCluster::start(3, 0);
+    let (config, engine, client) = four_workflows(&cluster, "crash-cluster").await;
     let tags: Vec<String> = FLOWS
         .iter()
         .map(|flow| support::flow_tag(&config.prefix, flow))
         .collect();
 
-    let mut workers = WorkerProcesses::spawn(3, &config);
+    // All submitted first, so that every worker has a backlog to take from from its start.
     let mut requests = Vec::with_capacity(REQUESTS);
     for i in 0..REQUESTS {
         let flow = FLOWS[i % FLOWS.len()];
         let user = format!("user-{i:04}");
         requests.push((flow, submit(&engine, flow, &user).await, user));
     }
+    let mut workers = WorkerProcesses::spawn(3, &config);
 
-    // Kill one worker while it holds entries: some done, most still to go.
+    // Kill one worker while it holds entries (of any of the workflows): some done, most still
+    // to go.
     let done_streams: Vec<String> = tags.iter().map(|tag| format!("{tag}:done")).collect();
     wait_until(
-        "a quarter of the requests complete",
+        "the first requests complete",
         Duration::from_secs(60),
         async || {
             let mut done = 0;
             for stream in &done_streams {
                 done += raw::<u64>(&client, "XLEN", vec![stream.as_str().into()]).await;
             }
-            done >= (REQUESTS / 4) as u64
+            done >= 20
         },
     )
     .await;
-    let (victim, lost) = workers.kill_first_holding::<Kyc>(&client, &config).await;
+    let mut readies = Vec::new();
+    for flow in FLOWS {
+        let ready = support::ready_stream_named(&client, &config.prefix, flow).await;
+        readies.push(ready.expect("a ready stream"));
+    }
+    let victim_tag = format!("-{}-", workers.0[0].id());
+    let held_by_victim = async || {
+        let mut held = (String::new(), 0);
+        for ready in &readies {
+            for (consumer, n) in pending_by_consumer(&client, ready).await {
+                if consumer.contains(&victim_tag) {
+                    held = (consumer, held.1 + n);
+                }
+            }
+        }
+        held
+    };
+    wait_until("the victim holds entries", LIMIT, async || {
+        held_by_victim().await.1 > 0
+    })
+    .await;
+    workers.kill(0);
+    let (victim, lost) = held_by_victim().await;
+    assert!(lost > 0, "the kill landed while the worker held entries");
 
     // Every request completes with its own output.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -200,16 +233,7 @@ async fn a_primary_killed_mid_run_fails_over_and_the_flows_go_on() {
     const REQUESTS: usize = 1000;
     const AFTER: usize = 100;
     let mut cluster = RedisCluster::start(3, 1);
-    let mut config = support::config_at(&cluster.url(), "failover");
-    config.lease = Duration::from_secs(1);
-    let engine = kyc(config.clone())
-        .register::<KycEast>()
-        .register::<KycWest>()
-        .register::<KycNorth>()
-        .connect()
-        .await
-        .expect("connect to the cluster");
-    let client = raw_client(&config.url).await;
+    let (config, engine, client) = four_workflows(&cluster, "failover").await;
     let _workers = WorkerProcesses::spawn(2, &config);
     let mut requests = Vec::with_capacity(REQUESTS);
     for i in 0..REQUESTS {
