@@ -7,13 +7,15 @@
 //! them at once, without reading them or starting them in a script of their own, so a chain
 //! costs one script per vertex. Its tasks:
 //! - the reader: `XREADGROUP ... BLOCK` over the ready streams of all registered workflows,
-//!   on its own connection (on a Redis Cluster, one reader per hash slot), asking for as many entries as it has room for in its intake (up
-//!   to the configured batch), once half of it is free. The intake holds as many entries as
-//!   there are slots: the entries of one read are started at once, in one call of the start
-//!   script, and then wait there for a slot, so the start's round trip overlaps the attempts
-//!   running meanwhile instead of keeping a slot idle; a started entry shows as `running`
-//!   from then on, as a handed-off one does. A request's first entry that carries its input
-//!   is not started: it runs at once, and its completion records its start (see `attempt`);
+//!   on its own connection (on a Redis Cluster, one reader per hash slot), asking for as many
+//!   entries as it has room for in its intake (up to the configured batch), once half of it
+//!   is free (room it takes once the read returns, not while it blocks). The intake holds as
+//!   many entries as there are slots: the entries of one read are started at once, in one
+//!   call of the start script, and then wait there for a slot, so the start's round trip
+//!   overlaps the attempts running meanwhile instead of keeping a slot idle; a started entry
+//!   shows as `running` from then on, as a handed-off one does. A request's first entry that
+//!   carries its input is not started: it runs at once, and its completion records its start
+//!   (see `attempt`);
 //! - the reclaimer: every half lease, `XAUTOCLAIM`s entries whose holder has not renewed them
 //!   for a lease (its worker died) and runs them, each started once it has its slot (see
 //!   `attempt`: how lost deliveries are charged); every lease, it also removes from the
