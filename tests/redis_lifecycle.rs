@@ -559,11 +559,19 @@ async fn finished_requests_expire_after_their_retention() {
             // The listing indexes too: ids leave them as their hashes expire, when the next
             // request ends or the requests are listed or counted (below).
             let indexes = RequestStatus::ALL.iter().map(|s| format!("by:{s}"));
-            ["delayed", "done", "dead", "ended", "events", "versions"]
-                .map(str::to_owned)
-                .into_iter()
-                .chain(indexes)
-                .map(move |k| format!("{tag}:{k}"))
+            [
+                "delayed",
+                "done",
+                "dead",
+                "ended",
+                "events",
+                "versions",
+                "partitions",
+            ]
+            .map(str::to_owned)
+            .into_iter()
+            .chain(indexes)
+            .map(move |k| format!("{tag}:{k}"))
         })
         .collect();
     // Per version of each graph: its ready stream and the graph its workers wrote.

@@ -15,7 +15,8 @@ use tokio::sync::{oneshot, OnceCell};
 use tracing::Instrument as _;
 
 use super::protocol::{
-    control_channel, DEAD_FAILURE, DEAD_REQUEST, GROUP, REQ_FAILURE, REQ_OUTPUT, REQ_STATUS,
+    control_channel, FlowKeys, DEAD_FAILURE, DEAD_REQUEST, GROUP, REQ_FAILURE, REQ_OUTPUT,
+    REQ_STATUS,
 };
 use super::scripts::{self, CONTROL, COUNTS, FORGET, LIST, RETRY, SUBMIT, VERSIONS};
 use super::{
@@ -151,7 +152,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
             SUBMIT.get(self.inner.config.events),
             &self.inner.client,
             || {
-                let keys = vec![flow.keys.request(id), flow.keys.ready.clone()];
+                let keys = vec![flow.keys.request(id), flow.keys.of(id).ready.clone()];
                 let args = vec![
                     Value::from(id.as_str()),
                     Value::Bytes(input.clone()),
@@ -275,65 +276,29 @@ impl<C: Codec> Engine for RedisEngine<C> {
     /// From the workflow's listing indexes (sorted sets per status, written with each change of
     /// status): one script, which reads at most a page per status listed and the hash of each
     /// request on the page, whatever the number of requests kept.
+    /// A workflow split into partitions is listed from each (concurrently), the pages merged:
+    /// the cursor is a position in the one order of all requests, so it serves every
+    /// partition.
     async fn list_requests(&self, flow: &str, query: &RequestQuery) -> Result<RequestPage, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
-        let config = &self.inner.config;
-        // Scores are doubles: times beyond 2^53 ms (285,000 years) mean "no bound".
-        const NO_BOUND: u64 = 1 << 53;
-        let reply = scripts::call(&LIST, &self.inner.client, || {
-            let mut keys = vec![flow.keys.ended.clone()];
-            keys.extend(
-                query
-                    .listed_statuses()
-                    .iter()
-                    .map(|s| flow.keys.by_status(*s)),
-            );
-            let (at, after) = match &query.cursor {
-                Some(cursor) => (
-                    cursor.created_at_ms().to_string(),
-                    cursor.request_id().to_string(),
-                ),
-                None => (String::new(), String::new()),
-            };
-            let args = vec![
-                Value::from(now_ms().to_string()),
-                Value::from(millis(config.retention).to_string()),
-                Value::from(millis(config.unfinished_ttl).to_string()),
-                Value::from(query.since_ms.unwrap_or(0).min(NO_BOUND).to_string()),
-                Value::from(query.until_ms.unwrap_or(NO_BOUND).min(NO_BOUND).to_string()),
-                Value::from((query.page_size() + 1).to_string()),
-                Value::from(at),
-                Value::from(after),
-            ];
-            (keys, args)
-        })
+        let pages = futures_util::future::try_join_all(
+            flow.keys
+                .all()
+                .iter()
+                .map(|keys| self.list_partition(keys, query)),
+        )
         .await
-        .map_err(|e| RedisError::from(e).into_error(name))?;
-        let rows = reply.into_array();
-        let text = |v: &Value| v.as_str().map(|s| s.to_string()).unwrap_or_default();
-        let mut summaries = Vec::with_capacity(rows.len() / 6);
-        for row in rows.chunks(6) {
-            let [id, status, created, ended, failure, version] = row else {
-                return Err(
-                    RedisError::Protocol(format!("list script answered {row:?}")).into_error(name),
-                );
-            };
-            let parsed = (|| {
-                Some(RequestSummary {
-                    request_id: RequestId::parse(&text(id)).ok()?,
-                    status: text(status).parse().ok()?,
-                    created_at_ms: text(created).parse().ok()?,
-                    ended_at_ms: text(ended).parse().ok(),
-                    failure: serde_json::from_str::<RequestFailure>(&text(failure)).ok(),
-                    version: text(version),
-                })
-            })();
-            summaries.push(parsed.ok_or_else(|| {
-                RedisError::Protocol(format!("list script answered {row:?}")).into_error(name)
-            })?);
+        .map_err(|e| e.into_error(name))?;
+        let mut merged: Vec<RequestSummary> = pages.into_iter().flatten().collect();
+        if flow.keys.all().len() > 1 {
+            // The order list.lua answers in: newest first, then by id, descending.
+            merged.sort_unstable_by(|a, b| {
+                (b.created_at_ms, b.request_id.as_str())
+                    .cmp(&(a.created_at_ms, a.request_id.as_str()))
+            });
         }
-        Ok(RequestPage::of(query, summaries))
+        Ok(RequestPage::of(query, merged))
     }
 
     async fn count_requests(
@@ -343,35 +308,25 @@ impl<C: Codec> Engine for RedisEngine<C> {
     ) -> Result<StatusCounts, Error> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
-        let config = &self.inner.config;
-        let reply = scripts::call(&COUNTS, &self.inner.client, || {
-            let mut keys = vec![flow.keys.ended.clone()];
-            keys.extend(RequestStatus::ALL.iter().map(|s| flow.keys.by_status(*s)));
-            let args = vec![
-                Value::from(now_ms().to_string()),
-                Value::from(millis(config.retention).to_string()),
-                Value::from(millis(config.unfinished_ttl).to_string()),
-                Value::from(since_ms.map_or_else(String::new, |ms| ms.to_string())),
-            ];
-            (keys, args)
-        })
+        let counted = futures_util::future::try_join_all(
+            flow.keys
+                .all()
+                .iter()
+                .map(|keys| self.count_partition(keys, since_ms)),
+        )
         .await
-        .map_err(|e| RedisError::from(e).into_error(name))?;
-        let numbers = reply.into_array();
-        if numbers.len() != RequestStatus::ALL.len() {
-            return Err(
-                RedisError::Protocol(format!("counts script answered {numbers:?}"))
-                    .into_error(name),
-            );
-        }
+        .map_err(|e| e.into_error(name))?;
         let mut counts = StatusCounts::default();
-        for (status, n) in RequestStatus::ALL.iter().zip(&numbers) {
-            counts.add(*status, n.as_u64().unwrap_or(0));
+        for partition in counted {
+            for &status in RequestStatus::ALL.iter() {
+                counts.add(status, partition.get(status));
+            }
         }
         Ok(counts)
     }
 
-    /// From the dead-letter stream, newest first (`XREVRANGE`), its entry ids the cursors.
+    /// From the dead-letter streams, newest first (`XREVRANGE`), their entry ids the cursors
+    /// (one order over the partitions' streams: a page is read from each and merged).
     async fn list_dead(
         &self,
         flow: &str,
@@ -381,32 +336,17 @@ impl<C: Codec> Engine for RedisEngine<C> {
         let flow = self.flow(flow).map_err(|e| e.into_error(""))?;
         let name = flow.plan.flow();
         let size = limit.clamp(1, RequestQuery::MAX_LIMIT);
-        let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
-        let entries: Vec<StreamEntry> = self
-            .inner
-            .client
-            .xrevrange_values(flow.keys.dead.clone(), end, "-", Some(size as u64 + 1))
-            .await
-            .map_err(|e| RedisError::from(e).into_error(name))?;
-        let mut letters = Vec::with_capacity(entries.len());
-        for (entry, fields) in entries {
-            let letter = (|| {
-                let id: DeadLetterId = entry.parse().ok()?;
-                let request_id =
-                    RequestId::parse(std::str::from_utf8(fields.get(DEAD_REQUEST)?).ok()?).ok()?;
-                let failure =
-                    serde_json::from_slice::<RequestFailure>(fields.get(DEAD_FAILURE)?).ok()?;
-                Some(DeadLetter {
-                    id,
-                    at_ms: id.at_ms(),
-                    request_id,
-                    failure,
-                })
-            })();
-            letters.push(letter.ok_or_else(|| {
-                RedisError::Protocol(format!("dead letter {entry} is not one: {fields:?}"))
-                    .into_error(name)
-            })?);
+        let pages = futures_util::future::try_join_all(
+            flow.keys
+                .all()
+                .iter()
+                .map(|keys| self.dead_partition(keys, size, before)),
+        )
+        .await
+        .map_err(|e| e.into_error(name))?;
+        let mut letters: Vec<DeadLetter> = pages.into_iter().flatten().collect();
+        if flow.keys.all().len() > 1 {
+            letters.sort_unstable_by_key(|letter| std::cmp::Reverse(letter.id));
         }
         Ok(DeadLetterPage::of(size, letters))
     }
@@ -447,7 +387,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
         let mut versions: Vec<String> = self
             .inner
             .client
-            .smembers(&flow.keys.versions)
+            .smembers(&flow.keys.home().versions)
             .await
             .map_err(|e| RedisError::from(e).into_error(name))?;
         versions.sort();
@@ -473,7 +413,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
         let mut versions: Vec<String> = self
             .inner
             .client
-            .smembers(&flow.keys.versions)
+            .smembers(&flow.keys.home().versions)
             .await
             .map_err(|e| fail(e.into()))?;
         let open = self.open_by_version(flow).await.map_err(fail)?;
@@ -493,7 +433,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
                 let text: Option<String> = self
                     .inner
                     .client
-                    .get(flow.keys.graph_of(&version))
+                    .get(flow.keys.home().graph_of(&version))
                     .await
                     .map_err(|e| fail(e.into()))?;
                 text.and_then(|t| serde_json::from_str::<super::protocol::StoredVersion>(&t).ok())
@@ -537,16 +477,16 @@ impl<C: Codec> Engine for RedisEngine<C> {
         if self.version_alive(flow, version).await.map_err(fail)? {
             return Err(in_use("a worker of it is alive".to_owned()));
         }
-        // Its stream goes with its group and consumers; nothing of a request under way is in it.
+        // Its streams go with their groups and consumers; nothing of a request under way is
+        // in them. One key per command: on a Redis Cluster, partitions are in other slots.
         let client = &self.inner.client;
         let deleted: Result<(), fred::error::Error> = async {
-            let _: u64 = client.srem(&flow.keys.versions, version).await?;
-            let _: u64 = client
-                .del(vec![
-                    flow.keys.graph_of(version),
-                    flow.keys.ready_of(version),
-                ])
-                .await?;
+            let home = flow.keys.home();
+            let _: u64 = client.srem(&home.versions, version).await?;
+            let _: u64 = client.del(home.graph_of(version)).await?;
+            for keys in flow.keys.all() {
+                let _: u64 = client.del(keys.ready_of(version)).await?;
+            }
             Ok(())
         }
         .await;
@@ -570,6 +510,132 @@ impl<C: Codec> Engine for RedisEngine<C> {
 }
 
 impl<C: Codec> RedisEngine<C> {
+    /// A page of the requests of one partition (`list.lua`).
+    async fn list_partition(
+        &self,
+        keys: &FlowKeys,
+        query: &RequestQuery,
+    ) -> Result<Vec<RequestSummary>, RedisError> {
+        let config = &self.inner.config;
+        // Scores are doubles: times beyond 2^53 ms (285,000 years) mean "no bound".
+        const NO_BOUND: u64 = 1 << 53;
+        let reply = scripts::call(&LIST, &self.inner.client, || {
+            let mut keys_ = vec![keys.ended.clone()];
+            keys_.extend(query.listed_statuses().iter().map(|s| keys.by_status(*s)));
+            let (at, after) = match &query.cursor {
+                Some(cursor) => (
+                    cursor.created_at_ms().to_string(),
+                    cursor.request_id().to_string(),
+                ),
+                None => (String::new(), String::new()),
+            };
+            let args = vec![
+                Value::from(now_ms().to_string()),
+                Value::from(millis(config.retention).to_string()),
+                Value::from(millis(config.unfinished_ttl).to_string()),
+                Value::from(query.since_ms.unwrap_or(0).min(NO_BOUND).to_string()),
+                Value::from(query.until_ms.unwrap_or(NO_BOUND).min(NO_BOUND).to_string()),
+                Value::from((query.page_size() + 1).to_string()),
+                Value::from(at),
+                Value::from(after),
+            ];
+            (keys_, args)
+        })
+        .await?;
+        let rows = reply.into_array();
+        let text = |v: &Value| v.as_str().map(|s| s.to_string()).unwrap_or_default();
+        let mut summaries = Vec::with_capacity(rows.len() / 6);
+        for row in rows.chunks(6) {
+            let [id, status, created, ended, failure, version] = row else {
+                return Err(RedisError::Protocol(format!(
+                    "list script answered {row:?}"
+                )));
+            };
+            let parsed = (|| {
+                Some(RequestSummary {
+                    request_id: RequestId::parse(&text(id)).ok()?,
+                    status: text(status).parse().ok()?,
+                    created_at_ms: text(created).parse().ok()?,
+                    ended_at_ms: text(ended).parse().ok(),
+                    failure: serde_json::from_str::<RequestFailure>(&text(failure)).ok(),
+                    version: text(version),
+                })
+            })();
+            summaries
+                .push(parsed.ok_or_else(|| {
+                    RedisError::Protocol(format!("list script answered {row:?}"))
+                })?);
+        }
+        Ok(summaries)
+    }
+
+    /// How many requests of one partition are in each status (`counts.lua`).
+    async fn count_partition(
+        &self,
+        keys: &FlowKeys,
+        since_ms: Option<u64>,
+    ) -> Result<StatusCounts, RedisError> {
+        let config = &self.inner.config;
+        let reply = scripts::call(&COUNTS, &self.inner.client, || {
+            let mut keys_ = vec![keys.ended.clone()];
+            keys_.extend(RequestStatus::ALL.iter().map(|s| keys.by_status(*s)));
+            let args = vec![
+                Value::from(now_ms().to_string()),
+                Value::from(millis(config.retention).to_string()),
+                Value::from(millis(config.unfinished_ttl).to_string()),
+                Value::from(since_ms.map_or_else(String::new, |ms| ms.to_string())),
+            ];
+            (keys_, args)
+        })
+        .await?;
+        let numbers = reply.into_array();
+        if numbers.len() != RequestStatus::ALL.len() {
+            return Err(RedisError::Protocol(format!(
+                "counts script answered {numbers:?}"
+            )));
+        }
+        let mut counts = StatusCounts::default();
+        for (status, n) in RequestStatus::ALL.iter().zip(&numbers) {
+            counts.add(*status, n.as_u64().unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    /// Up to `size + 1` dead letters of one partition before `before`, newest first.
+    async fn dead_partition(
+        &self,
+        keys: &FlowKeys,
+        size: usize,
+        before: Option<DeadLetterId>,
+    ) -> Result<Vec<DeadLetter>, RedisError> {
+        let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        let entries: Vec<StreamEntry> = self
+            .inner
+            .client
+            .xrevrange_values(keys.dead.clone(), end, "-", Some(size as u64 + 1))
+            .await?;
+        let mut letters = Vec::with_capacity(entries.len());
+        for (entry, fields) in entries {
+            let letter = (|| {
+                let id: DeadLetterId = entry.parse().ok()?;
+                let request_id =
+                    RequestId::parse(std::str::from_utf8(fields.get(DEAD_REQUEST)?).ok()?).ok()?;
+                let failure =
+                    serde_json::from_slice::<RequestFailure>(fields.get(DEAD_FAILURE)?).ok()?;
+                Some(DeadLetter {
+                    id,
+                    at_ms: id.at_ms(),
+                    request_id,
+                    failure,
+                })
+            })();
+            letters.push(letter.ok_or_else(|| {
+                RedisError::Protocol(format!("dead letter {entry} is not one: {fields:?}"))
+            })?);
+        }
+        Ok(letters)
+    }
+
     /// The state of request `id` of `flow` from its hash; `None` if it does not exist.
     pub(crate) async fn read_state(
         &self,
@@ -613,7 +679,7 @@ impl<C: Codec> RedisEngine<C> {
         flow: &Flow,
         version: &str,
     ) -> Result<Option<Arc<Layout>>, RedisError> {
-        let key = flow.keys.graph_of(version);
+        let key = flow.keys.home().graph_of(version);
         if let Some(layout) = lock(&self.inner.layouts).get(&key) {
             return Ok(Some(Arc::clone(layout)));
         }
@@ -628,70 +694,89 @@ impl<C: Codec> RedisEngine<C> {
         Ok(layout)
     }
 
-    /// The workers of version `version` of `flow`: the consumers of the group of its ready
-    /// stream (none when no worker of that version has started), and its lag.
+    /// The workers of version `version` of `flow`: the consumers of the groups of its ready
+    /// streams, one per partition (none when no worker of that version has started), and
+    /// its lag, summed over the partitions.
     async fn version_workers(&self, flow: &Flow, version: &str) -> Result<Workers, RedisError> {
         let client = &self.inner.client;
-        let ready = flow.keys.ready_of(version);
-        let consumers: Result<Value, _> = client.xinfo_consumers(ready.clone(), GROUP).await;
-        let groups: Result<Value, _> = client.xinfo_groups(ready).await;
-        match (consumers, groups) {
-            (Ok(consumers), Ok(groups)) => {
-                Ok(super::info::workers(consumers, groups, GROUP, version))
+        let mut all = Workers::default();
+        for (n, keys) in flow.keys.all().iter().enumerate() {
+            let ready = keys.ready_of(version);
+            let consumers: Result<Value, _> = client.xinfo_consumers(ready.clone(), GROUP).await;
+            let groups: Result<Value, _> = client.xinfo_groups(ready).await;
+            let of_partition = match (consumers, groups) {
+                (Ok(consumers), Ok(groups)) => {
+                    super::info::workers(consumers, groups, GROUP, version)
+                }
+                // No worker of that version has started: no group (nor stream, maybe).
+                (Err(error), _) | (_, Err(error)) if super::info::no_group(&error) => {
+                    Workers::default()
+                }
+                (Err(error), _) | (_, Err(error)) => return Err(RedisError::from(error)),
+            };
+            if n == 0 {
+                all = of_partition;
+            } else {
+                super::info::merge(&mut all, of_partition);
             }
-            // No worker of that version has started: no group (nor stream, maybe).
-            (Err(error), _) | (_, Err(error)) if super::info::no_group(&error) => {
-                Ok(Workers::default())
-            }
-            (Err(error), _) | (_, Err(error)) => Err(RedisError::from(error)),
         }
+        Ok(all)
     }
 
     /// How many requests under way each version of `flow`'s graph has (`versions.lua`).
     async fn open_by_version(&self, flow: &Flow) -> Result<HashMap<String, u64>, RedisError> {
-        let reply = scripts::call(&VERSIONS, &self.inner.client, || {
-            let keys = [
-                RequestStatus::Queued,
-                RequestStatus::Running,
-                RequestStatus::Paused,
-            ]
-            .iter()
-            .map(|s| flow.keys.by_status(*s))
-            .collect();
-            (keys, Vec::new())
-        })
-        .await?;
-        let items = reply.into_array();
-        Ok(items
-            .chunks(2)
-            .filter_map(|pair| match pair {
-                [version, n] => Some((version.as_string()?, n.as_u64()?)),
-                _ => None,
+        let mut open = HashMap::new();
+        for keys in flow.keys.all() {
+            let reply = scripts::call(&VERSIONS, &self.inner.client, || {
+                let indexes = [
+                    RequestStatus::Queued,
+                    RequestStatus::Running,
+                    RequestStatus::Paused,
+                ]
+                .iter()
+                .map(|s| keys.by_status(*s))
+                .collect();
+                (indexes, Vec::new())
             })
-            .collect())
+            .await?;
+            for pair in reply.into_array().chunks(2) {
+                if let [version, n] = pair {
+                    if let (Some(version), Some(n)) = (version.as_string(), n.as_u64()) {
+                        *open.entry(version).or_default() += n;
+                    }
+                }
+            }
+        }
+        Ok(open)
     }
 
     /// Whether a worker of version `version` of `flow` is alive: one that has read or renewed
     /// entries within two leases (a worker busy with long attempts renews their leases; one
-    /// that died stops). One `XINFO CONSUMERS`.
+    /// that died stops). One `XINFO CONSUMERS` per partition, until one has a live worker.
     pub(super) async fn version_alive(
         &self,
         flow: &Flow,
         version: &str,
     ) -> Result<bool, RedisError> {
-        let consumers: Result<Value, _> = self
-            .inner
-            .client
-            .xinfo_consumers(flow.keys.ready_of(version), GROUP)
-            .await;
-        let consumers = match consumers {
-            Ok(consumers) => consumers,
-            Err(error) if super::info::no_group(&error) => return Ok(false),
-            Err(error) => return Err(error.into()),
-        };
-        Ok(super::info::consumers(consumers, version)
-            .iter()
-            .any(|worker| self.is_live(worker)))
+        for keys in flow.keys.all() {
+            let consumers: Result<Value, _> = self
+                .inner
+                .client
+                .xinfo_consumers(keys.ready_of(version), GROUP)
+                .await;
+            let consumers = match consumers {
+                Ok(consumers) => consumers,
+                Err(error) if super::info::no_group(&error) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            let live = super::info::consumers(consumers, version)
+                .iter()
+                .any(|worker| self.is_live(worker));
+            if live {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether `worker` is alive: it has read or renewed entries within two leases.
@@ -704,17 +789,21 @@ impl<C: Codec> RedisEngine<C> {
     /// (the status changes themselves only add and move ids). Answers how many it forgot.
     pub(crate) async fn forget_expired(&self, flow: &Flow) -> Result<u64, RedisError> {
         let config = &self.inner.config;
-        let reply = scripts::call(&FORGET, &self.inner.client, || {
-            let keys = vec![flow.keys.ended.clone()];
-            let args = vec![
-                Value::from(now_ms().to_string()),
-                Value::from(millis(config.retention).to_string()),
-                Value::from(millis(config.unfinished_ttl).to_string()),
-            ];
-            (keys, args)
-        })
-        .await?;
-        Ok(reply.as_u64().unwrap_or(0))
+        let mut forgotten = 0;
+        for keys in flow.keys.all() {
+            let reply = scripts::call(&FORGET, &self.inner.client, || {
+                let ended = vec![keys.ended.clone()];
+                let args = vec![
+                    Value::from(now_ms().to_string()),
+                    Value::from(millis(config.retention).to_string()),
+                    Value::from(millis(config.unfinished_ttl).to_string()),
+                ];
+                (ended, args)
+            })
+            .await?;
+            forgotten += reply.as_u64().unwrap_or(0);
+        }
+        Ok(forgotten)
     }
 
     /// Tells the workers that request `id` of `flow` has ended (stopped, or failed), so that
@@ -748,7 +837,7 @@ impl<C: Codec> RedisEngine<C> {
         let reply = scripts::call(script, &self.inner.client, || {
             let mut keys = vec![
                 flow.keys.request(id),
-                flow.keys.ready.clone(),
+                flow.keys.of(id).ready.clone(),
                 flow.keys.parked(id),
             ];
             let mut args = vec![
@@ -758,7 +847,7 @@ impl<C: Codec> RedisEngine<C> {
             ];
             if retry {
                 let from_start = action == Control::RetryFromStart;
-                keys.push(flow.keys.delayed.clone());
+                keys.push(flow.keys.of(id).delayed.clone());
                 args.extend([
                     Value::from(millis(config.unfinished_ttl).to_string()),
                     Value::from(if from_start { "1" } else { "0" }),
@@ -766,7 +855,7 @@ impl<C: Codec> RedisEngine<C> {
                     Value::from(flow.hash.as_str()),
                 ]);
             } else {
-                keys.push(flow.keys.done.clone());
+                keys.push(flow.keys.of(id).done.clone());
                 args.extend([
                     Value::from(millis(config.retention).to_string()),
                     Value::from(GROUP),
@@ -914,15 +1003,17 @@ impl<C: Codec> RedisEngine<C> {
             .get_or_try_init(|| async {
                 let mut streams = Vec::new();
                 for (name, flow) in &self.inner.flows {
-                    let last: Vec<StreamEntry> = self
-                        .inner
-                        .client
-                        .xrevrange_values(flow.keys.done.clone(), "+", "-", Some(1))
-                        .await?;
-                    let from = last
-                        .first()
-                        .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
-                    streams.push((flow.keys.done.clone(), (*name, from)));
+                    for keys in flow.keys.all() {
+                        let last: Vec<StreamEntry> = self
+                            .inner
+                            .client
+                            .xrevrange_values(keys.done.clone(), "+", "-", Some(1))
+                            .await?;
+                        let from = last
+                            .first()
+                            .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
+                        streams.push((keys.done.clone(), (*name, from)));
+                    }
                 }
                 // One reader per group of streams one read can read (see `read_groups`).
                 let mut listeners = Vec::new();

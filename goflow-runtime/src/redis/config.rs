@@ -17,7 +17,8 @@ use std::time::Duration;
 pub struct RedisConfig {
     /// `redis://host:port/db` (also `rediss://`, with a password, etc.), or a Redis Cluster:
     /// `redis-cluster://host:port?node=host:port&node=…` (each workflow's keys share one
-    /// slot; see the README's "Scaling out").
+    /// slot, or, split into [`partitions`](Self::partitions), each partition's; see the
+    /// README's "Scaling out").
     pub url: String,
     /// The first part of every key's hash tag: `{prefix:flow}`. Default `goflow`.
     pub prefix: String,
@@ -64,6 +65,13 @@ pub struct RedisConfig {
     /// see BENCHMARKS.md), and following events then fails with
     /// [`EventsOff`](super::EventsOff). Every process of a deployment should agree.
     pub events: bool,
+    /// How many partitions each workflow's keys are split into (at least 1). A request
+    /// belongs to one, by its id; each partition has a hash tag of its own, so that on a Redis
+    /// Cluster one workflow's requests spread over several primaries. Default 1 (the keys of
+    /// a workflow share `{prefix:flow}`), what one server needs; on a Cluster, about as many
+    /// as it has primaries. Every process of a deployment must agree: they check it against
+    /// the number recorded in Redis by the first (see the README's "Scaling out").
+    pub partitions: u16,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -83,6 +91,7 @@ impl std::fmt::Debug for RedisConfig {
             inline_output_limit,
             inline_input_limit,
             events,
+            partitions,
         } = self;
         f.debug_struct("RedisConfig")
             .field("url", &crate::secret::redact_url(url))
@@ -98,11 +107,33 @@ impl std::fmt::Debug for RedisConfig {
             .field("inline_output_limit", inline_output_limit)
             .field("inline_input_limit", inline_input_limit)
             .field("events", events)
+            .field("partitions", partitions)
             .finish()
     }
 }
 
 impl RedisConfig {
+    /// The hash tags of workflow `flow`'s keys under these settings, one per partition,
+    /// partition 0 (`{prefix:flow}`) first: every key of a partition starts with its tag, so
+    /// that an operator's script can find them (`redis-cli --scan --pattern '<tag>*'`).
+    ///
+    /// ```
+    /// # use goflow_runtime::redis::RedisConfig;
+    /// let mut config = RedisConfig::new("redis-cluster://127.0.0.1:7000");
+    /// config.partitions = 3;
+    /// let tags = config.hash_tags("kyc");
+    /// assert_eq!(tags.len(), 3);
+    /// assert_eq!(tags[0], "{goflow:kyc}");
+    /// assert!(tags[1].starts_with("{goflow:kyc:1."));
+    /// ```
+    pub fn hash_tags(&self, flow: &str) -> Vec<String> {
+        // The tags do not depend on the version.
+        super::protocol::Partitions::new(&self.prefix, flow, "", self.partitions)
+            .tags()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Default settings for a server at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -119,6 +150,7 @@ impl RedisConfig {
             inline_output_limit: 256,
             inline_input_limit: 256,
             events: true,
+            partitions: 1,
         }
     }
 }

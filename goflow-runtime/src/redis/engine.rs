@@ -10,7 +10,7 @@ use bytes::Bytes;
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
 
 use super::client::Waiters;
-use super::protocol::{FlowKeys, DONE_OUTPUT, DONE_REQUEST, DONE_STATUS};
+use super::protocol::{Partitions, DONE_OUTPUT, DONE_REQUEST, DONE_STATUS};
 use super::{RedisConfig, RedisError};
 use crate::codec::{Codec, MsgPack};
 use crate::engine::{self, Hook, Registered, Registrations};
@@ -25,7 +25,8 @@ use crate::workflow::Workflow;
 /// One registered workflow.
 pub(crate) struct Flow {
     pub(crate) plan: Arc<Plan>,
-    pub(crate) keys: FlowKeys,
+    /// Its keys, per partition.
+    pub(crate) keys: Partitions,
     /// The plan's structural hash as 16 hex digits, the version of the graph: written on each
     /// request it submits (which is pinned to it), and checked by the workers before they run
     /// any of its vertices.
@@ -169,7 +170,8 @@ impl<C: Codec> RedisEngineBuilder<C> {
             .into_iter()
             .map(|(name, plan)| {
                 let hash = plan.version().to_string();
-                let keys = FlowKeys::new(&self.config.prefix, name, &hash);
+                let keys =
+                    Partitions::new(&self.config.prefix, name, &hash, self.config.partitions);
                 let layout = Arc::new(plan.layout().clone());
                 (
                     name,
@@ -281,9 +283,9 @@ pub(crate) async fn connect_client(
 
 /// The streams `streams` (key, and what the reader keeps beside it), in the groups that one
 /// blocking read each reads together: all of them on one server; on a Redis Cluster (`client`
-/// clustered), those of one hash slot, as a command's keys must share one (a workflow's keys
-/// share its hash tag: its streams are in one group). Each group is read on a connection of
-/// its own, so that a blocked read holds up nothing else.
+/// clustered), those of one hash slot, as a command's keys must share one (the keys of a
+/// workflow's partition share its hash tag: its streams are in one group). Each group is read
+/// on a connection of its own, so that a blocked read holds up nothing else.
 pub(crate) fn read_groups<T>(client: &Client, streams: Vec<(String, T)>) -> Vec<Vec<(String, T)>> {
     if !client.is_clustered() {
         return vec![streams];

@@ -19,6 +19,25 @@ pub enum RedisError {
     /// A workflow is not registered with the engine.
     #[error("no workflow named `{0}` is registered with this engine")]
     UnknownFlow(String),
+    /// This process splits a workflow into another number of partitions than the one Redis
+    /// recorded for it ([`RedisConfig::partitions`](super::RedisConfig::partitions)): its
+    /// requests would be looked for in the wrong keys.
+    #[error(
+        "workflow `{flow}` is split into {recorded} partitions in Redis (key `{key}`), but this \
+         process is set to {configured} (RedisConfig::partitions, GOFLOW_REDIS_PARTITIONS): \
+         every process of a deployment must use the same number; to change it, see the \
+         README's \"Scaling out\""
+    )]
+    Partitions {
+        /// The workflow.
+        flow: String,
+        /// The key that records the number.
+        key: String,
+        /// The number recorded in Redis.
+        recorded: String,
+        /// This process's number.
+        configured: u16,
+    },
     /// A payload could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),

@@ -39,8 +39,10 @@ const BLOCK: Duration = Duration::from_secs(5);
 
 impl<C: Codec> RedisEngine<C> {
     /// The events of workflow `flow` after `after` (or after the newest now), read by a task
-    /// of their own, which ends when the stream is dropped, or, unless `live`, once it has read
-    /// up to the newest.
+    /// of their own per partition, which ends when the stream is dropped, or, unless `live`,
+    /// once it has read up to the newest. The partitions' events arrive as they are read: in
+    /// order within a partition, not across them (a feed resumed after the last event it
+    /// received may miss another partition's events of the same moment).
     pub(crate) async fn feed(
         &self,
         flow: &str,
@@ -52,25 +54,34 @@ impl<C: Codec> RedisEngine<C> {
             return Err(Error::engine(EventsOff));
         }
         let name = flow.plan.flow();
-        let newest: Vec<StreamEntry> = self
-            .inner
-            .client
-            .xrevrange_values(flow.keys.events.clone(), "+", "-", Some(1))
-            .await
-            .map_err(|e| RedisError::from(e).into_error(name))?;
-        let position = newest
-            .first()
-            .and_then(|(id, fields)| events_of(&flow.plan, id, fields).last().map(|e| e.id))
-            .unwrap_or(EventId::new(0, 0, 0));
+        let mut starts = Vec::with_capacity(flow.keys.all().len());
+        for keys in flow.keys.all() {
+            let newest: Vec<StreamEntry> = self
+                .inner
+                .client
+                .xrevrange_values(keys.events.clone(), "+", "-", Some(1))
+                .await
+                .map_err(|e| RedisError::from(e).into_error(name))?;
+            let newest = newest
+                .first()
+                .and_then(|(id, fields)| events_of(&flow.plan, id, fields).last().map(|e| e.id))
+                .unwrap_or(EventId::new(0, 0, 0));
+            starts.push((keys.events.clone(), newest));
+        }
+        let position = starts.iter().map(|(_, newest)| *newest).max();
+        let position = position.unwrap_or(EventId::new(0, 0, 0));
         let (sender, receiver) = mpsc::channel(PAGE as usize);
-        tokio::spawn(follow(
-            self.inner.config.url.clone(),
-            flow.keys.events.clone(),
-            Arc::clone(&flow.plan),
-            after.unwrap_or(position),
-            live,
-            sender,
-        ));
+        for (key, newest) in starts {
+            tokio::spawn(follow(
+                self.inner.config.url.clone(),
+                key,
+                Arc::clone(&flow.plan),
+                after.unwrap_or(newest),
+                live,
+                sender.clone(),
+            ));
+        }
+        drop(sender);
         let events = stream::unfold(receiver, |mut receiver| async move {
             let event = receiver.recv().await?;
             Some((event, receiver))

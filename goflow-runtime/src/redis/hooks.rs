@@ -30,15 +30,12 @@ pub(crate) async fn run<C: Codec>(
     shutdown: CancellationToken,
 ) {
     let inner = &engine.inner;
+    // The done stream of each partition of each hooked workflow.
     let streams: Vec<(&'static str, String)> = inner
         .hooks
         .keys()
-        .filter_map(|name| {
-            inner
-                .flows
-                .get(name)
-                .map(|flow| (*name, flow.keys.done.clone()))
-        })
+        .filter_map(|name| Some((*name, inner.flows.get(name)?)))
+        .flat_map(|(name, flow)| flow.keys.all().iter().map(move |k| (name, k.done.clone())))
         .collect();
     for (_, key) in &streams {
         // `$`: only requests ending from now on; older events were never meant for hooks.

@@ -62,3 +62,21 @@ pub(super) fn consumers(consumers: Value, version: &str) -> Vec<WorkerInfo> {
 pub(super) fn no_group(error: &fred::error::Error) -> bool {
     error.details().contains("no such key") || error.details().starts_with("NOGROUP")
 }
+
+/// Adds the workers of another partition's group, `more`, to `all`: a worker in both is one,
+/// with the entries it holds in each and the least idle time; the lags add up.
+pub(super) fn merge(all: &mut Workers, more: Workers) {
+    all.lag = match (all.lag, more.lag) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    for worker in more.workers {
+        match all.workers.iter_mut().find(|w| w.name == worker.name) {
+            Some(known) => {
+                known.in_flight += worker.in_flight;
+                known.idle_ms = known.idle_ms.min(worker.idle_ms);
+            }
+            None => all.workers.push(worker),
+        }
+    }
+}

@@ -83,10 +83,10 @@ impl<C: Codec> RedisEngine<C> {
                 || {
                     let keys = vec![
                         flow.keys.request(id),
-                        flow.keys.ready.clone(),
+                        flow.keys.of(id).ready.clone(),
                         flow.keys.parked(id),
-                        flow.keys.delayed.clone(),
-                        flow.keys.ready_of(&from),
+                        flow.keys.of(id).delayed.clone(),
+                        flow.keys.of(id).ready_of(&from),
                     ];
                     let args = vec![
                         Value::from(id.as_str()),

@@ -61,7 +61,8 @@
 //!   [`Engine::status`](crate::Engine::status); finished requests expire after
 //!   [`RedisConfig::retention`]. Once a request has ended, every vertex in its state is
 //!   settled (`done`, `failed`, `cancelled` or `skipped`), as on the embedded engine. Nothing
-//!   scans the keyspace; all keys of a workflow share the hash tag `{prefix:flow}`.
+//!   scans the keyspace; all keys of a workflow share the hash tag `{prefix:flow}`, or, split
+//!   into [partitions](RedisConfig::partitions), those of each partition a tag of its own.
 //! - **One graph per request.** A request is pinned to the version of the graph it was
 //!   submitted on (its structural hash): each version has its own ready stream, read only by
 //!   the workers built with that graph, so nothing of a request runs on a graph whose vertex

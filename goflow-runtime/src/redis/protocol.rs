@@ -4,8 +4,10 @@
 //! tables. `PROTOCOL.md` beside this file describes the layout and every script's contract; a
 //! test checks that it names exactly the fields defined here.
 //!
-//! Every key of one workflow carries the hash tag `{prefix:flow}`, so all keys a script touches
-//! live in one Cluster slot. Nothing here ever scans the keyspace: per-request keys are named
+//! A workflow's keys are split into partitions ([`Partitions`]): every key of partition 0
+//! carries the hash tag `{prefix:flow}`, every key of partition `p` the tag of its own, and a
+//! request's keys are all in its partition, so all keys a script touches live in one Cluster
+//! slot. Nothing here ever scans the keyspace: per-request keys are named
 //! from the request id and expire; per-flow keys are bounded (entries are deleted when
 //! acknowledged, the event streams are capped).
 
@@ -44,6 +46,10 @@ pub(crate) const KEY_READY: &str = ":ready@";
 /// What follows a workflow's hash tag in the key of the set of the versions of its graph whose
 /// workers have started (their structural hashes): `T:versions`.
 pub(crate) const KEY_VERSIONS: &str = ":versions";
+
+/// What follows a workflow's hash tag in the key that records how many partitions it is split
+/// into: `T:partitions`.
+pub(crate) const KEY_PARTITIONS: &str = ":partitions";
 
 /// What follows a workflow's hash tag in the key of one version's graph as JSON, written by its
 /// workers as they start: `T:graph@<hash>`.
@@ -208,14 +214,104 @@ impl StoredVersion {
     }
 }
 
-/// The keys of one workflow.
+/// The keys of one workflow, split into its partitions: a request belongs to one, named by
+/// its id ([`Partitions::of`]), and every key a script touches for it is that partition's.
+/// Partition 0 has the tag `{prefix:flow}` (the layout of a workflow that is not split) and
+/// holds what belongs to the whole workflow: the set of its versions and their graphs.
+/// The Cluster's 16,384 slots are seen as `n` equal ranges, split as `redis-cli --cluster
+/// create` splits them among `n` primaries; partition `p` has the tag `{prefix:flow:p.k}`,
+/// with the first `k` from 0 that puts it in the middle half of the `p`-th range after
+/// partition 0's. So on a Cluster whose primaries hold equal ranges of slots, as that command
+/// leaves them, the partitions of every workflow are spread evenly over the primaries.
+#[derive(Debug, Clone)]
+pub(crate) struct Partitions {
+    parts: Vec<FlowKeys>,
+}
+
+/// How many hash slots a Redis Cluster has.
+const SLOTS: u32 = 16_384;
+
+/// The first slot of range `i` of `n` equal ranges of the slots (`SLOTS` for `i == n`), as
+/// `redis-cli --cluster create` splits them among `n` primaries (it rounds each range's end).
+fn range_start(i: u32, n: u32) -> u32 {
+    (f64::from(i * SLOTS) / f64::from(n)).round() as u32
+}
+
+/// Which of `n` equal ranges of the slots (see [`range_start`]) holds `slot`.
+fn slot_range(slot: u16, n: u32) -> u32 {
+    (1..n)
+        .filter(|&i| u32::from(slot) >= range_start(i, n))
+        .count() as u32
+}
+
+impl Partitions {
+    /// The keys of workflow `flow`, split into `n` partitions (at least 1), for the engines
+    /// of version `version` of its graph (its structural hash, 16 hex digits).
+    pub(crate) fn new(prefix: &str, flow: &str, version: &str, n: u16) -> Self {
+        let home = format!("{{{prefix}:{flow}}}");
+        let n = u32::from(n.max(1));
+        let home_range = slot_range(fred::util::redis_keyslot(home.as_bytes()), n);
+        let mut parts = vec![FlowKeys::new(home, version)];
+        for p in 1..n {
+            let range = (home_range + p) % n;
+            let (first, end) = (range_start(range, n), range_start(range + 1, n));
+            let quarter = (end - first) / 4;
+            let middle = first + quarter..(end - quarter).max(first + quarter + 1);
+            let tag = (0u32..)
+                .map(|k| format!("{{{prefix}:{flow}:{p}.{k}}}"))
+                .find(|tag| middle.contains(&u32::from(fred::util::redis_keyslot(tag.as_bytes()))))
+                .expect("a tag in every range of slots");
+            parts.push(FlowKeys::new(tag, version));
+        }
+        Self { parts }
+    }
+
+    /// The hash tags of the partitions, partition 0 first.
+    pub(crate) fn tags(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().map(|keys| keys.tag.as_str())
+    }
+
+    /// Every partition, partition 0 first.
+    pub(crate) fn all(&self) -> &[FlowKeys] {
+        &self.parts
+    }
+
+    /// Partition 0, which also holds the workflow's versions and their graphs.
+    pub(crate) fn home(&self) -> &FlowKeys {
+        &self.parts[0]
+    }
+
+    /// The partition of request `id`: the hash slot of its id (its CRC16, as Redis Cluster
+    /// hashes keys; ids hold no braces), modulo the number of partitions.
+    pub(crate) fn of(&self, id: &(impl AsRef<str> + ?Sized)) -> &FlowKeys {
+        let n = self.parts.len();
+        if n == 1 {
+            return &self.parts[0];
+        }
+        let slot = fred::util::redis_keyslot(id.as_ref().as_bytes());
+        &self.parts[usize::from(slot) % n]
+    }
+
+    /// Request `id`'s state hash, in its partition.
+    pub(crate) fn request(&self, id: &(impl AsRef<str> + ?Sized)) -> String {
+        self.of(id).request(id)
+    }
+
+    /// The vertices parked while request `id` is paused, in its partition.
+    pub(crate) fn parked(&self, id: &(impl AsRef<str> + ?Sized)) -> String {
+        self.of(id).parked(id)
+    }
+}
+
+/// The keys of one partition of a workflow.
 #[derive(Debug, Clone)]
 pub(crate) struct FlowKeys {
     tag: String,
     /// Stream of ready vertices of this version of the graph, read by the consumer group of
     /// the workers that have it.
     pub(crate) ready: String,
-    /// Set of the versions of the graph deployed (structural hashes).
+    /// Set of the versions of the graph deployed (structural hashes); only partition 0's is
+    /// used.
     pub(crate) versions: String,
     /// Sorted set of retries waiting for their backoff, scored by due time (ms).
     pub(crate) delayed: String,
@@ -228,13 +324,14 @@ pub(crate) struct FlowKeys {
     pub(crate) ended: String,
     /// Capped stream of the steps that moved requests and their vertices: the live events.
     pub(crate) events: String,
+    /// How many partitions the workflow is split into, as the first process recorded it;
+    /// only partition 0's is used.
+    pub(crate) partitions: String,
 }
 
 impl FlowKeys {
-    /// The keys of workflow `flow` for the engines of version `version` of its graph (its
-    /// structural hash, 16 hex digits).
-    pub(crate) fn new(prefix: &str, flow: &str, version: &str) -> Self {
-        let tag = format!("{{{prefix}:{flow}}}");
+    /// The keys under hash tag `tag` for the engines of version `version` of the graph.
+    fn new(tag: String, version: &str) -> Self {
         Self {
             ready: format!("{tag}{KEY_READY}{version}"),
             versions: format!("{tag}{KEY_VERSIONS}"),
@@ -243,6 +340,7 @@ impl FlowKeys {
             dead: format!("{tag}:dead"),
             ended: format!("{tag}{KEY_ENDED}"),
             events: format!("{tag}{KEY_EVENTS}"),
+            partitions: format!("{tag}{KEY_PARTITIONS}"),
             tag,
         }
     }
@@ -449,8 +547,66 @@ mod tests {
     }
 
     #[test]
+    fn partitions_spread_round_the_slots_and_keep_one_slot_each() {
+        let slot = |key: &str| u32::from(fred::util::redis_keyslot(key.as_bytes()));
+        let one = Partitions::new("goflow", "kyc", "0123456789abcdef", 1);
+        let three = Partitions::new("goflow", "kyc", "0123456789abcdef", 3);
+        // Partition 0 keeps the layout of a workflow that is not split.
+        assert_eq!(one.home().tag, "{goflow:kyc}");
+        assert_eq!(three.home().tag, "{goflow:kyc}");
+        // As `redis-cli --cluster create` gives 3 primaries their slots.
+        let primary = |slot: u32| match slot {
+            0..=5460 => 0,
+            5461..=10922 => 1,
+            _ => 2,
+        };
+        assert_eq!(
+            (0..SLOTS)
+                .map(|s| slot_range(s as u16, 3))
+                .collect::<Vec<_>>(),
+            (0..SLOTS).map(primary).collect::<Vec<_>>()
+        );
+        let mut primaries = Vec::new();
+        for keys in three.all() {
+            primaries.push(primary(slot(&keys.tag)));
+            for key in [
+                &keys.ready,
+                &keys.done,
+                &keys.delayed,
+                &keys.events,
+                &keys.dead,
+            ] {
+                assert_eq!(slot(key), slot(&keys.tag), "{key}");
+            }
+        }
+        // One partition per primary, for workflows whose partition 0 falls anywhere.
+        primaries.sort_unstable();
+        assert_eq!(primaries, [0, 1, 2]);
+        for flow in (0..200).map(|n| format!("flow-{n}")) {
+            let three = Partitions::new("goflow", &flow, "0123456789abcdef", 3);
+            let mut primaries: Vec<u32> = three.tags().map(slot).map(primary).collect();
+            primaries.sort_unstable();
+            assert_eq!(primaries, [0, 1, 2], "{flow}");
+        }
+        // The same names in every process; requests spread over all partitions, each always
+        // in the same one.
+        let again = Partitions::new("goflow", "kyc", "0123456789abcdef", 3);
+        assert!(three.tags().eq(again.tags()));
+        let mut seen = [0; 3];
+        for n in 0..300 {
+            let id = format!("request-{n}");
+            let tag = &three.of(&id).tag;
+            assert_eq!(tag, &again.of(&id).tag);
+            seen[three.all().iter().position(|k| &k.tag == tag).unwrap()] += 1;
+            assert!(three.request(&id).starts_with(tag.as_str()));
+        }
+        assert!(seen.iter().all(|&n| n > 60), "{seen:?}");
+    }
+
+    #[test]
     fn all_keys_of_a_flow_share_one_hash_tag() {
-        let keys = FlowKeys::new("goflow", "kyc", "0123456789abcdef");
+        let keys = Partitions::new("goflow", "kyc", "0123456789abcdef", 1);
+        let keys = keys.of("r1");
         let id = RequestId::parse("r1").unwrap();
         for key in [
             keys.ready.clone(),

@@ -387,6 +387,7 @@ impl FlowService {
     async fn redis(&self, url: &str) -> Result<crate::redis::RedisEngine, ServiceError> {
         let mut config = crate::redis::RedisConfig::new(url);
         config.prefix = self.settings.redis_prefix.clone();
+        config.partitions = self.settings.redis_partitions;
         config.lease = self.settings.lease;
         config.retention = self.settings.retention;
         config.events = self.settings.events;

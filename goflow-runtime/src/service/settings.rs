@@ -18,6 +18,10 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Key prefix of the Redis engine (`GOFLOW_REDIS_PREFIX`, default `goflow`).
     pub redis_prefix: String,
+    /// How many partitions each workflow's Redis keys are split into
+    /// (`GOFLOW_REDIS_PARTITIONS`, default 1; on a Redis Cluster, about its number of
+    /// primaries; see [`RedisConfig::partitions`](crate::redis::RedisConfig)).
+    pub redis_partitions: u16,
     /// Attempts one worker runs at once (`GOFLOW_WORKER_CONCURRENCY`, default 8, at least 1).
     pub worker_concurrency: usize,
     /// How long a Redis worker may hold an entry without renewing it before other workers
@@ -90,6 +94,7 @@ impl std::fmt::Debug for Settings {
             host,
             redis_url,
             redis_prefix,
+            redis_partitions,
             worker_concurrency,
             lease,
             retention,
@@ -118,6 +123,7 @@ impl std::fmt::Debug for Settings {
                 &redis_url.as_deref().map(crate::secret::redact_url),
             )
             .field("redis_prefix", redis_prefix)
+            .field("redis_partitions", redis_partitions)
             .field("worker_concurrency", worker_concurrency)
             .field("lease", lease)
             .field("retention", retention)
@@ -148,6 +154,7 @@ impl Default for Settings {
             host: "0.0.0.0".to_owned(),
             redis_url: None,
             redis_prefix: "goflow".to_owned(),
+            redis_partitions: 1,
             worker_concurrency: 8,
             lease: Duration::from_secs(30),
             retention: crate::embedded::DEFAULT_RETENTION,
@@ -262,6 +269,14 @@ impl Settings {
         settings.redis_url = var("GOFLOW_REDIS_URL");
         if let Some(v) = var("GOFLOW_REDIS_PREFIX") {
             settings.redis_prefix = v;
+        }
+        if let Some(v) = var("GOFLOW_REDIS_PARTITIONS") {
+            settings.redis_partitions = parse::<std::num::NonZeroU16>(
+                "GOFLOW_REDIS_PARTITIONS",
+                v,
+                "a whole number from 1 to 65535",
+            )?
+            .get();
         }
         if let Some(v) = var("GOFLOW_WORKER_CONCURRENCY") {
             settings.worker_concurrency = parse::<std::num::NonZeroUsize>(
@@ -447,6 +462,7 @@ mod tests {
             ("GOFLOW_HOST", "127.0.0.1"),
             ("GOFLOW_REDIS_URL", "redis://r:6379"),
             ("GOFLOW_REDIS_PREFIX", "p"),
+            ("GOFLOW_REDIS_PARTITIONS", "3"),
             ("GOFLOW_WORKER_CONCURRENCY", "3"),
             ("GOFLOW_LEASE", "10s"),
             ("GOFLOW_RETENTION", "2h"),
@@ -485,6 +501,7 @@ mod tests {
         assert_eq!(settings.host, "127.0.0.1");
         assert_eq!(settings.redis_url.as_deref(), Some("redis://r:6379"));
         assert_eq!(settings.redis_prefix, "p");
+        assert_eq!(settings.redis_partitions, 3);
         assert_eq!(settings.worker_concurrency, 3);
         assert_eq!(settings.lease, Duration::from_secs(10));
         assert_eq!(settings.retention, Duration::from_secs(7200));

@@ -45,11 +45,12 @@ impl<C: Codec> Worker<C> {
                 &holding,
                 OnShutdown::KeepTrying,
                 || {
+                    let part = delivery.keys(flow);
                     let keys = vec![
-                        flow.keys.request(done.request),
-                        flow.keys.ready.clone(),
-                        flow.keys.parked(done.request),
-                        flow.keys.done.clone(),
+                        part.request(done.request),
+                        part.ready.clone(),
+                        part.parked(done.request),
+                        part.done.clone(),
                     ];
                     (keys, args.build(config, delivery, &done, &self.consumer))
                 },

@@ -120,19 +120,21 @@ impl<C: Codec> Worker<C> {
     }
 
     /// The (stream, group) pairs this worker reads as a consumer: every ready stream's
-    /// `workers` group, and the `hooks` group of the done stream of each workflow with a
-    /// finish hook.
+    /// `workers` group, and the `hooks` group of the done streams of each workflow with a
+    /// finish hook (each partition's).
     fn consumed_groups(&self) -> impl Iterator<Item = (&str, &'static str)> {
         let inner = &self.engine.inner;
         let ready = inner
             .flows
             .values()
-            .map(|flow| (flow.keys.ready.as_str(), GROUP));
+            .flat_map(|flow| flow.keys.all())
+            .map(|keys| (keys.ready.as_str(), GROUP));
         let hooked = inner
             .flows
             .iter()
             .filter(|(name, _)| inner.hooks.contains_key(*name))
-            .map(|(_, flow)| (flow.keys.done.as_str(), HOOKS_GROUP));
+            .flat_map(|(_, flow)| flow.keys.all())
+            .map(|keys| (keys.done.as_str(), HOOKS_GROUP));
         ready.chain(hooked)
     }
 
@@ -201,7 +203,9 @@ pub(in crate::redis) async fn add_version(
     client: &fred::prelude::Client,
     flow: &crate::redis::Flow,
 ) -> Result<(), RedisError> {
-    let (key, version) = (&flow.keys.versions, flow.hash.as_str());
+    check_partitions(client, flow).await?;
+    let home = flow.keys.home();
+    let (key, version) = (&home.versions, flow.hash.as_str());
     let known: bool = client.sismember(key, version).await?;
     if known {
         return Ok(());
@@ -210,7 +214,7 @@ pub(in crate::redis) async fn add_version(
         .map_err(|e| RedisError::Protocol(format!("the graph as JSON: {e}")))?;
     let written: Result<(), fred::error::Error> = async {
         let () = client
-            .set(flow.keys.graph_of(version), graph, None, None, false)
+            .set(home.graph_of(version), graph, None, None, false)
             .await?;
         let _: u64 = client.sadd(key, version).await?;
         Ok(())
@@ -227,6 +231,48 @@ pub(in crate::redis) async fn add_version(
             Ok(())
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Records how many partitions `flow` is split into, unless a process did before (a read,
+/// then `SET NX`), and fails if it recorded another number. If Redis is out of memory and
+/// none is recorded, the engine runs all the same (the next to start records it).
+async fn check_partitions(
+    client: &fred::prelude::Client,
+    flow: &crate::redis::Flow,
+) -> Result<(), RedisError> {
+    let key = &flow.keys.home().partitions;
+    let configured = flow.keys.all().len() as u16;
+    let mut recorded: Option<String> = client.get(key).await?;
+    if recorded.is_none() {
+        let set: Result<Option<String>, fred::error::Error> = client
+            .set(
+                key,
+                configured.to_string(),
+                None,
+                Some(fred::types::SetOptions::NX),
+                true,
+            )
+            .await;
+        match set {
+            Ok(before) => recorded = before,
+            Err(error) if is_oom(&error) => {
+                tracing::warn!(
+                    key,
+                    "Redis is out of memory: the workflow's number of partitions is not recorded"
+                );
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    match recorded {
+        Some(recorded) if recorded != configured.to_string() => Err(RedisError::Partitions {
+            flow: flow.plan.flow().to_owned(),
+            key: key.clone(),
+            recorded,
+            configured,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -116,9 +116,10 @@ impl<T> Drop for Registered<'_, T> {
     }
 }
 
-/// An instance a stream entry of this worker delivers or carries: its flow, the entry's id and
-/// the instance's key (an entry may carry several instances at once; see `entry.lua`).
-type EntryKey = (&'static str, String, String);
+/// An instance a stream entry of this worker delivers or carries: its flow, the partition
+/// whose ready stream holds the entry, the entry's id and the instance's key (an entry may
+/// carry several instances at once; see `entry.lua`).
+type EntryKey = (&'static str, usize, String, String);
 
 /// An attempt in progress: its stream entry and how to cancel it.
 struct Running {
@@ -130,7 +131,10 @@ struct Running {
 /// A delivered stream entry.
 struct Delivery {
     flow: &'static str,
-    /// Its entry in the flow's ready stream.
+    /// The partition of the flow whose ready stream holds the entry (its request's, unless
+    /// the entry is damaged).
+    partition: usize,
+    /// Its entry in that ready stream.
     entry: String,
     request: String,
     /// The instance's [key](crate::plan::Instance::key), as the entry holds it.
@@ -166,6 +170,7 @@ impl Delivery {
     /// A delivery read from the ready stream, or reclaimed from a lost worker.
     fn read(
         flow: &'static str,
+        partition: usize,
         entry: String,
         fields: &HashMap<String, Bytes>,
         reclaimed: bool,
@@ -178,6 +183,7 @@ impl Delivery {
         };
         Self {
             flow,
+            partition,
             request: text(READY_REQUEST),
             instance: text(READY_INSTANCE),
             traceparent: text(READY_TRACEPARENT),
@@ -241,7 +247,18 @@ impl Delivery {
     }
 
     fn key(&self) -> EntryKey {
-        (self.flow, self.entry.clone(), self.instance.clone())
+        (
+            self.flow,
+            self.partition,
+            self.entry.clone(),
+            self.instance.clone(),
+        )
+    }
+
+    /// The keys of the partition of `flow` (its flow) that holds the entry: every script run
+    /// for the delivery touches these (its request's, for an entry that names one).
+    fn keys<'f>(&self, flow: &'f Flow) -> &'f crate::redis::protocol::FlowKeys {
+        &flow.keys.all()[self.partition]
     }
 
     /// The same entry carrying `instance`, which a completion handed to this worker and
@@ -260,6 +277,7 @@ impl Delivery {
     fn carrying(&self, instance: String) -> Self {
         Self {
             flow: self.flow,
+            partition: self.partition,
             entry: self.entry.clone(),
             request: self.request.clone(),
             instance,
@@ -351,7 +369,10 @@ impl<C: Codec> Worker<C> {
         let streams = inner
             .flows
             .iter()
-            .map(|(name, flow)| (flow.keys.ready.clone(), *name))
+            .flat_map(|(name, flow)| {
+                let parts = flow.keys.all().iter().enumerate();
+                parts.map(|(n, keys)| (keys.ready.clone(), (*name, n)))
+            })
             .collect();
         let mut reads = Vec::new();
         for group in read_groups(&inner.client, streams) {
@@ -444,20 +465,17 @@ impl<C: Codec> Worker<C> {
             .iter()
             .filter(|(name, _)| inner.hooks.contains_key(*name));
         for (_, flow) in hooked {
-            create_group(
-                &inner.client,
-                &flow.keys.done,
-                HOOKS_GROUP,
-                "$",
-                &self.stopping,
-            )
-            .await?;
+            for keys in flow.keys.all() {
+                create_group(&inner.client, &keys.done, HOOKS_GROUP, "$", &self.stopping).await?;
+            }
         }
         for flow in inner.flows.values() {
             // The version's workers are listed from here (before the group is created: once
             // it exists, the version is known).
             housekeeping::add_version(&inner.client, flow).await?;
-            create_group(&inner.client, &flow.keys.ready, GROUP, "0", &self.stopping).await?;
+            for keys in flow.keys.all() {
+                create_group(&inner.client, &keys.ready, GROUP, "0", &self.stopping).await?;
+            }
         }
         Ok(())
     }

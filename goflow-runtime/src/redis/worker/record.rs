@@ -87,10 +87,11 @@ impl<C: Codec> Worker<C> {
                         own.push(Value::from(fields::gathered_prefix(exit, &items)));
                     }
                 }
+                let part = delivery.keys(flow);
                 keys.extend([
-                    flow.keys.request(request),
-                    flow.keys.ready.clone(),
-                    flow.keys.parked(request),
+                    part.request(request),
+                    part.ready.clone(),
+                    part.parked(request),
                 ]);
                 args.push(Value::from(own.len().to_string()));
                 args.extend(own);
@@ -147,7 +148,7 @@ impl<C: Codec> Worker<C> {
             &holding,
             OnShutdown::KeepTrying,
             || {
-                let keys = vec![flow.keys.request(&request)];
+                let keys = vec![delivery.keys(flow).request(&request)];
                 let args = vec![
                     Value::from(delivery.instance.as_str()),
                     Value::from(began.to_string()),
@@ -193,13 +194,14 @@ impl<C: Codec> Worker<C> {
         let recorded = !matches!(failure, Failure::Lost(_));
         let json = Bytes::from(json);
         let build = || {
+            let part = delivery.keys(flow);
             let keys = vec![
-                flow.keys.request(request),
-                flow.keys.ready.clone(),
-                flow.keys.parked(request),
-                flow.keys.done.clone(),
-                flow.keys.delayed.clone(),
-                flow.keys.dead.clone(),
+                part.request(request),
+                part.ready.clone(),
+                part.parked(request),
+                part.done.clone(),
+                part.delayed.clone(),
+                part.dead.clone(),
             ];
             let args = vec![
                 Value::from(GROUP),
@@ -256,10 +258,11 @@ impl<C: Codec> Worker<C> {
             &[delivery],
             OnShutdown::KeepTrying,
             || {
+                let part = delivery.keys(flow);
                 let keys = vec![
-                    flow.keys.request(request),
-                    flow.keys.ready.clone(),
-                    flow.keys.parked(request),
+                    part.request(request),
+                    part.ready.clone(),
+                    part.parked(request),
                 ];
                 let args = vec![
                     Value::from(GROUP),

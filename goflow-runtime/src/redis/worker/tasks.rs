@@ -23,18 +23,20 @@ use crate::sync::lock;
 use crate::time::{millis, now_ms};
 
 impl<C: Codec> Worker<C> {
-    /// Reads the ready streams `streams` (each with its workflow's name), which one read can
-    /// read together (see [`read_groups`](crate::redis::read_groups)), on `reader`, a
+    /// Reads the ready streams `streams` (each with its workflow's name and partition), which
+    /// one read can read together (see [`read_groups`](crate::redis::read_groups)), on `reader`, a
     /// connection of their own, until `shutdown`.
     pub(super) async fn read_loop(
         self: Arc<Self>,
         reader: fred::prelude::Client,
-        streams: Vec<(String, &'static str)>,
+        streams: Vec<(String, (&'static str, usize))>,
         shutdown: CancellationToken,
     ) -> Result<(), RedisError> {
-        let flows: Vec<(&'static str, String)> =
-            streams.into_iter().map(|(key, name)| (name, key)).collect();
-        let keys: Vec<String> = flows.iter().map(|(_, key)| key.clone()).collect();
+        let flows: Vec<(&'static str, usize, String)> = streams
+            .into_iter()
+            .map(|(key, (name, partition))| (name, partition, key))
+            .collect();
+        let keys: Vec<String> = flows.iter().map(|(_, _, key)| key.clone()).collect();
         let ids: Vec<&str> = flows.iter().map(|_| ">").collect();
         let batch = self.engine.inner.config.batch.max(1);
         let mut attempts = JoinSet::new();
@@ -90,12 +92,14 @@ impl<C: Codec> Worker<C> {
             let mut permits: Vec<_> = (0..read)
                 .map_while(|_| Arc::clone(&self.intake).try_acquire_owned().ok())
                 .collect();
-            for (name, key) in &flows {
+            for &(name, partition, ref key) in &flows {
                 let mut deliveries: Vec<Delivery> = streams
                     .get(key.as_str())
                     .into_iter()
                     .flatten()
-                    .map(|(entry, fields)| Delivery::read(name, entry.clone(), fields, false))
+                    .map(|(entry, fields)| {
+                        Delivery::read(name, partition, entry.clone(), fields, false)
+                    })
                     .collect();
                 if deliveries.is_empty() {
                     continue;
@@ -149,13 +153,20 @@ impl<C: Codec> Worker<C> {
                 self.retire_idle().await;
             }
             self.forget_expired().await;
+            // Collected: the iterator's closures are not `Send` across the awaits.
+            let mut partitions = Vec::new();
             for (name, flow) in &self.engine.inner.flows {
+                for (partition, keys) in flow.keys.all().iter().enumerate() {
+                    partitions.push((*name, flow, partition, keys));
+                }
+            }
+            for (name, flow, partition, keys) in partitions {
                 let claimed: Result<(String, Vec<StreamEntry>), _> = self
                     .engine
                     .inner
                     .client
                     .xautoclaim_values(
-                        &flow.keys.ready,
+                        &keys.ready,
                         GROUP,
                         self.consumer.as_str(),
                         millis(lease),
@@ -181,7 +192,7 @@ impl<C: Codec> Worker<C> {
                         () = shutdown.cancelled() => break,
                     };
                     // Started once it has its slot (see `attempt`).
-                    let delivery = Delivery::read(name, entry, &fields, true);
+                    let delivery = Delivery::read(name, partition, entry, &fields, true);
                     attempts.spawn(Arc::clone(&self).drive(delivery, None, Some(place)));
                 }
             }
@@ -198,17 +209,23 @@ impl<C: Codec> Worker<C> {
                 () = shutdown.cancelled() => return,
             }
             // An entry carrying several instances is renewed once.
-            let by_flow: HashMap<&'static str, HashSet<String>> = {
+            let by_stream: HashMap<(&'static str, usize), HashSet<String>> = {
                 let running = lock(&self.running);
                 let held = lock(&self.held);
-                let mut by_flow: HashMap<&'static str, HashSet<String>> = HashMap::new();
-                for (flow, entry, _) in running.keys().chain(held.keys()) {
-                    by_flow.entry(flow).or_default().insert(entry.clone());
+                let mut by_stream: HashMap<_, HashSet<String>> = HashMap::new();
+                for (flow, partition, entry, _) in running.keys().chain(held.keys()) {
+                    let stream = by_stream.entry((*flow, *partition)).or_default();
+                    stream.insert(entry.clone());
                 }
-                by_flow
+                by_stream
             };
-            for (name, entries) in by_flow {
-                let Ok(flow) = self.engine.flow(name) else {
+            for ((name, partition), entries) in by_stream {
+                let Some(keys) = self
+                    .engine
+                    .flow(name)
+                    .ok()
+                    .and_then(|flow| flow.keys.all().get(partition))
+                else {
                     continue;
                 };
                 // Claiming our own entries with JUSTID resets their idle time.
@@ -217,7 +234,7 @@ impl<C: Codec> Worker<C> {
                     .inner
                     .client
                     .xclaim(
-                        &flow.keys.ready,
+                        &keys.ready,
                         GROUP,
                         self.consumer.as_str(),
                         0,
@@ -246,11 +263,12 @@ impl<C: Codec> Worker<C> {
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => return,
             }
-            for flow in self.engine.inner.flows.values() {
+            let partitions = self.engine.inner.flows.values();
+            for keys in partitions.flat_map(|flow| flow.keys.all()) {
                 let moved = scripts::call(&PROMOTE, &self.engine.inner.client, || {
-                    let keys = vec![flow.keys.delayed.clone(), flow.keys.ready.clone()];
+                    let streams = vec![keys.delayed.clone(), keys.ready.clone()];
                     (
-                        keys,
+                        streams,
                         vec![Value::from(now_ms().to_string()), Value::from("100")],
                     )
                 })
@@ -278,21 +296,24 @@ impl<C: Codec> Worker<C> {
     pub(super) async fn sample_backlog(self: Arc<Self>, shutdown: CancellationToken) {
         let client = &self.engine.inner.client;
         loop {
-            for (name, flow) in &self.engine.inner.flows {
-                let length: Result<u64, _> = client.xlen(flow.keys.ready.clone()).await;
-                let groups: Result<Value, _> = client.xinfo_groups(flow.keys.ready.clone()).await;
-                match (length, groups) {
-                    (Ok(length), Ok(groups)) => {
-                        crate::metrics::stream_backlog(
-                            &flow.plan,
-                            length,
-                            info::group_lag(groups, GROUP),
-                        );
-                    }
-                    (Err(error), _) | (_, Err(error)) => {
-                        tracing::debug!(%error, flow = name, "sampling the stream backlog failed");
+            'flows: for (name, flow) in &self.engine.inner.flows {
+                // Summed over the partitions.
+                let (mut length, mut lag) = (0, Some(0));
+                for keys in flow.keys.all() {
+                    let of_partition: Result<u64, _> = client.xlen(keys.ready.clone()).await;
+                    let groups: Result<Value, _> = client.xinfo_groups(keys.ready.clone()).await;
+                    match (of_partition, groups) {
+                        (Ok(n), Ok(groups)) => {
+                            length += n;
+                            lag = lag.zip(info::group_lag(groups, GROUP)).map(|(a, b)| a + b);
+                        }
+                        (Err(error), _) | (_, Err(error)) => {
+                            tracing::debug!(%error, flow = name, "sampling the stream backlog failed");
+                            continue 'flows;
+                        }
                     }
                 }
+                crate::metrics::stream_backlog(&flow.plan, length, lag);
             }
             tokio::select! {
                 () = tokio::time::sleep(crate::metrics::BACKLOG_SAMPLE_EVERY) => {}
