@@ -2,11 +2,16 @@
 //! submits requests, waits for results, reads a request's state, pauses, resumes and stops
 //! requests, and a finish hook reports every request that ends.
 //!
-//! Needs a Redis server: `GOFLOW_REDIS_URL` (default `redis://127.0.0.1:6379`). Keys use the
-//! prefix `goflow-example`.
+//! Needs a Redis server: `GOFLOW_REDIS_URL` (default `redis://127.0.0.1:6379`), or a Redis
+//! Cluster (`redis-cluster://host:port?node=host:port&node=…`), over whose primaries
+//! `GOFLOW_REDIS_PARTITIONS` spreads the workflow's requests. Keys use the prefix
+//! `goflow-example` (`goflow-example-p<N>` with `N` partitions: the number is fixed per
+//! prefix).
 //!
 //! ```sh
 //! cargo run --example redis_kyc
+//! GOFLOW_REDIS_URL='redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001&node=127.0.0.1:7002' \
+//!   GOFLOW_REDIS_PARTITIONS=3 cargo run --example redis_kyc
 //! ```
 
 use std::time::Duration;
@@ -115,6 +120,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("GOFLOW_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let mut config = RedisConfig::new(url);
     config.prefix = "goflow-example".into();
+    if let Ok(n) = std::env::var("GOFLOW_REDIS_PARTITIONS") {
+        config.partitions = n.parse().map_err(|_| "GOFLOW_REDIS_PARTITIONS: a number")?;
+        config.prefix = format!("goflow-example-p{n}");
+    }
     let engine = RedisEngine::builder(config)
         .register::<Kyc>()
         .on_finish::<Kyc, _, _>(|finished| async move {

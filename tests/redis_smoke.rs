@@ -124,6 +124,56 @@ async fn kyc_runs_on_redis() {
     worker.stop().await;
 }
 
+/// A workflow split into partitions runs on one server as on a cluster, its requests spread
+/// over the partitions; an engine set to another number of partitions than the one the first
+/// recorded refuses to connect, and says why and what to do, rather than look for the
+/// requests in the wrong keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_number_of_partitions_is_one_per_deployment() {
+    let mut config = support::config("partitions");
+    config.partitions = 3;
+    let engine = engine_of::<Kyc>(config.clone()).await;
+    let worker = support::LocalWorker::start(&engine, 4);
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(engine.submit::<Kyc>(&format!("user-{n}")).await.unwrap());
+    }
+    for id in &ids {
+        support::completed::<Kyc>(&engine, id, Duration::from_secs(10)).await;
+    }
+    let client = support::raw_client(&config.url).await;
+    for tag in config.hash_tags(Kyc::NAME) {
+        let done: u64 = support::raw(&client, "XLEN", vec![format!("{tag}:done").into()]).await;
+        assert!(done > 0, "no request was in partition {tag}");
+    }
+    let listed = engine
+        .list::<Kyc>(&goflow::request::RequestQuery::default().limit(100))
+        .await
+        .unwrap();
+    assert_eq!(listed.requests.len(), ids.len());
+    worker.stop().await;
+
+    let mut other = config.clone();
+    other.partitions = 2;
+    let refused = RedisEngine::builder(other)
+        .register::<Kyc>()
+        .connect()
+        .await
+        .expect_err("another number of partitions");
+    let mut message = refused.to_string();
+    let mut source = std::error::Error::source(&refused);
+    while let Some(error) = source {
+        message = format!("{message}: {error}");
+        source = error.source();
+    }
+    assert!(
+        message.contains("split into 3 partitions in Redis")
+            && message.contains("this process is set to 2")
+            && message.contains("GOFLOW_REDIS_PARTITIONS"),
+        "{message}"
+    );
+}
+
 /// An engine (and so a worker or service) started before its Redis is up waits for it, within
 /// the connect timeout, instead of failing at the first refused connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

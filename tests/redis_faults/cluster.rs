@@ -1,11 +1,14 @@
-//! On a Redis Cluster of 3 primaries, KYC requests of four workflows (each workflow's keys in a
-//! hash slot of their own, so on the primary that serves it):
-//! - three worker processes, one SIGKILLed mid-run: every request completes once, and nothing
+//! On a Redis Cluster of 3 primaries, KYC requests of four workflows:
+//! - each workflow split into 3 partitions, so that its requests spread over every primary;
+//!   three worker processes, one SIGKILLed mid-run: every request completes once, and nothing
 //!   is left behind;
-//! - with a replica per primary, a primary SIGKILLed mid-run: once its replica has taken over,
+//! - each workflow's keys in one hash slot (one partition), with a replica per primary, the
+//!   primary of one workflow SIGKILLed mid-run: once its replica has taken over,
 //!   the workers and the engine carry on by themselves; the test reports what the failover
 //!   lost (replication is asynchronous: what the primary acknowledged in its last moments but
-//!   had not yet sent to its replica is gone).
+//!   had not yet sent to its replica is gone);
+//! - the slot of one partition moved to another primary while the deployment is idle, as a
+//!   reshard moves it: the clients follow, and every request completes once.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -79,11 +82,16 @@ async fn try_outcome(
     }
 }
 
-/// Settings for `test` on `cluster` (leases of 1 s), an engine of them with the four
-/// workflows, and a plain client of the cluster.
-async fn four_workflows(cluster: &RedisCluster, test: &str) -> (RedisConfig, RedisEngine, Client) {
+/// Settings for `test` on `cluster` (leases of 1 s, each workflow split into `partitions`),
+/// an engine of them with the four workflows, and a plain client of the cluster.
+async fn four_workflows(
+    cluster: &RedisCluster,
+    test: &str,
+    partitions: u16,
+) -> (RedisConfig, RedisEngine, Client) {
     let mut config = support::config_at(&cluster.url(), test);
     config.lease = Duration::from_secs(1);
+    config.partitions = partitions;
     let engine = kyc(config.clone())
         .register::<KycEast>()
         .register::<KycWest>()
@@ -99,10 +107,16 @@ async fn four_workflows(cluster: &RedisCluster, test: &str) -> (RedisConfig, Red
 async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluster() {
     const REQUESTS: usize = 2000;
     let cluster = RedisCluster::start(3, 0);
-    let (config, engine, client) = four_workflows(&cluster, "crash-cluster").await;
-    let tags: Vec<String> = FLOWS
+    let (config, engine, client) = four_workflows(&cluster, "crash-cluster", 3).await;
+    // Every partition of every workflow.
+    let tags: Vec<(&str, String)> = FLOWS
         .iter()
-        .map(|flow| support::flow_tag(&config.prefix, flow))
+        .flat_map(|flow| {
+            config
+                .hash_tags(flow)
+                .into_iter()
+                .map(move |tag| (*flow, tag))
+        })
         .collect();
 
     // All submitted first, so that every worker has a backlog to take from from its start.
@@ -116,7 +130,7 @@ async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluste
 
     // Kill one worker while it holds entries (of any of the workflows): some done, most still
     // to go.
-    let done_streams: Vec<String> = tags.iter().map(|tag| format!("{tag}:done")).collect();
+    let done_streams: Vec<String> = tags.iter().map(|(_, tag)| format!("{tag}:done")).collect();
     wait_until(
         "the first requests complete",
         Duration::from_secs(60),
@@ -129,10 +143,13 @@ async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluste
         },
     )
     .await;
+    // Each partition's ready stream: the version's, under the partition's tag.
     let mut readies = Vec::new();
-    for flow in FLOWS {
+    for (flow, tag) in &tags {
         let ready = support::ready_stream_named(&client, &config.prefix, flow).await;
-        readies.push(ready.expect("a ready stream"));
+        let ready = ready.expect("a ready stream");
+        let home = support::flow_tag(&config.prefix, flow);
+        readies.push(ready.replacen(&home, tag, 1));
     }
     let victim_tag = format!("-{}-", workers.0[0].id());
     let held_by_victim = async || {
@@ -178,21 +195,22 @@ async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluste
         completions.values().all(|&n| n == 1),
         "a request completed twice"
     );
-    for (flow, tag) in FLOWS.iter().zip(&tags) {
+    let mut completed_in = Vec::new();
+    for ((flow, tag), ready) in tags.iter().zip(&readies) {
         assert_eq!(
             raw::<u64>(&client, "XLEN", vec![format!("{tag}:dead").into()]).await,
             0,
             "dead letters of {flow}"
         );
-        let ready = support::ready_stream_named(&client, &config.prefix, flow)
-            .await
-            .expect("a ready stream");
+        let done = raw::<u64>(&client, "XLEN", vec![format!("{tag}:done").into()]).await;
+        completed_in.push(done);
+        assert!(done > 0, "no request of {flow} was in partition {tag}");
         assert_eq!(
             raw::<u64>(&client, "XLEN", vec![ready.as_str().into()]).await,
             0,
             "{ready}"
         );
-        let pending = pending_by_consumer(&client, &ready).await;
+        let pending = pending_by_consumer(&client, ready).await;
         assert!(pending.values().all(|&n| n == 0), "{ready}: {pending:?}");
     }
     // The survivors are still serving.
@@ -202,15 +220,25 @@ async fn kyc_flows_of_four_workflows_survive_a_worker_killed_mid_run_on_a_cluste
             "a surviving worker exited"
         );
     }
-    // Where the workflows' keys are: each workflow's on one primary, as its tag hashes.
-    let holding = cluster
-        .nodes
-        .iter()
-        .filter(|node| cli(node.port(), &["DBSIZE"]).trim() != "0")
-        .count();
+    // Where the workflows' keys are: each workflow's partitions on every primary.
+    for flow in FLOWS {
+        let mut primaries: Vec<usize> = tags
+            .iter()
+            .filter(|(of, _)| *of == flow)
+            .map(|(_, tag)| primary_of(&cluster, tag).expect("a primary holds the partition"))
+            .collect();
+        primaries.sort_unstable();
+        primaries.dedup();
+        assert_eq!(
+            primaries.len(),
+            cluster.primaries(),
+            "the partitions of {flow} are on primaries {primaries:?}"
+        );
+    }
     println!(
-        "cluster crash: the killed worker ({victim}) held {lost} entries; the keys of {} \
-         workflows are on {holding} of {} primaries",
+        "cluster crash: the killed worker ({victim}) held {lost} entries; each of {} \
+         workflows has a partition on each of {} primaries; requests completed per \
+         partition: {completed_in:?}",
         FLOWS.len(),
         cluster.primaries()
     );
@@ -233,7 +261,7 @@ async fn a_primary_killed_mid_run_fails_over_and_the_flows_go_on() {
     const REQUESTS: usize = 1000;
     const AFTER: usize = 100;
     let mut cluster = RedisCluster::start(3, 1);
-    let (config, engine, client) = four_workflows(&cluster, "failover").await;
+    let (config, engine, client) = four_workflows(&cluster, "failover", 1).await;
     let _workers = WorkerProcesses::spawn(2, &config);
     let mut requests = Vec::with_capacity(REQUESTS);
     for i in 0..REQUESTS {
@@ -336,4 +364,64 @@ async fn a_primary_killed_mid_run_fails_over_and_the_flows_go_on() {
         stuck.len()
     );
     assert_eq!(completed + unknown + stuck.len(), REQUESTS);
+}
+
+/// A slot holding one partition of `kyc` (its home, with queued requests, the version's graph
+/// and the partition count) is moved to another primary while the deployment is idle, as the
+/// README says to reshard: the engine's client, whose map of the slots is stale, is
+/// redirected (`MOVED`) and follows; the workers started afterwards run every request, those
+/// queued before the move and those submitted after it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_while_idle_is_followed() {
+    const BEFORE: usize = 400;
+    const AFTER: usize = 100;
+    let cluster = RedisCluster::start(3, 0);
+    let (config, engine, client) = four_workflows(&cluster, "reshard", 3).await;
+    let mut requests = Vec::with_capacity(BEFORE + AFTER);
+    for i in 0..BEFORE {
+        let flow = FLOWS[i % FLOWS.len()];
+        let user = format!("user-{i:04}");
+        requests.push((flow, submit(&engine, flow, &user).await, user));
+    }
+    let home = support::flow_tag(&config.prefix, Kyc::NAME);
+    let slot: u16 = cli(cluster.nodes[0].port(), &["CLUSTER", "KEYSLOT", &home])
+        .trim()
+        .parse()
+        .expect("a slot");
+    let from = primary_of(&cluster, &home).expect("a primary holds kyc's home partition");
+    let to = (from + 1) % cluster.primaries();
+    let moved = tokio::task::block_in_place(|| cluster.move_slot(slot, from, to));
+    assert_eq!(primary_of(&cluster, &home), Some(to), "the slot moved");
+    assert!(moved > 0, "the slot held kyc's keys");
+
+    let _workers = WorkerProcesses::spawn(2, &config);
+    for i in 0..AFTER {
+        let flow = FLOWS[i % FLOWS.len()];
+        let user = format!("after-{i:04}");
+        requests.push((flow, submit(&engine, flow, &user).await, user));
+    }
+    for (flow, id, user) in &requests {
+        match outcome(&engine, flow, id, Duration::from_secs(60)).await {
+            RequestOutcome::Completed(output) => assert_eq!(output, expected(user), "{id}"),
+            other => panic!("request {id} of {flow} ({user}): {other:?}"),
+        }
+    }
+    let mut completions: HashMap<String, usize> = HashMap::new();
+    for flow in FLOWS {
+        for tag in config.hash_tags(flow) {
+            for (_, entry) in support::stream_entries(&client, &format!("{tag}:done")).await {
+                *completions.entry(entry["r"].clone()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(completions.len(), requests.len());
+    assert!(
+        completions.values().all(|&n| n == 1),
+        "a request completed twice"
+    );
+    println!(
+        "reshard: slot {slot} (kyc's partition 0) moved from primary {from} to {to} with \
+         {moved} keys while idle; all {} requests completed once",
+        requests.len()
+    );
 }

@@ -20,6 +20,9 @@ const WORKER_PREFIX: &str = "GOFLOW_TEST_WORKER_PREFIX";
 /// The lease (ms) a worker process uses.
 const WORKER_LEASE_MS: &str = "GOFLOW_TEST_WORKER_LEASE_MS";
 
+/// How many partitions the workflows of the worker processes are split into.
+const WORKER_PARTITIONS: &str = "GOFLOW_TEST_WORKER_PARTITIONS";
+
 /// The name of [`worker_process_entry`] as the test harness knows it: its path in this
 /// binary, without the crate's name (`processes::worker_process_entry`).
 fn entry_name() -> &'static str {
@@ -92,6 +95,7 @@ pub(crate) fn worker_process(config: &RedisConfig) -> Child {
         .env(WORKER_URL, &config.url)
         .env(WORKER_PREFIX, &config.prefix)
         .env(WORKER_LEASE_MS, config.lease.as_millis().to_string())
+        .env(WORKER_PARTITIONS, config.partitions.to_string())
         // Closing it shuts the worker down cleanly (see `WorkerProcesses::stop`).
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -125,6 +129,10 @@ fn worker_process_entry() {
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(Duration::from_secs(1), Duration::from_millis);
+    let partitions = std::env::var(WORKER_PARTITIONS)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -145,6 +153,7 @@ fn worker_process_entry() {
         config.prefix = prefix;
         config.lease = lease;
         config.retry_poll = Duration::from_millis(10);
+        config.partitions = partitions;
         let engine = kyc(config)
             .register::<crate::leases::Poison>()
             .register::<crate::crash::Sweep>()

@@ -109,6 +109,56 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// Moves hash slot `slot` from primary `from` to primary `to` (indexes into `nodes`) as
+    /// `redis-cli --cluster reshard` does, a batch of keys at a time: `IMPORTING` on the
+    /// target, `MIGRATING` on the source, `MIGRATE` of its keys, then the slot is the
+    /// target's on every node (clients are redirected with `MOVED` from then on). Answers how
+    /// many keys it moved.
+    pub fn move_slot(&self, slot: u16, from: usize, to: usize) -> usize {
+        let (source, target) = (self.nodes[from].port(), self.nodes[to].port());
+        let id = |port: u16| cli(port, &["CLUSTER", "MYID"]).trim().to_owned();
+        let (source_id, target_id) = (id(source), id(target));
+        let slot = slot.to_string();
+        let ok = |port: u16, args: &[&str]| {
+            let answer = cli(port, args);
+            assert!(
+                answer.trim() == "OK" || answer.trim() == "NOKEY",
+                "{args:?}: {answer}"
+            );
+        };
+        ok(
+            target,
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &source_id],
+        );
+        ok(
+            source,
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &target_id],
+        );
+        let mut moved = 0;
+        loop {
+            let keys = cli(source, &["CLUSTER", "GETKEYSINSLOT", &slot, "10"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = target.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(&keys);
+            ok(source, &args);
+            moved += keys.len();
+        }
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            ok(
+                node.port(),
+                &["CLUSTER", "SETSLOT", &slot, "NODE", &target_id],
+            );
+        }
+        self.wait_until_ok();
+        moved
+    }
+}
+
 /// What `redis-cli -p port args…` prints (empty if it cannot be run).
 pub fn cli(port: u16, args: &[&str]) -> String {
     Command::new("redis-cli")

@@ -230,9 +230,12 @@ pub fn config(test: &str) -> RedisConfig {
 }
 
 /// Settings for one test on the Redis Cluster shared by the tests of this binary (3
-/// primaries; see [`cluster::shared`]), with a prefix of its own, as [`config`] makes them.
+/// primaries; see [`cluster::shared`]), with a prefix of its own, as [`config`] makes them,
+/// each workflow split into 3 partitions, so that its requests spread over the primaries.
 pub fn cluster_config(test: &str) -> RedisConfig {
-    config_at(&cluster::shared().url(), test)
+    let mut config = config_at(&cluster::shared().url(), test);
+    config.partitions = 3;
+    config
 }
 
 /// Settings for one test against the server at `url` (one the test started for itself): a
