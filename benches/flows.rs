@@ -11,8 +11,10 @@
 //!
 //! `--redis-cluster` runs the same workloads on a Redis Cluster of the bench's own (3 primaries
 //! on free ports, `redis-server --cluster-enabled yes` joined by `redis-cli --cluster create`),
-//! after the single server when `--redis` is given too; its system name is
-//! `goflow-redis-cluster3-c8`, and its Redis CPU and commands are summed over the nodes.
+//! after the single server when `--redis` is given too: first with each workflow's keys in one
+//! partition (`goflow-redis-cluster3-c8`: each workflow on one primary), then in 3
+//! (`goflow-redis-cluster3-p3-c8`: each workflow on every primary). Its Redis CPU and commands
+//! are summed over the nodes.
 //!
 //! Workloads (every step returns its input plus a short suffix, as the comparison's steps do):
 //! `kyc` (5,000 flows submitted at once), `chain10` (2,000), `fanout32` (500), and `kyc_lat`
@@ -219,9 +221,10 @@ fn args() -> Args {
     }
 }
 
-fn redis_config(url: &str, prefix: &str) -> RedisConfig {
+fn redis_config(url: &str, prefix: &str, partitions: u16) -> RedisConfig {
     let mut config = RedisConfig::new(url);
     config.prefix = prefix.to_owned();
+    config.partitions = partitions;
     config.retention = Duration::from_secs(120);
     config.events = !no_events();
     config
@@ -233,8 +236,8 @@ fn no_events() -> bool {
     std::env::args().any(|a| a == "--no-events")
 }
 
-async fn connect(url: &str, prefix: &str) -> RedisEngine {
-    RedisEngine::builder(redis_config(url, prefix))
+async fn connect(url: &str, prefix: &str, partitions: u16) -> RedisEngine {
+    RedisEngine::builder(redis_config(url, prefix, partitions))
         .register::<Kyc>()
         .register::<Chain10>()
         .register::<Fanout>()
@@ -328,7 +331,7 @@ async fn lookup(engine: &EmbeddedEngine, n: usize) -> (usize, f64, f64, f64) {
 /// The `memory` workload: Redis bytes per queued flow, then the worker's peak RSS draining them.
 async fn memory(args: &Args, n: usize) {
     let prefix = format!("bench-mem-{}-{:08x}", std::process::id(), fastrand::u32(..));
-    let engine = connect(args.url(), &prefix).await;
+    let engine = connect(args.url(), &prefix, 1).await;
     let client = fred::prelude::Builder::from_config(Config::from_url(args.url()).expect("url"))
         .build()
         .expect("stats client");
@@ -344,7 +347,7 @@ async fn memory(args: &Args, n: usize) {
         );
     }
     let queued = redis_memory(&client).await;
-    let worker = spawn_worker(args, args.url(), &prefix);
+    let worker = spawn_worker(args, args.url(), &prefix, 1);
     for id in &ids {
         match engine
             .wait::<Kyc>(id, Duration::from_secs(600))
@@ -368,9 +371,10 @@ async fn memory(args: &Args, n: usize) {
 }
 
 /// Starts one worker process and waits for its `READY`.
-fn spawn_worker(args: &Args, url: &str, prefix: &str) -> Child {
+fn spawn_worker(args: &Args, url: &str, prefix: &str, partitions: u16) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
         .args(["--worker-process", "--redis-url", url, "--prefix", prefix])
+        .args(["--partitions", &partitions.to_string()])
         .args(["--concurrency", &args.concurrency.to_string()])
         .args(args.trace.then_some("--trace"))
         .args(no_events().then_some("--no-events"))
@@ -389,13 +393,13 @@ fn spawn_worker(args: &Args, url: &str, prefix: &str) -> Child {
 }
 
 /// The worker process: runs until its stdin closes (the driver ends it).
-fn worker_process(url: &str, prefix: &str, concurrency: usize) {
+fn worker_process(url: &str, prefix: &str, partitions: u16, concurrency: usize) {
     let _tracing = std::env::args()
         .any(|a| a == "--trace")
         .then(install_tracing);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        let engine = connect(url, prefix).await;
+        let engine = connect(url, prefix, partitions).await;
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(engine.worker(concurrency).run(shutdown.clone()));
         println!("READY");
@@ -550,8 +554,11 @@ enum Target<'a> {
         url: &'a str,
         /// Each server whose CPU and commands are counted (every node of a cluster), by URL.
         servers: &'a [String],
-        /// What the system's name says of it: `redis`, or `redis-cluster3`.
+        /// What the system's name says of it: `redis`, `redis-cluster3`, or
+        /// `redis-cluster3-p3` (each workflow in 3 partitions).
         label: &'a str,
+        /// How many partitions each workflow's keys are split into.
+        partitions: u16,
     },
 }
 
@@ -564,14 +571,15 @@ async fn bench(args: &Args, target: Target<'_>) {
                 url,
                 servers,
                 label,
+                partitions,
             } => {
                 assert!(
                     !url.trim_end_matches('/').ends_with("/0"),
                     "refusing to use Redis db 0"
                 );
-                let engine = connect(url, &prefix).await;
+                let engine = connect(url, &prefix, partitions).await;
                 let workers: Vec<Child> = (0..args.workers)
-                    .map(|_| spawn_worker(args, url, &prefix))
+                    .map(|_| spawn_worker(args, url, &prefix, partitions))
                     .collect();
                 let mut stats = Vec::new();
                 for server in servers {
@@ -847,6 +855,9 @@ fn main() {
         worker_process(
             &value("--redis-url").expect("--redis-url"),
             &value("--prefix").expect("--prefix"),
+            value("--partitions")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
             value("--concurrency")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(8),
@@ -897,6 +908,7 @@ fn main() {
                     url,
                     servers: &servers,
                     label: "redis",
+                    partitions: 1,
                 };
                 bench(&args, target).await;
             }
@@ -904,12 +916,16 @@ fn main() {
                 // Started here, beside the single server, so both run in one run.
                 let cluster = OwnCluster::start();
                 let (url, servers) = (cluster.url(), cluster.servers());
-                let target = Target::Redis {
-                    url: &url,
-                    servers: &servers,
-                    label: "redis-cluster3",
-                };
-                bench(&args, target).await;
+                // Each workflow on one primary (one partition), then over all three.
+                for (label, partitions) in [("redis-cluster3", 1), ("redis-cluster3-p3", 3)] {
+                    let target = Target::Redis {
+                        url: &url,
+                        servers: &servers,
+                        label,
+                        partitions,
+                    };
+                    bench(&args, target).await;
+                }
             }
         });
     }
