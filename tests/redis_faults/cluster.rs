@@ -2,8 +2,9 @@
 //! - each workflow split into 3 partitions, so that its requests spread over every primary;
 //!   three worker processes, one SIGKILLed mid-run: every request completes once, and nothing
 //!   is left behind;
-//! - each workflow's keys in one hash slot (one partition), with a replica per primary, the
-//!   primary of one workflow SIGKILLed mid-run: once its replica has taken over,
+//! - each workflow's keys in one hash slot (one partition), or in 3 (every workflow then has a
+//!   partition on each primary), with a replica per primary, the primary of `kyc`'s first
+//!   partition SIGKILLed mid-run: once its replica has taken over,
 //!   the workers and the engine carry on by themselves; the test reports what the failover
 //!   lost (replication is asynchronous: what the primary acknowledged in its last moments but
 //!   had not yet sent to its replica is gone);
@@ -258,10 +259,23 @@ fn primary_of(cluster: &RedisCluster, tag: &str) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_mid_run_fails_over_and_the_flows_go_on() {
+    fail_over(1).await;
+}
+
+/// As above, each workflow split into 3 partitions, so that every workflow has one on the
+/// primary that dies: what it loses is only of requests in those partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_mid_run_fails_over_with_every_workflow_on_it() {
+    fail_over(3).await;
+}
+
+/// The failover tests, each workflow in `partitions`: the primary of `kyc`'s partition 0 is
+/// killed mid-run.
+async fn fail_over(partitions: u16) {
     const REQUESTS: usize = 1000;
     const AFTER: usize = 100;
     let mut cluster = RedisCluster::start(3, 1);
-    let (config, engine, client) = four_workflows(&cluster, "failover", 1).await;
+    let (config, engine, client) = four_workflows(&cluster, "failover", partitions).await;
     let _workers = WorkerProcesses::spawn(2, &config);
     let mut requests = Vec::with_capacity(REQUESTS);
     for i in 0..REQUESTS {
@@ -278,8 +292,24 @@ async fn a_primary_killed_mid_run_fails_over_and_the_flows_go_on() {
     )
     .await;
 
-    // The primary of `kyc` dies; its replica takes over.
+    // The primary of `kyc` dies; its replica takes over. The partitions it held, of every
+    // workflow, are the ones that may lose what it had not replicated.
     let victim = primary_of(&cluster, &kyc_tag).expect("a primary holds kyc's keys");
+    let mut on_victim = std::collections::HashSet::new();
+    for flow in FLOWS {
+        for tag in config.hash_tags(flow) {
+            if primary_of(&cluster, &tag) == Some(victim) {
+                on_victim.insert(tag);
+            }
+        }
+    }
+    // A request's partition: its id's hash slot modulo the number of partitions (see the
+    // engine's PROTOCOL.md).
+    let exposed = |flow: &str, id: &RequestId| {
+        let tags = config.hash_tags(flow);
+        let slot = usize::from(fred::util::redis_keyslot(id.as_str().as_bytes()));
+        on_victim.contains(&tags[slot % tags.len()])
+    };
     let killed_at = Instant::now();
     // (Blocking calls: kept off the runtime's threads, which the engine's client needs.)
     let promoted = tokio::task::block_in_place(|| {
@@ -345,20 +375,22 @@ async fn a_primary_killed_mid_run_fails_over_and_the_flows_go_on() {
                 assert_eq!(output, expected(user), "{id}");
                 completed += 1;
             }
-            Err(goflow::Error::UnknownRequest { .. }) if *flow == Kyc::NAME => unknown += 1,
-            Ok(RequestOutcome::Pending(status)) if *flow == Kyc::NAME => {
+            Err(goflow::Error::UnknownRequest { .. }) if exposed(flow, id) => unknown += 1,
+            Ok(RequestOutcome::Pending(status)) if exposed(flow, id) => {
                 stuck.push(format!("{id} {status}"))
             }
             other => panic!("request {id} of {flow} ({user}): {other:?}"),
         }
     }
     println!(
-        "failover: the replica took over {:.1} s after its primary was killed, and the \
+        "failover ({partitions} partition(s) per workflow, {} on the killed primary): the \
+         replica took over {:.1} s after its primary was killed, and the \
          engine had submitted {AFTER} more requests {:.1} s after it ({refused} submits \
          refused meanwhile, then tried again); of {REQUESTS} requests submitted before, \
          {completed} completed, {unknown} were lost with the primary's last writes \
          (unknown), {} were left unfinished ({stuck:?}); all {AFTER} submitted after \
          completed",
+        on_victim.len(),
         promoted_after.as_secs_f64(),
         serving_after.as_secs_f64(),
         stuck.len()
