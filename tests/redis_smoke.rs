@@ -172,6 +172,26 @@ async fn the_number_of_partitions_is_one_per_deployment() {
             && message.contains("GOFLOW_REDIS_PARTITIONS"),
         "{message}"
     );
+    for partitions in [0, goflow::redis::RedisConfig::MAX_PARTITIONS + 1] {
+        let mut out_of_range = config.clone();
+        out_of_range.partitions = partitions;
+        let refused = RedisEngine::builder(out_of_range)
+            .register::<Kyc>()
+            .connect()
+            .await
+            .expect_err("partitions out of range");
+        let message = std::error::Error::source(&refused).map(ToString::to_string);
+        assert_eq!(
+            message.as_deref(),
+            Some(
+                format!(
+                    "RedisConfig::partitions (GOFLOW_REDIS_PARTITIONS) is {partitions}: a \
+                     workflow is split into 1 to 1024 partitions"
+                )
+                .as_str()
+            ),
+        );
+    }
 }
 
 /// An engine (and so a worker or service) started before its Redis is up waits for it, within

@@ -65,7 +65,9 @@ pub struct RedisConfig {
     /// see BENCHMARKS.md), and following events then fails with
     /// [`EventsOff`](super::EventsOff). Every process of a deployment should agree.
     pub events: bool,
-    /// How many partitions each workflow's keys are split into (at least 1). A request
+    /// How many partitions each workflow's keys are split into (1 to
+    /// [`MAX_PARTITIONS`](Self::MAX_PARTITIONS); the engine refuses to connect otherwise). A
+    /// request
     /// belongs to one, by its id; each partition has a hash tag of its own, so that on a Redis
     /// Cluster one workflow's requests spread over several primaries. Default 1 (the keys of
     /// a workflow share `{prefix:flow}`), what one server needs; on a Cluster, about as many
@@ -113,6 +115,10 @@ impl std::fmt::Debug for RedisConfig {
 }
 
 impl RedisConfig {
+    /// The most [`partitions`](Self::partitions) a workflow may be split into: far more than
+    /// a Cluster has primaries (each partition costs every worker a read of its own).
+    pub const MAX_PARTITIONS: u16 = 1024;
+
     /// The hash tags of workflow `flow`'s keys under these settings, one per partition,
     /// partition 0 (`{prefix:flow}`) first: every key of a partition starts with its tag, so
     /// that an operator's script can find them (`redis-cli --scan --pattern '<tag>*'`).

@@ -157,6 +157,14 @@ impl<C: Codec> RedisEngineBuilder<C> {
 
     /// Connects to Redis (failing if it cannot be reached within 10 s) and returns the engine.
     pub async fn connect(self) -> Result<RedisEngine<C>, Error> {
+        let partitions = self.config.partitions;
+        if !(1..=RedisConfig::MAX_PARTITIONS).contains(&partitions) {
+            return Err(Error::engine(RedisError::Setting(format!(
+                "RedisConfig::partitions (GOFLOW_REDIS_PARTITIONS) is {partitions}: a workflow \
+                 is split into 1 to {} partitions",
+                RedisConfig::MAX_PARTITIONS
+            ))));
+        }
         let client = connect_client(&self.config.url, Some(self.config.command_timeout))
             .await
             .map_err(Error::engine)?;

@@ -38,6 +38,9 @@ pub enum RedisError {
         /// This process's number.
         configured: u16,
     },
+    /// A setting is out of its range.
+    #[error("{0}")]
+    Setting(String),
     /// A payload could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),

@@ -271,10 +271,11 @@ impl Settings {
             settings.redis_prefix = v;
         }
         if let Some(v) = var("GOFLOW_REDIS_PARTITIONS") {
+            // At most `RedisConfig::MAX_PARTITIONS`, which the engine checks as it connects.
             settings.redis_partitions = parse::<std::num::NonZeroU16>(
                 "GOFLOW_REDIS_PARTITIONS",
                 v,
-                "a whole number from 1 to 65535",
+                "a whole number from 1 to 1024",
             )?
             .get();
         }
