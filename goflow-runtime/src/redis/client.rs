@@ -276,6 +276,7 @@ impl<C: Codec> Engine for RedisEngine<C> {
     /// From the workflow's listing indexes (sorted sets per status, written with each change of
     /// status): one script, which reads at most a page per status listed and the hash of each
     /// request on the page, whatever the number of requests kept.
+    ///
     /// A workflow split into partitions is listed from each (concurrently), the pages merged:
     /// the cursor is a position in the one order of all requests, so it serves every
     /// partition.
@@ -520,8 +521,8 @@ impl<C: Codec> RedisEngine<C> {
         // Scores are doubles: times beyond 2^53 ms (285,000 years) mean "no bound".
         const NO_BOUND: u64 = 1 << 53;
         let reply = scripts::call(&LIST, &self.inner.client, || {
-            let mut keys_ = vec![keys.ended.clone()];
-            keys_.extend(query.listed_statuses().iter().map(|s| keys.by_status(*s)));
+            let mut indexes = vec![keys.ended.clone()];
+            indexes.extend(query.listed_statuses().iter().map(|s| keys.by_status(*s)));
             let (at, after) = match &query.cursor {
                 Some(cursor) => (
                     cursor.created_at_ms().to_string(),
@@ -539,7 +540,7 @@ impl<C: Codec> RedisEngine<C> {
                 Value::from(at),
                 Value::from(after),
             ];
-            (keys_, args)
+            (indexes, args)
         })
         .await?;
         let rows = reply.into_array();
@@ -577,15 +578,15 @@ impl<C: Codec> RedisEngine<C> {
     ) -> Result<StatusCounts, RedisError> {
         let config = &self.inner.config;
         let reply = scripts::call(&COUNTS, &self.inner.client, || {
-            let mut keys_ = vec![keys.ended.clone()];
-            keys_.extend(RequestStatus::ALL.iter().map(|s| keys.by_status(*s)));
+            let mut indexes = vec![keys.ended.clone()];
+            indexes.extend(RequestStatus::ALL.iter().map(|s| keys.by_status(*s)));
             let args = vec![
                 Value::from(now_ms().to_string()),
                 Value::from(millis(config.retention).to_string()),
                 Value::from(millis(config.unfinished_ttl).to_string()),
                 Value::from(since_ms.map_or_else(String::new, |ms| ms.to_string())),
             ];
-            (keys_, args)
+            (indexes, args)
         })
         .await?;
         let numbers = reply.into_array();
