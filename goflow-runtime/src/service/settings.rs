@@ -549,6 +549,11 @@ mod tests {
             error.unwrap_err().to_string(),
             "GOFLOW_HEADER_TIMEOUT=\"0\": expected a duration above zero"
         );
+        let error = from(&[("GOFLOW_REDIS_PARTITIONS", "0")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GOFLOW_REDIS_PARTITIONS=\"0\": expected a whole number from 1 to 1024"
+        );
         let error = from(&[("GOFLOW_PORT", "99999")]).unwrap_err();
         assert_eq!(
             error.to_string(),
