@@ -1,7 +1,8 @@
 //! The Lua scripts, one per atomic state transition, and one function to call any of them.
 //!
 //! Each script is the Lua prelude ([`protocol::lua_prelude`]: every field name, status word and
-//! lifecycle table) followed by its files from `lua/`, concatenated. The files spell no field
+//! lifecycle table; less the tables the script never names, see [`protocol::lua_prelude_for`])
+//! followed by its files from `lua/`, concatenated. The files spell no field
 //! name and no status word themselves (a test below checks it), so the protocol and the
 //! lifecycle exist once, in Rust.
 
@@ -22,15 +23,15 @@ const NO_EVENTS: &str =
 
 /// A script made of the prelude and these files, in order; without its events unless `events`.
 fn script(files: &[&str], events: bool) -> Script {
-    let mut source = protocol::lua_prelude();
+    let mut body = String::new();
     for file in files {
-        source.push_str(if !events && *file == EVENTS {
+        body.push_str(if !events && *file == EVENTS {
             NO_EVENTS
         } else {
             file
         });
     }
-    Script::from_lua(source)
+    Script::from_lua(protocol::lua_prelude_for(&body) + &body)
 }
 
 /// Declares a script from the files it is made of.
@@ -75,24 +76,26 @@ eventful!(SUBMIT = "index.lua", "events.lua", "submit.lua");
 /// The start script takes a batch (the entries of one read): `start.lua` (with the helpers it
 /// uses) is the body of a function that `batch.lua` runs once per entry.
 pub(crate) static START: Eventful = Eventful {
-    with: LazyLock::new(|| start(true)),
-    without: LazyLock::new(|| start(false)),
+    with: LazyLock::new(|| batched(&START_FILES, true)),
+    without: LazyLock::new(|| batched(&START_FILES, false)),
 };
+const START_FILES: [&str; 3] = [
+    include_str!("lua/entry.lua"),
+    include_str!("lua/park.lua"),
+    include_str!("lua/start.lua"),
+];
 
-fn start(events: bool) -> Script {
-    script(
-        &[
-            include_str!("lua/index.lua"),
-            EVENTS,
-            "local function one(KEYS, ARGV)\n",
-            include_str!("lua/entry.lua"),
-            include_str!("lua/park.lua"),
-            include_str!("lua/start.lua"),
-            "end\n",
-            include_str!("lua/batch.lua"),
-        ],
-        events,
-    )
+/// A script that runs `files` (after the listing indexes and the events) once per item of a
+/// batch: they are the body of the function `one` that `batch.lua` calls.
+fn batched(files: &[&str], events: bool) -> Script {
+    let mut all = vec![
+        include_str!("lua/index.lua"),
+        EVENTS,
+        "local function one(KEYS, ARGV)\n",
+    ];
+    all.extend(files);
+    all.extend(["end\n", include_str!("lua/batch.lua")]);
+    script(&all, events)
 }
 eventful!(
     /// The scripts that end an attempt share their opening, after `entry.lua` (which the start
