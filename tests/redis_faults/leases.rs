@@ -3,7 +3,6 @@
 //! for what they carry, a late duplicate from a worker that stalled past its lease, and an
 //! attempt longer than its lease that renews it.
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use fred::prelude::Client;
@@ -295,13 +294,6 @@ async fn a_late_duplicate_leaves_a_moved_entry_pending() {
     let dir = scratch_path("late");
     std::fs::create_dir_all(&dir).unwrap();
     let marked = |name: &str| dir.join(name).exists();
-    let signal = |sig: &str, child: &Child| {
-        let status = Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig}");
-    };
 
     // Worker A starts `stall_first` and is stopped in it.
     let mut workers = WorkerProcesses::spawn(1, &config);
@@ -310,7 +302,7 @@ async fn a_late_duplicate_leaves_a_moved_entry_pending() {
         .await
         .unwrap();
     wait_until("A runs stall_first", LIMIT, async || marked("started")).await;
-    signal("-STOP", &workers.0[0]);
+    workers.signal(0, "-STOP");
 
     // Worker B reclaims the entry after its lease, runs `stall_first` again, and moves the
     // entry on to `hold_first`, which hangs.
@@ -319,7 +311,7 @@ async fn a_late_duplicate_leaves_a_moved_entry_pending() {
 
     // A wakes and finishes `stall_first`: a duplicate, which must not acknowledge the entry.
     std::fs::write(dir.join("release"), b"").unwrap();
-    signal("-CONT", &workers.0[0]);
+    workers.signal(0, "-CONT");
     wait_until("A's stall_first returns", LIMIT, async || {
         marked("returned")
     })

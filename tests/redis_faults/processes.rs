@@ -39,7 +39,7 @@ impl WorkerProcesses {
     }
 
     /// SIGKILLs the first worker once it holds entries of `W` (read or handed off); returns
-    /// its consumer name and how many entries it held when it died (asserted above zero).
+    /// its consumer name and how many entries it held when it died (always some).
     pub(crate) async fn kill_first_holding<W: Workflow>(
         &mut self,
         client: &Client,
@@ -52,15 +52,31 @@ impl WorkerProcesses {
                 .into_iter()
                 .find(|(consumer, _)| consumer.contains(&victim_tag))
         };
-        wait_until("the victim holds entries", LIMIT, async || {
-            held_by_victim().await.is_some_and(|(_, held)| held > 0)
-        })
-        .await;
-        self.0[0].kill().expect("SIGKILL the worker");
-        self.0[0].wait().expect("reap the worker");
-        let (victim, lost) = held_by_victim().await.expect("the victim's consumer");
-        assert!(lost > 0, "the kill landed while the worker held entries");
-        (victim, lost)
+        // Stopped (SIGSTOP) before it is killed, so that what it holds cannot change between
+        // the look and the kill: a busy machine can let it finish what it held in between.
+        loop {
+            wait_until("the victim holds entries", LIMIT, async || {
+                held_by_victim().await.is_some_and(|(_, held)| held > 0)
+            })
+            .await;
+            self.signal(0, "-STOP");
+            match held_by_victim().await {
+                Some((victim, held)) if held > 0 => {
+                    self.kill(0);
+                    return (victim, held);
+                }
+                _ => self.signal(0, "-CONT"),
+            }
+        }
+    }
+
+    /// Sends worker `i` a signal (`-STOP`, `-CONT`).
+    pub(crate) fn signal(&self, i: usize, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.0[i].id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal}");
     }
 
     /// Shuts worker `i` down cleanly (it stops reading, lets its attempts finish, and
