@@ -1053,3 +1053,35 @@ async fn a_request_migrates_to_a_new_version_when_its_progress_carries_over() {
         worker.await.unwrap().unwrap();
     }
 }
+
+/// A key prefix may hold what follows the hash tag in a request's key (`:req:`): the scripts
+/// still find the request's id in its key, for the listing indexes and the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_holding_the_request_keys_separator_still_names_the_requests() {
+    use futures_util::StreamExt as _;
+    use goflow::request::{EventKind, RequestQuery};
+
+    let (_server, mut config) = support::own_server("prefix-req");
+    config.prefix = format!("{}:req:x", config.prefix);
+    let running = Running::start(config).await;
+    let id = running.engine.submit::<Diamond>(&4).await.unwrap();
+    match outcome::<Diamond>(&running.engine, &id).await {
+        RequestOutcome::Completed(output) => assert_eq!(output, diamond(4)),
+        other => panic!("{other:?}"),
+    }
+    let completed = RequestQuery::new().status(RequestStatus::Completed);
+    let page = running.engine.list::<Diamond>(&completed).await.unwrap();
+    let listed: Vec<&RequestId> = page.requests.iter().map(|r| &r.request_id).collect();
+    assert_eq!(listed, [&id]);
+    let events = running.engine.request_events::<Diamond>(&id, None).await;
+    let events: Vec<_> = events.unwrap().collect().await;
+    let last = events.last().expect("events").as_ref().expect("an event");
+    assert_eq!(last.request_id, id);
+    assert_eq!(
+        last.kind,
+        EventKind::Request {
+            status: RequestStatus::Completed
+        }
+    );
+    running.finish().await;
+}

@@ -34,18 +34,57 @@
 -- `ack`, `end_attempt`)
 local req, ready_stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local v, now, consumer = ARGV[4], ARGV[6], ARGV[10]
-local early, at = end_attempt(req, v, now)
+local last = 13 + 2 * tonumber(ARGV[12])
+local budget = tonumber(ARGV[11])
+-- The fields the arrivals read, fetched with the attempt's opening read (`prefetch`, each
+-- field's place in it in `slot`): each join's and gather's count of arrivals, a gather's
+-- number of items, and the inputs of the first instances, up to the budget, that a hand-off
+-- could read, when they are all of use: those of an instance that is ready now or the second
+-- of two arrivals. (A wider join's inputs are read when it is ready: read at every arrival,
+-- those stored already would be read again and again.) Nothing writes the hash before the
+-- single HSET at the end, so a value read at the opening is the value then.
+local prefetch, slot = {}, {}
+local function want(field)
+  if not slot[field] then
+    prefetch[#prefetch + 1] = field
+    slot[field] = #prefetch
+  end
+end
+if ARGV[7] == '0' then
+  local i, handoffs = last + 1, 0
+  while i <= #ARGV do
+    local need, counter, k = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+    if need ~= '1' then
+      want(counter)
+      if not tonumber(need) then
+        want(need)
+      end
+    end
+    if k and handoffs < budget and (need == '1' or need == '2') then
+      handoffs = handoffs + 1
+      for j = i + 4, i + 3 + k do
+        want(ARGV[j])
+      end
+    end
+    i = i + 4 + (k or 0)
+  end
+end
+local early, at = end_attempt(req, v, now, prefetch)
 if early then
   return early
 end
 local st, others = at.st, at.others
+-- The value of `field` at the opening read, if it was read then (else nil).
+local function prefetched(field)
+  local place = slot[field]
+  return place and at.extra[place]
+end
 -- HSET and RPUSH in bounded chunks: Lua unpacks at most a few thousand values.
 local function chunked(command, key, list)
   for first = 1, #list, 4000 do
     redis.call(command, key, unpack(list, first, math.min(first + 3999, #list)))
   end
 end
-local last = 13 + 2 * tonumber(ARGV[12])
 local update = {INST_STATUS .. v, VS_DONE, INST_FINISHED .. v, now, REQ_UPDATED, now}
 -- The step's event: what `update` moves (the request's status, and each instance's), after
 -- the start of an attempt that ran at once.
@@ -126,7 +165,6 @@ end
 -- Everything is written in one HSET at the end: nothing below reads a field this completion
 -- writes (a hand-off reads only the inputs the worker does not hold, and a gather's size is
 -- stored by an earlier completion than its items').
-local budget = tonumber(ARGV[11])
 local out = {'ok'}
 -- Starts `s` for this consumer, carried by this entry, with the K inputs named from ARGV[first].
 local function hand_off(s, first, k)
@@ -136,25 +174,36 @@ local function hand_off(s, first, k)
   out[#out + 1] = s
   out[#out + 1] = first_attempt(s, now)
   out[#out + 1] = k
-  if k > 0 then
-    local got = redis.call('HMGET', req, unpack(ARGV, first, first + k - 1))
-    for j = 1, k do
-      out[#out + 1] = got[j] or false
+  local got = {}
+  for j = 1, k do
+    local place = slot[ARGV[first + j - 1]]
+    if not place then
+      got = redis.call('HMGET', req, unpack(ARGV, first, first + k - 1))
+      break
     end
+    got[j] = at.extra[place]
+  end
+  for j = 1, k do
+    out[#out + 1] = got[j] or false
   end
 end
-local to_park = {}
+local to_park, counts = {}, {}
 local becomes = ON_READY[st]
 local i = last + 1
 while i <= #ARGV do
   local s, need, counter, k = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local first = i + 4
   i = first + (tonumber(k) or 0)
-  -- A single-input instance is ready now; a join or a gather counts its arrivals.
+  -- A single-input instance is ready now; a join or a gather counts its arrivals (the count
+  -- is written with the rest, and `counts` has it meanwhile).
   local ready = need == '1'
   if not ready then
-    local target = tonumber(need) or tonumber(redis.call('HGET', req, need) or '0')
-    ready = redis.call('HINCRBY', req, counter, 1) == target
+    local target = tonumber(need) or tonumber(prefetched(need) or '0')
+    local count = (counts[counter] or tonumber(prefetched(counter) or '0')) + 1
+    counts[counter] = count
+    update[#update + 1] = counter
+    update[#update + 1] = count
+    ready = count == target
   end
   if ready then
     if becomes == VS_PARKED then
