@@ -44,7 +44,10 @@
 //! `--trace` records every span through OpenTelemetry (a batch processor into an in-memory
 //! exporter, in the driver and the worker alike), to measure what tracing costs; the system
 //! name then ends in `-traced`. `--no-events` runs the Redis engine with its events off
-//! (`RedisConfig::events`), to measure what recording them costs.
+//! (`RedisConfig::events`), to measure what recording them costs. `--run-ahead` runs it with
+//! its workers running ahead (`RedisConfig::run_ahead`, off by default: it gives up the
+//! promise that a pause holds back at once what becomes ready); the system name then ends in
+//! `-ahead`.
 //!
 //! The Redis engine runs with all its guarantees on (leases, retries, state, TTL). Its worker is
 //! a separate process (this binary, re-executed with `--worker-process`); the driver submits
@@ -227,7 +230,13 @@ fn redis_config(url: &str, prefix: &str, partitions: u16) -> RedisConfig {
     config.partitions = partitions;
     config.retention = Duration::from_secs(120);
     config.events = !no_events();
+    config.run_ahead = run_ahead();
     config
+}
+
+/// `--run-ahead`: the Redis engine's workers run ahead (`RedisConfig::run_ahead`).
+fn run_ahead() -> bool {
+    std::env::args().any(|a| a == "--run-ahead")
 }
 
 /// `--no-events`: the Redis engine with its events off (`RedisConfig::events`), in the driver
@@ -378,6 +387,7 @@ fn spawn_worker(args: &Args, url: &str, prefix: &str, partitions: u16) -> Child 
         .args(["--concurrency", &args.concurrency.to_string()])
         .args(args.trace.then_some("--trace"))
         .args(no_events().then_some("--no-events"))
+        .args(run_ahead().then_some("--run-ahead"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -608,6 +618,9 @@ async fn bench(args: &Args, target: Target<'_>) {
     };
     if args.trace {
         system.push_str("-traced");
+    }
+    if redis && run_ahead() {
+        system.push_str("-ahead");
     }
 
     // Warm-up.

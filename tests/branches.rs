@@ -148,6 +148,7 @@ fn status_of(state: &RequestState, vertex: &str) -> VertexStatus {
 }
 
 conformance! {
+    run_ahead;
     fn a_conditional_runs_the_arm_of_the_variant(engine) {
         assert_eq!(engine.run::<Triage>(3).await.unwrap(), "report 30");
         assert_eq!(engine.run::<Triage>(4).await.unwrap(), "report 9"); // "odd one 4"
@@ -268,6 +269,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     fn a_for_each_gathers_the_outputs_in_item_order(engine) {
         assert_eq!(engine.run::<Squares>(5).await.unwrap(), "0,1,4,9,16");
         assert_eq!(engine.run::<Squares>(1).await.unwrap(), "0");
@@ -338,6 +340,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     fn a_failing_item_fails_the_request_naming_the_item(engine) {
         match engine.run::<ItemFailure>(5).await {
             Err(Error::Failed {
@@ -423,6 +426,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     fn each_item_picks_its_own_arm(engine) {
         // Even items are approved (x10), odd ones pass through.
         assert_eq!(engine.run::<SortItems>(4).await.unwrap(), "0,1,20,3");

@@ -1,10 +1,11 @@
 //! The conformance suite: the same behaviour tests, run on both engines.
 //!
 //! Every case is written once, against the `Engine` trait, and `conformance!` expands it into a module
-//! with three tests: `<case>::embedded` (the in-process engine), `<case>::redis` (the Redis
+//! with four tests: `<case>::embedded` (the in-process engine), `<case>::redis` (the Redis
 //! streams engine, with a worker of its own running in the test process, on the test binary's
 //! own `redis-server` and under a key prefix of its own) and `<case>::redis_cluster` (the same
-//! on the test binary's own Redis Cluster of 3 primaries); see `tests/support/engines.rs`.
+//! on the test binary's own Redis Cluster of 3 primaries), and `<case>::redis_run_ahead` (the
+//! Redis engine with `RedisConfig::run_ahead` on); see `tests/support/engines.rs`.
 //! Conditionals and for-each have a suite of their own, `tests/branches.rs`.
 //!
 //! Both variants of a case run in parallel in one process, so nodes keep no global state that
@@ -255,6 +256,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     /// A request is pinned to the version of the graph it was submitted on: the graph's
     /// structural hash, in its state; nothing holds it back once it has ended.
     fn a_request_is_pinned_to_the_version_of_its_graph(engine) {
@@ -417,6 +419,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     /// Each branch waits for the others at a barrier: run one after the other, the first would
     /// time out. On Redis the branches are separate stream entries, run in parallel by the
     /// worker's slots (it has more than three).
@@ -479,6 +482,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     fn a_node_error_fails_the_request_with_its_message(engine) {
         let id = RequestId::generate();
         let error = engine.run_as::<NodeErrorFlow>(id.clone(), "x".into()).await.unwrap_err();
@@ -589,6 +593,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     fn a_node_that_fails_twice_succeeds_on_its_third_attempt(engine) {
         let id = RequestId::generate();
         assert_eq!(engine.run_as::<FlakyFlow>(id.clone(), 1).await.unwrap(), 113);
@@ -633,6 +638,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     fn a_node_past_its_timeout_fails_and_its_future_is_dropped(engine) {
         let id = RequestId::generate();
         let (vertex, attempts, failure) =
@@ -719,6 +725,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     /// On Redis the panic happens inside the worker: the worker (and the process) must go on
     /// serving requests.
     fn a_panicking_node_fails_the_request_and_the_engine_lives_on(engine) {
@@ -799,6 +806,7 @@ workflow! {
 }
 
 conformance! {
+    run_ahead;
     /// A vertex that fails the request cancels its running siblings on both engines (on Redis,
     /// the failing worker publishes the cancellation as `stop` does; regression test for the
     /// sibling that ran to its end). The request keeps the first failure and the join never
@@ -894,6 +902,7 @@ fn unique_input() -> u32 {
 }
 
 conformance! {
+    run_ahead;
     fn context_reports_request_vertex_attempt_and_idempotency_key(engine) {
         let input = unique_input();
         let id = RequestId::parse("req-1").unwrap();
@@ -992,6 +1001,7 @@ where
 }
 
 conformance! {
+    run_ahead;
     fn many_concurrent_requests_all_complete_correctly(engine) {
         run_many(MANY, |i| {
             let engine = engine.clone();
@@ -1034,6 +1044,7 @@ conformance! {
 }
 
 conformance! {
+    run_ahead;
     /// A request id names one submission: submitted again, it starts nothing, and the engine
     /// tells a retry (the same input) from another submission under the id (another input),
     /// which the HTTP service answers with `409 idempotency_conflict`.

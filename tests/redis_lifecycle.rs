@@ -170,7 +170,15 @@ fn diamond(n: u32) -> u64 {
     (m * 3) * 10_000 + (m + 1000) + 7
 }
 
+/// A quick step of `Steps`.
+#[node]
+async fn step(n: u32) -> u32 {
+    n + 1
+}
+
 workflow! {
+    /// Six quick vertices in a row.
+    pub Steps = step -> step as s2 -> step as s3 -> step as s4 -> step as s5 -> step as s6;
     /// A chain whose middle vertex waits at a gate the test controls.
     pub Gated = prepare -> hold -> finish;
     /// A fan-out, a join and a tail, with a little async work in each.
@@ -252,6 +260,7 @@ fn builder(config: RedisConfig) -> RedisEngineBuilder {
         .register::<Gated>()
         .register::<Diamond>()
         .register::<HeldFirst>()
+        .register::<Steps>()
 }
 
 async fn outcome<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> RequestOutcome<W::Output> {
@@ -552,7 +561,7 @@ async fn finished_requests_expire_after_their_retention() {
 
     // Once the retention has passed, only the per-flow keys are left.
     let prefix = engine.config().prefix.clone();
-    let mut per_flow: Vec<String> = [Gated::NAME, Diamond::NAME, HeldFirst::NAME]
+    let mut per_flow: Vec<String> = [Gated::NAME, Diamond::NAME, HeldFirst::NAME, Steps::NAME]
         .iter()
         .flat_map(|flow| {
             let tag = support::flow_tag(&prefix, flow);
@@ -579,6 +588,7 @@ async fn finished_requests_expire_after_their_retention() {
         support::ready_stream::<Gated>(&prefix),
         support::ready_stream::<Diamond>(&prefix),
         support::ready_stream::<HeldFirst>(&prefix),
+        support::ready_stream::<Steps>(&prefix),
     ] {
         per_flow.push(ready.replace(":ready@", ":graph@"));
         per_flow.push(ready);
@@ -1084,4 +1094,46 @@ async fn a_prefix_holding_the_request_keys_separator_still_names_the_requests() 
         }
     );
     running.finish().await;
+}
+
+/// A chain of quick vertices runs ahead (`RedisConfig::run_ahead`): the worker records it in
+/// one script call, not one per vertex, as the request's events show (one stream entry per
+/// script call that moves it), and the state records each vertex as if it had been recorded
+/// on its own: done, attempt 1, by this worker, in order. With running ahead off, one call per
+/// vertex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_quick_vertices_is_recorded_in_one_call_when_it_runs_ahead() {
+    for run_ahead in [true, false] {
+        let (_server, mut config) = support::own_server("run-ahead");
+        config.run_ahead = run_ahead;
+        let events = format!("{}:events", support::flow_tag(&config.prefix, Steps::NAME));
+        let running = Running::start(config).await;
+        let id = running.engine.submit::<Steps>(&1).await.unwrap();
+        match outcome::<Steps>(&running.engine, &id).await {
+            RequestOutcome::Completed(output) => assert_eq!(output, 7),
+            other => panic!("{other:?}"),
+        }
+        let state = running.engine.status::<Steps>(&id).await.unwrap();
+        let mut previous_end = 0;
+        for vertex in &state.vertices {
+            assert_eq!(vertex.status, VertexStatus::Done, "{vertex:?}");
+            assert_eq!(vertex.attempts, 1, "{vertex:?}");
+            assert!(vertex.worker.is_some(), "{vertex:?}");
+            let (Some(started), Some(finished)) = (vertex.started_at_ms, vertex.finished_at_ms)
+            else {
+                panic!("{vertex:?}");
+            };
+            assert!(previous_end <= started && started <= finished, "{state:?}");
+            previous_end = finished;
+        }
+        // The submit's step, then the completions'.
+        let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
+        if run_ahead {
+            // One, unless the machine stalls the run for 50 ms (which records it so far).
+            assert!(steps <= 3, "{steps} steps recorded for a chain run ahead");
+        } else {
+            assert_eq!(steps, 7, "one step per vertex, and the submit");
+        }
+        running.finish().await;
+    }
 }

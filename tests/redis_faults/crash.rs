@@ -17,21 +17,35 @@ use crate::{expected, fields, kyc, ready_key, short_lease, Kyc, LIMIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
+    kyc_flows_survive_a_killed_worker(false).await;
+}
+
+/// The same with the workers running ahead (`RedisConfig::run_ahead`): the runs the killed
+/// worker had not recorded run again, and still every request completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyc_flows_survive_a_worker_process_killed_mid_run_running_ahead() {
+    kyc_flows_survive_a_killed_worker(true).await;
+}
+
+async fn kyc_flows_survive_a_killed_worker(run_ahead: bool) {
     const REQUESTS: usize = 2000;
     let server = RedisServer::start();
     let mut config = support::config_at(&server.url(), "crash");
     config.lease = Duration::from_secs(1);
+    config.run_ahead = run_ahead;
     let engine = kyc(config.clone()).connect().await.expect("connect");
     let client = raw_client(&config.url).await;
     let ready = ready_key::<Kyc>(&config);
     let tag = support::flow_tag(&config.prefix, Kyc::NAME);
 
-    let mut workers = WorkerProcesses::spawn(3, &config);
+    // All submitted before the workers start, so that most are still to go at the kill
+    // however fast the workers are.
     let users: Vec<String> = (0..REQUESTS).map(|i| format!("user-{i:04}")).collect();
     let mut ids = Vec::with_capacity(REQUESTS);
     for user in &users {
         ids.push(engine.submit::<Kyc>(user).await.expect("submit"));
     }
+    let mut workers = WorkerProcesses::spawn(3, &config);
 
     // Kill one worker while it holds entries: some done, most still to go.
     let done_stream = format!("{tag}:done");

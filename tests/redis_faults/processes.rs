@@ -23,6 +23,9 @@ const WORKER_LEASE_MS: &str = "GOFLOW_TEST_WORKER_LEASE_MS";
 /// How many partitions the workflows of the worker processes are split into.
 const WORKER_PARTITIONS: &str = "GOFLOW_TEST_WORKER_PARTITIONS";
 
+/// Whether the worker processes run ahead (`RedisConfig::run_ahead`): `1` if they do.
+const WORKER_RUN_AHEAD: &str = "GOFLOW_TEST_WORKER_RUN_AHEAD";
+
 /// The name of [`worker_process_entry`] as the test harness knows it: its path in this
 /// binary, without the crate's name (`processes::worker_process_entry`).
 fn entry_name() -> &'static str {
@@ -112,6 +115,7 @@ pub(crate) fn worker_process(config: &RedisConfig) -> Child {
         .env(WORKER_PREFIX, &config.prefix)
         .env(WORKER_LEASE_MS, config.lease.as_millis().to_string())
         .env(WORKER_PARTITIONS, config.partitions.to_string())
+        .env(WORKER_RUN_AHEAD, if config.run_ahead { "1" } else { "0" })
         // Closing it shuts the worker down cleanly (see `WorkerProcesses::stop`).
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -170,6 +174,7 @@ fn worker_process_entry() {
         config.lease = lease;
         config.retry_poll = Duration::from_millis(10);
         config.partitions = partitions;
+        config.run_ahead = std::env::var(WORKER_RUN_AHEAD).is_ok_and(|v| v == "1");
         let engine = kyc(config)
             .register::<crate::leases::Poison>()
             .register::<crate::crash::Sweep>()

@@ -133,6 +133,17 @@ impl RedisHarness {
         Self::start_at(super::config(test), &nodes, register, concurrency).await
     }
 
+    /// [`start`](Self::start) with `RedisConfig::run_ahead` on.
+    pub async fn running_ahead(
+        test: &str,
+        register: fn(RedisEngineBuilder) -> RedisEngineBuilder,
+    ) -> Self {
+        let nodes = vec![super::shared_url()];
+        let mut config = super::config(test);
+        config.run_ahead = true;
+        Self::start_at(config, &nodes, register, WORKER_CONCURRENCY).await
+    }
+
     /// [`start`](Self::start) on the Redis Cluster shared by the tests of this binary.
     pub async fn on_cluster(
         test: &str,
@@ -234,16 +245,29 @@ pub fn embedded_engine() -> EmbeddedEngine {
 /// The Redis variant registers the workflows with the test file's own `register_all`; a
 /// leading `engines(embedded = f, redis = g);` names other functions (`f() -> EmbeddedEngine`,
 /// `g(RedisEngineBuilder) -> RedisEngineBuilder`), for a suite whose engines need more than
-/// the workflows registered (finish hooks, say).
+/// the workflows registered (finish hooks, say). A leading `run_ahead;` adds the test
+/// `redis_run_ahead`: the Redis engine with `RedisConfig::run_ahead` on, for the cases whose
+/// promises hold with it (not those of a pause, which parks only from a worker's next record
+/// on).
 #[allow(unused_macros)]
 macro_rules! conformance {
-    (engines(embedded = $embedded:path, redis = $redis:path); $(
+    (@ahead yes, $name:ident, $redis:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn redis_run_ahead() {
+            let harness = RedisHarness::running_ahead(stringify!($name), $redis).await;
+            patiently(case(&harness.engine)).await;
+            harness.finish().await;
+        }
+    };
+    (@ahead no, $name:ident, $redis:path) => {};
+    (@cases $ahead:ident, $embedded:path, $redis:path; $(
         $(#[doc = $doc:literal])*
         fn $name:ident($engine:ident) $body:block
     )*) => {$(
         $(#[doc = $doc])*
         mod $name {
             use super::*;
+            #[allow(unused_imports)]
             use $crate::support::engines::{patiently, RedisHarness};
 
             async fn case($engine: &impl $crate::support::engines::Settle) $body
@@ -266,15 +290,23 @@ macro_rules! conformance {
                 patiently(case(&harness.engine)).await;
                 harness.finish().await;
             }
+
+            $crate::support::engines::conformance!(@ahead $ahead, $name, $redis);
         }
     )*};
-    ($(
-        $(#[doc = $doc:literal])*
-        fn $name:ident($engine:ident) $body:block
-    )*) => {
+    (engines(embedded = $embedded:path, redis = $redis:path); $($cases:tt)*) => {
+        $crate::support::engines::conformance! { @cases no, $embedded, $redis; $($cases)* }
+    };
+    (run_ahead; $($cases:tt)*) => {
         $crate::support::engines::conformance! {
-            engines(embedded = $crate::support::engines::embedded_engine, redis = super::register_all);
-            $( $(#[doc = $doc])* fn $name($engine) $body )*
+            @cases yes, $crate::support::engines::embedded_engine, super::register_all;
+            $($cases)*
+        }
+    };
+    ($($cases:tt)*) => {
+        $crate::support::engines::conformance! {
+            @cases no, $crate::support::engines::embedded_engine, super::register_all;
+            $($cases)*
         }
     };
 }

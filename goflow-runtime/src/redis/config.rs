@@ -59,6 +59,18 @@ pub struct RedisConfig {
     /// idle request's latency); its completion records its start. Larger inputs are only in
     /// the state. Default 256; 0 never carries one.
     pub inline_input_limit: usize,
+    /// Whether a worker may run a vertex's successors before it records the vertex's
+    /// completion, when they run on its output alone and it may keep them as it keeps
+    /// hand-offs (a chain's next vertex, a fan-out's branches): it records such a run in one
+    /// script call
+    /// when it next must (a join or an exit to reach, a failure, an attempt that runs long,
+    /// 50 ms or 64 attempts on), so a chain of quick vertices costs one script call, not one
+    /// per vertex. Default off, as it gives up two promises: a pause no longer holds back
+    /// what becomes ready at once (what the worker started before its next record still
+    /// runs: a pause parks from that record on), and the request's state and events lag
+    /// behind the run by as much. A worker that dies loses the run: its vertices run again
+    /// from its first (as any attempt whose completion was not recorded does).
+    pub run_ahead: bool,
     /// Whether the scripts append each step to the workflow's events stream, which
     /// `request_events`, `flow_events` and the `…/events` routes follow. Default on; off spares
     /// one Redis command per step (about a tenth of the throughput of Redis-bound workloads,
@@ -92,6 +104,7 @@ impl std::fmt::Debug for RedisConfig {
             command_timeout,
             inline_output_limit,
             inline_input_limit,
+            run_ahead,
             events,
             partitions,
         } = self;
@@ -108,6 +121,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("command_timeout", command_timeout)
             .field("inline_output_limit", inline_output_limit)
             .field("inline_input_limit", inline_input_limit)
+            .field("run_ahead", run_ahead)
             .field("events", events)
             .field("partitions", partitions)
             .finish()
@@ -155,6 +169,7 @@ impl RedisConfig {
             command_timeout: Duration::from_secs(5),
             inline_output_limit: 256,
             inline_input_limit: 256,
+            run_ahead: false,
             events: true,
             partitions: 1,
         }

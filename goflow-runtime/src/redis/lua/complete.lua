@@ -4,6 +4,15 @@
 -- instance delivered twice finds itself done), or parks it if the request is paused, or
 -- completes the request at its exit.
 --
+-- Unrecorded runs: a worker that hands an instance's output on to its successors in its own
+-- process, without recording the completion (see `worker::run`), records what it ran since
+-- in one call: ARGV 4 is then the instance the request's state shows the entry holding (the
+-- first of the run, which ended at ARGV 15), ARGV 16.. the attempts it ran after it on this entry, each begun as a
+-- hand-off would have begun it, all ended but those that still run (the entry then carries
+-- them), and the fields and arrivals those of the last completion, with the stores of the
+-- earlier ones before them. They ran even if the request was paused meanwhile, as an attempt
+-- that ran at once did.
+--
 -- Hand-off: the first ready instances, up to the budget the worker has free slots for, are
 -- started here for this worker instead of being queued for anyone: this entry carries them
 -- (see entry.lua), pending for this worker, so a lease covers them exactly as if they had been
@@ -20,7 +29,10 @@
 --       8 retention of finished requests (ms), 9 traceparent for the instances it enqueues,
 --       10 consumer, 11 hand-off budget, 12 number P of fields to store, 13 when the attempt
 --       began (ms) if it ran at once on the input its entry carried, without a start script
---       (else empty), 14..13+2P (field, value) pairs,
+--       (else empty), 14 number R of unrecorded attempts, 15 when ARGV 4's attempt ended if
+--       R > 0 (ms; else empty), 16..15+3R per unrecorded attempt its instance, when it began
+--       (ms) and when it ended (ms; empty if it still runs), then
+--       2P values: (field, value) pairs,
 --       then per arrival: instance, need, arrivals field, K, then K input fields (K = `-`
 --       when the instance cannot be handed off). Need is `1` (ready now; no arrivals
 --       field), a number of arrivals (a join), or the name of the field holding that number
@@ -34,7 +46,8 @@
 -- `ack`, `end_attempt`)
 local req, ready_stream, parked, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local v, now, consumer = ARGV[4], ARGV[6], ARGV[10]
-local last = 13 + 2 * tonumber(ARGV[12])
+local runs = tonumber(ARGV[14])
+local last = 15 + 3 * runs + 2 * tonumber(ARGV[12])
 local budget = tonumber(ARGV[11])
 -- The fields the arrivals read, fetched with the attempt's opening read (`prefetch`, each
 -- field's place in it in `slot`): each join's and gather's count of arrivals, a gather's
@@ -85,7 +98,9 @@ local function chunked(command, key, list)
     redis.call(command, key, unpack(list, first, math.min(first + 3999, #list)))
   end
 end
-local update = {INST_STATUS .. v, VS_DONE, INST_FINISHED .. v, now, REQ_UPDATED, now}
+-- (The first of a run ended when the run began.)
+local finished = ARGV[15] ~= '' and ARGV[15] or now
+local update = {INST_STATUS .. v, VS_DONE, INST_FINISHED .. v, finished, REQ_UPDATED, now}
 -- The step's event: what `update` moves (the request's status, and each instance's), after
 -- the start of an attempt that ran at once.
 local moved = {}
@@ -133,7 +148,22 @@ if ARGV[13] ~= '' and at.vs == VS_QUEUED then
     reindex(req, st, ON_START[st], at.ct, now)
   end
 end
-for i = 14, last do
+for j = 16, 15 + 3 * runs, 3 do
+  local s, began, ended = ARGV[j], ARGV[j + 1], ARGV[j + 2]
+  first_attempt(s, began)
+  moved[#moved + 1] = s
+  moved[#moved + 1] = VS_RUNNING
+  update[#update + 1] = INST_STATUS .. s
+  if ended == '' then
+    update[#update + 1] = VS_RUNNING
+    others[#others + 1] = s
+  else
+    update[#update + 1] = VS_DONE
+    update[#update + 1] = INST_FINISHED .. s
+    update[#update + 1] = ended
+  end
+end
+for i = 16 + 3 * runs, last do
   update[#update + 1] = ARGV[i]
 end
 if ARGV[7] ~= '0' then

@@ -329,7 +329,11 @@ impl<C: Codec> Worker<C> {
                     // The entry may carry successors on rather than be acknowledged: its
                     // lease is renewed meanwhile, as for any entry this worker holds.
                     let _held = self.hold(delivery);
-                    return self.complete(flow, delivery, done, advance, permit).await;
+                    let ahead = self.run_ahead(flow, delivery, &done, started, &advance, permit);
+                    return match ahead.await {
+                        Ok(handed) => Ok(handed),
+                        Err(permit) => self.complete(flow, delivery, done, advance, permit).await,
+                    };
                 }
                 // A conditional's output or a for-each's collection the plan cannot read: the
                 // same bytes would not decode on a retry either.
@@ -358,8 +362,9 @@ impl<C: Codec> Worker<C> {
     }
 
     /// Runs the attempt with the request's cancellation (the stop listener cancels it when
-    /// its request ends); `None` if it was cancelled. An attempt that runs at once records its
-    /// start once it runs long, so that the request's state shows it running meanwhile.
+    /// its request ends); `None` if it was cancelled. An attempt that runs at once, or in an
+    /// unrecorded run (see `run`), records its start once it runs long, so that the request's
+    /// state shows it running meanwhile.
     async fn run_attempt(
         &self,
         flow: &Flow,
@@ -387,20 +392,41 @@ impl<C: Codec> Worker<C> {
         }
         let vertex = flow.plan.vertex(instance.vertex());
         let mut attempt = std::pin::pin!(exec::attempt_in(span, &flow.plan, vertex, parts, ctx));
+        // Once its script is sent, the recording of the start is seen through (by the arms
+        // below too): dropped midway, it might have been recorded unbeknown to this worker.
+        let sent = std::sync::atomic::AtomicBool::new(false);
         let long = async {
             tokio::time::sleep(RUNS_LONG).await;
+            sent.store(true, std::sync::atomic::Ordering::Relaxed);
             self.began(flow, delivery).await
         };
         let mut long = std::pin::pin!(long);
-        let mut recorded = delivery.at_once.is_none();
+        let mut recorded = delivery.at_once.is_none() && delivery.run.is_none();
         loop {
             tokio::select! {
-                result = &mut attempt => return Some(result),
-                () = cancel.cancelled() => return None,
+                result = &mut attempt => {
+                    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+                    // Its run dropped: nothing of it is this worker's now.
+                    if !recorded && sent && matches!((&mut long).await, Ok(false)) {
+                        return None;
+                    }
+                    return Some(result);
+                }
+                () = cancel.cancelled() => {
+                    if !recorded && sent.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = (&mut long).await;
+                    }
+                    return None;
+                }
                 began = &mut long, if !recorded => {
                     recorded = true;
-                    if let Err(error) = began {
-                        tracing::warn!(error = %crate::error::chain(&error), flow = delivery.flow, request = delivery.request, instance = delivery.instance, "recording the start of a running attempt failed");
+                    match began {
+                        Ok(true) => {}
+                        // Its unrecorded run was dropped: nothing of it is this worker's now.
+                        Ok(false) => return None,
+                        Err(error) => {
+                            tracing::warn!(error = %crate::error::chain(&error), flow = delivery.flow, request = delivery.request, instance = delivery.instance, "recording the start of a running attempt failed");
+                        }
                     }
                 }
             }

@@ -13,13 +13,15 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::overload::OnShutdown;
 use super::record::{optional_bytes, Done, Start};
+use super::run::{Run, RunState};
 use super::{Delivery, Handed, Worker};
 use crate::codec::Codec;
 use crate::lifecycle::{RequestStatus, VertexStatus};
-use crate::plan::{Advance, Inputs, Need, Plan, Slot};
+use crate::plan::{Advance, Inputs, Instance, Need, Plan, Slot};
 use crate::redis::protocol::{fields, GROUP};
 use crate::redis::scripts::COMPLETE;
 use crate::redis::{Flow, RedisConfig, RedisError};
+use crate::request_id::RequestId;
 use crate::time::{millis, now_ms};
 
 impl<C: Codec> Worker<C> {
@@ -33,39 +35,33 @@ impl<C: Codec> Worker<C> {
         advance: Advance,
         permit: OwnedSemaphorePermit,
     ) -> Result<Vec<Handed>, RedisError> {
-        let config = &self.engine.inner.config;
+        // The run this attempt belongs to, if Redis has not heard of it, is recorded first,
+        // in the same call; the others of it wait meanwhile.
+        let mut run = match &delivery.run {
+            Some(shared) => Some(shared.lock().await),
+            None => None,
+        };
+        let unrecorded = match run.as_deref() {
+            Some(RunState::Dropped) => return Ok(Vec::new()),
+            Some(RunState::Unrecorded(run)) => Some(run),
+            Some(RunState::Recorded) | None => None,
+        };
         let (mut permits, budget) = self.reserve_hand_offs(&advance, permit);
-        let args = CompleteArgs::new(&flow.plan, &done, &advance, budget);
-        let what = "recording a completion";
-        let holding = [delivery];
-        let reply = self
-            .script(
-                COMPLETE.get(self.engine.inner.config.events),
-                what,
-                &holding,
-                OnShutdown::KeepTrying,
-                || {
-                    let part = delivery.keys(flow);
-                    let keys = vec![
-                        part.request(done.request),
-                        part.ready.clone(),
-                        part.parked(done.request),
-                        part.done.clone(),
-                    ];
-                    (keys, args.build(config, delivery, &done, &self.consumer))
-                },
-            )
-            .await?
-            .into_array();
+        let unrecorded = unrecorded.map(|run| (run, true));
+        let args = CompleteArgs::new(&flow.plan, &done, &advance, budget, unrecorded);
+        let reply = self.record_completion(flow, delivery, &done, &args).await?;
         let mut reply = reply.into_iter();
-        if reply.next().and_then(|w| w.as_string()).as_deref()
-            == Some(RequestStatus::Completed.as_str())
-        {
+        let word = reply.next().and_then(|w| w.as_string());
+        let completed = word.as_deref() == Some(RequestStatus::Completed.as_str());
+        let mut held = args.held_inputs();
+        if let Some(run) = run.as_deref_mut() {
+            *run = recorded_or_dropped(completed || word.as_deref() == Some("ok"));
+        }
+        if completed {
             // The script completed the request: its one end.
             crate::metrics::flow_finished(&flow.plan, RequestStatus::Completed);
             return Ok(Vec::new());
         }
-        let mut held = args.held_inputs();
         let mut handed = Vec::new();
         // The instances handed to this worker, carried by this entry: instance key, how many
         // values the script read, the values.
@@ -95,6 +91,75 @@ impl<C: Codec> Worker<C> {
             ));
         }
         Ok(handed)
+    }
+
+    /// Records the unrecorded run `delivery`'s attempt belongs to, if it has one, with that
+    /// attempt running (before it records a failure, or as it runs long); `false` if the run
+    /// was dropped: the attempt is then no longer this worker's to record.
+    pub(super) async fn record_run(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+    ) -> Result<bool, RedisError> {
+        let Some(shared) = &delivery.run else {
+            return Ok(true);
+        };
+        let mut run = shared.lock().await;
+        let RunState::Unrecorded(unrecorded) = &*run else {
+            return Ok(matches!(*run, RunState::Recorded));
+        };
+        let (Ok(request), Some(instance)) = (
+            RequestId::parse(&delivery.request),
+            Instance::parse_key(&delivery.instance),
+        ) else {
+            return Err(RedisError::Protocol(format!(
+                "an unrecorded run holds the unreadable instance `{}`",
+                delivery.instance
+            )));
+        };
+        // Nothing ended yet: no output, no arrivals.
+        let done = Done {
+            request: &request,
+            instance: &instance,
+            output: Bytes::new(),
+            traceparent: delivery.traceparent.clone(),
+        };
+        let advance = Advance::default();
+        let args = CompleteArgs::new(&flow.plan, &done, &advance, 0, Some((unrecorded, false)));
+        let reply = self.record_completion(flow, delivery, &done, &args).await?;
+        let word = reply.into_iter().next().and_then(|w| w.as_string());
+        *run = recorded_or_dropped(word.as_deref() == Some("ok"));
+        Ok(matches!(*run, RunState::Recorded))
+    }
+
+    /// Calls the completion script with `args`; its reply as an array.
+    async fn record_completion(
+        &self,
+        flow: &Flow,
+        delivery: &Delivery,
+        done: &Done<'_>,
+        args: &CompleteArgs<'_>,
+    ) -> Result<Vec<Value>, RedisError> {
+        let config = &self.engine.inner.config;
+        let reply = self
+            .script(
+                COMPLETE.get(config.events),
+                "recording a completion",
+                &[delivery],
+                OnShutdown::KeepTrying,
+                || {
+                    let part = delivery.keys(flow);
+                    let keys = vec![
+                        part.request(done.request),
+                        part.ready.clone(),
+                        part.parked(done.request),
+                        part.done.clone(),
+                    ];
+                    (keys, args.build(config, delivery, done, &self.consumer))
+                },
+            )
+            .await?;
+        Ok(reply.into_array())
     }
 
     /// The slot this attempt held, and as many free ones as there are instances that may
@@ -160,6 +225,9 @@ fn inputs_in_order(
 struct CompleteArgs<'a> {
     advance: &'a Advance,
     budget: usize,
+    /// The unrecorded run the attempt belongs to, recorded first, and whether the attempt
+    /// ends with this call (else it is recorded running: see [`Worker::record_run`]).
+    run: Option<(&'a Run, bool)>,
     /// What this completion stores, by field; the exit's output is stored once, as the
     /// request's.
     store: Vec<(String, &'a Bytes)>,
@@ -170,7 +238,13 @@ struct CompleteArgs<'a> {
 }
 
 impl<'a> CompleteArgs<'a> {
-    fn new(plan: &Plan, done: &Done<'_>, advance: &'a Advance, budget: usize) -> Self {
+    fn new(
+        plan: &Plan,
+        done: &Done<'_>,
+        advance: &'a Advance,
+        budget: usize,
+        run: Option<(&'a Run, bool)>,
+    ) -> Self {
         let store: Vec<(String, &Bytes)> = advance
             .store
             .iter()
@@ -209,6 +283,7 @@ impl<'a> CompleteArgs<'a> {
         Self {
             advance,
             budget,
+            run,
             store,
             inputs,
         }
@@ -230,35 +305,59 @@ impl<'a> CompleteArgs<'a> {
             (true, false) => "1",
             (true, true) => "2",
         };
-        let pairs = self.store.len() + advance.sizes.len() + advance.skipped.len();
-        let mut args = Vec::with_capacity(13 + 2 * pairs + 5 * advance.arrivals.len());
+        let earlier = self.run.map_or(&[][..], |(run, _)| &run.store[..]);
+        let pairs = earlier.len() + self.store.len() + advance.sizes.len() + advance.skipped.len();
+        let ran = self.run.map_or(0, |(run, _)| run.ran.len());
+        let now = now_ms();
+        let mut args = Vec::with_capacity(15 + 3 * ran + 2 * pairs + 5 * advance.arrivals.len());
+        // A run is recorded from its first instance, the one Redis shows the entry holding.
+        let (instance, at_once) = match self.run {
+            Some((run, _)) => (run.root.as_str(), run.root_at_once),
+            None => (delivery.instance.as_str(), delivery.at_once),
+        };
         args.extend([
             Value::from(GROUP),
             Value::from(delivery.entry.as_str()),
             Value::from(done.request.as_str()),
-            Value::from(delivery.instance.as_str()),
+            Value::from(instance),
             if completes {
                 Value::Bytes(done.output.clone())
             } else {
                 Value::from("")
             },
-            Value::from(now_ms().to_string()),
+            Value::from(now.to_string()),
             Value::from(ending),
             Value::from(millis(config.retention).to_string()),
             Value::from(done.traceparent.as_str()),
             Value::from(consumer),
             Value::from(self.budget.to_string()),
             Value::from(pairs.to_string()),
+            Value::from(at_once.map(|began| began.to_string()).unwrap_or_default()),
+            Value::from(ran.to_string()),
             Value::from(
-                delivery
-                    .at_once
-                    .map(|began| began.to_string())
+                self.run
+                    .map(|(run, _)| run.since.to_string())
                     .unwrap_or_default(),
             ),
         ]);
-        for (field, value) in &self.store {
+        if let Some((run, ends)) = self.run {
+            // The attempt that completes ends now; one recorded running, later.
+            let finishing = if ends { delivery.instance.as_str() } else { "" };
+            for (instance, began, ended) in run.attempts(finishing, now) {
+                args.push(Value::from(instance));
+                args.push(Value::from(began.to_string()));
+                args.push(Value::from(
+                    ended.map(|ended| ended.to_string()).unwrap_or_default(),
+                ));
+            }
+        }
+        for (field, value) in earlier
+            .iter()
+            .map(|(f, v)| (f, v))
+            .chain(self.store.iter().map(|(f, v)| (f, *v)))
+        {
             args.push(Value::from(field.as_str()));
-            args.push(Value::Bytes((*value).clone()));
+            args.push(Value::Bytes(value.clone()));
         }
         for (gathering, size) in &advance.sizes {
             args.push(Value::from(fields::size(gathering)));
@@ -305,5 +404,16 @@ impl<'a> CompleteArgs<'a> {
         arrivals
             .filter_map(|((next, _), inputs)| Some((next.key(), inputs?)))
             .collect()
+    }
+}
+
+/// A run's state once its recording answered: `Recorded` if the script recorded it (`ok`, or
+/// the request's completion), else `Dropped` (it answered why not: the request had ended,
+/// expired or migrated, or its first instance was done already, by another worker).
+fn recorded_or_dropped(recorded: bool) -> RunState {
+    if recorded {
+        RunState::Recorded
+    } else {
+        RunState::Dropped
     }
 }

@@ -35,13 +35,14 @@
 //! This file holds the [`Worker`], how it starts, and what its parts share: the stream entries
 //! it holds and the attempts it runs. The tasks above are in `tasks`; running one delivered
 //! entry is in `attempt`; the scripts an attempt is recorded by are in `record` and, the
-//! completion, `complete`.
+//! completion, `complete`; a completion that runs ahead instead of being recorded, in `run`.
 
 mod attempt;
 mod complete;
 mod housekeeping;
 mod overload;
 mod record;
+mod run;
 mod tasks;
 
 use std::collections::HashMap;
@@ -164,6 +165,11 @@ struct Delivery {
     /// instance handed off by a completion, by that completion (attempt 1, with the values of
     /// its inputs).
     start: Option<record::Start>,
+    /// The unrecorded run this attempt belongs to, if a completion ran ahead to start it (see
+    /// `run`).
+    run: Option<run::SharedRun>,
+    /// Whether its completion may run ahead: not on an entry that was reclaimed.
+    may_run_ahead: bool,
 }
 
 impl Delivery {
@@ -194,6 +200,8 @@ impl Delivery {
             at_once: None,
             entry,
             start: None,
+            run: None,
+            may_run_ahead: !reclaimed,
         }
     }
 
@@ -289,6 +297,8 @@ impl Delivery {
             alone: false,
             at_once: None,
             start: None,
+            run: None,
+            may_run_ahead: self.may_run_ahead && !self.reclaimed,
         }
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use fred::prelude::{PubsubInterface, Value};
 
 use super::overload::OnShutdown;
+use super::run::RunState;
 use super::{Delivery, Worker};
 use crate::codec::Codec;
 use crate::error::Failure;
@@ -131,14 +132,19 @@ impl<C: Codec> Worker<C> {
         Ok(())
     }
 
-    /// Records the start of an attempt that runs at once (see [`Delivery::at_once`]), if it
-    /// has not been recorded: once it runs long, and before its failure is recorded.
-    pub(super) async fn began(&self, flow: &Flow, delivery: &Delivery) -> Result<(), RedisError> {
+    /// Records the start of an attempt that runs at once (see [`Delivery::at_once`]), or the
+    /// unrecorded run an attempt belongs to (see `run`), if it has not been recorded: once it
+    /// runs long, and before its failure is recorded. `false` if the run was dropped instead
+    /// (the attempt is no longer this worker's to record).
+    pub(super) async fn began(&self, flow: &Flow, delivery: &Delivery) -> Result<bool, RedisError> {
+        if delivery.run.is_some() {
+            return self.record_run(flow, delivery).await;
+        }
         let Some(began) = delivery.at_once else {
-            return Ok(());
+            return Ok(true);
         };
         let Ok(request) = RequestId::parse(&delivery.request) else {
-            return Ok(());
+            return Ok(true);
         };
         let holding = [delivery];
         let what = "recording the start of a running attempt";
@@ -160,7 +166,7 @@ impl<C: Codec> Worker<C> {
             },
         )
         .await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Records a failed attempt: a retry when `retry_at` is set, else the instance's final
@@ -174,8 +180,11 @@ impl<C: Codec> Worker<C> {
         retry_at: Option<u64>,
     ) -> Result<(), RedisError> {
         let plan = &flow.plan;
-        // An attempt that ran at once records its start first, as the failure counts it.
-        self.began(flow, delivery).await?;
+        // An attempt that ran at once records its start first, as the failure counts it (one
+        // of an unrecorded run, the run); nothing, if its run was dropped.
+        if !self.began(flow, delivery).await? {
+            return Ok(());
+        }
         // The failure names the instance (`verify[3]`); metrics, the vertex (bounded labels).
         let (name, label) = match at.instance {
             Some(instance) => (
@@ -251,6 +260,23 @@ impl<C: Codec> Worker<C> {
     /// the end this worker heard of).
     pub(super) async fn abandon(&self, flow: &Flow, delivery: &Delivery) -> Result<(), RedisError> {
         let request = delivery.request.as_str();
+        // An attempt of an unrecorded run lets go for the whole run, through the instance
+        // Redis shows the entry holding: the rest of the run is dropped, unrecorded.
+        let mut run = match &delivery.run {
+            Some(shared) => Some(shared.lock().await),
+            None => None,
+        };
+        let instance = match run.as_deref_mut() {
+            Some(RunState::Dropped) => return Ok(()),
+            Some(state @ RunState::Unrecorded(_)) => {
+                let RunState::Unrecorded(unrecorded) = std::mem::replace(state, RunState::Dropped)
+                else {
+                    unreachable!("matched above")
+                };
+                unrecorded.root
+            }
+            Some(RunState::Recorded) | None => delivery.instance.clone(),
+        };
         let what = "recording a cancelled attempt";
         self.script(
             ABANDON.get(self.engine.inner.config.events),
@@ -268,7 +294,7 @@ impl<C: Codec> Worker<C> {
                     Value::from(GROUP),
                     Value::from(delivery.entry.as_str()),
                     Value::from(request),
-                    Value::from(delivery.instance.as_str()),
+                    Value::from(instance.as_str()),
                     Value::from(""),
                     Value::from(now_ms().to_string()),
                 ];
