@@ -13,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::overload::OnShutdown;
 use super::record::{optional_bytes, Done, Start};
-use super::run::{Run, RunState};
+use super::run::{self, Run, RunState};
 use super::{Delivery, Handed, Worker};
 use crate::codec::Codec;
 use crate::lifecycle::{RequestStatus, VertexStatus};
@@ -37,10 +37,7 @@ impl<C: Codec> Worker<C> {
     ) -> Result<Vec<Handed>, RedisError> {
         // The run this attempt belongs to, if Redis has not heard of it, is recorded first,
         // in the same call; the others of it wait meanwhile.
-        let mut run = match &delivery.run {
-            Some(shared) => Some(shared.lock().await),
-            None => None,
-        };
+        let mut run = run::lock(delivery).await;
         let unrecorded = match run.as_deref() {
             Some(RunState::Dropped) => return Ok(Vec::new()),
             Some(RunState::Unrecorded(run)) => Some(run),

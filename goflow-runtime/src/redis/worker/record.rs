@@ -8,7 +8,7 @@ use bytes::Bytes;
 use fred::prelude::{PubsubInterface, Value};
 
 use super::overload::OnShutdown;
-use super::run::RunState;
+use super::run::{self, RunState};
 use super::{Delivery, Worker};
 use crate::codec::Codec;
 use crate::error::Failure;
@@ -262,20 +262,13 @@ impl<C: Codec> Worker<C> {
         let request = delivery.request.as_str();
         // An attempt of an unrecorded run lets go for the whole run, through the instance
         // Redis shows the entry holding: the rest of the run is dropped, unrecorded.
-        let mut run = match &delivery.run {
-            Some(shared) => Some(shared.lock().await),
-            None => None,
-        };
+        let mut run = run::lock(delivery).await;
         let instance = match run.as_deref_mut() {
             Some(RunState::Dropped) => return Ok(()),
-            Some(state @ RunState::Unrecorded(_)) => {
-                let RunState::Unrecorded(unrecorded) = std::mem::replace(state, RunState::Dropped)
-                else {
-                    unreachable!("matched above")
-                };
-                unrecorded.root
-            }
-            Some(RunState::Recorded) | None => delivery.instance.clone(),
+            Some(state) => state
+                .drop_unrecorded()
+                .map_or_else(|| delivery.instance.clone(), |unrecorded| unrecorded.root),
+            None => delivery.instance.clone(),
         };
         let what = "recording a cancelled attempt";
         self.script(

@@ -53,6 +53,28 @@ pub(super) enum RunState {
     Dropped,
 }
 
+impl RunState {
+    /// Drops the run if Redis has not heard of it, and gives it back.
+    pub(super) fn drop_unrecorded(&mut self) -> Option<Run> {
+        match std::mem::replace(self, RunState::Dropped) {
+            RunState::Unrecorded(run) => Some(run),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
+/// The state of the run `delivery`'s attempt belongs to, locked (the run's other attempts
+/// wait meanwhile); `None` if it belongs to none.
+pub(super) async fn lock(delivery: &Delivery) -> Option<tokio::sync::MutexGuard<'_, RunState>> {
+    match &delivery.run {
+        Some(shared) => Some(shared.lock().await),
+        None => None,
+    }
+}
+
 /// Attempts this worker ran on an entry that Redis has not heard of.
 pub(super) struct Run {
     /// The instance Redis shows the entry holding: the run's first, whose completion began it.
@@ -128,10 +150,7 @@ impl<C: Codec> Worker<C> {
         }
         let now = now_ms();
         let mut fresh = None;
-        let mut guard = match &delivery.run {
-            Some(shared) => Some(shared.lock().await),
-            None => None,
-        };
+        let mut guard = lock(delivery).await;
         let run = match guard.as_deref_mut() {
             Some(RunState::Unrecorded(run)) => {
                 if now.saturating_sub(run.since) >= RUN_AHEAD_FOR
