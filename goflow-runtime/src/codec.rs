@@ -56,6 +56,9 @@ impl CodecError {
     }
 }
 
+/// The capacity an encoding starts with.
+const ENCODE_START: usize = 64;
+
 /// The default codec: MessagePack through `rmp-serde`, with struct fields by name.
 ///
 /// Compact and maintained, and self-describing, so `#[serde(flatten)]`, untagged enums and
@@ -68,9 +71,12 @@ impl Codec for MsgPack {
     const NAME: &'static str = "msgpack";
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes, CodecError> {
-        rmp_serde::to_vec_named(value)
-            .map(Bytes::from)
-            .map_err(|e| CodecError::encode(Self::NAME, &e))
+        // Room for a typical small payload from the start: grown from empty, the buffer is
+        // reallocated two or three times on the way to a few dozen bytes.
+        let mut out = Vec::with_capacity(ENCODE_START);
+        rmp_serde::encode::write_named(&mut out, value)
+            .map_err(|e| CodecError::encode(Self::NAME, &e))?;
+        Ok(Bytes::from(out))
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {

@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 
 use crate::context::Context;
 use crate::error::Failure;
-use crate::plan::{Plan, PlanVertex};
+use crate::plan::PlanVertex;
 
 /// The span of one attempt of `vertex`, with stable fields: `flow`, `vertex` (the context's
 /// vertex name, with item indices inside `each` bodies: `verify[3]`), `node`,
@@ -37,25 +37,23 @@ pub(crate) fn vertex_span(vertex: &PlanVertex, ctx: &Context) -> tracing::Span {
 /// [`Failure::Panic`], running past the node's timeout drops (cancels) the future and becomes
 /// [`Failure::Timeout`].
 pub(crate) async fn attempt(
-    plan: &Plan,
     vertex: &PlanVertex,
     parts: &[Bytes],
     ctx: Context,
 ) -> Result<Bytes, Failure> {
     let span = vertex_span(vertex, &ctx);
-    attempt_in(span, plan, vertex, parts, ctx).await
+    attempt_in(span, vertex, parts, ctx).await
 }
 
 /// [`attempt`] in a span made by the caller (the Redis worker sets its parent first).
 pub(crate) async fn attempt_in(
     span: tracing::Span,
-    plan: &Plan,
     vertex: &PlanVertex,
     parts: &[Bytes],
     ctx: Context,
 ) -> Result<Bytes, Failure> {
     // Duration, outcome and in-flight gauge (`cancelled` if this future is dropped first).
-    let meter = crate::metrics::AttemptMeter::start(plan, vertex.path());
+    let meter = crate::metrics::AttemptMeter::start(vertex.meters());
     let guarded = async {
         // `start` itself may panic (a node's input decoding runs there), so it is inside.
         let run = AssertUnwindSafe(async { vertex.start(parts, ctx).await }).catch_unwind();

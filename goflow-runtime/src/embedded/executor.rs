@@ -374,7 +374,7 @@ async fn with_retries(
             },
             None => failures + 1,
         };
-        let result = exec::attempt(plan, vertex, parts, ctx.with_attempt(attempt)).await;
+        let result = exec::attempt(vertex, parts, ctx.with_attempt(attempt)).await;
         let failure = match result {
             Ok(output) => return (attempt, Ok(output)),
             Err(failure) => failure,

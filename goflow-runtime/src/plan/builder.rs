@@ -12,6 +12,7 @@ use crate::codec::{Codec, CodecError};
 use crate::context::Context;
 use crate::error::Failure;
 use crate::limits::Limits;
+use crate::metrics::AttemptKeys;
 use crate::node::{Data, Node};
 use crate::workflow::Workflow;
 
@@ -50,6 +51,9 @@ pub struct ArmSpec<'a> {
 pub struct PlanBuilder<C> {
     codec: C,
     limits: Limits,
+    /// The workflow and the version of its graph, which label its vertices' metrics.
+    flow: &'static str,
+    version: Arc<str>,
     vertices: Vec<PlanVertex>,
     scope: Vec<&'static str>,
     depth: usize,
@@ -67,11 +71,14 @@ impl<C: Codec> std::fmt::Debug for PlanBuilder<C> {
 }
 
 impl<C: Codec> PlanBuilder<C> {
-    /// An empty builder whose vertices will encode with `codec`.
-    pub(super) fn new(codec: C, limits: Limits) -> Self {
+    /// An empty builder of version `version` of `flow`, whose vertices will encode with
+    /// `codec`.
+    pub(super) fn new(codec: C, limits: Limits, flow: &'static str, version: Arc<str>) -> Self {
         Self {
             codec,
             limits,
+            flow,
+            version,
             vertices: Vec::new(),
             scope: Vec::new(),
             depth: 0,
@@ -121,6 +128,7 @@ impl<C: Codec> PlanBuilder<C> {
         };
         let id = self.vertices.len();
         self.vertices.push(PlanVertex {
+            meters: AttemptKeys::new(self.flow, &self.version, &path),
             path,
             node: N::NAME,
             types: (

@@ -29,6 +29,7 @@ use crate::codec::{Codec, CodecError};
 use crate::context::Context;
 use crate::error::Failure;
 use crate::limits::Limits;
+use crate::metrics::AttemptKeys;
 use crate::node::NodeOptions;
 use crate::workflow::Workflow;
 
@@ -107,9 +108,16 @@ pub struct PlanVertex {
     successors: Vec<VertexId>,
     route: Route,
     run: Runner,
+    /// The keys of its attempts' metrics.
+    meters: AttemptKeys,
 }
 
 impl PlanVertex {
+    /// The keys of its attempts' metrics.
+    pub(crate) fn meters(&self) -> &AttemptKeys {
+        &self.meters
+    }
+
     /// The vertex path: its name, prefixed by the names of the sub-workflow vertices it sits
     /// in (`verify/face_match`).
     pub fn path(&self) -> &Arc<str> {
@@ -200,7 +208,8 @@ impl Plan {
 
     /// [`new`](Self::new) with other limits.
     pub fn with_limits<W: Workflow, C: Codec>(codec: C, limits: Limits) -> Self {
-        let mut builder = PlanBuilder::new(codec.clone(), limits);
+        let version: Arc<str> = Arc::from(format!("{:016x}", W::graph().structural_hash()));
+        let mut builder = PlanBuilder::new(codec.clone(), limits, W::NAME, Arc::clone(&version));
         let fragment = W::build(&mut builder);
         let vertices = builder.finish(fragment.entry);
         let layout = Layout::new(
@@ -216,7 +225,7 @@ impl Plan {
             graph: W::graph(),
             layout,
             hash: W::graph().structural_hash(),
-            version: Arc::from(format!("{:016x}", W::graph().structural_hash())),
+            version,
             limits,
             vertices,
             entry: fragment.entry,
@@ -284,6 +293,9 @@ impl Plan {
 
     /// What an engine must gather to start `instance`.
     pub fn inputs_of(&self, instance: &Instance) -> Inputs {
+        if let Some(slot) = self.sole_input(instance) {
+            return Inputs::Slots(vec![slot]);
+        }
         let vertex = &self.vertices[instance.vertex];
         let at = |parent: VertexId| Slot::Output(instance.next(parent, vertex.depth, None));
         match &vertex.feed {
@@ -304,6 +316,21 @@ impl Plan {
                 exit: *exit,
                 items: instance.items.clone(),
             },
+        }
+    }
+
+    /// The one value `instance` starts on when it has a single input (the entry, each vertex
+    /// of a chain): the common case, which the embedded engine looks up without building the
+    /// list of [`inputs_of`](Self::inputs_of).
+    pub(super) fn sole_input(&self, instance: &Instance) -> Option<Slot> {
+        let vertex = &self.vertices[instance.vertex];
+        match &vertex.feed {
+            Feed::Request => Some(Slot::Input),
+            Feed::All(parents) => match parents.as_slice() {
+                [parent] => Some(Slot::Output(instance.next(*parent, vertex.depth, None))),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

@@ -69,6 +69,9 @@ impl Progress {
 
     /// The encoded input parts of a ready instance; `None` if one is missing (an engine bug).
     pub fn inputs(&self, plan: &Plan, instance: &Instance) -> Option<Vec<Bytes>> {
+        if let Some(slot) = plan.sole_input(instance) {
+            return self.values.get(&slot).map(|part| vec![part.clone()]);
+        }
         match plan.inputs_of(instance) {
             Inputs::Slots(slots) => slots.iter().map(|s| self.values.get(s).cloned()).collect(),
             Inputs::FirstOf(slots) => slots

@@ -391,7 +391,7 @@ impl<C: Codec> Worker<C> {
             return None;
         }
         let vertex = flow.plan.vertex(instance.vertex());
-        let mut attempt = std::pin::pin!(exec::attempt_in(span, &flow.plan, vertex, parts, ctx));
+        let mut attempt = std::pin::pin!(exec::attempt_in(span, vertex, parts, ctx));
         // Once its script is sent, the recording of the start is seen through (by the arms
         // below too): dropped midway, it might have been recorded unbeknown to this worker.
         let sent = std::sync::atomic::AtomicBool::new(false);
