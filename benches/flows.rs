@@ -45,9 +45,10 @@
 //! exporter, in the driver and the worker alike), to measure what tracing costs; the system
 //! name then ends in `-traced`. `--no-events` runs the Redis engine with its events off
 //! (`RedisConfig::events`), to measure what recording them costs. `--run-ahead` runs it with
-//! its workers running ahead (`RedisConfig::run_ahead`, off by default: it gives up the
-//! promise that a pause holds back at once what becomes ready); the system name then ends in
-//! `-ahead`.
+//! its workers running ahead, reading each request's status before they start anything
+//! (`RunAhead::Checked`; `RedisConfig::run_ahead` is off by default), and the system name then
+//! ends in `-ahead`; `--run-ahead-unchecked` without that read (`RunAhead::Unchecked`: a pause
+//! then parks only from a worker's next record on), the name ending in `-ahead-unchecked`.
 //!
 //! The Redis engine runs with all its guarantees on (leases, retries, state, TTL). Its worker is
 //! a separate process (this binary, re-executed with `--worker-process`); the driver submits
@@ -62,7 +63,7 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{ClientLike, Config};
 use goflow::prelude::*;
-use goflow::redis::{RedisConfig, RedisEngine};
+use goflow::redis::{RedisConfig, RedisEngine, RunAhead};
 use goflow::request::RequestOutcome;
 use goflow::{EmbeddedEngine, Engine};
 use tokio_util::sync::CancellationToken;
@@ -234,9 +235,25 @@ fn redis_config(url: &str, prefix: &str, partitions: u16) -> RedisConfig {
     config
 }
 
-/// `--run-ahead`: the Redis engine's workers run ahead (`RedisConfig::run_ahead`).
-fn run_ahead() -> bool {
-    std::env::args().any(|a| a == "--run-ahead")
+/// `--run-ahead` or `--run-ahead-unchecked`: the Redis engine's workers run ahead
+/// (`RedisConfig::run_ahead`).
+fn run_ahead() -> RunAhead {
+    if std::env::args().any(|a| a == "--run-ahead-unchecked") {
+        RunAhead::Unchecked
+    } else if std::env::args().any(|a| a == "--run-ahead") {
+        RunAhead::Checked
+    } else {
+        RunAhead::Off
+    }
+}
+
+/// The flag that gives `mode` to a worker process, and the system name's suffix for it.
+fn run_ahead_flag(mode: RunAhead) -> Option<(&'static str, &'static str)> {
+    match mode {
+        RunAhead::Checked => Some(("--run-ahead", "-ahead")),
+        RunAhead::Unchecked => Some(("--run-ahead-unchecked", "-ahead-unchecked")),
+        _ => None,
+    }
 }
 
 /// `--no-events`: the Redis engine with its events off (`RedisConfig::events`), in the driver
@@ -387,7 +404,7 @@ fn spawn_worker(args: &Args, url: &str, prefix: &str, partitions: u16) -> Child 
         .args(["--concurrency", &args.concurrency.to_string()])
         .args(args.trace.then_some("--trace"))
         .args(no_events().then_some("--no-events"))
-        .args(run_ahead().then_some("--run-ahead"))
+        .args(run_ahead_flag(run_ahead()).map(|(flag, _)| flag))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -619,8 +636,8 @@ async fn bench(args: &Args, target: Target<'_>) {
     if args.trace {
         system.push_str("-traced");
     }
-    if redis && run_ahead() {
-        system.push_str("-ahead");
+    if let (true, Some((_, suffix))) = (redis, run_ahead_flag(run_ahead())) {
+        system.push_str(suffix);
     }
 
     // Warm-up.

@@ -1,12 +1,15 @@
 //! Running ahead on the Redis engine (`RedisConfig::run_ahead`): a chain of quick vertices is
 //! recorded in one script call instead of one per vertex. Runs the same 2,000 requests of a
-//! five-step chain with it off (the default) and on, each with a worker of its own, and prints
-//! the throughput and the Redis commands per request of each, then one request's state: every
-//! vertex recorded, done, with its attempt, worker and times, either way.
+//! five-step chain with it off (the default), on (`RunAhead::Checked`: a status read before
+//! each vertex it starts, so a pause holds) and on without that read (`RunAhead::Unchecked`),
+//! each with a worker of its own, and prints the throughput and the Redis commands per
+//! request of each, then one request's state: every vertex recorded, done, with its attempt,
+//! worker and times, every way.
 //!
 //! Needs a Redis server of its own (it reads the server's command count, which other clients
 //! would distort): `GOFLOW_REDIS_URL` (default `redis://127.0.0.1:6379`). Keys use the prefixes
-//! `goflow-example-ahead-off` and `goflow-example-ahead-on`.
+//! `goflow-example-ahead-off`, `goflow-example-ahead-checked` and
+//! `goflow-example-ahead-unchecked`.
 //!
 //! ```sh
 //! redis-server --port 6390 --save '' &
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{ClientLike, Config};
 use goflow::prelude::*;
-use goflow::redis::{RedisConfig, RedisEngine};
+use goflow::redis::{RedisConfig, RedisEngine, RunAhead};
 use goflow::request::RequestOutcome;
 use goflow::Engine;
 use tokio_util::sync::CancellationToken;
@@ -40,12 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("GOFLOW_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let admin = fred::prelude::Client::new(Config::from_url(&url)?, None, None, None);
     admin.init().await?;
-    for run_ahead in [false, true] {
+    for run_ahead in [RunAhead::Off, RunAhead::Checked, RunAhead::Unchecked] {
         let mut config = RedisConfig::new(url.clone());
-        config.prefix = format!(
-            "goflow-example-ahead-{}",
-            if run_ahead { "on" } else { "off" }
-        );
+        config.prefix = format!("goflow-example-ahead-{run_ahead:?}").to_lowercase();
         config.run_ahead = run_ahead;
         let engine = RedisEngine::builder(config)
             .register::<Pipeline>()
@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let elapsed = began.elapsed().as_secs_f64();
         let commands = total_commands(&admin).await? - commands_before;
         println!(
-            "run_ahead = {run_ahead}: {:.0} requests/s, {:.1} Redis commands per request",
+            "run_ahead = {run_ahead:?}: {:.0} requests/s, {:.1} Redis commands per request",
             REQUESTS as f64 / elapsed,
             commands as f64 / REQUESTS as f64,
         );

@@ -235,6 +235,7 @@ fn register_all(builder: RedisEngineBuilder) -> RedisEngineBuilder {
 // Pause, resume and stop from every status.
 
 conformance! {
+    run_ahead;
     /// The control table, from every status a request can be held in: running, paused,
     /// stopped, completed, failed; and a request that does not exist.
     fn the_control_table_from_every_status(engine) {
@@ -444,6 +445,7 @@ conformance! {
 // Failures: retries exhausted, timeouts; the sweep and the attempt counts.
 
 conformance! {
+    run_ahead;
     /// A vertex that fails every attempt fails the request after its retries, with every
     /// attempt counted; what follows it is `skipped`.
     fn retries_exhausted_fail_the_request_and_skip_what_follows(engine) {
@@ -505,6 +507,7 @@ conformance! {
 // Submitting, racing pauses, finish hooks.
 
 conformance! {
+    run_ahead;
     /// Submitting twice under one id creates one request, running and after it has ended.
     fn submitting_an_id_twice_runs_the_flow_once(engine) {
         let id = RequestId::generate();
@@ -608,6 +611,7 @@ fn finishes(id: &RequestId) -> Vec<RequestStatus> {
 }
 
 conformance! {
+    run_ahead;
     engines(embedded = hooked_embedded, redis = hooked_redis);
 
     /// A finish hook runs once per request that ends, run or submitted, completed or failed.
@@ -644,6 +648,7 @@ async fn submit_then_wait<E: Engine>(engine: &E) -> Result<RequestOutcome<u64>, 
 }
 
 conformance! {
+    run_ahead;
     fn code_generic_over_the_engine_runs_on_both(engine) {
         match submit_then_wait(engine).await.unwrap() {
             RequestOutcome::Completed(output) => assert_eq!(output, diamond(2)),
@@ -698,6 +703,7 @@ fn limited_redis(builder: RedisEngineBuilder) -> RedisEngineBuilder {
 }
 
 conformance! {
+    run_ahead;
     engines(embedded = limited_embedded, redis = limited_redis);
 
     /// A for-each over more items than the limit fails its source vertex (no item starts),

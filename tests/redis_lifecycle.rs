@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fred::prelude::Client;
 use goflow::prelude::*;
-use goflow::redis::{RedisConfig, RedisEngine, RedisEngineBuilder};
+use goflow::redis::{RedisConfig, RedisEngine, RedisEngineBuilder, RunAhead};
 use goflow::request::{RequestOutcome, RequestState, RequestStatus, VersionState, VertexStatus};
 use goflow::{Engine, Error, RequestId};
 use tokio::task::JoinHandle;
@@ -176,7 +176,26 @@ async fn step(n: u32) -> u32 {
     n + 1
 }
 
+/// The items a `Fan` request of `n` goes through.
+#[node]
+async fn fan_source(n: u32) -> Vec<u32> {
+    (1..=n).collect()
+}
+
+#[node]
+async fn fan_item(n: u32) -> u32 {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    n * n
+}
+
+#[node]
+async fn fan_sum(squares: Vec<u32>) -> u32 {
+    squares.iter().sum()
+}
+
 workflow! {
+    /// A small for-each: a list, a quick vertex per item, and their gather.
+    pub Fan = fan_source -> each { fan_item } => fan_sum;
     /// Six quick vertices in a row.
     pub Steps = step -> step as s2 -> step as s3 -> step as s4 -> step as s5 -> step as s6;
     /// A chain whose middle vertex waits at a gate the test controls.
@@ -261,6 +280,7 @@ fn builder(config: RedisConfig) -> RedisEngineBuilder {
         .register::<Diamond>()
         .register::<HeldFirst>()
         .register::<Steps>()
+        .register::<Fan>()
 }
 
 async fn outcome<W: Workflow>(engine: &RedisEngine, id: &RequestId) -> RequestOutcome<W::Output> {
@@ -561,34 +581,41 @@ async fn finished_requests_expire_after_their_retention() {
 
     // Once the retention has passed, only the per-flow keys are left.
     let prefix = engine.config().prefix.clone();
-    let mut per_flow: Vec<String> = [Gated::NAME, Diamond::NAME, HeldFirst::NAME, Steps::NAME]
-        .iter()
-        .flat_map(|flow| {
-            let tag = support::flow_tag(&prefix, flow);
-            // The listing indexes too: ids leave them as their hashes expire, when the next
-            // request ends or the requests are listed or counted (below).
-            let indexes = RequestStatus::ALL.iter().map(|s| format!("by:{s}"));
-            [
-                "delayed",
-                "done",
-                "dead",
-                "ended",
-                "events",
-                "versions",
-                "partitions",
-            ]
-            .map(str::to_owned)
-            .into_iter()
-            .chain(indexes)
-            .map(move |k| format!("{tag}:{k}"))
-        })
-        .collect();
+    let mut per_flow: Vec<String> = [
+        Gated::NAME,
+        Diamond::NAME,
+        HeldFirst::NAME,
+        Steps::NAME,
+        Fan::NAME,
+    ]
+    .iter()
+    .flat_map(|flow| {
+        let tag = support::flow_tag(&prefix, flow);
+        // The listing indexes too: ids leave them as their hashes expire, when the next
+        // request ends or the requests are listed or counted (below).
+        let indexes = RequestStatus::ALL.iter().map(|s| format!("by:{s}"));
+        [
+            "delayed",
+            "done",
+            "dead",
+            "ended",
+            "events",
+            "versions",
+            "partitions",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(indexes)
+        .map(move |k| format!("{tag}:{k}"))
+    })
+    .collect();
     // Per version of each graph: its ready stream and the graph its workers wrote.
     for ready in [
         support::ready_stream::<Gated>(&prefix),
         support::ready_stream::<Diamond>(&prefix),
         support::ready_stream::<HeldFirst>(&prefix),
         support::ready_stream::<Steps>(&prefix),
+        support::ready_stream::<Fan>(&prefix),
     ] {
         per_flow.push(ready.replace(":ready@", ":graph@"));
         per_flow.push(ready);
@@ -1103,7 +1130,7 @@ async fn a_prefix_holding_the_request_keys_separator_still_names_the_requests() 
 /// vertex.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_quick_vertices_is_recorded_in_one_call_when_it_runs_ahead() {
-    for run_ahead in [true, false] {
+    for run_ahead in [RunAhead::Checked, RunAhead::Unchecked, RunAhead::Off] {
         let (_server, mut config) = support::own_server("run-ahead");
         config.run_ahead = run_ahead;
         let events = format!("{}:events", support::flow_tag(&config.prefix, Steps::NAME));
@@ -1128,11 +1155,136 @@ async fn a_chain_of_quick_vertices_is_recorded_in_one_call_when_it_runs_ahead() 
         }
         // The submit's step, then the completions'.
         let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
-        if run_ahead {
+        if run_ahead != RunAhead::Off {
             // One, unless the machine stalls the run for 50 ms (which records it so far).
             assert!(steps <= 3, "{steps} steps recorded for a chain run ahead");
         } else {
             assert_eq!(steps, 7, "one step per vertex, and the submit");
+        }
+        running.finish().await;
+    }
+}
+
+/// A small for-each runs ahead whole: its items start on the source's output in the
+/// source's run, the gather starts in it once every item completes, and the run is recorded
+/// in one script call, with the gather's size and count of arrivals as completions would
+/// have recorded them. With running ahead off, one call per vertex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_for_each_is_recorded_in_one_call_when_it_runs_ahead() {
+    for run_ahead in [RunAhead::Checked, RunAhead::Unchecked, RunAhead::Off] {
+        let (_server, mut config) = support::own_server("run-ahead-each");
+        config.run_ahead = run_ahead;
+        let tag = support::flow_tag(&config.prefix, Fan::NAME);
+        let running = Running::start(config).await;
+        let id = running.engine.submit::<Fan>(&5).await.unwrap();
+        match outcome::<Fan>(&running.engine, &id).await {
+            RequestOutcome::Completed(output) => assert_eq!(output, 1 + 4 + 9 + 16 + 25),
+            other => panic!("{other:?}"),
+        }
+        let state = running.engine.status::<Fan>(&id).await.unwrap();
+        assert_eq!(state.vertices.len(), 7, "{state:?}");
+        for vertex in &state.vertices {
+            assert_eq!(vertex.status, VertexStatus::Done, "{vertex:?}");
+            assert_eq!(vertex.attempts, 1, "{vertex:?}");
+            assert!(vertex.worker.is_some(), "{vertex:?}");
+        }
+        let key = format!("{tag}:req:{id}");
+        let fields: Vec<String> = raw(&running.client, "HKEYS", vec![key.as_str().into()]).await;
+        let field = |prefix: &str| {
+            let found: Vec<&String> = fields.iter().filter(|f| f.starts_with(prefix)).collect();
+            assert_eq!(found.len(), 1, "{prefix} in {fields:?}");
+            found[0].clone()
+        };
+        for (name, expected) in [(field("n:"), "5"), (field("c:"), "5")] {
+            let value: String = raw(
+                &running.client,
+                "HGET",
+                vec![key.as_str().into(), name.into()],
+            )
+            .await;
+            assert_eq!(value, expected);
+        }
+        let events = format!("{tag}:events");
+        let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
+        if run_ahead != RunAhead::Off {
+            // The submit's and one, unless the machine stalls the run for 50 ms.
+            assert!(
+                steps <= 3,
+                "{steps} steps recorded for a for-each run ahead"
+            );
+        } else {
+            // Items queued beyond the worker's hand-offs record their start too.
+            assert!(
+                steps >= 8,
+                "{steps}: one step per vertex at least, and the submit"
+            );
+        }
+        running.finish().await;
+    }
+}
+
+/// A diamond runs ahead whole: both arms start on the split's output, the join starts in the
+/// same run once both arms complete (the first arrival waits in the run), and the run is
+/// recorded in one script call, with the join's count of arrivals as a completion would have
+/// counted it. With running ahead off, one call per vertex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diamond_is_recorded_in_one_call_when_it_runs_ahead() {
+    for run_ahead in [RunAhead::Checked, RunAhead::Unchecked, RunAhead::Off] {
+        let (_server, mut config) = support::own_server("run-ahead-join");
+        config.run_ahead = run_ahead;
+        let tag = support::flow_tag(&config.prefix, Diamond::NAME);
+        let events = format!("{tag}:events");
+        let running = Running::start(config).await;
+        let id = running.engine.submit::<Diamond>(&4).await.unwrap();
+        match outcome::<Diamond>(&running.engine, &id).await {
+            RequestOutcome::Completed(output) => assert_eq!(output, diamond(4)),
+            other => panic!("{other:?}"),
+        }
+        let state = running.engine.status::<Diamond>(&id).await.unwrap();
+        let vertex = |name: &str| {
+            let found = state.vertices.iter().find(|v| v.vertex == name);
+            found.unwrap_or_else(|| panic!("no `{name}` in {state:?}"))
+        };
+        let span = |name: &str| {
+            let v = vertex(name);
+            assert_eq!(v.status, VertexStatus::Done, "{v:?}");
+            assert_eq!(v.attempts, 1, "{v:?}");
+            assert!(v.worker.is_some(), "{v:?}");
+            match (v.started_at_ms, v.finished_at_ms) {
+                (Some(started), Some(finished)) if started <= finished => (started, finished),
+                _ => panic!("{v:?}"),
+            }
+        };
+        let (split, left, right, join, tail) = (
+            span("split"),
+            span("left"),
+            span("right"),
+            span("join"),
+            span("tail"),
+        );
+        assert!(split.1 <= left.0 && split.1 <= right.0, "{state:?}");
+        assert!(
+            left.1 <= join.0 && right.1 <= join.0 && join.1 <= tail.0,
+            "{state:?}"
+        );
+        // The join's count of arrivals, as a completion records it (`n:` and its vertex).
+        let key = format!("{tag}:req:{id}");
+        let fields: Vec<String> = raw(&running.client, "HKEYS", vec![key.as_str().into()]).await;
+        let counters: Vec<&String> = fields.iter().filter(|f| f.starts_with("n:")).collect();
+        assert_eq!(counters.len(), 1, "{fields:?}");
+        let count: String = raw(
+            &running.client,
+            "HGET",
+            vec![key.as_str().into(), counters[0].as_str().into()],
+        )
+        .await;
+        assert_eq!(count, "2");
+        let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
+        if run_ahead != RunAhead::Off {
+            // The submit's and one, unless the machine stalls the run for 50 ms.
+            assert!(steps <= 3, "{steps} steps recorded for a diamond run ahead");
+        } else {
+            assert_eq!(steps, 6, "one step per vertex, and the submit");
         }
         running.finish().await;
     }

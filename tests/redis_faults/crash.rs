@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use goflow::__private::BuildPlan;
 use goflow::prelude::*;
+use goflow::redis::RunAhead;
 use goflow::request::{RequestOutcome, RequestStatus, VertexStatus};
 use goflow::Engine;
 
@@ -17,17 +18,24 @@ use crate::{expected, fields, kyc, ready_key, short_lease, Kyc, LIMIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kyc_flows_survive_a_worker_process_killed_mid_run() {
-    kyc_flows_survive_a_killed_worker(false).await;
+    kyc_flows_survive_a_killed_worker(RunAhead::Off).await;
 }
 
-/// The same with the workers running ahead (`RedisConfig::run_ahead`): the runs the killed
-/// worker had not recorded run again, and still every request completes once.
+/// The same with the workers running ahead (`RedisConfig::run_ahead`), whole diamonds in one
+/// run: the runs the killed worker had not recorded run again, and still every request
+/// completes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kyc_flows_survive_a_worker_process_killed_mid_run_running_ahead() {
-    kyc_flows_survive_a_killed_worker(true).await;
+    kyc_flows_survive_a_killed_worker(RunAhead::Checked).await;
 }
 
-async fn kyc_flows_survive_a_killed_worker(run_ahead: bool) {
+/// The same running ahead without reading the requests' status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyc_flows_survive_a_worker_process_killed_mid_run_running_ahead_unchecked() {
+    kyc_flows_survive_a_killed_worker(RunAhead::Unchecked).await;
+}
+
+async fn kyc_flows_survive_a_killed_worker(run_ahead: RunAhead) {
     const REQUESTS: usize = 2000;
     let server = RedisServer::start();
     let mut config = support::config_at(&server.url(), "crash");

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fred::prelude::Client;
-use goflow::redis::RedisConfig;
+use goflow::redis::{RedisConfig, RunAhead};
 use goflow::Workflow;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,8 @@ const WORKER_LEASE_MS: &str = "GOFLOW_TEST_WORKER_LEASE_MS";
 /// How many partitions the workflows of the worker processes are split into.
 const WORKER_PARTITIONS: &str = "GOFLOW_TEST_WORKER_PARTITIONS";
 
-/// Whether the worker processes run ahead (`RedisConfig::run_ahead`): `1` if they do.
+/// Whether the worker processes run ahead (`RedisConfig::run_ahead`): the mode's name,
+/// `Off`, `Checked` or `Unchecked`.
 const WORKER_RUN_AHEAD: &str = "GOFLOW_TEST_WORKER_RUN_AHEAD";
 
 /// The name of [`worker_process_entry`] as the test harness knows it: its path in this
@@ -115,7 +116,7 @@ pub(crate) fn worker_process(config: &RedisConfig) -> Child {
         .env(WORKER_PREFIX, &config.prefix)
         .env(WORKER_LEASE_MS, config.lease.as_millis().to_string())
         .env(WORKER_PARTITIONS, config.partitions.to_string())
-        .env(WORKER_RUN_AHEAD, if config.run_ahead { "1" } else { "0" })
+        .env(WORKER_RUN_AHEAD, format!("{:?}", config.run_ahead))
         // Closing it shuts the worker down cleanly (see `WorkerProcesses::stop`).
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -174,7 +175,11 @@ fn worker_process_entry() {
         config.lease = lease;
         config.retry_poll = Duration::from_millis(10);
         config.partitions = partitions;
-        config.run_ahead = std::env::var(WORKER_RUN_AHEAD).is_ok_and(|v| v == "1");
+        config.run_ahead = match std::env::var(WORKER_RUN_AHEAD).as_deref() {
+            Ok("Checked") => RunAhead::Checked,
+            Ok("Unchecked") => RunAhead::Unchecked,
+            _ => RunAhead::Off,
+        };
         let engine = kyc(config)
             .register::<crate::leases::Poison>()
             .register::<crate::crash::Sweep>()

@@ -133,14 +133,14 @@ impl RedisHarness {
         Self::start_at(super::config(test), &nodes, register, concurrency).await
     }
 
-    /// [`start`](Self::start) with `RedisConfig::run_ahead` on.
+    /// [`start`](Self::start) with the workers running ahead (`RunAhead::Checked`).
     pub async fn running_ahead(
         test: &str,
         register: fn(RedisEngineBuilder) -> RedisEngineBuilder,
     ) -> Self {
         let nodes = vec![super::shared_url()];
         let mut config = super::config(test);
-        config.run_ahead = true;
+        config.run_ahead = goflow::redis::RunAhead::Checked;
         Self::start_at(config, &nodes, register, WORKER_CONCURRENCY).await
     }
 
@@ -246,7 +246,8 @@ pub fn embedded_engine() -> EmbeddedEngine {
 /// leading `engines(embedded = f, redis = g);` names other functions (`f() -> EmbeddedEngine`,
 /// `g(RedisEngineBuilder) -> RedisEngineBuilder`), for a suite whose engines need more than
 /// the workflows registered (finish hooks, say). A leading `run_ahead;` adds the test
-/// `redis_run_ahead`: the Redis engine with `RedisConfig::run_ahead` on, for the cases whose
+/// `redis_run_ahead`: the Redis engine with its workers running ahead (`RunAhead::Checked`),
+/// for the cases whose
 /// promises hold with it (not those of a pause, which parks only from a worker's next record
 /// on).
 #[allow(unused_macros)]
@@ -296,6 +297,9 @@ macro_rules! conformance {
     )*};
     (engines(embedded = $embedded:path, redis = $redis:path); $($cases:tt)*) => {
         $crate::support::engines::conformance! { @cases no, $embedded, $redis; $($cases)* }
+    };
+    (run_ahead; engines(embedded = $embedded:path, redis = $redis:path); $($cases:tt)*) => {
+        $crate::support::engines::conformance! { @cases yes, $embedded, $redis; $($cases)* }
     };
     (run_ahead; $($cases:tt)*) => {
         $crate::support::engines::conformance! {

@@ -90,7 +90,7 @@ mod scripts;
 mod state;
 mod worker;
 
-pub use self::config::RedisConfig;
+pub use self::config::{RedisConfig, RunAhead};
 pub use self::engine::{RedisEngine, RedisEngineBuilder};
 pub use self::error::RedisError;
 pub use self::events::EventsOff;

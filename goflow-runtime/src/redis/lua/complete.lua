@@ -9,8 +9,9 @@
 -- in one call: ARGV 4 is then the instance the request's state shows the entry holding (the
 -- first of the run, which ended at ARGV 15), ARGV 16.. the attempts it ran after it on this entry, each begun as a
 -- hand-off would have begun it, all ended but those that still run (the entry then carries
--- them), and the fields and arrivals those of the last completion, with the stores of the
--- earlier ones before them. They ran even if the request was paused meanwhile, as an attempt
+-- them), and the fields and arrivals those of the last completion, with the stores and the
+-- arrivals at joins of the earlier ones before them (a join that started in the run has its
+-- count among the stores). They ran even if the request was paused meanwhile, as an attempt
 -- that ran at once did.
 --
 -- Hand-off: the first ready instances, up to the budget the worker has free slots for, are

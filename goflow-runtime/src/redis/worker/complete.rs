@@ -43,6 +43,11 @@ impl<C: Codec> Worker<C> {
             Some(RunState::Unrecorded(run)) => Some(run),
             Some(RunState::Recorded) | None => None,
         };
+        // The run's arrivals at joins are counted with this completion's.
+        let advance = match unrecorded {
+            Some(run) => run.with_waiting(advance),
+            None => advance,
+        };
         let (mut permits, budget) = self.reserve_hand_offs(&advance, permit);
         let unrecorded = unrecorded.map(|run| (run, true));
         let args = CompleteArgs::new(&flow.plan, &done, &advance, budget, unrecorded);
@@ -114,14 +119,14 @@ impl<C: Codec> Worker<C> {
                 delivery.instance
             )));
         };
-        // Nothing ended yet: no output, no arrivals.
+        // Nothing ended yet: no output, no arrivals but those waiting in the run.
         let done = Done {
             request: &request,
             instance: &instance,
             output: Bytes::new(),
             traceparent: delivery.traceparent.clone(),
         };
-        let advance = Advance::default();
+        let advance = unrecorded.with_waiting(Advance::default());
         let args = CompleteArgs::new(&flow.plan, &done, &advance, 0, Some((unrecorded, false)));
         let reply = self.record_completion(flow, delivery, &done, &args).await?;
         let word = reply.into_iter().next().and_then(|w| w.as_string());
@@ -250,10 +255,13 @@ impl<'a> CompleteArgs<'a> {
             })
             .map(|(slot, value)| (fields::slot(slot), value))
             .collect();
+        // A hand-off's inputs that this call stores (the run's too) are not in Redis yet.
         let stored: HashMap<&str, &Bytes> = if budget > 0 {
-            store
+            let earlier = run.map_or(&[][..], |(run, _)| &run.store[..]);
+            earlier
                 .iter()
-                .map(|(field, value)| (field.as_str(), *value))
+                .map(|(field, value)| (field.as_str(), value))
+                .chain(store.iter().map(|(field, value)| (field.as_str(), *value)))
                 .collect()
         } else {
             HashMap::new()
