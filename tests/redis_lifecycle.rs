@@ -1123,44 +1123,101 @@ async fn a_prefix_holding_the_request_keys_separator_still_names_the_requests() 
     running.finish().await;
 }
 
+/// One request of `W` on `input`, on a server of its own whose worker runs ahead in `mode`:
+/// the server and the engine (both still running), the request's id and output, and how many
+/// steps its events recorded (one stream entry per script call that moved it: the submit's,
+/// then the completions').
+async fn run_one<W>(
+    mode: RunAhead,
+    test: &str,
+    input: &W::Input,
+) -> (support::RedisServer, Running, RequestId, W::Output, u64)
+where
+    W: Workflow,
+    W::Output: std::fmt::Debug,
+{
+    let (server, mut config) = support::own_server(test);
+    config.run_ahead = mode;
+    let events = format!("{}:events", support::flow_tag(&config.prefix, W::NAME));
+    let running = Running::start(config).await;
+    let id = running.engine.submit::<W>(input).await.unwrap();
+    let output = match outcome::<W>(&running.engine, &id).await {
+        RequestOutcome::Completed(output) => output,
+        other => panic!("{other:?}"),
+    };
+    let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
+    (server, running, id, output, steps)
+}
+
+/// Checks `steps`, the steps a request of `vertices` vertices recorded (see [`run_one`]):
+/// running ahead, the submit's and one, unless the machine stalls the run for 50 ms (which
+/// records it so far); else one per vertex at least (items queued beyond the worker's
+/// hand-offs record their start too), and the submit's.
+fn assert_recorded_steps(mode: RunAhead, vertices: u64, steps: u64) {
+    if mode == RunAhead::Off {
+        assert!(
+            steps > vertices,
+            "{steps} steps recorded for {vertices} vertices"
+        );
+    } else {
+        assert!(
+            steps <= 3,
+            "{steps} steps recorded for {vertices} vertices run ahead ({mode:?})"
+        );
+    }
+}
+
+/// The value of `field` in the hash at `key`.
+async fn hash_field(client: &Client, key: &str, field: &str) -> String {
+    raw(client, "HGET", vec![key.into(), field.into()]).await
+}
+
+/// The one field of the hash at `key` whose name starts with `prefix`.
+async fn field_named(client: &Client, key: &str, prefix: &str) -> String {
+    let fields: Vec<String> = raw(client, "HKEYS", vec![key.into()]).await;
+    let found: Vec<&String> = fields.iter().filter(|f| f.starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "{prefix} in {fields:?}");
+    found[0].clone()
+}
+
+/// A request's hash, by its workflow's name and its id.
+fn request_key(config: &RedisConfig, flow: &str, id: &RequestId) -> String {
+    format!("{}:req:{id}", support::flow_tag(&config.prefix, flow))
+}
+
+/// Checks that `vertex` was recorded as if each of its steps had been recorded on its own:
+/// done, in one attempt, by a worker, begun before it ended; gives back when it began and
+/// ended (ms).
+fn assert_done_once(vertex: &goflow::request::VertexState) -> (u64, u64) {
+    assert_eq!(vertex.status, VertexStatus::Done, "{vertex:?}");
+    assert_eq!(vertex.attempts, 1, "{vertex:?}");
+    assert!(vertex.worker.is_some(), "{vertex:?}");
+    match (vertex.started_at_ms, vertex.finished_at_ms) {
+        (Some(started), Some(finished)) if started <= finished => (started, finished),
+        _ => panic!("{vertex:?}"),
+    }
+}
+
+/// Each way to run, running ahead first.
+const MODES: [RunAhead; 3] = [RunAhead::Checked, RunAhead::Unchecked, RunAhead::Off];
+
 /// A chain of quick vertices runs ahead (`RedisConfig::run_ahead`): the worker records it in
-/// one script call, not one per vertex, as the request's events show (one stream entry per
-/// script call that moves it), and the state records each vertex as if it had been recorded
-/// on its own: done, attempt 1, by this worker, in order. With running ahead off, one call per
-/// vertex.
+/// one script call, not one per vertex, and the state records each vertex as if it had been
+/// recorded on its own: done, attempt 1, by this worker, in order. With running ahead off,
+/// one call per vertex.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_quick_vertices_is_recorded_in_one_call_when_it_runs_ahead() {
-    for run_ahead in [RunAhead::Checked, RunAhead::Unchecked, RunAhead::Off] {
-        let (_server, mut config) = support::own_server("run-ahead");
-        config.run_ahead = run_ahead;
-        let events = format!("{}:events", support::flow_tag(&config.prefix, Steps::NAME));
-        let running = Running::start(config).await;
-        let id = running.engine.submit::<Steps>(&1).await.unwrap();
-        match outcome::<Steps>(&running.engine, &id).await {
-            RequestOutcome::Completed(output) => assert_eq!(output, 7),
-            other => panic!("{other:?}"),
-        }
+    for mode in MODES {
+        let (_server, running, id, output, steps) = run_one::<Steps>(mode, "run-ahead", &1).await;
+        assert_eq!(output, 7);
         let state = running.engine.status::<Steps>(&id).await.unwrap();
         let mut previous_end = 0;
         for vertex in &state.vertices {
-            assert_eq!(vertex.status, VertexStatus::Done, "{vertex:?}");
-            assert_eq!(vertex.attempts, 1, "{vertex:?}");
-            assert!(vertex.worker.is_some(), "{vertex:?}");
-            let (Some(started), Some(finished)) = (vertex.started_at_ms, vertex.finished_at_ms)
-            else {
-                panic!("{vertex:?}");
-            };
-            assert!(previous_end <= started && started <= finished, "{state:?}");
+            let (started, finished) = assert_done_once(vertex);
+            assert!(previous_end <= started, "{state:?}");
             previous_end = finished;
         }
-        // The submit's step, then the completions'.
-        let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
-        if run_ahead != RunAhead::Off {
-            // One, unless the machine stalls the run for 50 ms (which records it so far).
-            assert!(steps <= 3, "{steps} steps recorded for a chain run ahead");
-        } else {
-            assert_eq!(steps, 7, "one step per vertex, and the submit");
-        }
+        assert_recorded_steps(mode, 6, steps);
         running.finish().await;
     }
 }
@@ -1171,54 +1228,22 @@ async fn a_chain_of_quick_vertices_is_recorded_in_one_call_when_it_runs_ahead() 
 /// have recorded them. With running ahead off, one call per vertex.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_for_each_is_recorded_in_one_call_when_it_runs_ahead() {
-    for run_ahead in [RunAhead::Checked, RunAhead::Unchecked, RunAhead::Off] {
-        let (_server, mut config) = support::own_server("run-ahead-each");
-        config.run_ahead = run_ahead;
-        let tag = support::flow_tag(&config.prefix, Fan::NAME);
-        let running = Running::start(config).await;
-        let id = running.engine.submit::<Fan>(&5).await.unwrap();
-        match outcome::<Fan>(&running.engine, &id).await {
-            RequestOutcome::Completed(output) => assert_eq!(output, 1 + 4 + 9 + 16 + 25),
-            other => panic!("{other:?}"),
-        }
+    for mode in MODES {
+        let (_server, running, id, output, steps) =
+            run_one::<Fan>(mode, "run-ahead-each", &5).await;
+        assert_eq!(output, 1 + 4 + 9 + 16 + 25);
         let state = running.engine.status::<Fan>(&id).await.unwrap();
         assert_eq!(state.vertices.len(), 7, "{state:?}");
         for vertex in &state.vertices {
-            assert_eq!(vertex.status, VertexStatus::Done, "{vertex:?}");
-            assert_eq!(vertex.attempts, 1, "{vertex:?}");
-            assert!(vertex.worker.is_some(), "{vertex:?}");
+            assert_done_once(vertex);
         }
-        let key = format!("{tag}:req:{id}");
-        let fields: Vec<String> = raw(&running.client, "HKEYS", vec![key.as_str().into()]).await;
-        let field = |prefix: &str| {
-            let found: Vec<&String> = fields.iter().filter(|f| f.starts_with(prefix)).collect();
-            assert_eq!(found.len(), 1, "{prefix} in {fields:?}");
-            found[0].clone()
-        };
-        for (name, expected) in [(field("n:"), "5"), (field("c:"), "5")] {
-            let value: String = raw(
-                &running.client,
-                "HGET",
-                vec![key.as_str().into(), name.into()],
-            )
-            .await;
-            assert_eq!(value, expected);
+        // The gather's count of arrivals (`n:`) and the for-each's size (`c:`).
+        let key = request_key(running.engine.config(), Fan::NAME, &id);
+        for prefix in ["n:", "c:"] {
+            let field = field_named(&running.client, &key, prefix).await;
+            assert_eq!(hash_field(&running.client, &key, &field).await, "5");
         }
-        let events = format!("{tag}:events");
-        let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
-        if run_ahead != RunAhead::Off {
-            // The submit's and one, unless the machine stalls the run for 50 ms.
-            assert!(
-                steps <= 3,
-                "{steps} steps recorded for a for-each run ahead"
-            );
-        } else {
-            // Items queued beyond the worker's hand-offs record their start too.
-            assert!(
-                steps >= 8,
-                "{steps}: one step per vertex at least, and the submit"
-            );
-        }
+        assert_recorded_steps(mode, 7, steps);
         running.finish().await;
     }
 }
@@ -1229,32 +1254,12 @@ async fn a_for_each_is_recorded_in_one_call_when_it_runs_ahead() {
 /// counted it. With running ahead off, one call per vertex.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diamond_is_recorded_in_one_call_when_it_runs_ahead() {
-    for run_ahead in [RunAhead::Checked, RunAhead::Unchecked, RunAhead::Off] {
-        let (_server, mut config) = support::own_server("run-ahead-join");
-        config.run_ahead = run_ahead;
-        let tag = support::flow_tag(&config.prefix, Diamond::NAME);
-        let events = format!("{tag}:events");
-        let running = Running::start(config).await;
-        let id = running.engine.submit::<Diamond>(&4).await.unwrap();
-        match outcome::<Diamond>(&running.engine, &id).await {
-            RequestOutcome::Completed(output) => assert_eq!(output, diamond(4)),
-            other => panic!("{other:?}"),
-        }
+    for mode in MODES {
+        let (_server, running, id, output, steps) =
+            run_one::<Diamond>(mode, "run-ahead-join", &4).await;
+        assert_eq!(output, diamond(4));
         let state = running.engine.status::<Diamond>(&id).await.unwrap();
-        let vertex = |name: &str| {
-            let found = state.vertices.iter().find(|v| v.vertex == name);
-            found.unwrap_or_else(|| panic!("no `{name}` in {state:?}"))
-        };
-        let span = |name: &str| {
-            let v = vertex(name);
-            assert_eq!(v.status, VertexStatus::Done, "{v:?}");
-            assert_eq!(v.attempts, 1, "{v:?}");
-            assert!(v.worker.is_some(), "{v:?}");
-            match (v.started_at_ms, v.finished_at_ms) {
-                (Some(started), Some(finished)) if started <= finished => (started, finished),
-                _ => panic!("{v:?}"),
-            }
-        };
+        let span = |name: &str| assert_done_once(&state.vertices[vertex_index(&state, name)]);
         let (split, left, right, join, tail) = (
             span("split"),
             span("left"),
@@ -1268,24 +1273,10 @@ async fn a_diamond_is_recorded_in_one_call_when_it_runs_ahead() {
             "{state:?}"
         );
         // The join's count of arrivals, as a completion records it (`n:` and its vertex).
-        let key = format!("{tag}:req:{id}");
-        let fields: Vec<String> = raw(&running.client, "HKEYS", vec![key.as_str().into()]).await;
-        let counters: Vec<&String> = fields.iter().filter(|f| f.starts_with("n:")).collect();
-        assert_eq!(counters.len(), 1, "{fields:?}");
-        let count: String = raw(
-            &running.client,
-            "HGET",
-            vec![key.as_str().into(), counters[0].as_str().into()],
-        )
-        .await;
-        assert_eq!(count, "2");
-        let steps: u64 = raw(&running.client, "XLEN", vec![events.as_str().into()]).await;
-        if run_ahead != RunAhead::Off {
-            // The submit's and one, unless the machine stalls the run for 50 ms.
-            assert!(steps <= 3, "{steps} steps recorded for a diamond run ahead");
-        } else {
-            assert_eq!(steps, 6, "one step per vertex, and the submit");
-        }
+        let key = request_key(running.engine.config(), Diamond::NAME, &id);
+        let counter = field_named(&running.client, &key, "n:").await;
+        assert_eq!(hash_field(&running.client, &key, &counter).await, "2");
+        assert_recorded_steps(mode, 5, steps);
         running.finish().await;
     }
 }
