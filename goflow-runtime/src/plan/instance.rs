@@ -122,6 +122,20 @@ pub enum Need {
     Size,
 }
 
+impl Need {
+    /// How many arrivals an instance with this need waits for, `size` being the number of
+    /// items of the for-each that feeds it (for [`Need::Size`]; `None` if it is not known):
+    /// at least one, as an empty for-each's gather arrives once. An instance is ready at the
+    /// arrival that reaches it, exactly, so that it is ready once.
+    pub fn arrivals(self, size: Option<u32>) -> Option<u32> {
+        match self {
+            Need::One => Some(1),
+            Need::Count(n) => Some(n.max(1)),
+            Need::Size => size.map(|n| n.max(1)),
+        }
+    }
+}
+
 /// What one completed instance sets going: computed by
 /// [`Plan::advance`](super::Plan::advance), applied by the engine atomically (the Redis
 /// engine in one script).

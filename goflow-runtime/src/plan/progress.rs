@@ -47,20 +47,17 @@ impl Progress {
         self.sizes.extend(advance.sizes);
         let mut ready = Vec::new();
         for (instance, need) in advance.arrivals {
-            let need = match need {
-                // Its one arrival: nothing to count.
-                Need::One => {
-                    ready.push(instance);
-                    continue;
-                }
-                Need::Count(n) => n,
-                Need::Size => self.sizes.get(&instance).copied().unwrap_or(0),
-            };
+            // Its one arrival: nothing to count.
+            if need == Need::One {
+                ready.push(instance);
+                continue;
+            }
+            let size = self.sizes.get(&instance).copied();
+            let need = need.arrivals(size).unwrap_or(1);
             let arrived = self.arrived.entry(instance.clone()).or_default();
             *arrived += 1;
-            // Exactly at the need, as the Redis engine counts, so an instance is ready once.
-            // An empty for-each's gather arrives once, with a size of 0.
-            if *arrived == need.max(1) {
+            // Exactly at the need, as the Redis engine counts.
+            if *arrived == need {
                 ready.push(instance);
             }
         }

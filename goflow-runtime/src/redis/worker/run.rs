@@ -351,12 +351,8 @@ fn successors(plan: &Plan, advance: &Advance, run: Option<&Run>) -> Option<Ahead
         // Redis has counted none of the arrivals that all came in this run (each parent
         // completes once, and a run holds only first attempts of a request never retried);
         // one whose other arrivals Redis counted waits to be recorded.
-        let needed = match need {
-            Need::One => None,
-            Need::Count(n) => Some(*n),
-            Need::Size => Some(size_of(next)?),
-        };
-        if let Some(needed) = needed {
+        if *need != Need::One {
+            let needed = need.arrivals(size_of(next))?;
             let earlier = run.map_or(0, |run| {
                 run.waiting.iter().filter(|(i, _)| i == next).count()
             });
