@@ -107,8 +107,7 @@ pub(super) struct Run {
 
 impl Run {
     /// `advance` with the run's waiting arrivals before its own: what the call that records
-    /// the run counts.
-    /// A gather's arrivals name the number the run stored as their need: Redis does not hold
+    /// the run counts. A gather's arrivals name the number the run stored as their need: Redis does not hold
     /// it before the call.
     pub(super) fn with_waiting(&self, mut advance: Advance) -> Advance {
         if !self.waiting.is_empty() {
@@ -164,7 +163,7 @@ impl<C: Codec> Worker<C> {
             && !delivery.alone
             && started == 1
             && !self.stopping.is_cancelled();
-        if !eligible || advance.completes || !advance.skipped.is_empty() {
+        if !eligible {
             return Err(permit);
         }
         let now = now_ms();
